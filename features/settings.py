@@ -1,0 +1,68 @@
+"""Typed settings, read from ``CREDITRISK_*`` environment variables.
+
+Every setting has a default that works with the local stack (``creditrisk stack up``).
+The README has the full table. Secrets are ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """All runtime configuration of the service, the tools and the local stack."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITRISK_", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_controller_port: int = Field(9093, description="KRaft controller port of the local broker")
+    topic_applications: str = Field("loan-applications", description="input topic")
+    topic_decisions: str = Field("loan-decisions", description="output topic")
+    topic_dead_letters: str = Field("loan-applications-dlq", description="dead-letter topic")
+    topic_partitions: int = Field(6, ge=1, description="partitions of the topics the stack creates")
+
+    # Redis feature store
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (rediss:// for TLS)")
+    redis_username: str | None = Field(None, description="Redis ACL user")
+    redis_password: SecretStr | None = Field(None, description="Redis password")
+    redis_timeout_s: float = Field(0.5, gt=0, description="Redis socket timeout")
+    redis_pool_size: int = Field(32, ge=1, description="Redis connection pool size")
+    feature_schema_version: str = Field("v1", description="feature-store key schema version")
+    key_prefix: str = Field("", description="prefix for every Redis key (isolates tests and tenants)")
+
+    # Prometheus
+    prometheus_port: int = Field(9090, description="port of the local Prometheus")
+
+    # Model registry
+    registry_dir: Path = Field(REPO_ROOT / "onnx_models", description="model registry folder")
+
+    # Worker and console
+    worker_port: int = Field(6066, description="worker HTTP port (/health, /metrics, /score)")
+    console_port: int = Field(8501, description="console HTTP port")
+
+    # Local stack
+    stack_dir: Path = Field(REPO_ROOT / ".stack", description="data, logs and pid files of the local stack")
+    kafka_heap: str = Field("512m", description="max heap of the local Kafka broker")
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def redis_port(self) -> int:
+        from urllib.parse import urlparse
+
+        return urlparse(self.redis_url).port or 6379
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

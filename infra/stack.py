@@ -1,0 +1,430 @@
+"""The local stack: Apache Kafka (KRaft), Redis and Prometheus as plain processes.
+
+No Docker: Kafka runs from Maven Central jars, Redis and Prometheus from Debian
+packages. Everything listens on loopback; data, logs and pid files live under one
+folder (``CREDITRISK_STACK_DIR``, default ``.stack/``). ``up`` is idempotent and waits
+until every service really answers; ``down`` stops only the processes ``up`` started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from features.settings import REPO_ROOT, Settings
+
+INFRA_DIR = REPO_ROOT / "infra"
+LOOPBACK = "127.0.0.1"
+
+
+class StackError(RuntimeError):
+    """A service could not be started or checked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    address: str
+    answering: bool
+    pid: int | None
+    started_by_us: bool
+
+
+class Service:
+    """One server process of the stack: how to start it and how to know it answers."""
+
+    name: str = ""
+    start_timeout_s: float = 60.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.stack_dir / self.name
+        self.log_path = settings.stack_dir / "logs" / f"{self.name}.log"
+        self.pid_path = settings.stack_dir / "pids" / f"{self.name}.pid"
+
+    # -- to be given by each service --------------------------------------------------
+    @property
+    def port(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def answering(self) -> bool:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Check prerequisites and write configs before the first start."""
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    # -- shared behaviour ---------------------------------------------------------------
+    def our_pid(self) -> int | None:
+        """The pid we started, if that process is still alive."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _alive(pid):
+            return pid
+        self.pid_path.unlink(missing_ok=True)
+        return None
+
+    def status(self) -> ServiceStatus:
+        pid = self.our_pid()
+        return ServiceStatus(self.name, self.address, self.answering(), pid, pid is not None)
+
+    def start(self, echo: Callable[[str], None]) -> str:
+        """Start the service unless it already answers; return what was done."""
+        if self.answering():
+            owner = "ours" if self.our_pid() else "not started by this stack, reused"
+            return f"{self.name}: already answering at {self.address} ({owner})"
+        if self.our_pid() is None and _port_in_use(self.port):
+            raise StackError(
+                f"{self.name}: port {self.port} is in use by another program that does not answer "
+                f"as {self.name}. Stop that program or choose another port "
+                f"(see the configuration table in README.md)."
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.our_pid() is None:
+            self.prepare()
+            echo(f"{self.name}: starting on {self.address} (log: {self.log_path})")
+            with self.log_path.open("ab") as log:
+                process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                    self.command(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=self.home,
+                    env=self.environment(),
+                    start_new_session=True,
+                )
+            self.pid_path.write_text(str(process.pid))
+        self._wait_until_answering()
+        return f"{self.name}: answering at {self.address}"
+
+    def _wait_until_answering(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.answering():
+                return
+            if self.our_pid() is None:
+                raise StackError(
+                    f"{self.name}: the process exited during start-up. Last log lines:\n"
+                    + _tail(self.log_path)
+                )
+            time.sleep(0.5)
+        raise StackError(
+            f"{self.name}: did not answer at {self.address} within {self.start_timeout_s:.0f}s. "
+            f"Last log lines:\n" + _tail(self.log_path)
+        )
+
+    def stop(self, timeout_s: float = 30.0) -> str:
+        pid = self.our_pid()
+        if pid is None:
+            return f"{self.name}: not started by this stack, left alone"
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            _signal_group(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.pid_path.unlink(missing_ok=True)
+        return f"{self.name}: stopped"
+
+
+class Kafka(Service):
+    """A single-node Kafka broker in KRaft mode, run from Maven Central jars."""
+
+    name = "kafka"
+    start_timeout_s = 90.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka_port
+
+    @property
+    def libs(self) -> Path:
+        return self.home / "libs"
+
+    def answering(self) -> bool:
+        return kafka_answers(self.settings.kafka_bootstrap)
+
+    def prepare(self) -> None:
+        _require("java", "Install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless).")
+        self._fetch_jars()
+        self._write_config()
+        self._format_storage()
+
+    def _fetch_jars(self) -> None:
+        pom = INFRA_DIR / "kafka" / "pom.xml"
+        stamp = self.libs / ".pom-sha256"
+        digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        _require("mvn", "Install Maven (Debian: apt-get install maven) to fetch the Kafka jars.")
+        shutil.rmtree(self.libs, ignore_errors=True)
+        result = subprocess.run(  # noqa: S603
+            ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+             f"-DoutputDirectory={self.libs}"],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(
+                "kafka: Maven could not fetch the Kafka jars from Maven Central:\n"
+                + (result.stdout + result.stderr)[-2000:]
+            )
+        stamp.write_text(digest)
+
+    def _write_config(self) -> None:
+        template = Template((INFRA_DIR / "kafka" / "server.properties").read_text())
+        config = template.substitute(
+            KAFKA_HOST=LOOPBACK,
+            KAFKA_BIND=LOOPBACK,
+            KAFKA_PORT=self.port,
+            KAFKA_CONTROLLER_PORT=self.settings.kafka_controller_port,
+            KAFKA_LOG_DIRS=self.home / "data",
+        )
+        (self.home / "server.properties").write_text(config)
+
+    def _format_storage(self) -> None:
+        if (self.home / "data" / "meta.properties").exists():
+            return
+        cluster_id = self._java("kafka.tools.StorageTool", "random-uuid").strip().splitlines()[-1]
+        self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+                   "-c", str(self.home / "server.properties"), "--ignore-formatted")
+
+    def _java(self, main_class: str, *args: str) -> str:
+        result = subprocess.run(  # noqa: S603
+            ["java", "-cp", f"{self.libs}/*", main_class, *args],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"kafka: {main_class} {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+        return result.stdout
+
+    def command(self) -> list[str]:
+        heap = self.settings.kafka_heap
+        return [
+            "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            "-cp", f"{self.libs}/*", "kafka.Kafka", str(self.home / "server.properties"),
+        ]
+
+
+class Redis(Service):
+    name = "redis"
+    start_timeout_s = 20.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.redis_port
+
+    def answering(self) -> bool:
+        return redis_answers(self.settings)
+
+    def prepare(self) -> None:
+        _require("redis-server", "Install Redis (Debian: apt-get install redis-server).")
+
+    def command(self) -> list[str]:
+        return [
+            "redis-server", str(INFRA_DIR / "redis" / "redis.conf"),
+            "--port", str(self.port), "--bind", LOOPBACK, "--dir", str(self.home),
+            "--daemonize", "no",
+        ]
+
+
+class Prometheus(Service):
+    name = "prometheus"
+    start_timeout_s = 30.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.prometheus_port
+
+    @property
+    def targets_dir(self) -> Path:
+        """Drop a file_sd JSON file here to add scrape targets to the worker job."""
+        return self.home / "targets"
+
+    def answering(self) -> bool:
+        return prometheus_answers(self.settings.prometheus_port)
+
+    def prepare(self) -> None:
+        _require("prometheus", "Install Prometheus (Debian: apt-get install prometheus).")
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        source = INFRA_DIR / "prometheus"
+        config = (source / "prometheus.yml").read_text()
+        config = config.replace("/etc/prometheus/targets", str(self.targets_dir))
+        config = config.replace("localhost:9090", f"{LOOPBACK}:{self.port}")
+        config = config.replace("/etc/prometheus/", f"{source}/")
+        (self.home / "prometheus.yml").write_text(config)
+        worker = [{"targets": [f"{LOOPBACK}:{self.settings.worker_port}"],
+                   "labels": {"service": "creditrisk-worker"}}]
+        (self.targets_dir / "worker.json").write_text(json.dumps(worker, indent=2))
+
+    def command(self) -> list[str]:
+        return [
+            "prometheus",
+            f"--config.file={self.home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.home / 'data'}",
+            f"--web.listen-address={LOOPBACK}:{self.port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=7d",
+        ]
+
+
+def services(settings: Settings) -> list[Service]:
+    """The stack in start order."""
+    return [Kafka(settings), Redis(settings), Prometheus(settings)]
+
+
+def up(settings: Settings, echo: Callable[[str], None] = print) -> None:
+    for service in services(settings):
+        echo(service.start(echo))
+    for line in create_topics(settings):
+        echo(line)
+
+
+def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
+    for service in reversed(services(settings)):
+        echo(service.stop())
+
+
+def status(settings: Settings) -> Iterator[ServiceStatus]:
+    for service in services(settings):
+        yield service.status()
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """Create the DESIGN.md topics with the configured partitions (existing ones are kept)."""
+    return ensure_topics(
+        settings.kafka_bootstrap,
+        [settings.topic_applications, settings.topic_decisions, settings.topic_dead_letters],
+        settings.topic_partitions,
+    )
+
+
+def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str]:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="creditrisk-stack",
+                             request_timeout_ms=15000)
+    try:
+        existing = set(admin.list_topics())
+        missing = [name for name in names if name not in existing]
+        for name in missing:
+            try:
+                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+            except TopicAlreadyExistsError:
+                pass
+        return [f"topic {name}: " + ("created" if name in missing else "exists") for name in names]
+    finally:
+        admin.close()
+
+
+# -- probes -----------------------------------------------------------------------------
+def kafka_answers(bootstrap: str) -> bool:
+    """True when the broker serves metadata (not merely when the port is open)."""
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    if not _port_in_use(int(port), host):
+        return False
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="creditrisk-probe",
+                                 request_timeout_ms=3000)
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def redis_answers(settings: Settings) -> bool:
+    import redis
+
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    client = redis.Redis.from_url(settings.redis_url, username=settings.redis_username,
+                                  password=password, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def prometheus_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/ready", timeout=2) as response:  # noqa: S310
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+# -- process helpers --------------------------------------------------------------------
+def _require(binary: str, advice: str) -> None:
+    if shutil.which(binary) is None:
+        raise StackError(f"`{binary}` was not found on PATH. {advice} (`make install` does this.)")
+
+
+def _port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except (FileNotFoundError, IndexError):
+        return True
+    return state != "Z"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

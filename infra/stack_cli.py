@@ -1,0 +1,41 @@
+"""``creditrisk stack up | down | status``."""
+
+from __future__ import annotations
+
+import typer
+
+from features.settings import get_settings
+from infra import stack
+
+stack_app = typer.Typer(help="The local Kafka, Redis and Prometheus (no Docker needed).",
+                        no_args_is_help=True)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start every service that is not already answering, then create the topics."""
+    try:
+        stack.up(get_settings(), echo=typer.echo)
+    except stack.StackError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo("stack is up; `creditrisk stack status` shows it, `creditrisk stack down` stops it")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the services this stack started (others are left alone)."""
+    stack.down(get_settings(), echo=typer.echo)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Each service, its address, whether it answers and whether we started it."""
+    all_answering = True
+    typer.echo(f"{'service':<12}{'address':<20}{'answering':<11}{'pid':<9}owner")
+    for row in stack.status(get_settings()):
+        all_answering &= row.answering
+        owner = "this stack" if row.started_by_us else "-"
+        typer.echo(f"{row.name:<12}{row.address:<20}{'yes' if row.answering else 'no':<11}"
+                   f"{row.pid or '-'!s:<9}{owner}")
+    raise typer.Exit(code=0 if all_answering else 3)
