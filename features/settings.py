@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Local stack
     stack_dir: Path = Field(REPO_ROOT / ".stack", description="data, logs and pid files of the local stack")
     kafka_heap: str = Field("512m", description="max heap of the local Kafka broker")
+    kafka_jars_dir: Path = Field(REPO_ROOT / ".stack" / "kafka-jars",
+                                 description="cache of the Kafka jars fetched from Maven Central")
 
     @property
     def kafka_port(self) -> int:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import typer
 
+from infra.demo import demo
 from infra.stack_cli import stack_app
+from training.data_cli import data_app
+from training.train_cli import model_app, train_command
 
 app = typer.Typer(
     name="creditrisk",
@@ -17,6 +20,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(stack_app, name="stack")
+app.add_typer(data_app, name="data")
+app.command(name="train")(train_command)
+app.add_typer(model_app, name="model")
+app.command(name="demo")(demo)
 
 
 def _not_available(name: str, issue: str) -> None:

@@ -82,7 +82,7 @@ class Service:
             pid = int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _alive(pid):
+        if process_alive(pid):
             return pid
         self.pid_path.unlink(missing_ok=True)
         return None
@@ -144,11 +144,11 @@ class Service:
             return f"{self.name}: not started by this stack, left alone"
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        if process_alive(pid):
             _signal_group(pid, signal.SIGKILL)
-            while _alive(pid):
+            while process_alive(pid):
                 time.sleep(0.1)
         self.pid_path.unlink(missing_ok=True)
         return f"{self.name}: stopped"
@@ -166,7 +166,7 @@ class Kafka(Service):
 
     @property
     def libs(self) -> Path:
-        return self.home / "libs"
+        return self.settings.kafka_jars_dir
 
     def answering(self) -> bool:
         return kafka_answers(self.settings.kafka_bootstrap)
@@ -185,6 +185,7 @@ class Kafka(Service):
             return
         _require("mvn", "Install Maven (Debian: apt-get install maven) to fetch the Kafka jars.")
         shutil.rmtree(self.libs, ignore_errors=True)
+        self.libs.parent.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(  # noqa: S603
             ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
              f"-DoutputDirectory={self.libs}"],
@@ -401,7 +402,8 @@ def _port_in_use(port: int, host: str = LOOPBACK) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while the process runs (a zombie waiting to be reaped counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

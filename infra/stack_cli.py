@@ -39,3 +39,10 @@ def stack_status() -> None:
         typer.echo(f"{row.name:<12}{row.address:<20}{'yes' if row.answering else 'no':<11}"
                    f"{row.pid or '-'!s:<9}{owner}")
     raise typer.Exit(code=0 if all_answering else 3)
+
+
+@stack_app.command("topics")
+def stack_topics() -> None:
+    """Create the service's topics on the configured Kafka (any cluster, not only the local one)."""
+    for line in stack.create_topics(get_settings()):
+        typer.echo(line)

@@ -1,0 +1,46 @@
+# The two commands of the README: `make demo` (run the product) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install system-deps test test-unit test-integration demo up down status bench clean
+
+install: system-deps $(STAMP)
+
+system-deps:
+	@bash infra/install-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+## everything: unit, integration and end-to-end tests (the tests start the stack themselves)
+test: install
+	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+test-integration: install
+	$(BIN)/python -m pytest -m "integration or e2e" $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/creditrisk demo
+
+up: install
+	$(BIN)/creditrisk stack up
+
+down:
+	$(BIN)/creditrisk stack down
+
+status:
+	$(BIN)/creditrisk stack status
+
+bench: install
+	$(BIN)/creditrisk bench
+
+clean: down
+	rm -rf .stack reports

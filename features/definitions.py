@@ -1,0 +1,351 @@
+"""The one definition of the model inputs, shared by training and the scoring worker.
+
+Raw canonical fields (the application the customer typed + the bureau hash from the feature
+store) become one float32 row per application, in the order that ``model.json`` lists.
+Training calls :meth:`FeatureEncoder.transform` on the cleaned loan frame; the worker calls
+:meth:`FeatureEncoder.transform_records` on the enriched events. Both run the same code, so
+the two paths give identical float32 rows for the same raw values.
+
+Encoding rules (also written into ``model.json`` so the worker needs nothing else):
+
+- numeric features are float; a missing or unparsable raw value stays NaN (LightGBM routes
+  missing values down the branch it learnt for them; nothing is imputed);
+- a categorical feature is the index of its value in the category list learnt at fit time
+  (categories seen at least ``min_category_count`` times, sorted); an unknown or missing
+  value is NaN, which the model treats as "missing" rather than as any known category.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+FeatureKind = Literal["numeric", "categorical"]
+RiskDirection = Literal["higher_is_riskier", "lower_is_riskier", "depends"]
+
+FEATURE_SET_LENDING_CLUB = "lending_club"
+FEATURE_SET_GENERIC = "generic"
+
+# Fields the application event carries and fields the bureau hash carries: the serving
+# inputs of the ``lending_club`` feature set.
+APPLICATION_FIELDS: tuple[str, ...] = (
+    "issue_d", "loan_amnt", "term", "purpose", "annual_inc", "emp_length",
+    "home_ownership", "verification_status", "addr_state",
+)
+BUREAU_FIELDS: tuple[str, ...] = (
+    "earliest_cr_line", "delinq_2yrs", "inq_last_6mths", "open_acc", "total_acc", "pub_rec",
+    "revol_bal", "revol_util", "mths_since_last_delinq", "monthly_debt",
+)
+PRICING_FIELDS: tuple[str, ...] = ("grade", "sub_grade", "int_rate", "installment")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model input: what it is called, how it is encoded and what it means to a person."""
+
+    name: str
+    kind: FeatureKind
+    description: str
+    direction: RiskDirection
+    source_columns: tuple[str, ...]
+
+
+def _numeric(name: str, description: str, direction: RiskDirection,
+             *sources: str) -> FeatureSpec:
+    return FeatureSpec(name, "numeric", description, direction, sources or (name,))
+
+
+def _categorical(name: str, description: str) -> FeatureSpec:
+    return FeatureSpec(name, "categorical", description, "depends", (name,))
+
+
+LENDING_CLUB_FEATURES: tuple[FeatureSpec, ...] = (
+    _numeric("loan_amnt", "Large loan amount", "higher_is_riskier"),
+    _numeric("term", "Long repayment term", "higher_is_riskier"),
+    _numeric("log_annual_inc", "Low annual income", "lower_is_riskier", "annual_inc"),
+    _numeric("emp_length", "Short time in current employment", "lower_is_riskier"),
+    _numeric("credit_history_months", "Short credit history", "lower_is_riskier",
+             "issue_d", "earliest_cr_line"),
+    _numeric("loan_to_income", "Loan large relative to income", "higher_is_riskier",
+             "loan_amnt", "annual_inc"),
+    _numeric("payment_to_income", "Monthly payment high relative to income",
+             "higher_is_riskier", "loan_amnt", "term", "annual_inc"),
+    _numeric("dti", "High existing debt relative to income", "higher_is_riskier",
+             "monthly_debt", "annual_inc"),
+    _numeric("revol_util", "High utilisation of revolving credit", "higher_is_riskier"),
+    _numeric("revol_bal_to_income", "High revolving balance relative to income",
+             "higher_is_riskier", "revol_bal", "annual_inc"),
+    _numeric("delinq_2yrs", "Delinquencies in the last two years", "higher_is_riskier"),
+    _numeric("inq_last_6mths", "Many recent credit inquiries", "higher_is_riskier"),
+    _numeric("pub_rec", "Derogatory public records", "higher_is_riskier"),
+    _numeric("open_acc", "Number of open credit lines", "depends"),
+    _numeric("total_acc", "Few credit lines in total", "lower_is_riskier"),
+    _numeric("mths_since_last_delinq", "Recent delinquency", "lower_is_riskier"),
+    _numeric("ever_delinquent", "Has been delinquent before", "higher_is_riskier",
+             "mths_since_last_delinq", "delinq_2yrs"),
+    _categorical("home_ownership", "Home ownership status"),
+    _categorical("verification_status", "Income verification status"),
+    _categorical("purpose", "Purpose of the loan"),
+)
+
+OPTIONAL_LENDING_CLUB_FEATURES: tuple[FeatureSpec, ...] = (
+    _categorical("addr_state", "State of residence"),
+)
+
+# A prior model's verdict: only ever used when a dataset config explicitly allows pricing.
+PRICING_FEATURES: tuple[FeatureSpec, ...] = (
+    _categorical("grade", "Lending Club grade"),
+    _categorical("sub_grade", "Lending Club sub-grade"),
+    _numeric("int_rate", "High interest rate", "higher_is_riskier"),
+    _numeric("installment", "High monthly instalment", "higher_is_riskier"),
+)
+
+
+def lending_club_feature_specs(include_addr_state: bool = False,
+                               allow_pricing: bool = False) -> tuple[FeatureSpec, ...]:
+    """The feature list of the ``lending_club`` feature set, in model input order."""
+    specs = LENDING_CLUB_FEATURES
+    if include_addr_state:
+        specs += OPTIONAL_LENDING_CLUB_FEATURES
+    if allow_pricing:
+        specs += PRICING_FEATURES
+    return specs
+
+
+def generic_feature_specs(columns: Mapping[str, str]) -> tuple[FeatureSpec, ...]:
+    """Specs for the ``generic`` feature set: the dataset config's columns taken as they are."""
+    specs = []
+    for name, kind in columns.items():
+        if kind not in ("numeric", "categorical"):
+            raise ValueError(
+                f"feature column {name!r} has type {kind!r}; use 'numeric' or 'categorical'"
+            )
+        specs.append(FeatureSpec(name, kind, name.replace("_", " ").capitalize(), "depends",
+                                 (name,)))
+    return tuple(specs)
+
+
+# --------------------------------------------------------------------------------------
+# Engineered values (pure, deterministic functions of raw columns)
+# --------------------------------------------------------------------------------------
+
+def _numeric_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        return pd.Series(np.nan, index=frame.index, dtype="float64")
+    return pd.to_numeric(frame[name], errors="coerce").astype("float64")
+
+
+def _month_index(values: pd.Series) -> pd.Series:
+    """Months since year 0 of a date column; whole months so a mid-month event date and the
+    first-of-month issue date of training give the same credit-history length."""
+    dates = pd.to_datetime(values, errors="coerce", utc=True)
+    return (dates.dt.year * 12 + dates.dt.month).astype("float64")
+
+
+def _positive(values: pd.Series) -> pd.Series:
+    return values.where(values > 0)
+
+
+def monthly_payment(loan_amount: pd.Series, term_months: pd.Series,
+                    reference_annual_rate: float) -> pd.Series:
+    """Level monthly payment of an amortising loan at a reference rate.
+
+    The applicant's own interest rate is a pricing output, so a fixed reference rate
+    (stored in model.json) stands in for it: the feature measures affordability, not price.
+    """
+    monthly_rate = reference_annual_rate / 12.0
+    if monthly_rate == 0:
+        return loan_amount / term_months
+    return loan_amount * monthly_rate / (1.0 - (1.0 + monthly_rate) ** (-term_months))
+
+
+def engineer_lending_club(frame: pd.DataFrame, reference_annual_rate: float) -> pd.DataFrame:
+    """The numeric engineered columns of the ``lending_club`` feature set (float64)."""
+    loan_amount = _numeric_column(frame, "loan_amnt")
+    term = _numeric_column(frame, "term")
+    annual_income = _positive(_numeric_column(frame, "annual_inc"))
+    monthly_income = annual_income / 12.0
+    months_since_delinquency = _numeric_column(frame, "mths_since_last_delinq")
+    delinquencies = _numeric_column(frame, "delinq_2yrs")
+
+    history = pd.Series(np.nan, index=frame.index, dtype="float64")
+    if "issue_d" in frame.columns and "earliest_cr_line" in frame.columns:
+        history = _month_index(frame["issue_d"]) - _month_index(frame["earliest_cr_line"])
+        history = history.where(history >= 0)
+
+    # NaN months-since-delinquency means "never"; the flag only stays unknown when the
+    # bureau record itself is missing (no delinquency count either).
+    ever = pd.Series(np.where(months_since_delinquency.notna() | (delinquencies > 0), 1.0, 0.0),
+                     index=frame.index)
+    ever = ever.where(months_since_delinquency.notna() | delinquencies.notna())
+
+    engineered = {
+        "loan_amnt": loan_amount,
+        "term": term,
+        "log_annual_inc": np.log1p(annual_income),
+        "emp_length": _numeric_column(frame, "emp_length"),
+        "credit_history_months": history,
+        "loan_to_income": loan_amount / annual_income,
+        "payment_to_income": monthly_payment(loan_amount, term, reference_annual_rate)
+        / monthly_income,
+        "dti": _numeric_column(frame, "monthly_debt") / monthly_income * 100.0,
+        "revol_util": _numeric_column(frame, "revol_util"),
+        "revol_bal_to_income": _numeric_column(frame, "revol_bal") / annual_income,
+        "mths_since_last_delinq": months_since_delinquency,
+        "ever_delinquent": ever,
+    }
+    for name in ("delinq_2yrs", "inq_last_6mths", "pub_rec", "open_acc", "total_acc",
+                 "int_rate", "installment"):
+        engineered[name] = _numeric_column(frame, name)
+    result = pd.DataFrame(engineered, index=frame.index)
+    return result.replace([np.inf, -np.inf], np.nan)
+
+
+def _category_text(values: pd.Series) -> pd.Series:
+    """Category values as stripped text; missing stays missing."""
+    return values.map(lambda value: None if pd.isna(value) else str(value).strip())
+
+
+# --------------------------------------------------------------------------------------
+# The encoder: fitted state is only the category lists, which model.json stores.
+# --------------------------------------------------------------------------------------
+
+class FeatureEncoder:
+    """Turns canonical raw fields into the model input matrix (float32, model.json order).
+
+    Follows the scikit-learn contract: ``__init__`` stores parameters, ``fit`` learns the
+    category lists (``categories_``) and the ordered feature list (``feature_specs_``).
+    """
+
+    def __init__(self, feature_set: str = FEATURE_SET_LENDING_CLUB,
+                 columns: Mapping[str, str] | None = None,
+                 include_addr_state: bool = False, allow_pricing: bool = False,
+                 reference_annual_rate: float = 0.12, min_category_count: int = 20) -> None:
+        self.feature_set = feature_set
+        self.columns = columns
+        self.include_addr_state = include_addr_state
+        self.allow_pricing = allow_pricing
+        self.reference_annual_rate = reference_annual_rate
+        self.min_category_count = min_category_count
+
+    def _check_parameters(self) -> None:
+        if self.feature_set not in (FEATURE_SET_LENDING_CLUB, FEATURE_SET_GENERIC):
+            raise ValueError(f"unknown feature_set {self.feature_set!r}; "
+                             f"use {FEATURE_SET_LENDING_CLUB!r} or {FEATURE_SET_GENERIC!r}")
+        if self.feature_set == FEATURE_SET_GENERIC and not self.columns:
+            raise ValueError("the generic feature set needs the dataset's feature columns")
+        if not 0 <= self.reference_annual_rate < 1:
+            raise ValueError("reference_annual_rate is a fraction per year, e.g. 0.12")
+
+    def specs(self) -> tuple[FeatureSpec, ...]:
+        """The feature list this configuration asks for (before fitting)."""
+        self._check_parameters()
+        listed = generic_feature_specs(self.columns or {})
+        if self.feature_set == FEATURE_SET_GENERIC:
+            return listed
+        shared = lending_club_feature_specs(self.include_addr_state, self.allow_pricing)
+        # Columns a config lists on top of the shared set are taken as they are.
+        shared_names = {spec.name for spec in shared}
+        return shared + tuple(spec for spec in listed if spec.name not in shared_names)
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> "FeatureEncoder":
+        specs = self.specs()
+        categories: dict[str, list[str]] = {}
+        for spec in specs:
+            if spec.kind != "categorical":
+                continue
+            counts = _category_text(self._raw_column(frame, spec.name)).value_counts()
+            kept = counts[counts >= self.min_category_count].index
+            categories[spec.name] = sorted(str(value) for value in kept)
+        self.feature_specs_ = specs
+        self.categories_ = categories
+        return self
+
+    @property
+    def feature_names_(self) -> list[str]:
+        return [spec.name for spec in self.feature_specs_]
+
+    @staticmethod
+    def _raw_column(frame: pd.DataFrame, name: str) -> pd.Series:
+        if name in frame.columns:
+            return frame[name]
+        return pd.Series(np.nan, index=frame.index, dtype="object")
+
+    def transform_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The model inputs as a named float64 frame (categoricals as codes, NaN missing)."""
+        if not hasattr(self, "feature_specs_"):
+            raise RuntimeError("FeatureEncoder is not fitted: call fit() or from_model_card()")
+        engineered = (engineer_lending_club(frame, self.reference_annual_rate)
+                      if self.feature_set == FEATURE_SET_LENDING_CLUB else None)
+        columns: dict[str, pd.Series] = {}
+        for spec in self.feature_specs_:
+            if spec.kind == "categorical":
+                lookup = {value: float(code) for code, value in
+                          enumerate(self.categories_[spec.name])}
+                text = _category_text(self._raw_column(frame, spec.name))
+                columns[spec.name] = text.map(lookup).astype("float64")
+            elif engineered is not None and spec.name in engineered.columns:
+                columns[spec.name] = engineered[spec.name]
+            else:
+                columns[spec.name] = _numeric_column(frame, spec.name)
+        result = pd.DataFrame(columns, index=frame.index)
+        return result.replace([np.inf, -np.inf], np.nan)
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model input matrix: float32 [rows, features], the ONNX ``features`` tensor."""
+        return self.transform_frame(frame).to_numpy(dtype=np.float32)
+
+    def transform_records(self, records: Iterable[Mapping[str, Any]]) -> np.ndarray:
+        """Same as :meth:`transform` for a list of dicts (event fields merged with bureau
+        fields); the worker's path, so a batch needs no other feature code."""
+        return self.transform(pd.DataFrame.from_records(list(records)))
+
+    # ---- model.json round trip ------------------------------------------------------
+
+    def to_model_card(self) -> dict[str, Any]:
+        """``features`` and ``feature_params`` entries of model.json."""
+        features = []
+        for spec in self.feature_specs_:
+            entry: dict[str, Any] = {"name": spec.name, "type": spec.kind,
+                                     "description": spec.description,
+                                     "direction": spec.direction,
+                                     "source_columns": list(spec.source_columns)}
+            if spec.kind == "categorical":
+                entry["categories"] = list(self.categories_[spec.name])
+                entry["unknown_category"] = "NaN"
+            features.append(entry)
+        params = {"feature_set": self.feature_set,
+                  "reference_annual_rate": self.reference_annual_rate,
+                  "min_category_count": self.min_category_count,
+                  "include_addr_state": self.include_addr_state,
+                  "allow_pricing": self.allow_pricing,
+                  "columns": dict(self.columns) if self.columns else None}
+        return {"features": features, "feature_params": params}
+
+    @classmethod
+    def from_model_card(cls, card: Mapping[str, Any]) -> "FeatureEncoder":
+        """Rebuild the fitted encoder from model.json (no pickles, no refit)."""
+        params = dict(card["feature_params"])
+        encoder = cls(feature_set=params["feature_set"], columns=params.get("columns"),
+                      include_addr_state=params.get("include_addr_state", False),
+                      allow_pricing=params.get("allow_pricing", False),
+                      reference_annual_rate=params["reference_annual_rate"],
+                      min_category_count=params.get("min_category_count", 20))
+        specs = []
+        for entry in card["features"]:
+            specs.append(FeatureSpec(entry["name"], entry["type"],
+                                     entry.get("description", entry["name"]),
+                                     entry.get("direction", "depends"),
+                                     tuple(entry.get("source_columns", (entry["name"],)))))
+        encoder.feature_specs_ = tuple(specs)
+        encoder.categories_ = {entry["name"]: list(entry["categories"])
+                               for entry in card["features"] if entry["type"] == "categorical"}
+        return encoder
+
+
+def feature_spec_dicts(specs: Sequence[FeatureSpec]) -> list[dict[str, Any]]:
+    """Plain dicts of specs (for reports and the console)."""
+    return [asdict(spec) for spec in specs]

@@ -1,0 +1,84 @@
+"""Shared fixtures.
+
+Unit tests need nothing. Tests marked ``integration`` or ``e2e`` get the real local stack:
+the session fixture ``live_stack`` reuses a running one or starts it (and then stops it at
+the end). Each test gets its own topic names and Redis key prefix so tests never see each
+other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from features.settings import Settings
+
+
+@dataclass(frozen=True)
+class StackNamespace:
+    """Names private to one test on the shared stack."""
+
+    settings: Settings
+    topic_applications: str
+    topic_decisions: str
+    topic_dead_letters: str
+    key_prefix: str
+
+    @property
+    def topics(self) -> list[str]:
+        return [self.topic_applications, self.topic_decisions, self.topic_dead_letters]
+
+
+@pytest.fixture(scope="session")
+def live_stack() -> Iterator[Settings]:
+    """The real Kafka, Redis and Prometheus, up for the whole session."""
+    from infra import stack
+
+    settings = Settings()
+    started = [s for s in stack.services(settings) if not s.answering()]
+    try:
+        stack.up(settings, echo=lambda line: None)
+    except stack.StackError as error:
+        pytest.fail(f"the local stack could not start: {error}")
+    yield settings
+    for service in reversed(started):
+        service.stop()
+
+
+@pytest.fixture()
+def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[StackNamespace]:
+    """Fresh topics (created, 3 partitions) and a Redis key prefix for one test."""
+    from infra.stack import ensure_topics
+
+    tag = f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+    tag = "".join(c if c.isalnum() or c in "-_" else "-" for c in tag)
+    ns = StackNamespace(
+        settings=live_stack.model_copy(update={
+            "topic_applications": f"t-{tag}-applications",
+            "topic_decisions": f"t-{tag}-decisions",
+            "topic_dead_letters": f"t-{tag}-dlq",
+            "key_prefix": f"test:{tag}:",
+        }),
+        topic_applications=f"t-{tag}-applications",
+        topic_decisions=f"t-{tag}-decisions",
+        topic_dead_letters=f"t-{tag}-dlq",
+        key_prefix=f"test:{tag}:",
+    )
+    ensure_topics(live_stack.kafka_bootstrap, ns.topics, partitions=3)
+    yield ns
+    _delete_redis_keys(live_stack, ns.key_prefix)
+
+
+def _delete_redis_keys(settings: Settings, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

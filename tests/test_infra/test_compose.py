@@ -1,0 +1,60 @@
+"""docker-compose.yml cannot run here (no Docker engine), so its shape is checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from features.settings import REPO_ROOT
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def test_every_product_service_is_defined() -> None:
+    assert {"kafka", "redis", "prometheus", "grafana", "worker", "console"} <= set(SERVICES)
+
+
+def test_every_service_has_an_image_with_a_pinned_tag() -> None:
+    for name, service in SERVICES.items():
+        image = service.get("image", "")
+        assert ":" in image and not image.endswith(":latest"), f"{name}: image {image!r} not pinned"
+
+
+def test_every_mounted_host_path_exists() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (REPO_ROOT / source).exists(), f"{name}: mounts missing {source}"
+    build = SERVICES["topics"]["build"]
+    assert (REPO_ROOT / build["context"] / build["dockerfile"]).is_file()
+
+
+def test_ports_are_the_documented_defaults_on_loopback() -> None:
+    expected = {"kafka": 9092, "redis": 6379, "prometheus": 9090, "grafana": 3000,
+                "worker": 6066, "console": 8501}
+    for name, port in expected.items():
+        assert f"127.0.0.1:{port}:{port}" in SERVICES[name]["ports"], name
+
+
+def test_kafka_gets_the_same_settings_as_the_local_broker() -> None:
+    """Each key of infra/kafka/server.properties is passed to the image as KAFKA_<KEY>."""
+    properties = [line.split("=", 1)[0] for line in
+                  (REPO_ROOT / "infra/kafka/server.properties").read_text().splitlines()
+                  if line and not line.startswith("#")]
+    environment = SERVICES["kafka"]["environment"]
+    for key in properties:
+        assert "KAFKA_" + key.upper().replace(".", "_") in environment, key
+
+
+def test_prometheus_and_grafana_use_the_infra_configs() -> None:
+    prometheus_mounts = " ".join(SERVICES["prometheus"]["volumes"])
+    assert "./infra/prometheus:/etc/prometheus" in prometheus_mounts
+    grafana_mounts = " ".join(SERVICES["grafana"]["volumes"])
+    assert "./infra/grafana/provisioning:/etc/grafana/provisioning" in grafana_mounts
+    datasource = yaml.safe_load(
+        (REPO_ROOT / "infra/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    assert Path(REPO_ROOT / "infra/grafana/dashboards").is_dir()

@@ -1,0 +1,59 @@
+"""Local stack behaviour that needs no server: configs, clear errors."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from features.settings import Settings
+from infra.stack import Kafka, Prometheus, Redis, StackError
+
+
+def _settings(tmp_path: Path, **overrides: object) -> Settings:
+    return Settings(stack_dir=tmp_path / "stack", **overrides)
+
+
+def test_busy_port_is_reported_with_what_to_do(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        redis = Redis(_settings(tmp_path, redis_url=f"redis://127.0.0.1:{port}/0"))
+        with pytest.raises(StackError, match=f"port {port} is in use by another program"):
+            redis.start(echo=lambda line: None)
+
+
+def test_missing_binary_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    prometheus = Prometheus(_settings(tmp_path, prometheus_port=free_port))
+    with pytest.raises(StackError, match="apt-get install prometheus"):
+        prometheus.start(echo=lambda line: None)
+
+
+def test_kafka_config_is_rendered_for_loopback_and_the_configured_ports(tmp_path: Path) -> None:
+    kafka = Kafka(_settings(tmp_path, kafka_bootstrap="127.0.0.1:29092", kafka_controller_port=29093))
+    kafka.home.mkdir(parents=True)
+    kafka._write_config()
+    config = dict(line.split("=", 1) for line in (kafka.home / "server.properties").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert config["listeners"] == "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert config["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29092"
+    assert config["log.dirs"] == str(kafka.home / "data")
+    assert "${" not in (kafka.home / "server.properties").read_text()
+
+
+def test_prometheus_config_points_at_local_targets(tmp_path: Path) -> None:
+    prometheus = Prometheus(_settings(tmp_path, prometheus_port=29090, worker_port=26066))
+    prometheus.home.mkdir(parents=True)
+    prometheus.prepare()
+    config = (prometheus.home / "prometheus.yml").read_text()
+    assert str(prometheus.targets_dir) in config
+    assert "127.0.0.1:29090" in config
+    settings_lines = [line for line in config.splitlines() if not line.lstrip().startswith("#")]
+    assert not any("/etc/prometheus" in line for line in settings_lines)
+    assert "127.0.0.1:26066" in (prometheus.targets_dir / "worker.json").read_text()

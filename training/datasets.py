@@ -1,0 +1,245 @@
+"""Dataset configs: which column is what in a loan file, and how to read it.
+
+Built-ins live as TOML files in ``training/dataset_configs/`` (``generated``,
+``lending_club``, ``home_credit``); any other CSV is described by a TOML file of the same
+format (see ``training/README.md``). ``load_clean_labelled`` is the one call the training
+pipeline makes: read, clean, label.
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from training.cleaning import CleaningReport
+    from training.label import LabelReport
+
+BUILT_IN_CONFIG_DIR = Path(__file__).resolve().parent / "dataset_configs"
+FEATURE_SETS = ("lending_club", "generic")
+FEATURE_TYPES = ("numeric", "categorical")
+_HEADER_SEARCH_LINES = 10
+
+
+@dataclass(frozen=True)
+class CleaningLimits:
+    """Bounds beyond which a Lending Club value is treated as an outlier."""
+
+    annual_inc_max: float = 5_000_000.0
+    dti_max: float = 100.0
+    revol_util_max: float = 150.0
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How to read, clean and label one kind of loan file.
+
+    ``feature_set="lending_club"`` maps the file onto the canonical loan frame and uses the
+    shared feature definitions (the only ones the real-time service can serve);
+    ``"generic"`` uses the columns listed in ``features`` as they are.
+    """
+
+    name: str
+    id_column: str
+    target_column: str
+    bad_values: tuple[str, ...]
+    good_values: tuple[str, ...]
+    excluded_values: tuple[str, ...] = ()
+    feature_set: str = "generic"
+    features: dict[str, str] = field(default_factory=dict)
+    customer_id_column: str | None = None
+    date_column: str | None = None
+    exclude_columns: tuple[str, ...] = ()
+    leakage_columns: tuple[str, ...] = ()
+    pricing_columns: tuple[str, ...] = ()
+    allow_pricing: bool = False
+    missing_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    cleaning: CleaningLimits = field(default_factory=CleaningLimits)
+    description: str = ""
+    source: str = "<in code>"
+
+    def __post_init__(self) -> None:
+        self._check_parameters()
+
+    def _check_parameters(self) -> None:
+        where = f"dataset config {self.name!r} ({self.source})"
+        for name in ("name", "id_column", "target_column"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{where}: '{name}' must be a non-empty string, got {value!r}.")
+        if self.feature_set not in FEATURE_SETS:
+            raise ValueError(f"{where}: feature_set {self.feature_set!r} is unknown; "
+                             f"use one of {', '.join(FEATURE_SETS)}.")
+        if not self.bad_values:
+            raise ValueError(f"{where}: [target] bad_values is empty; list the target values "
+                             "that mean a bad loan (e.g. bad_values = [\"1\"]).")
+        if not self.good_values:
+            raise ValueError(f"{where}: [target] good_values is empty; list the target values "
+                             "that mean a good loan (e.g. good_values = [\"0\"]).")
+        overlap = set(self.bad_values) & (set(self.good_values) | set(self.excluded_values))
+        if overlap or set(self.good_values) & set(self.excluded_values):
+            shared = sorted(overlap or set(self.good_values) & set(self.excluded_values))
+            raise ValueError(f"{where}: target values {shared} appear in more than one of "
+                             "bad_values / good_values / excluded_values; each value needs one meaning.")
+        for column, kind in self.features.items():
+            if kind not in FEATURE_TYPES:
+                raise ValueError(f"{where}: feature {column!r} has type {kind!r}; "
+                                 f"use one of {', '.join(FEATURE_TYPES)}.")
+        if self.feature_set == "generic" and not self.features:
+            raise ValueError(f"{where}: feature_set 'generic' needs a [features] table naming "
+                             "the columns to use and their type (numeric or categorical).")
+        special = {self.id_column, self.target_column}
+        clash = sorted(special & set(self.features))
+        if clash:
+            raise ValueError(f"{where}: {clash} cannot be both a feature and the id/target column.")
+        if not isinstance(self.allow_pricing, bool):
+            raise TypeError(f"{where}: allow_pricing must be true or false, got {self.allow_pricing!r}.")
+
+    @property
+    def is_lending_club(self) -> bool:
+        return self.feature_set == "lending_club"
+
+
+def built_in_dataset_names() -> list[str]:
+    """Names accepted by ``load_dataset_config`` besides a TOML path."""
+    return sorted(p.stem for p in BUILT_IN_CONFIG_DIR.glob("*.toml") if p.stem != "example")
+
+
+def load_dataset_config(name_or_path: str | Path) -> DatasetConfig:
+    """A built-in config by name (``generated``, ``lending_club``, ``home_credit``) or a TOML file."""
+    document, source = _read_toml_with_base(str(name_or_path), seen=())
+    return _config_from_document(document, source)
+
+
+def _locate(name_or_path: str) -> Path:
+    built_in = BUILT_IN_CONFIG_DIR / f"{name_or_path}.toml"
+    if "/" not in name_or_path and not name_or_path.endswith(".toml") and built_in.is_file():
+        return built_in
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    raise FileNotFoundError(
+        f"No dataset config {name_or_path!r}: it is neither a built-in "
+        f"({', '.join(built_in_dataset_names())}) nor an existing TOML file.")
+
+
+def _read_toml_with_base(name_or_path: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    path = _locate(name_or_path)
+    if str(path) in seen:
+        raise ValueError(f"Dataset config {path}: 'base' chain loops ({' -> '.join(seen)}).")
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"Dataset config {path} is not valid TOML: {error}.") from error
+    base_name = document.pop("base", None)
+    if base_name is None:
+        return document, str(path)
+    base, _ = _read_toml_with_base(str(base_name), seen + (str(path),))
+    for key, value in document.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base, str(path)
+
+
+_TOP_LEVEL_KEYS = {"name", "description", "feature_set", "id_column", "customer_id_column",
+                   "date_column", "exclude_columns", "leakage_columns", "pricing_columns",
+                   "allow_pricing", "target", "features", "missing_values", "cleaning"}
+
+
+def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfig:
+    unknown = sorted(set(document) - _TOP_LEVEL_KEYS)
+    if unknown:
+        raise ValueError(f"Dataset config {source}: unknown keys {unknown}; "
+                         f"allowed: {sorted(_TOP_LEVEL_KEYS)}.")
+    target = document.get("target")
+    if not isinstance(target, dict) or not target.get("column"):
+        raise ValueError(f"Dataset config {source}: missing [target] table with 'column' "
+                         "(the column holding the outcome) and 'bad_values'/'good_values'.")
+    limits = document.get("cleaning", {})
+    try:
+        cleaning = CleaningLimits(**{k: float(v) for k, v in limits.items()})
+    except TypeError as error:
+        raise ValueError(f"Dataset config {source}: [cleaning] {error}; allowed keys: "
+                         "annual_inc_max, dti_max, revol_util_max.") from error
+    return DatasetConfig(
+        name=document.get("name") or Path(source).stem,
+        description=document.get("description", ""),
+        feature_set=document.get("feature_set", "generic"),
+        id_column=document.get("id_column", ""),
+        customer_id_column=document.get("customer_id_column"),
+        date_column=document.get("date_column"),
+        target_column=target["column"],
+        bad_values=_strings(target.get("bad_values", []), "target.bad_values", source),
+        good_values=_strings(target.get("good_values", []), "target.good_values", source),
+        excluded_values=_strings(target.get("excluded_values", []), "target.excluded_values", source),
+        features={str(k): v for k, v in document.get("features", {}).items()},
+        exclude_columns=_strings(document.get("exclude_columns", []), "exclude_columns", source),
+        leakage_columns=_strings(document.get("leakage_columns", []), "leakage_columns", source),
+        pricing_columns=_strings(document.get("pricing_columns", []), "pricing_columns", source),
+        allow_pricing=document.get("allow_pricing", False),
+        missing_values={str(column): _strings(values, f"missing_values.{column}", source)
+                        for column, values in document.get("missing_values", {}).items()},
+        cleaning=cleaning,
+        source=source,
+    )
+
+
+def _strings(values: Any, key: str, source: str) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        raise ValueError(f"Dataset config {source}: '{key}' must be a list, got {values!r}.")
+    return tuple(str(value) for value in values)
+
+
+def _header_line_index(path: Path, id_column: str) -> int:
+    """Lines to skip before the header (published Lending Club files open with a notice)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        for index, row in enumerate(csv.reader(handle)):
+            if index >= _HEADER_SEARCH_LINES:
+                break
+            if id_column in (cell.strip() for cell in row):
+                return index
+    raise ValueError(f"{path}: no header line naming the id column {id_column!r} in the first "
+                     f"{_HEADER_SEARCH_LINES} lines; check the file or the dataset config's id_column.")
+
+
+def load_raw(path: str | Path, config: DatasetConfig) -> pd.DataFrame:
+    """The file as text, dirt included, ready for ``clean_loans``.
+
+    Every cell is read as a string (nothing is turned into NaN on the way in) so the
+    cleaner sees and counts each placeholder and bad value.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Loan file {path} does not exist; pass the CSV with --data.")
+    skip = _header_line_index(path, config.id_column)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], skiprows=skip,
+                        low_memory=False, skipinitialspace=False, on_bad_lines="warn")
+    # Files saved from pandas carry their index as an unnamed first column.
+    index_columns = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
+    frame = frame.drop(columns=index_columns)
+    missing = [c for c in (config.id_column, config.target_column) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: columns {missing} named by dataset config {config.name!r} are "
+                         f"not in the file (it has {len(frame.columns)} columns, e.g. "
+                         f"{list(frame.columns[:8])}).")
+    return frame
+
+
+def load_clean_labelled(path: str | Path, config: DatasetConfig
+                        ) -> tuple[pd.DataFrame, CleaningReport, LabelReport]:
+    """Read, clean and label a loan file: the frame to build features from, and both reports."""
+    from training.cleaning import clean_loans
+    from training.label import assign_label
+
+    cleaned, cleaning_report = clean_loans(load_raw(path, config), config)
+    labelled, label_report = assign_label(cleaned, config)
+    return labelled, cleaning_report, label_report
