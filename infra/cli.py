@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from features.cli import features_app
 from infra.demo import demo
 from infra.stack_cli import stack_app
 from training.data_cli import data_app
@@ -24,6 +25,7 @@ app.add_typer(data_app, name="data")
 app.command(name="train")(train_command)
 app.add_typer(model_app, name="model")
 app.command(name="demo")(demo)
+app.add_typer(features_app, name="features")
 
 
 def _not_available(name: str, issue: str) -> None:

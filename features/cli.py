@@ -1,0 +1,46 @@
+"""``creditrisk features materialize``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+features_app = typer.Typer(help="The Redis feature store: materialize bureau features.",
+                           no_args_is_help=True)
+
+
+@features_app.command("materialize")
+def materialize(
+    data: Path = typer.Option(..., "--data", help="bureau.csv from `creditrisk data generate`, "
+                              "or a Lending Club loan file (bureau columns keyed by member_id)"),
+    batch_size: int = typer.Option(2000, min=1, help="rows per pipelined round trip"),
+) -> None:
+    """Load a bureau table into Redis (idempotent; older values never overwrite newer ones)."""
+    from redis.exceptions import RedisError
+    from tqdm import tqdm
+
+    from features.materialize import count_rows, materialize_bureau_features
+    from features.settings import get_settings
+    from features.store import sync_client
+
+    settings = get_settings()
+    if not data.is_file():
+        typer.secho(f"no file at {data}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    client = sync_client(settings)
+    try:
+        with tqdm(total=count_rows(data), unit="rows", desc="materialize") as bar:
+            report = materialize_bureau_features(
+                data, client, settings.feature_schema_version, settings.key_prefix,
+                batch_size=batch_size, on_progress=bar.update)
+    except (ValueError, FileNotFoundError) as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    except RedisError as error:
+        typer.secho(f"Redis at {settings.redis_url} failed: {type(error).__name__}. "
+                    "Is the stack up (`creditrisk stack up`)?", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        client.close()
+    typer.echo(report.summary())

@@ -1,0 +1,120 @@
+"""Redis feature store: connections, value encoding and the atomic write-if-newer.
+
+Each entity's values in a view are one hash: feature -> value, plus ``_event_ts`` (when the
+values were true at the source) and ``_written_ts`` (when we wrote them), both ISO-8601 UTC
+of fixed width so that they compare as text. A write replaces the record only if it is not
+older than what Redis holds, and refreshes the TTL — atomically, in one Lua script.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from features.settings import Settings
+
+EVENT_TS = "_event_ts"
+WRITTEN_TS = "_written_ts"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+# KEYS[1] hash key. ARGV: event_ts, written_ts, ttl seconds, then field/value pairs.
+# Returns 1 when written, 0 when Redis already holds newer values (nothing changes).
+WRITE_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], '_event_ts')
+if current and current > ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_event_ts', ARGV[1], '_written_ts', ARGV[2], unpack(ARGV, 4))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+# Errors that mean "Redis is down or too slow", as opposed to a bug in the request.
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+
+
+class FeatureStoreUnavailable(RuntimeError):
+    """Redis did not answer within the timeouts after the bounded retries.
+
+    The worker treats this as "try the batch again later": nothing is committed.
+    """
+
+
+def format_timestamp(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("feature store timestamps must be timezone-aware (UTC)")
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str | bytes) -> datetime:
+    if isinstance(text, bytes):
+        text = text.decode()
+    return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def encode_value(value: Any) -> str | None:
+    """A feature value as stored text; None (not stored) for a missing value."""
+    if value is None or value != value:  # None, NaN and NaT are all "missing"
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if hasattr(value, "isoformat") and not isinstance(value, (int, float)):
+        return value.isoformat()[:10]
+    number = float(value)
+    if math.isnan(number) or math.isinf(number):
+        return None
+    return repr(number)
+
+
+def encoded_mapping(values: Mapping[str, Any]) -> list[str]:
+    """Field/value pairs for the Lua script; missing values are left out of the hash."""
+    pairs: list[str] = []
+    for name, value in values.items():
+        text = encode_value(value)
+        if text is not None:
+            pairs.extend((name, text))
+    return pairs
+
+
+def _connection_options(settings: Settings) -> dict[str, Any]:
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return {
+        "username": settings.redis_username,
+        "password": password,
+        "socket_timeout": settings.redis_timeout_s,
+        "socket_connect_timeout": settings.redis_timeout_s,
+        "max_connections": settings.redis_pool_size,
+        "health_check_interval": 30,
+    }
+
+
+def sync_client(settings: Settings) -> redis.Redis:
+    """A blocking client for offline jobs (materialization), with bounded retries."""
+    return redis.Redis.from_url(
+        settings.redis_url,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        **_connection_options(settings),
+    )
+
+
+def async_client(settings: Settings) -> redis.asyncio.Redis:
+    """The worker's client: short timeouts, two retries with backoff, then a typed error."""
+    from redis.asyncio.retry import Retry as AsyncRetry
+
+    return redis.asyncio.Redis.from_url(
+        settings.redis_url,
+        retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        **_connection_options(settings),
+    )

@@ -1,0 +1,59 @@
+"""Feature-store encoding and key rules (no server)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from features.definitions import BUREAU_FIELDS
+from features.store import encode_value, format_timestamp, parse_timestamp
+from features.views import BUREAU_VIEW, VELOCITY_VIEW, feature_key
+
+
+def test_keys_are_versioned_readable_and_prefixed() -> None:
+    assert feature_key(BUREAU_VIEW, "cust-42", "v1") == "fs:v1:bureau:cust-42"
+    assert feature_key(VELOCITY_VIEW, "cust-42", "v2", prefix="t1:") == "t1:fs:v2:velocity:cust-42"
+
+
+@pytest.mark.parametrize("bad", ["", "a:b", "a b", "tab\there"])
+def test_ids_that_would_break_the_key_layout_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="entity id"):
+        feature_key(BUREAU_VIEW, bad, "v1")
+
+
+def test_bureau_view_holds_every_bureau_field_with_limits() -> None:
+    assert BUREAU_VIEW.field_names == BUREAU_FIELDS
+    assert BUREAU_VIEW.max_age < BUREAU_VIEW.ttl
+    nullable = [spec.name for spec in BUREAU_VIEW.fields if spec.nullable]
+    assert nullable == ["mths_since_last_delinq"]
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), np.nan, pd.NaT, float("inf")])
+def test_missing_values_are_not_stored(missing: object) -> None:
+    assert encode_value(missing) is None
+
+
+def test_values_are_stored_as_exact_text() -> None:
+    assert encode_value(53.4) == "53.4"
+    assert float(encode_value(0.1 + 0.2)) == 0.1 + 0.2
+    assert encode_value(pd.Timestamp("1998-01-01")) == "1998-01-01"
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
+       st.timedeltas(min_value=timedelta(microseconds=1), max_value=timedelta(days=3000)))
+def test_timestamps_compare_as_text_in_time_order(moment: datetime, step: timedelta) -> None:
+    """The write-if-newer script compares _event_ts as text, so text order must be time order."""
+    earlier = moment.replace(tzinfo=UTC)
+    later = earlier + step
+    assert format_timestamp(earlier) < format_timestamp(later)
+    assert parse_timestamp(format_timestamp(earlier)) == earlier
+
+
+def test_naive_timestamps_are_refused() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        format_timestamp(datetime(2024, 1, 1))
