@@ -9,18 +9,25 @@ model was trained to handle missing values) and are listed per application.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import numpy as np
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from features.definitions import FeatureEncoder
 from features.metrics import FeatureStoreMetrics, default_metrics
-from features.store import EVENT_TS, UNAVAILABLE_ERRORS, FeatureStoreUnavailable, parse_timestamp
+from features.store import (
+    EVENT_TS,
+    READ_CUSTOMER,
+    UNAVAILABLE_ERRORS,
+    FeatureStoreUnavailable,
+    parse_timestamp,
+)
 from features.views import BUREAU_VIEW, VELOCITY_VIEW, VELOCITY_WINDOWS, FeatureView, feature_key
 
 
@@ -70,6 +77,7 @@ class OnlineFeatureReader:
         self.encoder = encoder
         self.metrics = metrics or default_metrics()
         self.bureau_view = bureau_view
+        self._script_sha: str | None = None
 
     def _key(self, view: FeatureView, customer_id: str) -> str:
         return feature_key(view, customer_id, self.schema_version, self.key_prefix)
@@ -79,23 +87,17 @@ class OnlineFeatureReader:
         """Enrich a batch. Raises :class:`FeatureStoreUnavailable` if Redis does not answer."""
         if not requests:
             return OnlineBatch([], None, 0.0)
-        pipe = self.client.pipeline(transaction=False)
-        for request in requests:
-            pipe.hgetall(self._key(self.bureau_view, request.customer_id))
-            self._queue_velocity(pipe, request, record_velocity)
         started = time.perf_counter()
         try:
-            replies = await pipe.execute()
+            replies = await self._round_trip(requests, record_velocity)
         except UNAVAILABLE_ERRORS as error:
             raise self._unavailable(error) from error
         elapsed = time.perf_counter() - started
         self.metrics.read_seconds.observe(elapsed)
 
-        per_request = 1 + self._velocity_commands(record_velocity)
-        features = [
-            self._assemble(request, replies[i * per_request:(i + 1) * per_request])
-            for i, request in enumerate(requests)
-        ]
+        features = [self._assemble(request, *reply)
+                    for request, reply in zip(requests, replies, strict=True)]
+        self._count(features)
         inputs = None
         if self.encoder is not None:
             inputs = self.encoder.transform_records([item.record for item in features])
@@ -114,44 +116,48 @@ class OnlineFeatureReader:
             f"Redis feature store {what} ({type(error).__name__}); the batch was not scored "
             "and can be retried")
 
-    # -- velocity windows: a sorted set of application ids scored by submission time ------
-    @staticmethod
-    def _velocity_commands(record_velocity: bool) -> int:
-        return len(VELOCITY_WINDOWS) + (3 if record_velocity else 0)
-
-    def _queue_velocity(self, pipe: Any, request: FeatureRequest, record_velocity: bool) -> None:
-        key = self._key(VELOCITY_VIEW, request.customer_id)
-        now = request.submitted_at.timestamp()
-        if record_velocity:
-            # Adding the same application again (a replay) changes nothing.
-            pipe.zadd(key, {request.application_id: now})
-            widest = max(VELOCITY_WINDOWS.values()).total_seconds()
-            pipe.zremrangebyscore(key, "-inf", f"({now - widest - 86400}")
-            pipe.expire(key, int(VELOCITY_VIEW.ttl.total_seconds()))
-        for window in VELOCITY_WINDOWS.values():
-            pipe.zcount(key, now - window.total_seconds(), now)
+    async def _round_trip(self, requests: Sequence[FeatureRequest], record_velocity: bool,
+                          ) -> list[Any]:
+        """One pipelined round trip: one script call per application."""
+        if self._script_sha is None:
+            self._script_sha = await self.client.script_load(READ_CUSTOMER)
+        widest = max(VELOCITY_WINDOWS.values()).total_seconds()
+        ttl = int(VELOCITY_VIEW.ttl.total_seconds())
+        pipe = self.client.pipeline(transaction=False)
+        for request in requests:
+            now = request.submitted_at.timestamp()
+            pipe.evalsha(
+                self._script_sha, 2,
+                self._key(self.bureau_view, request.customer_id),
+                self._key(VELOCITY_VIEW, request.customer_id),
+                "1" if record_velocity else "0", request.application_id, now,
+                now - widest - 86400, ttl,
+                *(now - window.total_seconds() for window in VELOCITY_WINDOWS.values()))
+        try:
+            return await pipe.execute()
+        except NoScriptError:  # Redis restarted and lost its script cache
+            self._script_sha = None
+            return await self._round_trip(requests, record_velocity)
 
     # -- assembling one application's record ---------------------------------------------
-    def _assemble(self, request: FeatureRequest, replies: list[Any]) -> OnlineFeatures:
+    def _assemble(self, request: FeatureRequest, flat_hash: list[Any], counts: list[Any],
+                  ) -> OnlineFeatures:
         view = self.bureau_view
-        stored = {_text(k): _text(v) for k, v in (replies[0] or {}).items()}
+        stored = {_text(k): _text(v) for k, v in zip(flat_hash[::2], flat_hash[1::2], strict=True)}
         result = OnlineFeatures(record={**request.application, "issue_d": request.submitted_at})
         result.velocity = {name: int(count) for name, count in
-                           zip(VELOCITY_WINDOWS, replies[-len(VELOCITY_WINDOWS):], strict=True)}
+                           zip(VELOCITY_WINDOWS, counts, strict=True)}
         result.record.update(result.velocity)
 
         if not stored:
             result.age_seconds[view.name] = None
-            result.missing = [spec.name for spec in view.fields]
-            self._count(view, "missing", result.missing)
+            result.missing = list(view.field_names)
             return result
 
         age = (request.submitted_at - parse_timestamp(stored[EVENT_TS])).total_seconds()
         result.age_seconds[view.name] = age
-        self.metrics.feature_age.labels(view=view.name).observe(max(age, 0.0))
         if age > view.max_age.total_seconds():
-            result.stale = [spec.name for spec in view.fields]
-            self._count(view, "stale", result.stale)
+            result.stale = list(view.field_names)
             return result
 
         for spec in view.fields:
@@ -161,13 +167,25 @@ class OnlineFeatureReader:
                     result.missing.append(spec.name)
                 continue
             result.record[spec.name] = text if spec.kind == "date" else float(text)
-        self._count(view, "hit", result.missing)
         return result
 
-    def _count(self, view: FeatureView, outcome: str, fields: list[str]) -> None:
-        self.metrics.lookups.labels(view=view.name, outcome=outcome).inc()
-        for name in fields:
-            self.metrics.missing_features.labels(view=view.name, feature=name).inc()
+    def _count(self, features: list[OnlineFeatures]) -> None:
+        """Metrics for a batch, one increment per label set (cheap on big batches)."""
+        view = self.bureau_view.name
+        outcomes: Counter[str] = Counter()
+        absent: Counter[str] = Counter()
+        for item in features:
+            age = item.age_seconds.get(view)
+            if age is None:
+                outcomes["missing"] += 1
+            else:
+                outcomes["stale" if item.stale else "hit"] += 1
+                self.metrics.feature_age.labels(view=view).observe(max(age, 0.0))
+            absent.update(item.missing or item.stale)
+        for outcome, count in outcomes.items():
+            self.metrics.lookups.labels(view=view, outcome=outcome).inc(count)
+        for name, count in absent.items():
+            self.metrics.missing_features.labels(view=view, feature=name).inc(count)
 
 
 def _text(value: Any) -> str:

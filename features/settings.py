@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (rediss:// for TLS)")
     redis_username: str | None = Field(None, description="Redis ACL user")
     redis_password: SecretStr | None = Field(None, description="Redis password")
+    redis_tls_ca_cert: Path | None = Field(None, description="CA bundle to verify Redis TLS (rediss://)")
     redis_timeout_s: float = Field(0.5, gt=0, description="Redis socket timeout")
     redis_pool_size: int = Field(32, ge=1, description="Redis connection pool size")
     feature_schema_version: str = Field("v1", description="feature-store key schema version")

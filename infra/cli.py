@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from features.cli import features_app
+from infra.bench import bench
 from infra.demo import demo
 from infra.stack_cli import stack_app
 from training.data_cli import data_app
@@ -26,6 +27,7 @@ app.command(name="train")(train_command)
 app.add_typer(model_app, name="model")
 app.command(name="demo")(demo)
 app.add_typer(features_app, name="features")
+app.command(name="bench")(bench)
 
 
 def _not_available(name: str, issue: str) -> None:

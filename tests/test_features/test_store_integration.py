@@ -265,3 +265,20 @@ async def private_redis_answers(client: redis.asyncio.Redis) -> None:
         except redis.RedisError:
             await asyncio.sleep(0.1)
     raise AssertionError("restarted Redis did not answer")
+
+
+def test_tls_redis_is_used_with_the_configured_ca_and_refused_without_it(tls_redis, tmp_path) -> None:
+    server, ca_file = tls_redis
+    url = f"rediss://127.0.0.1:{server.port}/0"
+    settings = Settings(redis_url=url, redis_tls_ca_cert=ca_file)
+    client = sync_client(settings)
+    path = _bureau_csv(tmp_path / "b.csv", [_bureau_row("c1", "2026-11-01T00:00:00Z")])
+    assert materialize_bureau_features(path, client).written == 1
+    client.close()
+    metrics = FeatureStoreMetrics(CollectorRegistry())
+    moment = datetime(2026, 11, 2, tzinfo=UTC)
+    assert _read(settings, [_request("c1", moment)], metrics).features[0].bureau_found
+
+    untrusted = Settings(redis_url=url)  # the system CAs do not know the test CA
+    with pytest.raises(FeatureStoreUnavailable, match="could not be reached"):
+        _read(untrusted, [_request("c1", moment)], metrics)

@@ -1,0 +1,37 @@
+"""``creditrisk bench``: the benchmark suite. Prints figures; never fails on a timing."""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import typer
+
+
+def bench(
+    customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
+    suite: str = typer.Option("all", help="which suite: all or feature-store"),
+) -> None:
+    """Run the benchmarks on the local stack and print the figures (started if needed)."""
+    from features import bench as feature_bench
+    from features.settings import get_settings
+    from infra import stack
+
+    settings = get_settings()
+    stack.up(settings, echo=lambda line: None)
+    typer.echo(f"machine: {platform.machine()}, {_cpus()} cores, Python {platform.python_version()}")
+    if suite in ("all", "feature-store"):
+        typer.secho(f"\n== feature store ({customers:,} customers)", bold=True)
+        started = time.monotonic()
+        try:
+            feature_bench.bench_materialize(settings, customers, typer.echo)
+            feature_bench.bench_online_reads(settings, customers, typer.echo)
+        finally:
+            feature_bench.clear_bench_keys(settings)
+        typer.echo(f"  ({time.monotonic() - started:.0f}s)")
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
