@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -282,3 +283,35 @@ def test_tls_redis_is_used_with_the_configured_ca_and_refused_without_it(tls_red
     untrusted = Settings(redis_url=url)  # the system CAs do not know the test CA
     with pytest.raises(FeatureStoreUnavailable, match="could not be reached"):
         _read(untrusted, [_request("c1", moment)], metrics)
+
+
+def test_cli_materializes_a_lending_club_loan_file_keyed_by_member_id(namespace, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from features.settings import get_settings
+    from features.materialize import _lending_club_chunk, _valid_rows
+    from features.views import BUREAU_VIEW
+    from infra.cli import app
+    from training.generate import generate_loan_files
+
+    generate_loan_files(rows=2_000, seed=5, out_dir=tmp_path, show_progress=False)
+    loans = pd.read_csv(tmp_path / "loans.csv", dtype=str, keep_default_na=False)
+    monkeypatch.setenv("CREDITRISK_KEY_PREFIX", namespace.key_prefix)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["features", "materialize", "--data", str(tmp_path / "loans.csv")])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert f"rows read: {len(loans):,}" in result.output
+    assert "rows/s" in result.output
+
+    client = redis.Redis.from_url(namespace.settings.redis_url, decode_responses=True)
+    keys = list(client.scan_iter(match=f"{namespace.key_prefix}fs:v1:bureau:*", count=1000))
+    valid_rows = _valid_rows(_lending_club_chunk(loans), BUREAU_VIEW, Counter())
+    assert {key.rsplit(":", 1)[1] for key in keys} == {row.customer_id for row in valid_rows}
+    malformed = int(result.output.split("malformed (not written): ")[1].split()[0].replace(",", ""))
+    assert malformed < len(loans) * 0.05
+    sample = client.hgetall(keys[0])
+    assert {"_event_ts", "_written_ts", "earliest_cr_line", "monthly_debt"} <= set(sample)
+    client.close()
