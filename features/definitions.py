@@ -171,9 +171,12 @@ def engineer_lending_club(frame: pd.DataFrame, reference_annual_rate: float) -> 
     months_since_delinquency = _numeric_column(frame, "mths_since_last_delinq")
     delinquencies = _numeric_column(frame, "delinq_2yrs")
 
+    # The application date: ``issue_d`` in loan files, ``submitted_at`` in a live event.
+    as_of_column = next((name for name in ("issue_d", "submitted_at") if name in frame.columns),
+                        None)
     history = pd.Series(np.nan, index=frame.index, dtype="float64")
-    if "issue_d" in frame.columns and "earliest_cr_line" in frame.columns:
-        history = _month_index(frame["issue_d"]) - _month_index(frame["earliest_cr_line"])
+    if as_of_column is not None and "earliest_cr_line" in frame.columns:
+        history = _month_index(frame[as_of_column]) - _month_index(frame["earliest_cr_line"])
         history = history.where(history >= 0)
 
     # NaN months-since-delinquency means "never"; the flag only stays unknown when the

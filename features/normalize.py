@@ -14,7 +14,8 @@ import math
 import re
 from typing import Any
 
-PLACEHOLDER_TOKENS = frozenset({"n/a", "na", "null", "none", "nan", "-", "--", "?", "#n/a"})
+# Not "none": Lending Club uses NONE as a home_ownership value.
+PLACEHOLDER_TOKENS = frozenset({"n/a", "na", "null", "nan", "-", "--", "?", "#n/a"})
 VALID_TERMS_MONTHS = frozenset({36, 60})
 HOME_OWNERSHIP_VALUES = frozenset({"RENT", "OWN", "MORTGAGE", "OTHER", "NONE", "ANY"})
 VERIFICATION_STATUS_VALUES = {

@@ -1,0 +1,132 @@
+"""Dataset configs load, validate with clear errors, and read real-file quirks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.datasets import (BUILT_IN_CONFIG_DIR, DatasetConfig, built_in_dataset_names,
+                               load_clean_labelled, load_dataset_config, load_raw)
+
+PRICING = ("grade", "sub_grade", "int_rate", "installment")
+
+
+def test_built_in_configs_load() -> None:
+    assert {"generated", "lending_club", "home_credit"} <= set(built_in_dataset_names())
+    lending_club = load_dataset_config("lending_club")
+    assert lending_club.is_lending_club and lending_club.date_column == "issue_d"
+    assert lending_club.pricing_columns == PRICING and not lending_club.allow_pricing
+    assert {"recoveries", "total_rec_prncp", "last_pymnt_d", "out_prncp"} <= set(
+        lending_club.leakage_columns)
+    home_credit = load_dataset_config("home_credit")
+    assert home_credit.feature_set == "generic" and home_credit.date_column is None
+    assert home_credit.bad_values == ("1",) and home_credit.features["EXT_SOURCE_2"] == "numeric"
+
+
+def test_generated_inherits_lending_club_through_base() -> None:
+    generated, lending_club = load_dataset_config("generated"), load_dataset_config("lending_club")
+    assert generated.name == "generated"
+    assert generated.leakage_columns == lending_club.leakage_columns
+    assert generated.bad_values == lending_club.bad_values
+
+
+def test_documented_example_toml_loads() -> None:
+    config = load_dataset_config(str(BUILT_IN_CONFIG_DIR / "example.toml"))
+    assert config.name == "sme_book" and config.date_column == "applied_on"
+    assert config.features == {"turnover": "numeric", "years_trading": "numeric",
+                               "requested_amount": "numeric", "sector": "categorical",
+                               "region": "categorical"}
+    assert config.missing_values == {"years_trading": ("-1",)}
+    assert config.leakage_columns == ("days_past_due", "collections_amount")
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "book.toml"
+    path.write_text(text)
+    return str(path)
+
+
+MINIMAL = """
+id_column = "ref"
+[target]
+column = "status"
+bad_values = ["bad"]
+good_values = ["good"]
+[features]
+amount = "numeric"
+"""
+
+
+def test_a_minimal_user_toml_loads_with_defaults(tmp_path: Path) -> None:
+    config = load_dataset_config(write(tmp_path, MINIMAL))
+    assert config.name == "book" and config.feature_set == "generic"
+    assert config.features == {"amount": "numeric"} and config.excluded_values == ()
+    assert config.date_column is None and not config.allow_pricing
+
+
+def test_a_user_toml_can_extend_a_built_in(tmp_path: Path) -> None:
+    config = load_dataset_config(write(tmp_path, 'base = "lending_club"\nname = "lc_priced"\n'
+                                                  "allow_pricing = true\n[cleaning]\ndti_max = 60\n"))
+    assert config.allow_pricing and config.cleaning.dti_max == 60
+    assert config.cleaning.annual_inc_max == 5_000_000
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    (MINIMAL.replace('"numeric"', '"text"'), "feature 'amount' has type 'text'"),
+    (MINIMAL.replace('column = "status"', ""), r"missing \[target\] table"),
+    (MINIMAL.replace('bad_values = ["bad"]', "bad_values = []"), "bad_values is empty"),
+    (MINIMAL.replace('good_values = ["good"]', 'good_values = ["bad"]'), "more than one"),
+    ('feature_set = "deep"\n' + MINIMAL, "feature_set 'deep' is unknown"),
+    ('colour = "red"\n' + MINIMAL, r"unknown keys \['colour'\]"),
+    (MINIMAL.replace("[features]\namount = \"numeric\"\n", ""), "needs a \\[features\\] table"),
+    ("id_column = ", "not valid TOML"),
+])
+def test_config_errors_name_the_problem(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_dataset_config(write(tmp_path, toml))
+
+
+def test_unknown_config_name_lists_the_built_ins() -> None:
+    with pytest.raises(FileNotFoundError, match="generated, home_credit, lending_club"):
+        load_dataset_config("lendingclub")
+
+
+def test_config_in_code_is_validated() -> None:
+    with pytest.raises(ValueError, match="id_column"):
+        DatasetConfig(name="x", id_column="", target_column="t", bad_values=("1",),
+                      good_values=("0",), features={"a": "numeric"})
+
+
+LC_NOTICE_FILE = """Notes offered by Prospectus (https://www.lendingclub.com/info/prospectus.action)
+"",id,member_id,loan_amnt,term,int_rate,installment,grade,sub_grade,emp_length,home_ownership,annual_inc,verification_status,issue_d,loan_status,purpose,addr_state,dti,delinq_2yrs,earliest_cr_line,inq_last_6mths,mths_since_last_delinq,open_acc,pub_rec,revol_bal,revol_util,total_acc,recoveries
+0,1077501,1296599,5000, 36 months,10.65%,162.87,B,B2,10+ years,RENT,24000,Verified,Dec-11,Fully Paid,credit_card,AZ,27.65,0,Jan-85,1,,3,0,13648,83.7%,9,0
+1,1077430,1314167,2500, 60 months,15.27%,59.83,C,C4,< 1 year,RENT,30000,Source Verified,Dec-11,Charged Off,car,GA,1,0,Apr-99,5,,3,0,1687,9.4%,4,117.08
+2,1077175,1313524,2400, 36 months,15.96%,84.33,C,C5,10+ years,RENT,12252,Not Verified,Dec-11,Current,small_business,IL,8.72,0,Nov-01,2,,2,0,2956,98.5%,10,0
+
+Total amount funded in policy code 1: 7900
+"""
+
+
+def test_published_lending_club_file_reads_cleans_and_labels(tmp_path: Path) -> None:
+    path = tmp_path / "LoanStats.csv"
+    path.write_text(LC_NOTICE_FILE)
+    config = load_dataset_config("lending_club")
+    raw = load_raw(path, config)
+    assert "id" in raw.columns and not any(c.startswith("Unnamed") for c in raw.columns)
+    frame, cleaning, label = load_clean_labelled(path, config)
+    assert frame["application_id"].tolist() == ["1077501", "1077430"]
+    assert frame["bad"].tolist() == [0, 1]
+    assert frame["int_rate"].tolist() == [10.65, 15.27]
+    assert cleaning.dropped == {"blank_or_summary_line": 1}
+    assert label.indeterminate == {"Current": 1}
+
+
+def test_missing_file_and_wrong_id_column_are_clear_errors(tmp_path: Path) -> None:
+    config = load_dataset_config("lending_club")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_raw(tmp_path / "nope.csv", config)
+    path = tmp_path / "other.csv"
+    path.write_text("ref,status\n1,good\n")
+    with pytest.raises(ValueError, match="id column 'id'"):
+        load_raw(path, config)
