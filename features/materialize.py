@@ -62,14 +62,20 @@ class BureauRow:
 def materialize_bureau_features(
     path: Path, client: Any, schema_version: str = "v1", key_prefix: str = "",
     batch_size: int = 2000, view: FeatureView = BUREAU_VIEW,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None, as_of: datetime | None = None,
 ) -> MaterializeReport:
-    """Load a bureau table (or a Lending Club loan file) into Redis, in pipelined batches."""
+    """Load a bureau table (or a Lending Club loan file) into Redis, in pipelined batches.
+
+    ``as_of`` stamps every row as true at that moment instead of the file's own dates (a
+    bureau pull loaded as of the pull time, e.g. a historical file replayed today).
+    """
     report = MaterializeReport()
     script_sha = client.script_load(WRITE_IF_NEWER)
     ttl_seconds = int(view.ttl.total_seconds())
     started = time.perf_counter()
     for chunk in _read_chunks(path, batch_size):
+        if as_of is not None:
+            chunk = chunk.assign(as_of=format_timestamp(as_of))
         rows = list(_valid_rows(chunk, view, report.malformed))
         report.rows_read += len(chunk)
         written_ts = format_timestamp(datetime.now(UTC))

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
 
     # Worker and console
     worker_port: int = Field(6066, description="worker HTTP port (/health, /metrics, /score)")
+    worker_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
+    worker_group: str = Field("creditrisk-scoring", description="Kafka consumer group (Faust app id)")
+    batch_max_events: int = Field(200, ge=1, description="most events scored in one micro-batch")
+    batch_within_s: float = Field(0.2, gt=0, description="longest wait to fill a micro-batch")
     console_port: int = Field(8501, description="console HTTP port")
 
     # Local stack

@@ -5,8 +5,12 @@ Each step prints what it did; a step that fails stops the demo with its own mess
 
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import typer
 
@@ -16,6 +20,8 @@ from infra import stack
 DEMO_DATA = REPO_ROOT / "data" / "demo"
 DEMO_ROWS = 100_000
 DEMO_SEED = 7
+DEMO_EVENTS = 2_000
+DEMO_RATE = 200.0
 
 
 def _step(title: str, action: Callable[[Settings], None], settings: Settings) -> None:
@@ -63,14 +69,83 @@ def _features(settings: Settings) -> None:
     from features.materialize import materialize_bureau_features
     from features.store import sync_client
 
+    # The generated bureau table is a historical snapshot; the demo loads it as today's
+    # bureau pull so that applications submitted now find fresh values.
     client = sync_client(settings)
     try:
         report = materialize_bureau_features(DEMO_DATA / "bureau.csv", client,
-                                             settings.feature_schema_version, settings.key_prefix)
+                                             settings.feature_schema_version, settings.key_prefix,
+                                             as_of=datetime.now(UTC))
     finally:
         client.close()
     for line in report.summary().splitlines():
         typer.echo(f"   {line}")
+
+
+def _worker(settings: Settings) -> None:
+    worker = stack.Worker(settings)
+    typer.echo(f"   {worker.start(echo=lambda line: typer.echo(f'   {line}'))}")
+    typer.echo(f"   log: {worker.log_path}")
+
+
+def _replay_and_summarise(settings: Settings) -> None:
+    from stream.replay import replay_applications
+
+    decisions, dead_letters = _topic_tails(settings)
+    summary = replay_applications(DEMO_DATA / "loans.csv", settings.kafka_bootstrap,
+                                  settings.topic_applications, DEMO_EVENTS, DEMO_RATE,
+                                  submitted_at="now")
+    typer.echo(f"   sent {summary.sent:,} applications at {DEMO_RATE:.0f}/s "
+               f"(the same ids as any earlier demo run: stored decisions are reused)")
+    decided, letters = _collect(decisions, dead_letters, summary.sent)
+    outcomes = Counter(decision["decision"] for decision in decided.values())
+    typer.echo(f"   decisions: {len(decided):,} ({', '.join(f'{k} {v:,}' for k, v in outcomes.most_common())})")
+    reasons = Counter(letter["error"] for letter in letters)
+    typer.echo(f"   dead letters (dirty rows of the file): {len(letters):,} "
+               f"({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})")
+    example = next((d for d in decided.values() if d["decision"] == "decline"), None)
+    if example:
+        typer.echo(f"   e.g. {example['application_id']}: decline, PD {example['probability_of_default']:.1%}, "
+                   f"score {example['score']}, grade {example['risk_grade']}, because:")
+        for reason in example["reasons"]:
+            typer.echo(f"     {reason['code']} {reason['text']}")
+
+
+def _topic_tails(settings: Settings) -> tuple[Any, Any]:
+    """Consumers positioned at the current end of the output topics."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumers = []
+    for topic in (settings.topic_decisions, settings.topic_dead_letters):
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                 enable_auto_commit=False)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            consumer.position(partition)
+        consumers.append(consumer)
+    return consumers[0], consumers[1]
+
+
+def _collect(decisions: Any, dead_letters: Any, expected: int, idle_s: float = 20.0,
+             ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    decided: dict[str, dict[str, Any]] = {}
+    letters: list[dict[str, Any]] = []
+    last_seen = time.monotonic()
+    while len(decided) + len(letters) < expected and time.monotonic() - last_seen < idle_s:
+        for consumer, sink in ((decisions, None), (dead_letters, letters)):
+            for records in consumer.poll(timeout_ms=300).values():
+                last_seen = time.monotonic()
+                for record in records:
+                    message = json.loads(record.value)
+                    if sink is None:
+                        decided[message["application_id"]] = message
+                    else:
+                        sink.append(message)
+    decisions.close()
+    dead_letters.close()
+    return decided, letters
 
 
 def _show_where_to_look(settings: Settings) -> None:
@@ -80,20 +155,26 @@ def _show_where_to_look(settings: Settings) -> None:
     typer.echo(f"   Redis:            {settings.redis_url}")
     typer.echo(f"   Prometheus:       http://127.0.0.1:{settings.prometheus_port}")
     typer.echo(f"   Model registry:   {settings.registry_dir} (creditrisk model list)")
-    typer.echo("   Scoring applications from Kafka arrives with the stream worker "
-               "(`creditrisk worker`).")
-    typer.echo("   Stop it all with: creditrisk stack down")
+    typer.echo(f"   Worker:           http://127.0.0.1:{settings.worker_port}/health, /metrics, "
+               "POST /score")
+    typer.echo(f"   Metrics in Prometheus: http://127.0.0.1:{settings.prometheus_port}/graph?"
+               "g0.expr=sum%20by%20(decision)%20(rate(creditrisk_decisions_total%5B1m%5D))")
+    typer.echo("   Follow decisions: creditrisk decisions tail; more load: creditrisk produce "
+               f"--data {DEMO_DATA}/loans.csv --rate 100 --count 5000 --start 2000")
+    typer.echo("   Stop it all (worker included) with: creditrisk stack down")
 
 
 def demo() -> None:
-    """Run the whole flow from nothing: stack, data, model, feature store (scoring comes with
-    the stream worker)."""
+    """Run the whole flow from nothing: stack, data, model, feature store, worker, replay."""
     settings = get_settings()
     try:
         _step("Local stack (Kafka, Redis, Prometheus)", _stack_up, settings)
         _step("Loan data (Lending Club-shaped) and the bureau table", _data, settings)
         _step("Model (trained offline, served from the ONNX registry)", _model, settings)
         _step("Bureau features into the Redis feature store", _features, settings)
+        _step("Scoring worker (Faust)", _worker, settings)
+        _step("Applications replayed into Kafka, decisions read back", _replay_and_summarise,
+              settings)
         _step("Where to look", _show_where_to_look, settings)
     except stack.StackError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -295,9 +296,37 @@ class Prometheus(Service):
         ]
 
 
+class Worker(Service):
+    """The scoring worker, run in the background by `creditrisk demo` (not by `stack up`)."""
+
+    name = "worker"
+    start_timeout_s = 90.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.worker_port
+
+    def answering(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/health", timeout=2):  # noqa: S310
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers, only not healthy yet
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "infra.cli", "worker"]
+
+
 def services(settings: Settings) -> list[Service]:
     """The stack in start order."""
     return [Kafka(settings), Redis(settings), Prometheus(settings)]
+
+
+def application_services(settings: Settings) -> list[Service]:
+    """Processes of the product itself that the demo may have started."""
+    return [Worker(settings)]
 
 
 def up(settings: Settings, echo: Callable[[str], None] = print) -> None:
@@ -308,6 +337,9 @@ def up(settings: Settings, echo: Callable[[str], None] = print) -> None:
 
 
 def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
+    for service in application_services(settings):
+        if service.our_pid() is not None:
+            echo(service.stop())
     for service in reversed(services(settings)):
         echo(service.stop())
 

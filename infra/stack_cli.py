@@ -35,10 +35,18 @@ def stack_status() -> None:
     typer.echo(f"{'service':<12}{'address':<20}{'answering':<11}{'pid':<9}owner")
     for row in stack.status(get_settings()):
         all_answering &= row.answering
-        owner = "this stack" if row.started_by_us else "-"
-        typer.echo(f"{row.name:<12}{row.address:<20}{'yes' if row.answering else 'no':<11}"
-                   f"{row.pid or '-'!s:<9}{owner}")
+        _print_status(row)
+    for service in stack.application_services(get_settings()):
+        row = service.status()
+        if row.answering or row.started_by_us:
+            _print_status(row)
     raise typer.Exit(code=0 if all_answering else 3)
+
+
+def _print_status(row: stack.ServiceStatus) -> None:
+    owner = "this stack" if row.started_by_us else "-"
+    typer.echo(f"{row.name:<12}{row.address:<20}{'yes' if row.answering else 'no':<11}"
+               f"{row.pid or '-'!s:<9}{owner}")
 
 
 @stack_app.command("topics")

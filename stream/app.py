@@ -1,0 +1,197 @@
+"""The Faust app: the agent that feeds micro-batches to the pipeline, and the HTTP views.
+
+At-least-once: ``take_events`` acknowledges a batch only after the loop body returns, and
+the body returns only when every decision and dead letter of the batch is delivered (the
+pipeline waits out Redis and Kafka outages). A worker killed mid-batch leaves the batch
+unacknowledged, so it is processed again on restart and the stored decisions are reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from faust.types import TP
+from prometheus_client import REGISTRY, generate_latest
+
+from features.metrics import default_metrics as feature_store_metrics
+from features.online import OnlineFeatureReader
+from features.settings import Settings, get_settings
+from features.store import async_client
+from onnx_models.registry import Registry
+from stream.decisions import DecisionStore
+from stream.drift import DriftMonitor
+from stream.metrics import WorkerMetrics
+from stream.model_runtime import ModelEvent, ModelHolder
+from stream.pipeline import IncomingEvent, ScoringPipeline
+from stream.validation import REJECTION_CODES, Rejection
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS_TEXT_FORMAT = "text/plain; version=0.0.4"
+
+_metrics: WorkerMetrics | None = None
+
+
+def worker_metrics() -> WorkerMetrics:
+    """The process-wide worker metrics on the default registry."""
+    global _metrics
+    if _metrics is None:
+        _metrics = WorkerMetrics()
+    return _metrics
+
+
+class ServiceState:
+    """Resources that must be built inside the running event loop, built once."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.pipeline: ScoringPipeline | None = None
+        self.redis: Any = None
+        self.processed: dict[TP, int] = {}
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> ScoringPipeline:
+        async with self._lock:
+            if self.pipeline is None:
+                self.pipeline = self._build()
+        return self.pipeline
+
+    def _build(self) -> ScoringPipeline:
+        settings = self.settings
+        metrics = worker_metrics()
+        for code in REJECTION_CODES:  # every reason is a series from the start, at 0
+            metrics.dead_letters.labels(reason=code)
+        models = ModelHolder(Registry(settings.registry_dir), on_event=_count_model_event)
+        model = models.current
+        self.redis = async_client(settings)
+        reader = OnlineFeatureReader(self.redis, settings.feature_schema_version,
+                                     settings.key_prefix, metrics=feature_store_metrics())
+        topics = {name: self.app.topic(name, value_serializer="raw", key_serializer="raw")
+                  for name in (settings.topic_decisions, settings.topic_dead_letters)}
+
+        async def publish(topic: str, key: bytes | None, value: bytes) -> Any:
+            return await topics[topic].send(key=key, value=value)
+
+        log.info("serving model %s from %s", model.version, settings.registry_dir)
+        return ScoringPipeline(settings, models, reader, DecisionStore(self.redis, settings.key_prefix),
+                               publish, metrics, drift_monitor=DriftMonitor)
+
+
+def _count_model_event(event: ModelEvent) -> None:
+    metrics = worker_metrics()
+    if event.kind == "loaded":
+        metrics.set_live_model(event.version or "", event.policy_version or "")
+        metrics.model_reloads.labels(outcome="success").inc()
+    else:
+        metrics.model_reloads.labels(outcome="failure").inc()
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    settings = settings or get_settings()
+    datadir = settings.stack_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.worker_group,
+        broker=";".join(f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")),
+        value_serializer="raw",
+        key_serializer="raw",
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=settings.topic_partitions,
+        web_port=settings.worker_port,
+        web_bind=settings.worker_host,
+        web_host=settings.worker_host,
+        datadir=str(datadir),
+        broker_commit_interval=1.0,
+    )
+    state = ServiceState(app, settings)
+    app.creditrisk_state = state  # type: ignore[attr-defined]
+    applications = app.topic(settings.topic_applications)
+
+    @app.agent(applications, name="score-applications")
+    async def score_applications(stream: faust.StreamT) -> None:
+        pipeline = await state.ready()
+        async for events in stream.take_events(settings.batch_max_events,
+                                               within=settings.batch_within_s):
+            await pipeline.process([
+                IncomingEvent(event.value, event.message.topic, event.message.partition,
+                              event.message.offset) for event in events])
+            for event in events:
+                tp = event.message.tp
+                state.processed[tp] = max(state.processed.get(tp, -1), event.message.offset)
+
+    @app.timer(interval=5.0)
+    async def report_consumer_lag() -> None:
+        await _report_lag(app, state, settings.topic_applications)
+
+    _add_views(app, state)
+    return app
+
+
+async def _report_lag(app: faust.App, state: ServiceState, topic: str) -> None:
+    partitions = [tp for tp in app.consumer.assignment() if tp.topic == topic]
+    if not partitions:
+        return
+    highwaters = await app.consumer.highwaters(*partitions)
+    for tp in partitions:
+        done = state.processed.get(tp)
+        next_offset = done + 1 if done is not None else (await app.consumer.position(tp) or 0)
+        lag = max(int(highwaters.get(tp, next_offset)) - next_offset, 0)
+        worker_metrics().consumer_lag.labels(partition=str(tp.partition)).set(lag)
+
+
+def _add_views(app: faust.App, state: ServiceState) -> None:
+    @app.page("/metrics")
+    async def metrics(self: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        # aiohttp wants the charset apart from the content type; the exposition format is UTF-8.
+        return self.bytes(generate_latest(REGISTRY), content_type=PROMETHEUS_TEXT_FORMAT)
+
+    @app.page("/health")
+    async def health(self: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        report = await _health(app, state)
+        status = 200 if all(part["ok"] for part in report.values()) else 503
+        return self.json(report, status=status)
+
+    @app.page("/score")
+    class Score(faust.web.View):
+        """POST one application event (JSON); the decision comes back, nothing is published."""
+
+        async def post(self, request: faust.web.Request) -> faust.web.Response:
+            pipeline = await state.ready()
+            body = await request.read()
+            try:
+                result = await pipeline.score_one(body)
+            except Exception as error:  # noqa: BLE001 - the caller gets a clear 503
+                log.warning("POST /score failed: %s", type(error).__name__)
+                return self.json({"error": "unavailable",
+                                  "detail": f"scoring failed: {type(error).__name__}"}, status=503)
+            if isinstance(result, Rejection):
+                return self.json({"error": result.error, "detail": result.detail}, status=422)
+            return self.json(result)
+
+
+async def _health(app: faust.App, state: ServiceState) -> dict[str, dict[str, Any]]:
+    pipeline = state.pipeline
+    report: dict[str, dict[str, Any]] = {}
+    kafka_ok = bool(app.consumer.assignment()) if app.consumer else False
+    if pipeline is not None:
+        kafka_ok = kafka_ok and pipeline.healthy_dependencies["kafka"]
+    report["kafka"] = {"ok": kafka_ok, "assigned_partitions": len(app.consumer.assignment())}
+    try:
+        redis_ok = state.redis is not None and bool(await asyncio.wait_for(state.redis.ping(), 1.0))
+    except Exception:  # noqa: BLE001 - any failure is "not ok"
+        redis_ok = False
+    report["redis"] = {"ok": redis_ok}
+    if pipeline is None:
+        report["model"] = {"ok": False, "detail": "not loaded yet"}
+    else:
+        holder = pipeline.models
+        report["model"] = {"ok": True, "version": holder.current.version,
+                           "policy_version": holder.current.policy_version,
+                           "last_reload_error": holder.last_reload_error}
+    return report
+

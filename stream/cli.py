@@ -1,0 +1,29 @@
+"""``creditrisk worker``: run the Faust scoring worker."""
+
+from __future__ import annotations
+
+import typer
+
+
+def worker_command(
+    loglevel: str = typer.Option("info", "--loglevel", help="debug, info, warning or error"),
+) -> None:
+    """Run the Faust scoring worker: applications in, decisions and dead letters out.
+
+    HTTP on the worker port: /health, /metrics (Prometheus) and POST /score.
+    """
+    import faust
+
+    from features.settings import get_settings
+    from onnx_models.registry import Registry
+    from stream.app import create_app
+
+    settings = get_settings()
+    if Registry(settings.registry_dir).live_version() is None:
+        typer.secho(f"No live model in {settings.registry_dir}: train one first "
+                    "(`creditrisk train --data PATH`) or promote one (`creditrisk model promote V`).",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
+    worker.execute_from_commandline()

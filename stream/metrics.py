@@ -1,0 +1,89 @@
+"""Prometheus metrics of the scoring worker (DESIGN.md names, prefix ``creditrisk_``).
+
+Base units, ``_total`` counters, histograms for latencies and distributions. Every label
+has a bounded set of values: decisions, rejection codes, dependency names, partitions,
+drift feature names and the live model version (old versions' series are removed on switch).
+The feature store's own metrics live in ``features/metrics.py``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+SCORING_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+PD_BUCKETS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
+SCORE_BUCKETS = (450, 500, 525, 550, 575, 600, 625, 650, 675, 700, 750, 800)
+
+
+class WorkerMetrics:
+    """The worker's metrics on one registry (the default one in production)."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.events_consumed = Counter(
+            "creditrisk_events_consumed_total", "Application events taken from Kafka.",
+            registry=registry)
+        self.unknown_fields = Counter(
+            "creditrisk_event_unknown_fields_total",
+            "Extra fields in valid events, ignored (the contract allows them).", registry=registry)
+        self.decisions = Counter(
+            "creditrisk_decisions_total", "Decisions published, by outcome and model version.",
+            ["decision", "model_version"], registry=registry)
+        self.replayed_decisions = Counter(
+            "creditrisk_decisions_replayed_total",
+            "Applications seen again for the same model version: the stored decision was "
+            "published again unchanged.", registry=registry)
+        self.missing_bureau = Counter(
+            "creditrisk_decisions_missing_bureau_total",
+            "Decisions made without fresh bureau data (never approved).", registry=registry)
+        self.dead_letters = Counter(
+            "creditrisk_dead_letters_total", "Events sent to the dead-letter topic, by reason.",
+            ["reason"], registry=registry)
+        self.end_to_end_latency = Histogram(
+            "creditrisk_end_to_end_latency_seconds",
+            "From the application's submitted_at to its decision.",
+            buckets=LATENCY_BUCKETS_S, registry=registry)
+        self.scoring_latency = Histogram(
+            "creditrisk_scoring_latency_seconds",
+            "Model inputs to verdicts for one batch (ONNX, policy, reasons).",
+            buckets=SCORING_BUCKETS_S, registry=registry)
+        self.batch_latency = Histogram(
+            "creditrisk_batch_processing_seconds",
+            "One micro-batch from validation to delivered decisions.",
+            buckets=LATENCY_BUCKETS_S, registry=registry)
+        self.batch_size = Histogram(
+            "creditrisk_batch_size", "Events per micro-batch.",
+            buckets=BATCH_SIZE_BUCKETS, registry=registry)
+        self.probability_of_default = Histogram(
+            "creditrisk_probability_of_default", "Calibrated PD of scored applications.",
+            buckets=PD_BUCKETS, registry=registry)
+        self.score = Histogram(
+            "creditrisk_score_points", "Score points of scored applications.",
+            buckets=SCORE_BUCKETS, registry=registry)
+        self.drift_psi = Gauge(
+            "creditrisk_drift_psi",
+            "Population stability index of the recent window vs the model's training "
+            "reference, for the score and key features.", ["feature"], registry=registry)
+        self.model_info = Gauge(
+            "creditrisk_model_info", "The live model: 1 for the version being served.",
+            ["model_version", "policy_version"], registry=registry)
+        self.model_reloads = Counter(
+            "creditrisk_model_reloads_total", "Model switches attempted, by outcome.",
+            ["outcome"], registry=registry)
+        self.retries = Counter(
+            "creditrisk_batch_retries_total",
+            "Batches retried because a dependency failed (nothing was acknowledged).",
+            ["dependency"], registry=registry)
+        self.consumer_lag = Gauge(
+            "creditrisk_consumer_lag_messages",
+            "Events in the input topic not yet processed, per partition.",
+            ["partition"], registry=registry)
+        self.last_batch_timestamp = Gauge(
+            "creditrisk_last_batch_timestamp_seconds",
+            "Unix time the last batch was fully processed.", registry=registry)
+
+    def set_live_model(self, version: str, policy_version: str) -> None:
+        """Exactly one model_info series: the version being served."""
+        self.model_info.clear()
+        self.model_info.labels(model_version=version, policy_version=policy_version).set(1)

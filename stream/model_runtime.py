@@ -1,0 +1,313 @@
+"""The live model in the worker: score a micro-batch, apply the policy, explain, hot-reload.
+
+:class:`LoadedModel` is one registered version ready to serve: its onnxruntime session, its
+feature encoder, its model card (thresholds, score scale, grades, calibration) and the
+LightGBM text model used only to explain review and decline decisions (see
+:mod:`stream.reasons`). :class:`ModelHolder` keeps the current :class:`LoadedModel` and
+swaps in a newly promoted version at a batch boundary; a version that fails to load or to
+score keeps the current one serving.
+
+Take ``holder.current`` once per batch and use that object for the whole batch, so every
+decision of the batch carries the version and policy that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from features.definitions import (APPLICATION_FIELDS, BUREAU_FIELDS, FEATURE_SET_LENDING_CLUB,
+                                  FeatureEncoder, lending_club_feature_specs)
+from features.scoring import apply_calibration, decide, logit, risk_grade, score_points
+from onnx_models.registry import (LIVE_POINTER, ModelRejectedError, RegisteredModel, Registry,
+                                  RegistryError)
+from stream.reasons import Reason, ReasonBuilder
+
+logger = logging.getLogger(__name__)
+
+EXPLAINER_FILE = "model.txt"
+POLICY_KEYS = ("thresholds", "score_scale", "risk_grades", "calibration")
+# model.txt and model.onnx are the same trees: their log-odds agree to float32 rounding.
+EXPLAINER_TOLERANCE = 1e-4
+
+
+class NoLiveModelError(RegistryError):
+    def __init__(self, registry_root: os.PathLike[str] | str) -> None:
+        super().__init__(f"no live model in the registry {registry_root}: run `creditrisk "
+                         "train` (or `creditrisk model promote VERSION`) before starting "
+                         "the worker")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The policy outcome for one application, as the decision message publishes it."""
+
+    probability_of_default: float   # calibrated
+    score: int                      # points on model.json score_scale
+    risk_grade: str
+    decision: str                   # approve | review | decline
+    reasons: tuple[Reason, ...]     # 1-4 for review/decline, empty for approve
+
+
+def policy_version(card: Mapping[str, Any]) -> str:
+    """12 hex digits identifying the decision policy of a model card: changes whenever the
+    thresholds, score scale, risk grades or calibration change, and only then."""
+    policy = {key: card.get(key) for key in POLICY_KEYS}
+    canonical = json.dumps(policy, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def servable_feature_problems(card: Mapping[str, Any]) -> list[str]:
+    """Why the real-time service cannot build this model's inputs (empty when it can):
+    every feature must come from the application event and the bureau feature store."""
+    if card.get("feature_set") != FEATURE_SET_LENDING_CLUB:
+        return [f"feature set {card.get('feature_set')!r} cannot be served in real time; "
+                f"only {FEATURE_SET_LENDING_CLUB!r} models read the application event and "
+                "the feature store"]
+    available = set(APPLICATION_FIELDS) | set(BUREAU_FIELDS)
+    servable = {spec.name for spec in lending_club_feature_specs(True, True)
+                if set(spec.source_columns) <= available}
+    unservable = [entry.get("name") for entry in card["features"]
+                  if entry.get("name") not in servable]
+    if unservable:
+        return [f"features {unservable} are not built from the application event and the "
+                "bureau feature store"]
+    return []
+
+
+class LoadedModel:
+    """One immutable model version ready to score (see the module docstring)."""
+
+    def __init__(self, registered: RegisteredModel, session: Any, explainer: Any) -> None:
+        self.registered = registered
+        self.version = registered.version
+        self.card = registered.card
+        self.encoder = FeatureEncoder.from_model_card(self.card)
+        self.policy_version = policy_version(self.card)
+        self.session = session
+        self.explainer = explainer
+        self.feature_names = [str(entry["name"]) for entry in self.card["features"]]
+        onnx = self.card.get("onnx", {})
+        self._input_name = onnx.get("input", "features")
+        self._output_name = onnx.get("output", "probabilities")
+        self._bad_column = int(onnx.get("output_column_bad", 1))
+        self._reasons = ReasonBuilder.from_model_card(self.card)
+
+    @classmethod
+    def load(cls, registered: RegisteredModel) -> "LoadedModel":
+        """Session (one intra-op thread: the worker scores small batches on few cores),
+        encoder, card, policy version and explainer of a registered version."""
+        import lightgbm
+        import onnxruntime
+
+        where = f"version {registered.version}"
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(registered.onnx_path), options,
+                                               providers=["CPUExecutionProvider"])
+        explainer_path = registered.path / EXPLAINER_FILE
+        if not explainer_path.is_file():
+            raise ModelRejectedError(where, [f"missing file {EXPLAINER_FILE} (the LightGBM "
+                                             "text model that explains decisions)"])
+        try:
+            explainer = lightgbm.Booster(model_file=str(explainer_path))
+        except lightgbm.basic.LightGBMError as error:
+            raise ModelRejectedError(where, [f"{EXPLAINER_FILE} does not load ({error})"]) \
+                from None
+        n_features = len(registered.card["features"])
+        if explainer.num_feature() != n_features:
+            raise ModelRejectedError(where, [f"{EXPLAINER_FILE} has {explainer.num_feature()} "
+                                             f"features, model.json lists {n_features}"])
+        return cls(registered, session, explainer)
+
+    # ---- scoring ---------------------------------------------------------------------
+
+    def raw_probability(self, inputs: np.ndarray) -> np.ndarray:
+        """The ONNX model's uncalibrated P(bad) per row (one onnxruntime call)."""
+        output = self.session.run([self._output_name], {self._input_name: inputs})[0]
+        return output[:, self._bad_column].astype(np.float64)
+
+    def contributions(self, inputs: np.ndarray) -> np.ndarray:
+        """Exact TreeSHAP contributions [N, F + 1] in raw log-odds (last column: bias)."""
+        return self.explainer.predict(np.asarray(inputs, dtype=np.float32).astype(np.float64),
+                                      pred_contrib=True, num_threads=1)
+
+    def score(self, inputs: np.ndarray, bureau_missing: Sequence[bool]) -> list[Verdict]:
+        """Verdicts for a batch of model inputs (float32 [N, F], model.json order)."""
+        matrix = self._checked_inputs(inputs, bureau_missing)
+        if len(matrix) == 0:
+            return []
+        missing = np.asarray(bureau_missing, dtype=bool)
+        probability = apply_calibration(self.raw_probability(matrix), self.card["calibration"])
+        scores = score_points(probability, self.card["score_scale"])
+        grades = risk_grade(probability, self.card["risk_grades"])
+        decisions = decide(probability, self.card["thresholds"])
+        # Without bureau data the model has not seen the applicant's credit record.
+        decisions[missing & (decisions == "approve")] = "review"
+        adverse = np.flatnonzero(decisions != "approve")
+        reasons: dict[int, tuple[Reason, ...]] = {}
+        if adverse.size:
+            contributions = self.contributions(matrix[adverse])[:, :-1]
+            for row, row_contributions in zip(adverse, contributions):
+                reasons[int(row)] = self._reasons.reasons(row_contributions, matrix[row],
+                                                          bool(missing[row]))
+        return [Verdict(float(probability[row]), int(scores[row]), str(grades[row]),
+                        str(decisions[row]), reasons.get(row, ()))
+                for row in range(len(matrix))]
+
+    def _checked_inputs(self, inputs: np.ndarray, bureau_missing: Sequence[bool]) -> np.ndarray:
+        matrix = np.ascontiguousarray(inputs, dtype=np.float32)
+        width = len(self.feature_names)
+        if matrix.ndim != 2 or matrix.shape[1] != width:
+            raise ValueError(f"model {self.version} expects inputs of shape [rows, {width}], "
+                             f"got {list(matrix.shape)}; build them with this model's encoder")
+        if len(bureau_missing) != len(matrix):
+            raise ValueError(f"bureau_missing has {len(bureau_missing)} flags for "
+                             f"{len(matrix)} rows; pass one flag per row")
+        return matrix
+
+    def self_check(self) -> None:
+        """Score one all-missing row through every path (reasons included) and check that
+        model.txt explains model.onnx; :class:`ModelRejectedError` if not."""
+        where = f"version {self.version}"
+        row = np.full((1, len(self.feature_names)), np.nan, dtype=np.float32)
+        try:
+            verdict = self.score(row, [True])[0]
+            gap = abs(float(self.contributions(row).sum())
+                      - float(logit(self.raw_probability(row))[0]))
+        except Exception as error:  # any failure here means the version cannot serve
+            raise ModelRejectedError(where, [f"smoke score failed ({type(error).__name__}: "
+                                             f"{str(error)[:200]})"]) from None
+        if not 0.0 <= verdict.probability_of_default <= 1.0 or not verdict.reasons:
+            raise ModelRejectedError(where, [f"smoke score gave {verdict}"])
+        if not gap < EXPLAINER_TOLERANCE:  # also catches NaN
+            raise ModelRejectedError(where, [f"{EXPLAINER_FILE} does not match model.onnx "
+                                             f"(log-odds differ by {gap:.3g})"])
+
+
+# ---- hot reload -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelEvent:
+    """What :class:`ModelHolder` reports: a version went live, or a reload was refused."""
+
+    kind: Literal["loaded", "reload_failed"]
+    version: str | None          # the version loaded, or the one the pointer named
+    policy_version: str | None = None
+    error: str | None = None
+
+
+ModelEventCallback = Callable[[ModelEvent], None]
+
+
+def load_serving_model(registry: Registry, version: str) -> LoadedModel:
+    """Load and validate a version for real-time serving (files, schema, ONNX width,
+    servable features, explainer, smoke score)."""
+    registered = registry.load(version)
+    problems = servable_feature_problems(registered.card)
+    if problems:
+        raise ModelRejectedError(f"version {version}", problems)
+    model = LoadedModel.load(registered)
+    model.self_check()
+    return model
+
+
+@dataclass
+class _PointerState:
+    signature: tuple[int, int, int] | None
+    checked_at: float = field(default_factory=time.monotonic)
+
+
+class ModelHolder:
+    """The model the worker serves now, replaced when another version is promoted.
+
+    ``refresh()`` is meant for every batch boundary: when live.json is unchanged it costs one
+    ``stat``. A refused version is retried only when the pointer changes again or after
+    ``retry_failed_after_seconds``, so a broken promotion costs one load, not one per batch.
+    """
+
+    def __init__(self, registry: Registry, on_event: ModelEventCallback | None = None,
+                 retry_failed_after_seconds: float = 60.0) -> None:
+        self.registry = registry
+        self.on_event = on_event
+        self.retry_failed_after_seconds = retry_failed_after_seconds
+        self.reload_failures = 0
+        self.last_reload_error: str | None = None
+        self._pointer = _PointerState(self._pointer_signature())
+        version = registry.live_version()
+        if not version:
+            raise NoLiveModelError(registry.root)
+        self.current: LoadedModel = load_serving_model(registry, version)
+        self._failed_signature: tuple[int, int, int] | None = None
+        self._report(ModelEvent("loaded", version, self.current.policy_version))
+
+    @property
+    def version(self) -> str:
+        return self.current.version
+
+    def _pointer_signature(self) -> tuple[int, int, int] | None:
+        try:
+            status = os.stat(self.registry.root / LIVE_POINTER)
+        except FileNotFoundError:
+            return None
+        return (status.st_mtime_ns, status.st_size, status.st_ino)
+
+    def refresh(self) -> bool:
+        """Switch to the version live.json names if it changed; True when it switched.
+
+        Never raises for a bad model: the current one keeps serving, ``reload_failures``
+        counts the refusal and ``last_reload_error`` says why (None once the pointer names
+        the serving version again).
+        """
+        signature = self._pointer_signature()
+        now = time.monotonic()
+        if signature == self._pointer.signature and (
+                signature != self._failed_signature
+                or now - self._pointer.checked_at < self.retry_failed_after_seconds):
+            return False
+        self._pointer = _PointerState(signature, now)
+        wanted: str | None = None
+        try:
+            wanted = self.registry.live_version()
+            if not wanted:
+                raise RegistryError(f"the live pointer {self.registry.root / LIVE_POINTER} "
+                                    "is missing; promote a version with `creditrisk model "
+                                    "promote VERSION`")
+            if wanted == self.current.version:
+                self._failed_signature, self.last_reload_error = None, None
+                return False
+            model = load_serving_model(self.registry, wanted)
+        except Exception as error:  # any failure: keep serving what works
+            self._failed_signature = signature
+            self.reload_failures += 1
+            self.last_reload_error = str(error)
+            logger.error("model reload refused, still serving %s: %s",
+                         self.current.version, error)
+            self._report(ModelEvent("reload_failed", wanted, error=str(error)))
+            return False
+        self.current = model  # one reference assignment: batches see old or new, never mixed
+        self._failed_signature, self.last_reload_error = None, None
+        logger.info("now serving model %s (policy %s)", model.version, model.policy_version)
+        self._report(ModelEvent("loaded", model.version, model.policy_version))
+        return True
+
+    def _report(self, event: ModelEvent) -> None:
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # a metrics hook must not take the model down
+            logger.exception("model event callback failed for %s", event)
+
+
+__all__ = ["LoadedModel", "ModelEvent", "ModelEventCallback", "ModelHolder", "NoLiveModelError",
+           "Reason", "Verdict", "load_serving_model", "policy_version",
+           "servable_feature_problems"]

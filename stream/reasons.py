@@ -1,0 +1,163 @@
+"""Reason codes: the principal factors that pushed an applicant's risk up (adverse action).
+
+Method: LightGBM's exact TreeSHAP contributions (``Booster.predict(X, pred_contrib=True)`` on
+the version's ``model.txt``). For every row they add up, with the bias column, to the
+booster's raw log-odds, which is the logit of the ONNX model's raw probability; the tests
+prove it. Only review and decline rows are explained (a contribution costs far more than a
+prediction).
+
+``Reason.impact`` is the feature's contribution to the log-odds of the *published*
+(calibrated) probability of default: the raw TreeSHAP value times the Platt ``slope`` of
+model.json (slope 1 when calibration is ``none``), rounded to 4 decimals. A positive impact
+pushed the risk up. The impacts of all features plus ``slope * bias + intercept`` add up to
+``logit(PD)``.
+
+A reason lists at most :data:`MAX_REASONS` features, most important first, and only those
+with a positive impact; a review or decline with none gets its single largest contribution
+anyway, so every adverse decision carries 1-4 reasons. Missing bureau data is its own
+reason (:data:`MISSING_BUREAU_CODE`, impact 0) and comes first.
+
+Codes are stable per feature across model versions: :data:`REASON_CODES` fixes them for
+every ``lending_club`` feature. A feature outside the table (``generic`` feature set) gets
+``"RX"`` + the first 4 hex digits (upper case) of the SHA-256 of its name, which depends
+on the name only, never on the model or the feature's position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+# Adverse-action notices name at most four principal reasons.
+MAX_REASONS = 4
+
+MISSING_BUREAU_CODE = "R00"
+MISSING_BUREAU_FEATURE = "bureau_data"
+MISSING_BUREAU_TEXT = "Credit bureau information unavailable"
+
+# Never renumber: downstream systems and customer letters key on these codes.
+REASON_CODES: Mapping[str, str] = {
+    "loan_amnt": "R01",
+    "term": "R02",
+    "log_annual_inc": "R03",
+    "emp_length": "R04",
+    "credit_history_months": "R05",
+    "loan_to_income": "R06",
+    "payment_to_income": "R07",
+    "dti": "R08",
+    "revol_util": "R09",
+    "revol_bal_to_income": "R10",
+    "delinq_2yrs": "R11",
+    "inq_last_6mths": "R12",
+    "pub_rec": "R13",
+    "open_acc": "R14",
+    "total_acc": "R15",
+    "mths_since_last_delinq": "R16",
+    "ever_delinquent": "R17",
+    "home_ownership": "R18",
+    "verification_status": "R19",
+    "purpose": "R20",
+    "addr_state": "R21",
+    "grade": "R22",
+    "sub_grade": "R23",
+    "int_rate": "R24",
+    "installment": "R25",
+}
+
+UNAVAILABLE_VALUE_TEXT = "not available"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One factor of a decision.
+
+    ``impact``: contribution to the log-odds of the published PD (TreeSHAP x Platt slope,
+    4 dp); positive means it pushed the risk up; 0 for missing bureau data.
+    """
+
+    code: str
+    feature: str
+    text: str
+    impact: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "feature": self.feature, "text": self.text,
+                "impact": self.impact}
+
+
+MISSING_BUREAU_REASON = Reason(MISSING_BUREAU_CODE, MISSING_BUREAU_FEATURE,
+                               MISSING_BUREAU_TEXT, 0.0)
+
+
+def reason_code(feature_name: str) -> str:
+    """The feature's code from :data:`REASON_CODES`, else the name-hash fallback ``RXhhhh``."""
+    known = REASON_CODES.get(feature_name)
+    if known is not None:
+        return known
+    digest = hashlib.sha256(feature_name.encode("utf-8")).hexdigest()
+    return "RX" + digest[:4].upper()
+
+
+def calibration_slope(calibration: Mapping[str, Any]) -> float:
+    """Factor from raw log-odds to the log-odds of the calibrated PD."""
+    if calibration.get("method", "none") == "platt":
+        return float(calibration["slope"])
+    return 1.0
+
+
+class ReasonBuilder:
+    """Turns one row's contributions into reasons, using the model card's feature list."""
+
+    def __init__(self, features: Sequence[Mapping[str, Any]], slope: float) -> None:
+        self.names = [str(entry["name"]) for entry in features]
+        self.codes = [reason_code(name) for name in self.names]
+        self.descriptions = [str(entry.get("description") or entry["name"])
+                             for entry in features]
+        self.categories = [list(entry["categories"]) if entry.get("type") == "categorical"
+                           else None for entry in features]
+        self.slope = slope
+
+    @classmethod
+    def from_model_card(cls, card: Mapping[str, Any]) -> "ReasonBuilder":
+        return cls(card["features"], calibration_slope(card["calibration"]))
+
+    def text(self, position: int, value: float) -> str:
+        """Plain language for a feature at this value; categories are named (a loan
+        purpose or housing status is not personal data), missing values are said so."""
+        description = self.descriptions[position]
+        categories = self.categories[position]
+        if math.isnan(value):
+            return f"{description}: {UNAVAILABLE_VALUE_TEXT}"
+        if categories is not None:
+            index = int(value)
+            name = categories[index] if 0 <= index < len(categories) else UNAVAILABLE_VALUE_TEXT
+            return f"{description}: {name}"
+        return description
+
+    def reasons(self, contributions: np.ndarray, values: np.ndarray,
+                bureau_missing: bool = False) -> tuple[Reason, ...]:
+        """Reasons for one adverse decision.
+
+        ``contributions``: the row's raw TreeSHAP values, one per feature (bias excluded);
+        ``values``: the row's model inputs (to name categories and missing values).
+        """
+        impacts = np.asarray(contributions, dtype=np.float64) * self.slope
+        if len(impacts) != len(self.names):
+            raise ValueError(f"{len(impacts)} contributions for a model with "
+                             f"{len(self.names)} features")
+        leading = [MISSING_BUREAU_REASON] if bureau_missing else []
+        # Largest impact first; equal impacts keep model.json order.
+        order = np.argsort(-impacts, kind="stable")
+        chosen = [int(position) for position in order if impacts[position] > 0]
+        chosen = chosen[:MAX_REASONS - len(leading)]
+        if not chosen and not leading:
+            chosen = [int(order[0])]
+        return tuple(leading) + tuple(
+            Reason(self.codes[position], self.names[position],
+                   self.text(position, float(values[position])),
+                   round(float(impacts[position]), 4))
+            for position in chosen)

@@ -1,0 +1,85 @@
+"""``creditrisk produce`` and ``creditrisk decisions tail``.
+
+Register with ``app.command(name="produce")(produce_command)`` and
+``app.add_typer(decisions_app, name="decisions")``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+decisions_app = typer.Typer(help="Follow the decisions the worker publishes.", no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def _kafka_unreachable(bootstrap: str, error: Exception) -> str:
+    return (f"Kafka at {bootstrap} is not reachable ({type(error).__name__}). "
+            "Is the stack up (`creditrisk stack up`), or is CREDITRISK_KAFKA_BOOTSTRAP right?")
+
+
+def produce_command(
+    data: Path = typer.Option(..., "--data", help="Loan file: loans.csv from `creditrisk data "
+                              "generate` or a Lending Club loan file."),
+    rate: float = typer.Option(100.0, "--rate", min=0, help="events per second (0 = as fast as possible)"),
+    count: int = typer.Option(1000, "--count", min=1, help="events to send (fewer if the file ends)"),
+    start: int = typer.Option(0, "--start", min=0, help="skip this many data rows first"),
+    submitted_at: str = typer.Option("now", "--submitted-at",
+                                     help="'now' (UTC, at sending) or 'original' (the row's issue month)"),
+    topic: Optional[str] = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_APPLICATIONS"),
+) -> None:
+    """Replay loan applications from a file into Kafka at a steady rate."""
+    from kafka.errors import KafkaError
+
+    from features.settings import get_settings
+    from stream.replay import replay_applications
+
+    settings = get_settings()
+    if submitted_at not in ("now", "original"):
+        _fail(f"--submitted-at must be 'now' or 'original', not {submitted_at!r}.")
+    try:
+        summary = replay_applications(data, settings.kafka_bootstrap,
+                                      topic or settings.topic_applications, count=count, rate=rate,
+                                      start=start, submitted_at=submitted_at)  # type: ignore[arg-type]
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+    except KafkaError as error:
+        _fail(_kafka_unreachable(settings.kafka_bootstrap, error))
+    typer.echo(summary.line())
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+@decisions_app.command("tail")
+def tail_command(
+    from_beginning: bool = typer.Option(False, "--from-beginning",
+                                        help="start at the oldest decision kept, not the next new one"),
+    count: Optional[int] = typer.Option(None, "--count", min=1, help="stop after this many decisions"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1,
+                                            help="stop after this many seconds without a decision"),
+    as_json: bool = typer.Option(False, "--json", help="print each decision's full JSON"),
+    topic: Optional[str] = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_DECISIONS"),
+) -> None:
+    """Print one line per decision: id, decision, PD, score, grade, first reason, model version.
+
+    Reads without a consumer group, so it never moves the offsets of any service."""
+    from kafka.errors import KafkaError
+
+    from features.settings import get_settings
+    from stream.replay import tail_decisions
+
+    settings = get_settings()
+    try:
+        tail_decisions(settings.kafka_bootstrap, topic or settings.topic_decisions, typer.echo,
+                       from_beginning=from_beginning, count=count, idle_timeout_s=timeout,
+                       as_json=as_json)
+    except KafkaError as error:
+        _fail(_kafka_unreachable(settings.kafka_bootstrap, error))
+    except KeyboardInterrupt:
+        pass

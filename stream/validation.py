@@ -1,0 +1,209 @@
+"""Validation of one application event: raw Kafka bytes in, a valid application or a
+rejection with a reason code out; and the dead-letter record a rejection becomes.
+
+``validate_application`` never raises on any input: bad input must not stop the worker
+(DESIGN principle 6). The first problem found decides the code (missing fields are all
+listed together); the order is: payload, identity fields, then the application fields in
+the order of ``event_schema.APPLICATION_CHECKS``. Rejection details name the field and what
+is allowed, never the value sent (principle 8).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import islice
+from typing import Any
+
+from stream.event_schema import (
+    APPLICATION_CHECKS,
+    FREE_TEXT_FIELDS,
+    KNOWN_FIELDS,
+    NULLABLE_FIELDS,
+    REQUIRED_FIELDS,
+    FieldProblem,
+    check_application_id,
+    check_customer_id,
+    check_free_text,
+    check_submitted_at,
+    json_type_name,
+)
+
+DEFAULT_MAX_BYTES = 64 * 1024
+# Original bytes kept in a dead letter. Twice the default event limit keeps every payload the
+# validator would size-accept whole, and even when JSON escapes every byte (6x) the record
+# stays under Kafka's default 1 MiB message limit.
+DEFAULT_DEAD_LETTER_PAYLOAD_BYTES = 2 * DEFAULT_MAX_BYTES
+MAX_UNKNOWN_FIELDS = 20
+MAX_UNKNOWN_FIELD_NAME_LENGTH = 64
+
+REJECTION_CODES: tuple[str, ...] = (
+    "empty",          # no value (tombstone) or zero bytes
+    "oversize",       # more bytes than the limit
+    "not_json",       # not UTF-8, not JSON, or JSON with NaN/Infinity
+    "not_an_object",  # JSON, but an array, number, string, true/false or null
+    "missing_field",  # a required field is absent or null
+    "wrong_type",     # e.g. a string or true where a number is required
+    "invalid_value",  # right type, impossible value (negative amount, unknown state ...)
+    "unknown_term",   # term other than 36 or 60 months
+    "bad_timestamp",  # submitted_at unreadable, without time zone, or out of range
+    "bad_id",         # application_id / customer_id empty, too long or unusable as a key
+)
+
+
+@dataclass(frozen=True)
+class ValidApplication:
+    """An event that meets the contract, normalised like training cleaning."""
+
+    application_id: str
+    customer_id: str
+    submitted_at: datetime  # timezone-aware, UTC
+    # loan_amnt float, term int (36|60), purpose str, annual_inc float, emp_length float|None,
+    # home_ownership, verification_status, addr_state (normalised text); never free text.
+    application: dict[str, Any]
+    # Names of extra fields (ignored; at most MAX_UNKNOWN_FIELDS, each name truncated).
+    unknown_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why an event cannot be scored; ``error`` is one of ``REJECTION_CODES``."""
+
+    error: str
+    detail: str
+    # The event's application_id when it was readable and valid: the dead letter's key.
+    application_id: str | None = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"JSON does not allow {name}")
+
+
+# One decoder for the process: json.loads(text, parse_constant=...) would build a new one
+# per call. The C scanner is still used.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _decode(payload: bytes | None, max_bytes: int) -> Any:
+    if not payload:
+        raise FieldProblem("empty", "the message has no value; an application event is a "
+                                    "JSON object")
+    if len(payload) > max_bytes:
+        raise FieldProblem("oversize", f"the message is {len(payload)} bytes; an application "
+                                       f"event may be at most {max_bytes} bytes")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FieldProblem("not_json", f"the message is not UTF-8 text (invalid byte at "
+                                       f"offset {error.start})") from None
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as error:
+        # error.msg is a fixed phrase of the parser ("Expecting value"), never input text.
+        raise FieldProblem("not_json", f"the message is not valid JSON: {error.msg} at "
+                                       f"character {error.pos}") from None
+    except (ValueError, RecursionError):  # NaN/Infinity, >4300-digit integers, deep nesting
+        raise FieldProblem("not_json", "the message is not valid JSON: it has NaN or Infinity, "
+                                       "an integer too long to read, or nesting too deep") from None
+
+
+def _missing_fields(event: dict[str, Any]) -> list[str]:
+    return [name for name in REQUIRED_FIELDS
+            if name not in event or (event[name] is None and name not in NULLABLE_FIELDS)]
+
+
+def _unknown_fields(event: dict[str, Any]) -> tuple[str, ...]:
+    if KNOWN_FIELDS.issuperset(event):
+        return ()  # the usual case, one set operation
+    names = (name[:MAX_UNKNOWN_FIELD_NAME_LENGTH] for name in event if name not in KNOWN_FIELDS)
+    return tuple(islice(names, MAX_UNKNOWN_FIELDS))
+
+
+def _validate_event(event: dict[str, Any]) -> ValidApplication:
+    missing = _missing_fields(event)
+    if missing:
+        raise FieldProblem("missing_field", "required field(s) absent or null: "
+                                            + ", ".join(missing))
+    application_id = check_application_id(event["application_id"])
+    customer_id = check_customer_id(event["customer_id"])
+    submitted_at = check_submitted_at(event["submitted_at"])
+    application = {name: check(event[name]) for name, check in APPLICATION_CHECKS}
+    for name in FREE_TEXT_FIELDS:
+        check_free_text(name, event.get(name))
+    return ValidApplication(application_id, customer_id, submitted_at, application,
+                            _unknown_fields(event))
+
+
+def _readable_application_id(event: Any) -> str | None:
+    if not isinstance(event, dict):
+        return None
+    try:
+        return check_application_id(event.get("application_id"))
+    except FieldProblem:
+        return None
+
+
+def validate_application(payload: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES,
+                         ) -> ValidApplication | Rejection:
+    """Check one raw event against the application-event contract (DESIGN.md)."""
+    event: Any = None
+    try:
+        event = _decode(payload, max_bytes)
+        if not isinstance(event, dict):
+            raise FieldProblem("not_an_object", f"the message is JSON but {json_type_name(event)};"
+                                                " an application event is a JSON object")
+        return _validate_event(event)
+    except FieldProblem as problem:
+        return Rejection(problem.code, problem.detail, _readable_application_id(event))
+
+
+# ---- dead letters -----------------------------------------------------------------------
+
+def utc_timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with a 'Z' suffix, millisecond precision."""
+    if moment.tzinfo is None:
+        raise ValueError("a naive datetime has no time zone; pass an aware one, e.g. "
+                         "datetime.now(timezone.utc)")
+    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+def _payload_text(payload: bytes, limit: int) -> tuple[str, str]:
+    """(text, encoding): the payload as UTF-8 text when all of it is UTF-8, else base64."""
+    head = payload[:limit]
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(head).decode("ascii"), "base64"
+    # Truncation may split the last character; the rest is known to be valid UTF-8.
+    return head.decode("utf-8", errors="ignore"), "utf-8"
+
+
+def dead_letter(rejection: Rejection, payload: bytes | None, topic: str,
+                partition: int | None, offset: int | None, received_at: datetime,
+                payload_limit: int = DEFAULT_DEAD_LETTER_PAYLOAD_BYTES) -> dict[str, Any]:
+    """The DESIGN.md dead-letter record for a rejected message (JSON-serialisable).
+
+    Besides the DESIGN fields it carries ``payload_encoding`` ("utf-8", "base64", or null
+    when the message had no value), ``payload_bytes`` (the original size) and
+    ``payload_truncated`` (only the first ``payload_limit`` bytes are kept, so the dead
+    letter itself fits in a Kafka message).
+    """
+    if payload is None:
+        text, encoding = None, None
+        size = 0
+    else:
+        text, encoding = _payload_text(payload, payload_limit)
+        size = len(payload)
+    return {
+        "error": rejection.error,
+        "detail": rejection.detail,
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "payload": text,
+        "payload_encoding": encoding,
+        "payload_bytes": size,
+        "payload_truncated": size > payload_limit,
+        "received_at": utc_timestamp(received_at),
+    }

@@ -1,0 +1,39 @@
+"""Fixtures for the stream worker: a small trained model in a registry of the test's own."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def generated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated loans.csv + bureau.csv (deterministic)."""
+    from training.generate import generate_loan_files
+
+    folder = tmp_path_factory.mktemp("stream-data")
+    generate_loan_files(rows=14000, seed=21, out_dir=folder, show_progress=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained_registry_template(generated_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry holding one trained, promoted model (trained once per session)."""
+    from training.pipeline import run_training
+    from training.training_config import TrainingConfig
+
+    root = tmp_path_factory.mktemp("registry-template")
+    run_training(generated_data / "loans.csv", "generated", registry_dir=root,
+                 config=TrainingConfig(folds=2), report_dir=root / "_report",
+                 progress=False, log=lambda _line: None)
+    return root
+
+
+@pytest.fixture()
+def registry_dir(trained_registry_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained registry a test may promote into or break."""
+    target = tmp_path / "registry"
+    shutil.copytree(trained_registry_template, target, ignore=shutil.ignore_patterns("_report"))
+    return target
