@@ -65,8 +65,10 @@ class ServiceState:
         metrics = worker_metrics()
         for code in REJECTION_CODES:  # every reason is a series from the start, at 0
             metrics.dead_letters.labels(reason=code)
-        models = ModelHolder(Registry(settings.registry_dir), on_event=_count_model_event)
+        models = ModelHolder(Registry(settings.registry_dir))
         model = models.current
+        metrics.set_live_model(model.version, model.policy_version)
+        models.on_event = _count_model_event  # from now on, loads are reloads
         self.redis = async_client(settings)
         reader = OnlineFeatureReader(self.redis, settings.feature_schema_version,
                                      settings.key_prefix, metrics=feature_store_metrics())
