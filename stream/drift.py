@@ -93,9 +93,7 @@ class DriftMonitor:
         self._batches: deque[tuple[int, np.ndarray]] = deque()
         self._totals = np.zeros(self._slots, dtype=np.int64)
         self._rows = 0
-        feature_binnings = [b for b in self.binnings if b.column is not None]
-        self._feature_columns = [b.column for b in feature_binnings]
-        self._feature_binnings = feature_binnings
+        self._feature_binnings = [b for b in self.binnings if b.column is not None]
 
     def _check_parameters(self) -> None:
         if not isinstance(self.card, Mapping) or "features" not in self.card:
@@ -106,7 +104,7 @@ class DriftMonitor:
                              "a version of `creditrisk train` that records reference distributions.")
         if not isinstance(self.window, int) or self.window < 1:
             raise ValueError(f"window must be a positive number of applications, got {self.window!r}.")
-        if not isinstance(self.min_sample, int) or not 1 <= self.min_sample:
+        if not isinstance(self.min_sample, int) or self.min_sample < 1:
             raise ValueError(f"min_sample must be a positive integer, got {self.min_sample!r}.")
         if not 0 < self.empty_bin_share < 0.01:
             raise ValueError(f"empty_bin_share must be small and positive, got {self.empty_bin_share!r}.")
