@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from typing import Any
 
 # Not "none": Lending Club uses NONE as a home_ownership value.
@@ -167,3 +168,25 @@ def normalize_addr_state(value: Any) -> str | None:
         return None
     upper = text.upper()
     return upper if _STATE.match(upper) else None
+
+
+# Lending Club writes dates as 'Dec-11'; other exports use 'Dec-2011' or ISO dates.
+DATE_FORMATS = ("%b-%y", "%b-%Y", "%Y-%m-%d", "%Y-%m", "%m/%d/%Y", "%Y-%m-%dT%H:%M:%S")
+# Two-digit years after this are last century: a credit line opened 'Jan-62' is 1962, not 2062.
+TWO_DIGIT_YEAR_PIVOT = 2030
+
+
+def parse_date(value: Any) -> datetime | None:
+    """A date from the formats loan files use ('Dec-11', 'Dec-2011', '2011-12-01', ...), else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    for date_format in DATE_FORMATS:
+        try:
+            parsed = datetime.strptime(text, date_format)
+        except ValueError:
+            continue
+        if "%y" in date_format and parsed.year > TWO_DIGIT_YEAR_PIVOT:
+            parsed = parsed.replace(year=parsed.year - 100)
+        return parsed
+    return None

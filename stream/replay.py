@@ -23,15 +23,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Mapping, TextIO
 
-from features.normalize import is_missing, parse_emp_length, parse_number, parse_term
+from features.normalize import is_missing, parse_date, parse_emp_length, parse_number, parse_term
 
 SubmittedAt = Literal["now", "original"]
 REQUIRED_COLUMNS = ("id", "member_id", "loan_amnt", "term", "purpose", "annual_inc", "emp_length",
                     "home_ownership", "verification_status", "addr_state")
 OPTIONAL_COLUMNS = ("emp_title", "title", "issue_d")
-# The date formats loan files use for issue_d ('Dec-11', 'Dec-2011', '2011-12-01', ...).
-ISSUE_DATE_FORMATS = ("%b-%y", "%b-%Y", "%Y-%m-%d", "%Y-%m", "%m/%d/%Y")
-TWO_DIGIT_YEAR_PIVOT = 2030
 
 
 @dataclass(frozen=True)
@@ -64,18 +61,8 @@ def utc_timestamp(moment: datetime) -> str:
 
 def parse_issue_month(value: Any) -> datetime | None:
     """First of the issue month, UTC, from 'Dec-11', 'Dec-2011', '2011-12-01' ...; else None."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    for date_format in ISSUE_DATE_FORMATS:
-        try:
-            parsed = datetime.strptime(text, date_format)
-        except ValueError:
-            continue
-        if "%y" in date_format and parsed.year > TWO_DIGIT_YEAR_PIVOT:
-            parsed = parsed.replace(year=parsed.year - 100)
-        return parsed.replace(day=1, tzinfo=timezone.utc)
-    return None
+    parsed = parse_date(value)
+    return parsed.replace(day=1, tzinfo=timezone.utc) if parsed else None
 
 
 def _number_or_text(value: Any) -> Any:

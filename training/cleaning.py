@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from features import normalize
@@ -35,10 +34,6 @@ BUREAU_FIELDS = ("earliest_cr_line", "delinq_2yrs", "inq_last_6mths", "open_acc"
 PRICING_FIELDS = ("grade", "sub_grade", "int_rate", "installment")
 CANONICAL_COLUMNS = ((APPLICATION_ID, CUSTOMER_ID, "issue_d") + APPLICATION_FIELDS + BUREAU_FIELDS
                      + ("dti",) + PRICING_FIELDS + ("loan_status",))
-# Lending Club writes dates as 'Dec-11'; other exports use 'Dec-2011' or ISO dates.
-DATE_FORMATS = ("%b-%y", "%b-%Y", "%Y-%m-%d", "%Y-%m", "%m/%d/%Y", "%Y-%m-%dT%H:%M:%S")
-# Two-digit years after this are last century: a credit line opened 'Jan-62' is 1962, not 2062.
-TWO_DIGIT_YEAR_PIVOT = 2030
 BUREAU_COUNT_COLUMNS = ("delinq_2yrs", "inq_last_6mths", "open_acc", "total_acc", "pub_rec",
                         "revol_bal", "mths_since_last_delinq")
 _LENDING_CLUB_TEXT_INPUTS = ("issue_d", "loan_amnt", "term", "home_ownership", "verification_status",
@@ -238,26 +233,10 @@ def _mapped(text: pd.Series, column: str, parse: Callable[[Any], Any],
     return parsed
 
 
-def parse_date(value: Any) -> datetime | None:
-    """A date from the formats loan files use ('Dec-11', 'Dec-2011', '2011-12-01', ...), else None."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    for date_format in DATE_FORMATS:
-        try:
-            parsed = datetime.strptime(text, date_format)
-        except ValueError:
-            continue
-        if "%y" in date_format and parsed.year > TWO_DIGIT_YEAR_PIVOT:
-            parsed = parsed.replace(year=parsed.year - 100)
-        return parsed
-    return None
-
-
 def _dates(text: pd.Series, column: str, report: CleaningReport) -> pd.Series:
     import pandas as pd
 
-    lookup = {value: parse_date(value) for value in text.dropna().unique()}
+    lookup = {value: normalize.parse_date(value) for value in text.dropna().unique()}
     parsed = pd.to_datetime(text.map(lookup)).astype("datetime64[ns]")
     report.coerce(column, "unparseable_date_to_missing", int((parsed.isna() & text.notna()).sum()))
     return parsed

@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from training.cleaning import CANONICAL_COLUMNS, clean_loans, parse_date
+from features.normalize import parse_date
+from training.cleaning import CANONICAL_COLUMNS, clean_loans
 from training.datasets import DatasetConfig, load_dataset_config
 
 LENDING_CLUB = load_dataset_config("lending_club")
