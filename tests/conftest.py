@@ -11,8 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from servers import PrivateRedis  # tests/servers.py
 
 from features.settings import Settings
 
@@ -82,3 +84,12 @@ def _delete_redis_keys(settings: Settings, prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture()
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own (the test may stop and restart it)."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()

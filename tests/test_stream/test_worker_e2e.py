@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,38 @@ def test_http_scores_one_application_reports_health_and_exposes_the_design_metri
         assert types.get(name) == kind, f"{name}: {types.get(name)} instead of {kind}"
     assert 'creditrisk_drift_psi{feature="score"}' in text
     assert event["application_id"] not in text  # ids never become label values
+
+
+def test_redis_outage_mid_stream_is_waited_out_and_nothing_is_lost(
+        namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
+        private_redis, tmp_path: Path) -> None:
+    """The worker's Redis dies for a while: batches wait (nothing acknowledged), then finish."""
+    settings = namespace.settings.model_copy(update={"redis_url": private_redis.url})
+    client = sync_client(settings)
+    materialize_bureau_features(fresh_bureau_file(generated_data / "bureau.csv", tmp_path / "b.csv"),
+                                client, key_prefix=namespace.key_prefix)
+    client.close()
+    worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
+                           CREDITRISK_REDIS_URL=private_redis.url)
+    worker.start()
+    try:
+        events = valid_events(clean_frame, 1_500)
+        producer = _produce_in_background(namespace, events, rate=250)
+        decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+        decisions.wait_for(lambda r: len(r.by_key) >= 300, 120, "the first 300 decisions")
+
+        private_redis.kill()
+        time.sleep(4)
+        during = len(decisions.by_key)
+        status, body = worker.http("GET", "/health")
+        assert status == 503 and not json.loads(body)["redis"]["ok"]
+        private_redis.start()  # empty: later applications find no bureau data and go to review
+
+        producer.join()
+        decisions.wait_for(lambda r: len(r.by_key) >= 1_500, 180, "every application decided")
+        assert set(decisions.by_key) == {event["application_id"] for event in events}
+        assert metric_sum(worker.metrics(), "creditrisk_batch_retries_total", dependency="redis") >= 1
+        assert during < 1_500
+        decisions.close()
+    finally:
+        worker.stop()
