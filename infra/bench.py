@@ -10,7 +10,7 @@ import typer
 
 def bench(
     customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
-    suite: str = typer.Option("all", help="which suite: all or feature-store"),
+    suite: str = typer.Option("all", help="which suite: all, feature-store or worker"),
 ) -> None:
     """Run the benchmarks on the local stack and print the figures (started if needed)."""
     from features import bench as feature_bench
@@ -29,6 +29,25 @@ def bench(
         finally:
             feature_bench.clear_bench_keys(settings)
         typer.echo(f"  ({time.monotonic() - started:.0f}s)")
+    if suite in ("all", "worker"):
+        _bench_worker(settings)
+
+
+def _bench_worker(settings) -> None:  # noqa: ANN001 - Settings
+    from infra import worker_bench
+    from infra.demo import DEMO_DATA, DEMO_ROWS, DEMO_SEED
+    from onnx_models.registry import Registry
+    from training.generate import generate_loan_files
+
+    typer.secho("\n== scoring worker (Kafka → Faust → Redis → ONNX → Kafka)", bold=True)
+    if Registry(settings.registry_dir).live_version() is None:
+        typer.echo("  skipped: no live model (run `make demo` or `creditrisk train` first)")
+        return
+    if not (DEMO_DATA / "loans.csv").is_file():
+        generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
+    started = time.monotonic()
+    worker_bench.bench_worker(settings, DEMO_DATA / "loans.csv", typer.echo)
+    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
 
 
 def _cpus() -> int:

@@ -1,0 +1,104 @@
+"""Worker benchmark: throughput and end-to-end latency of the real worker on the local stack.
+
+A worker process scores applications replayed from a loan file into topics of the
+benchmark's own; decisions are read back and timed. Prints figures, never fails on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from features.settings import Settings
+from infra.stack import ensure_topics
+
+BENCH_PREFIX = "bench-worker:"
+
+
+def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
+                 runs: tuple[tuple[int, float], ...] = ((20_000, 0.0), (6_000, 300.0))) -> None:
+    """For each (events, rate): replay, wait for every decision, report rate and latency."""
+    from features.materialize import materialize_bureau_features
+    from features.store import sync_client
+
+    client = sync_client(settings)
+    materialize_bureau_features(data.parent / "bureau.csv", client, settings.feature_schema_version,
+                                BENCH_PREFIX, as_of=datetime.now(UTC))
+    client.close()
+    start_row = 0
+    for events, rate in runs:
+        tag = uuid.uuid4().hex[:8]
+        topics = {name: f"bench-{tag}-{name}" for name in ("applications", "decisions", "dlq")}
+        ensure_topics(settings.kafka_bootstrap, list(topics.values()), settings.topic_partitions)
+        worker = _start_worker(settings, topics, tag)
+        try:
+            _measure(settings, data, topics, events, rate, start_row, echo)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+        start_row += events
+
+
+def _start_worker(settings: Settings, topics: dict[str, str], tag: str) -> subprocess.Popen[bytes]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "CREDITRISK_TOPIC_APPLICATIONS": topics["applications"],
+           "CREDITRISK_TOPIC_DECISIONS": topics["decisions"],
+           "CREDITRISK_TOPIC_DEAD_LETTERS": topics["dlq"], "CREDITRISK_KEY_PREFIX": BENCH_PREFIX,
+           "CREDITRISK_WORKER_GROUP": f"bench-{tag}", "CREDITRISK_WORKER_PORT": str(port)}
+    log = (settings.stack_dir / "logs" / "bench-worker.log").open("ab")
+    worker = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):  # noqa: S310
+                return worker
+        except OSError:
+            time.sleep(0.5)
+    worker.terminate()
+    raise RuntimeError("the benchmark worker did not become healthy; see .stack/logs/bench-worker.log")
+
+
+def _measure(settings: Settings, data: Path, topics: dict[str, str], events: int, rate: float,
+             start_row: int, echo: Callable[[str], None]) -> None:
+    from kafka import KafkaConsumer
+
+    from stream.replay import replay_applications
+
+    consumer = KafkaConsumer(topics["decisions"], topics["dlq"], bootstrap_servers=settings.kafka_bootstrap,
+                             group_id=None, auto_offset_reset="earliest")
+    started = time.monotonic()
+    summary = replay_applications(data, settings.kafka_bootstrap, topics["applications"], events,
+                                  rate, start=start_row, progress=False)
+    latencies: list[float] = []
+    done = 0
+    last = time.monotonic()
+    while done < summary.sent and time.monotonic() - last < 30:
+        for records in consumer.poll(timeout_ms=500).values():
+            last = time.monotonic()
+            for record in records:
+                done += 1
+                message = json.loads(record.value)
+                if "decided_at" in message:
+                    decided = datetime.fromisoformat(message["decided_at"])
+                    submitted = datetime.fromisoformat(message["submitted_at"])
+                    latencies.append((decided - submitted).total_seconds())
+    elapsed = last - started
+    consumer.close()
+    pace = "as fast as possible" if not rate else f"offered at {rate:.0f}/s"
+    echo(f"  {summary.sent:,} applications {pace}: {done:,} decisions + dead letters in "
+         f"{elapsed:.1f}s = {done / elapsed:,.0f} events/s; submitted→decided p50 "
+         f"{np.percentile(latencies, 50) * 1000:.0f} ms, p99 {np.percentile(latencies, 99) * 1000:.0f} ms")
