@@ -23,7 +23,6 @@ import numpy as np
 from features.settings import Settings
 from infra.stack import ensure_topics
 
-BENCH_PREFIX = "bench-worker:"
 
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
@@ -32,31 +31,49 @@ def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
     from features.materialize import materialize_bureau_features
     from features.store import sync_client
 
+    # A key prefix of this run's own: no decision stored by an earlier run can be reused.
+    prefix = f"bench-worker-{uuid.uuid4().hex[:8]}:"
     client = sync_client(settings)
     materialize_bureau_features(data.parent / "bureau.csv", client, settings.feature_schema_version,
-                                BENCH_PREFIX, as_of=datetime.now(UTC))
-    client.close()
-    start_row = 0
-    for events, rate in runs:
-        tag = uuid.uuid4().hex[:8]
-        topics = {name: f"bench-{tag}-{name}" for name in ("applications", "decisions", "dlq")}
-        ensure_topics(settings.kafka_bootstrap, list(topics.values()), settings.topic_partitions)
-        worker = _start_worker(settings, topics, tag)
-        try:
-            _measure(settings, data, topics, events, rate, start_row, echo)
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
-        start_row += events
+                                prefix, as_of=datetime.now(UTC))
+    try:
+        start_row = 0
+        for events, rate in runs:
+            tag = uuid.uuid4().hex[:8]
+            topics = {name: f"bench-{tag}-{name}" for name in ("applications", "decisions", "dlq")}
+            ensure_topics(settings.kafka_bootstrap, list(topics.values()), settings.topic_partitions)
+            worker = _start_worker(settings, topics, tag, prefix)
+            try:
+                _measure(settings, data, topics, events, rate, start_row, echo)
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+            start_row += events
+    finally:
+        for keys in _batches(client.scan_iter(match=f"{prefix}*", count=10_000), 10_000):
+            client.unlink(*keys)
+        client.close()
 
 
-def _start_worker(settings: Settings, topics: dict[str, str], tag: str) -> subprocess.Popen[bytes]:
+def _batches(items, size: int):  # noqa: ANN001, ANN202 - an iterator of lists
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _start_worker(settings: Settings, topics: dict[str, str], tag: str,
+                  prefix: str) -> subprocess.Popen[bytes]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "CREDITRISK_TOPIC_APPLICATIONS": topics["applications"],
            "CREDITRISK_TOPIC_DECISIONS": topics["decisions"],
-           "CREDITRISK_TOPIC_DEAD_LETTERS": topics["dlq"], "CREDITRISK_KEY_PREFIX": BENCH_PREFIX,
+           "CREDITRISK_TOPIC_DEAD_LETTERS": topics["dlq"], "CREDITRISK_KEY_PREFIX": prefix,
            "CREDITRISK_WORKER_GROUP": f"bench-{tag}", "CREDITRISK_WORKER_PORT": str(port)}
     log = (settings.stack_dir / "logs" / "bench-worker.log").open("ab")
     worker = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], env=env,
