@@ -73,6 +73,10 @@ class Service:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def reload_config(self) -> str:
+        """Bring a running service of ours up to date with the configs in infra/."""
+        return ""
+
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
 
@@ -95,8 +99,10 @@ class Service:
     def start(self, echo: Callable[[str], None]) -> str:
         """Start the service unless it already answers; return what was done."""
         if self.answering():
-            owner = "ours" if self.our_pid() else "not started by this stack, reused"
-            return f"{self.name}: already answering at {self.address} ({owner})"
+            if self.our_pid() is None:
+                return f"{self.name}: already answering at {self.address} (not started by this stack, reused)"
+            note = self.reload_config()
+            return f"{self.name}: already answering at {self.address} (ours{note})"
         if self.our_pid() is None and _port_in_use(self.port):
             raise StackError(
                 f"{self.name}: port {self.port} is in use by another program that does not answer "
@@ -284,6 +290,17 @@ class Prometheus(Service):
         worker = [{"targets": [f"{LOOPBACK}:{self.settings.worker_port}"],
                    "labels": {"service": "creditrisk-worker"}}]
         (self.targets_dir / "worker.json").write_text(json.dumps(worker, indent=2))
+
+    def reload_config(self) -> str:
+        """Re-render the config (rules may have changed) and ask Prometheus to reload it."""
+        self.prepare()
+        request = urllib.request.Request(f"http://{LOOPBACK}:{self.port}/-/reload", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+                return ", config and rules reloaded"
+        except (urllib.error.URLError, OSError) as error:
+            raise StackError(f"prometheus: reloading the config failed ({error}); "
+                             f"see {self.log_path}") from None
 
     def command(self) -> list[str]:
         return [

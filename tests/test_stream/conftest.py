@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 
@@ -37,3 +38,14 @@ def registry_dir(trained_registry_template: Path, tmp_path: Path) -> Path:
     target = tmp_path / "registry"
     shutil.copytree(trained_registry_template, target, ignore=shutil.ignore_patterns("_report"))
     return target
+
+
+@pytest.fixture(scope="session")
+def clean_frame(generated_data: Path) -> pd.DataFrame:
+    """The generated loans, cleaned as training cleans them, one row per application."""
+    from training.cleaning import clean_loans
+    from training.datasets import load_dataset_config, load_raw
+
+    config = load_dataset_config("generated")
+    frame, _ = clean_loans(load_raw(generated_data / "loans.csv", config), config)
+    return frame.drop_duplicates("application_id").reset_index(drop=True)

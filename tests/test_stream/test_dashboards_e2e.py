@@ -26,8 +26,10 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     MALFORMED_KINDS,
     TopicReader,
     WorkerProcess,
+    keyed,
     malformed_event,
     produce,
+    register_copy,
     valid_events,
 )
 
@@ -41,16 +43,6 @@ DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "da
 SCRAPE_INTERVAL_S = 5.0
 # What Grafana would put in place of its variables for a short "last 5 minutes" view.
 GRAFANA_WINDOWS = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s"}
-
-
-@pytest.fixture(scope="module")
-def clean_frame(generated_data: Path) -> pd.DataFrame:
-    from training.cleaning import clean_loans
-    from training.datasets import load_dataset_config, load_raw
-
-    config = load_dataset_config("generated")
-    frame, _ = clean_loans(load_raw(generated_data / "loans.csv", config), config)
-    return frame.drop_duplicates("application_id").reset_index(drop=True)
 
 
 def bureau_with_gaps(bureau_csv: Path, target: Path) -> Path:
@@ -78,24 +70,9 @@ def stall_redis_writes(redis_url: str, seconds: float) -> None:
     client.close()
 
 
-def keyed(events: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
-    return [(event["application_id"].encode(), json.dumps(event).encode()) for event in events]
-
-
 def malformed(events: list[dict[str, Any]], count: int, start: int) -> list[tuple[bytes | None, bytes]]:
     return [(None, malformed_event(MALFORMED_KINDS[i % len(MALFORMED_KINDS)], i, events[0]))
             for i in range(start, start + count)]
-
-
-def register_copy(registry: Registry, source: str, version: str) -> str:
-    """The live model again under a new version (same thresholds: approvals keep coming)."""
-    folder = registry.root / source
-    card = json.loads((folder / "model.json").read_text())
-    card["version"] = version
-    files = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
-    files["model.json"] = json.dumps(card).encode()
-    registry.register(version, files)
-    return version
 
 
 def dashboard_targets() -> list[tuple[str, str, str, str]]:

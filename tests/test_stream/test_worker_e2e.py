@@ -21,9 +21,11 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     TopicReader,
     WorkerProcess,
     fresh_bureau_file,
+    keyed,
     malformed_event,
     metric_sum,
     produce,
+    register_copy,
     valid_events,
 )
 
@@ -32,16 +34,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 EXPECTED_CODE = {"not_json": "not_json", "missing_field": "missing_field",
                  "wrong_type": "wrong_type", "negative_amount": "invalid_value",
                  "unknown_term": "unknown_term", "oversize": "oversize"}
-
-
-@pytest.fixture(scope="module")
-def clean_frame(generated_data: Path) -> pd.DataFrame:
-    from training.cleaning import clean_loans
-    from training.datasets import load_dataset_config, load_raw
-
-    config = load_dataset_config("generated")
-    frame, _ = clean_loans(load_raw(generated_data / "loans.csv", config), config)
-    return frame.drop_duplicates("application_id").reset_index(drop=True)
 
 
 @pytest.fixture()
@@ -62,17 +54,13 @@ def _absent_customers(generated_data: Path) -> set[str]:
     return {customer for i, customer in enumerate(bureau["customer_id"]) if i % 25 == 0}
 
 
-def _keyed(events: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
-    return [(event["application_id"].encode(), json.dumps(event).encode()) for event in events]
-
-
 def test_ten_thousand_events_end_as_exactly_one_decision_or_dead_letter(
         worker: WorkerProcess, namespace, clean_frame: pd.DataFrame, generated_data: Path) -> None:
     valid = valid_events(clean_frame, 9_500)
     assert len(valid) == 9_500
     malformed = [(None, malformed_event(MALFORMED_KINDS[i % len(MALFORMED_KINDS)], i, valid[0]))
                  for i in range(500)]
-    payloads = _keyed(valid) + malformed
+    payloads = keyed(valid) + malformed
     random.Random(7).shuffle(payloads)
     assert produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, payloads) == 10_000
 
@@ -123,7 +111,7 @@ def test_ten_thousand_events_end_as_exactly_one_decision_or_dead_letter(
 
 def _produce_in_background(namespace, events: list[dict[str, Any]], rate: float) -> threading.Thread:
     thread = threading.Thread(target=produce, args=(namespace.settings.kafka_bootstrap,
-                                                    namespace.topic_applications, _keyed(events), rate))
+                                                    namespace.topic_applications, keyed(events), rate))
     thread.start()
     return thread
 
@@ -156,11 +144,11 @@ def test_promoting_mid_stream_switches_without_loss_and_a_corrupt_model_is_refus
     decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
     decisions.wait_for(lambda r: len(r.by_key) >= 500, 120, "the first 500 decisions")
 
-    second = _register_copy(registry, first, "20991231T000000Z-0000beef", approve_below=0.05)
+    second = register_copy(registry, first, "20991231T000000Z-0000beef", approve_below=0.05)
     registry.promote(second)
     decisions.wait_for(lambda r: any(m["model_version"] == second for m in r.messages), 60,
                        "a decision by the promoted model")
-    corrupt = _register_copy(registry, first, "20991231T000001Z-0000dead", approve_below=0.05)
+    corrupt = register_copy(registry, first, "20991231T000001Z-0000dead", approve_below=0.05)
     (registry_dir / corrupt / "model.onnx").write_bytes(b"not an onnx model")
     (registry_dir / "live.json").write_text(json.dumps({"version": corrupt}))
 
@@ -181,15 +169,6 @@ def test_promoting_mid_stream_switches_without_loss_and_a_corrupt_model_is_refus
     decisions.close()
 
 
-def _register_copy(registry: Registry, source: str, version: str, approve_below: float) -> str:
-    folder = registry.root / source
-    card = json.loads((folder / "model.json").read_text())
-    card["version"] = version
-    card["thresholds"]["approve_below"] = approve_below
-    files = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
-    files["model.json"] = json.dumps(card).encode()
-    registry.register(version, files)
-    return version
 
 
 DESIGN_METRICS = {
@@ -232,7 +211,7 @@ def test_http_scores_one_application_reports_health_and_exposes_the_design_metri
     assert status == 200 and health["kafka"]["ok"] and health["redis"]["ok"] and health["model"]["ok"]
 
     produce(namespace.settings.kafka_bootstrap, namespace.topic_applications,
-            _keyed(valid_events(clean_frame, 400)))
+            keyed(valid_events(clean_frame, 400)))
     reader = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
     reader.wait_for(lambda r: len(r.by_key) >= 400, 120, "400 decisions")
     reader.close()

@@ -232,3 +232,20 @@ def fresh_bureau_file(bureau_csv: Path, target: Path, as_of: datetime | None = N
     frame = frame.iloc[[i for i in range(len(frame)) if i % 25 != 0]]
     frame.to_csv(target, index=False)
     return target
+
+
+def keyed(events: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
+    """Kafka (key, value) pairs of application events, keyed by application id."""
+    return [(event["application_id"].encode(), json.dumps(event).encode()) for event in events]
+
+
+def register_copy(registry: Any, source: str, version: str, **thresholds: float) -> str:
+    """A registered model again under a new version, optionally with other thresholds."""
+    folder = registry.root / source
+    card = json.loads((folder / "model.json").read_text())
+    card["version"] = version
+    card["thresholds"].update(thresholds)
+    files = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
+    files["model.json"] = json.dumps(card).encode()
+    registry.register(version, files)
+    return version
