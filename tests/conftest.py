@@ -72,6 +72,21 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
     ensure_topics(live_stack.kafka_bootstrap, ns.topics, partitions=3)
     yield ns
     _delete_redis_keys(live_stack, ns.key_prefix)
+    _delete_topics(live_stack, ns.topics)
+
+
+def _delete_topics(settings: Settings, topics: list[str]) -> None:
+    """Tests leave no topics behind: a broker with thousands of partitions gets slow."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    try:
+        admin.delete_topics(topics)
+    except KafkaError:
+        pass  # already gone
+    finally:
+        admin.close()
 
 
 def _delete_redis_keys(settings: Settings, prefix: str) -> None:
