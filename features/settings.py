@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(200, ge=1, description="most events scored in one micro-batch")
     batch_within_s: float = Field(0.2, gt=0, description="longest wait to fill a micro-batch")
     console_port: int = Field(8501, description="console HTTP port")
+    console_host: str = Field("127.0.0.1", description="address the console binds")
+    worker_url: str = Field("", description="the worker's HTTP address for the console "
+                            "(empty: http://127.0.0.1:<worker_port>)")
 
     # Local stack
     stack_dir: Path = Field(REPO_ROOT / ".stack", description="data, logs and pid files of the local stack")

@@ -12,7 +12,7 @@ from features.cli import features_app
 from infra.bench import bench
 from infra.demo import demo
 from infra.stack_cli import stack_app
-from stream.cli import worker_command
+from stream.cli import console_command, worker_command
 from stream.replay_cli import decisions_app, produce_command
 from training.data_cli import data_app
 from training.train_cli import model_app, train_command
@@ -31,6 +31,7 @@ app.command(name="demo")(demo)
 app.add_typer(features_app, name="features")
 app.command(name="bench")(bench)
 app.command(name="worker")(worker_command)
+app.command(name="console")(console_command)
 app.command(name="produce")(produce_command)
 app.add_typer(decisions_app, name="decisions")
 

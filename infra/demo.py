@@ -88,6 +88,12 @@ def _worker(settings: Settings) -> None:
     typer.echo(f"   log: {worker.log_path}")
 
 
+def _console(settings: Settings) -> None:
+    console = stack.Console(settings)
+    typer.echo(f"   {console.start(echo=lambda line: typer.echo(f'   {line}'))}")
+    typer.echo(f"   open http://127.0.0.1:{settings.console_port} to explain any decision above")
+
+
 def _replay_and_summarise(settings: Settings) -> None:
     from stream.replay import replay_applications
 
@@ -161,11 +167,13 @@ def _show_where_to_look(settings: Settings) -> None:
                "g0.expr=sum%20by%20(decision)%20(rate(creditrisk_decisions_total%5B1m%5D))")
     typer.echo("   Follow decisions: creditrisk decisions tail; more load: creditrisk produce "
                f"--data {DEMO_DATA}/loans.csv --rate 100 --count 5000 --start 2000")
-    typer.echo("   Stop it all (worker included) with: creditrisk stack down")
+    typer.echo(f"   Console:          http://127.0.0.1:{settings.console_port}")
+    typer.echo("   Stop it all (worker and console included) with: creditrisk stack down")
 
 
 def demo() -> None:
-    """Run the whole flow from nothing: stack, data, model, feature store, worker, replay."""
+    """Run the whole flow from nothing: stack, data, model, feature store, worker, replay,
+    console."""
     settings = get_settings()
     try:
         _step("Local stack (Kafka, Redis, Prometheus)", _stack_up, settings)
@@ -175,6 +183,7 @@ def demo() -> None:
         _step("Scoring worker (Faust)", _worker, settings)
         _step("Applications replayed into Kafka, decisions read back", _replay_and_summarise,
               settings)
+        _step("Relationship-manager console", _console, settings)
         _step("Where to look", _show_where_to_look, settings)
     except stack.StackError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the local stack runs, if they are missing:
-# Java 17+ and Maven (Kafka from Maven Central jars), Redis, Prometheus (promtool).
+# Java 17+ and Maven (Kafka from Maven Central jars), Redis, Prometheus (promtool), OpenSSL
+# (TLS tests) and Chromium with its driver (the console's browser tests).
 # Debian/Ubuntu via apt-get; elsewhere it says what to install.
 set -euo pipefail
 
@@ -11,9 +12,11 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
-  echo "system: java, mvn, redis-server, prometheus and promtool are installed"
+  echo "system: java, mvn, redis-server, prometheus, promtool, openssl and chromium are installed"
   exit 0
 fi
 

@@ -336,6 +336,28 @@ class Worker(Service):
         return [sys.executable, "-m", "infra.cli", "worker"]
 
 
+class Console(Service):
+    """The relationship-manager console (Streamlit), run in the background by the demo."""
+
+    name = "console"
+    start_timeout_s = 60.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.console_port
+
+    def answering(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/_stcore/health",  # noqa: S310
+                                        timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "infra.cli", "console"]
+
+
 def services(settings: Settings) -> list[Service]:
     """The stack in start order."""
     return [Kafka(settings), Redis(settings), Prometheus(settings)]
@@ -343,7 +365,7 @@ def services(settings: Settings) -> list[Service]:
 
 def application_services(settings: Settings) -> list[Service]:
     """Processes of the product itself that the demo may have started."""
-    return [Worker(settings)]
+    return [Worker(settings), Console(settings)]
 
 
 def up(settings: Settings, echo: Callable[[str], None] = print) -> None:

@@ -27,3 +27,22 @@ def worker_command(
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
     worker.execute_from_commandline()
+
+
+def console_command(
+    port: int = typer.Option(None, "--port", help="HTTP port (default CREDITRISK_CONSOLE_PORT)"),
+) -> None:
+    """Run the relationship-manager console (Streamlit) on http://127.0.0.1:PORT."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from features.settings import get_settings
+
+    settings = get_settings()
+    script = Path(__file__).resolve().parent / "console" / "app.py"
+    argv = [sys.executable, "-m", "streamlit", "run", str(script),
+            "--server.port", str(port or settings.console_port), "--server.address", settings.console_host,
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+    os.execv(sys.executable, argv)

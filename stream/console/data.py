@@ -1,0 +1,577 @@
+"""What the console reads and computes: decision records (Redis), the live model card (registry),
+scoring a typed-in application (the worker's ``POST /score``), and the pure functions the
+views call (tables, filters, percentiles, similar groups, form checks).
+
+The app takes a :class:`DataSource` from ``st.session_state["data_source"]`` when one is
+there (tests put an in-memory one) and otherwise builds :class:`RedisDataSource`.
+Every failure a user can meet is a :class:`ConsoleUnavailable` whose text says what is
+down and what to do; the views show it, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from features.definitions import FeatureEncoder
+from features.scoring import score_points
+from features.settings import Settings
+
+RECENT_LIMIT = 500
+# Below this many similar customers a distribution says more about chance than the group.
+MIN_GROUP_SIZE = 10
+REQUEST_TIMEOUT_S = 5.0
+QUANTILE_LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
+
+APPLICATION_LABELS: dict[str, str] = {
+    "loan_amnt": "Loan amount", "term": "Term (months)", "purpose": "Purpose",
+    "annual_inc": "Annual income", "emp_length": "Years in current job",
+    "home_ownership": "Home ownership", "verification_status": "Income verification",
+    "addr_state": "State",
+}
+BUREAU_LABELS: dict[str, str] = {
+    "earliest_cr_line": "First credit line opened", "delinq_2yrs": "Delinquencies (2 years)",
+    "inq_last_6mths": "Credit inquiries (6 months)", "open_acc": "Open credit lines",
+    "total_acc": "Credit lines in total", "pub_rec": "Derogatory public records",
+    "revol_bal": "Revolving balance", "revol_util": "Revolving utilisation (%)",
+    "mths_since_last_delinq": "Months since last delinquency",
+    "monthly_debt": "Existing monthly debt payments",
+}
+VELOCITY_LABELS: dict[str, str] = {
+    "applications_24h": "Applications in the last 24 hours",
+    "applications_7d": "Applications in the last 7 days",
+}
+
+
+@dataclass(frozen=True)
+class CompareFeature:
+    """A model input the Compare view plots, with words for it."""
+
+    name: str
+    label: str
+    noun: str                    # "utilisation" in "higher utilisation than 85 % of ..."
+    show_as_exp: bool = False    # log_annual_inc is shown as income
+    more: str = "Higher"
+    less: str = "Lower"
+
+
+COMPARE_FEATURES: tuple[CompareFeature, ...] = (
+    CompareFeature("revol_util", "Revolving credit utilisation (%)", "utilisation"),
+    CompareFeature("dti", "Debt-to-income ratio (%)", "debt-to-income"),
+    CompareFeature("log_annual_inc", "Annual income", "income", show_as_exp=True),
+    CompareFeature("loan_to_income", "Loan amount / annual income", "loan-to-income"),
+    CompareFeature("credit_history_months", "Credit history (months)", "credit history",
+                   more="Longer", less="Shorter"),
+    CompareFeature("inq_last_6mths", "Credit inquiries, last 6 months", "inquiries",
+                   more="More", less="Fewer"),
+)
+
+SIMILAR_GROUP_DEFINITION = (
+    "Similar customers: the same loan purpose and the same annual-income band, among the "
+    "{count} most recent decisions in the store.")
+
+
+class ConsoleUnavailable(RuntimeError):
+    """Something the console needs is down or missing; the text says what to do."""
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """What the worker said about a typed-in application."""
+
+    kind: str                    # "decided" | "rejected" | "unavailable"
+    decision: dict[str, Any] | None = None
+    detail: str = ""
+
+
+class DataSource(Protocol):
+    """Where the console reads from; the app uses Redis + registry + worker, tests a fake."""
+
+    def model_card(self) -> dict[str, Any]: ...
+
+    def model_dir(self, version: str) -> Path | None: ...
+
+    def recent_records(self, limit: int = RECENT_LIMIT) -> list[dict[str, Any]]: ...
+
+    def record(self, application_id: str) -> dict[str, Any] | None: ...
+
+    def customer_application_ids(self, customer_id: str) -> list[str]: ...
+
+    def score(self, event: dict[str, Any]) -> ScoreOutcome: ...
+
+
+def worker_url(settings: Settings) -> str:
+    """``CREDITRISK_WORKER_URL`` (setting or environment), else the local worker's port."""
+    configured = getattr(settings, "worker_url", "") or os.environ.get("CREDITRISK_WORKER_URL")
+    return (configured or f"http://127.0.0.1:{settings.worker_port}").rstrip("/")
+
+
+class RedisDataSource:
+    """Decision records from Redis, the live card from the registry, scoring by the worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        from features.store import sync_client
+
+        self.settings = settings
+        self.prefix = settings.key_prefix
+        self.client = sync_client(settings)
+        self.worker = worker_url(settings)
+        self._cards: dict[str, dict[str, Any]] = {}
+
+    # -- registry ---------------------------------------------------------------------
+    def model_card(self) -> dict[str, Any]:
+        """The live card; checked (ONNX included) once per version, then kept."""
+        from onnx_models.registry import Registry, RegistryError
+
+        registry = Registry(self.settings.registry_dir)
+        try:
+            version = registry.live_version()
+            if version and version not in self._cards:
+                self._cards[version] = registry.load(version).card
+        except RegistryError as error:
+            raise ConsoleUnavailable(f"The live model cannot be read: {error}") from None
+        if not version:
+            raise ConsoleUnavailable(
+                f"No model is live in {self.settings.registry_dir}. Train one with "
+                "`creditrisk train --data PATH` (or promote one with `creditrisk model "
+                "promote VERSION`), then reload this page.")
+        return self._cards[version]
+
+    def model_dir(self, version: str) -> Path | None:
+        path = Path(self.settings.registry_dir) / version
+        return path if path.is_dir() else None
+
+    # -- Redis ------------------------------------------------------------------------
+    def _redis(self, call: Any) -> Any:
+        from redis.exceptions import RedisError
+
+        try:
+            return call()
+        except RedisError:
+            raise ConsoleUnavailable(
+                f"Redis at {_safe_url(self.settings.redis_url)} does not answer, so decisions "
+                "cannot be read. Start the stack with `creditrisk stack up` (or check "
+                "CREDITRISK_REDIS_URL), then reload this page.") from None
+
+    def recent_records(self, limit: int = RECENT_LIMIT) -> list[dict[str, Any]]:
+        ids = self._redis(lambda: self.client.zrevrange(f"{self.prefix}decisions:recent",
+                                                        0, limit - 1))
+        return self._records([_text(item) for item in ids])
+
+    def _records(self, application_ids: list[str]) -> list[dict[str, Any]]:
+        if not application_ids:
+            return []
+        keys = [f"{self.prefix}decision:{app_id}" for app_id in application_ids]
+        raw = self._redis(lambda: self.client.mget(keys))
+        return [json.loads(item) for item in raw if item is not None]
+
+    def record(self, application_id: str) -> dict[str, Any] | None:
+        raw = self._redis(lambda: self.client.get(f"{self.prefix}decision:{application_id}"))
+        return json.loads(raw) if raw is not None else None
+
+    def customer_application_ids(self, customer_id: str) -> list[str]:
+        ids = self._redis(lambda: self.client.zrevrange(
+            f"{self.prefix}decisions:customer:{customer_id}", 0, -1))
+        return [_text(item) for item in ids]
+
+    # -- worker -----------------------------------------------------------------------
+    def score(self, event: dict[str, Any]) -> ScoreOutcome:
+        return post_score(self.worker, event)
+
+
+def post_score(base_url: str, event: dict[str, Any]) -> ScoreOutcome:
+    """POST one application event to the worker's ``/score``."""
+    request = urllib.request.Request(f"{base_url}/score", data=json.dumps(event).encode(),
+                                     headers={"Content-Type": "application/json"},
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
+            return ScoreOutcome("decided", decision=json.loads(response.read()))
+    except urllib.error.HTTPError as error:
+        body = _json_or_empty(error.read())
+        if error.code == 422:
+            return ScoreOutcome("rejected", detail=str(body.get("detail", "invalid application")))
+        return ScoreOutcome("unavailable", detail=(
+            f"The scoring service at {base_url} answered {error.code} "
+            f"({body.get('detail', 'no detail')}). Check `curl {base_url}/health` and try again."))
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return ScoreOutcome("unavailable", detail=(
+            f"The scoring service at {base_url} does not answer. Start it with "
+            "`creditrisk worker` (or set CREDITRISK_WORKER_URL) and submit again."))
+
+
+def _json_or_empty(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without credentials (it is shown on screen)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
+
+
+# ---- tables and filters ---------------------------------------------------------------
+
+def decisions_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per decision record, newest first as given."""
+    rows = []
+    for record in records:
+        decision, application = record.get("decision", {}), record.get("application", {})
+        rows.append({
+            "application_id": decision.get("application_id"),
+            "customer_id": decision.get("customer_id"),
+            "decided_at": pd.to_datetime(decision.get("decided_at"), utc=True),
+            "decision": decision.get("decision"),
+            "risk_grade": decision.get("risk_grade"),
+            "score": decision.get("score"),
+            "probability_of_default_pct": round(100 * float(
+                decision.get("probability_of_default", float("nan"))), 1),
+            "loan_amnt": application.get("loan_amnt"),
+            "purpose": application.get("purpose"),
+            "home_ownership": application.get("home_ownership"),
+        })
+    columns = ["application_id", "customer_id", "decided_at", "decision", "risk_grade", "score",
+               "probability_of_default_pct", "loan_amnt", "purpose", "home_ownership"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class DecisionFilters:
+    """The Find view's filters; empty lists / None mean "any"."""
+
+    decisions: list[str] = field(default_factory=list)
+    grades: list[str] = field(default_factory=list)
+    purposes: list[str] = field(default_factory=list)
+    home_ownership: list[str] = field(default_factory=list)
+    amount_range: tuple[float, float] | None = None
+    date_range: tuple[Any, Any] | None = None
+
+
+def filter_decisions(table: pd.DataFrame, filters: DecisionFilters) -> pd.DataFrame:
+    keep = pd.Series(True, index=table.index)
+    for column, chosen in (("decision", filters.decisions), ("risk_grade", filters.grades),
+                           ("purpose", filters.purposes),
+                           ("home_ownership", filters.home_ownership)):
+        if chosen:
+            keep &= table[column].isin(chosen)
+    if filters.amount_range is not None:
+        low, high = filters.amount_range
+        keep &= table["loan_amnt"].between(low, high)
+    if filters.date_range is not None:
+        start, end = filters.date_range
+        day = table["decided_at"].dt.date
+        keep &= (day >= start) & (day <= end)
+    return table[keep]
+
+
+# ---- the score in words ---------------------------------------------------------------
+
+def score_meaning(score: int, score_scale: dict[str, Any]) -> str:
+    """The score in plain words, from model.json's ``score_scale``."""
+    base_score = float(score_scale["base_score"])
+    base_odds = float(score_scale["base_odds"])
+    doubling = float(score_scale["points_to_double_odds"])
+    odds = base_odds * 2 ** ((score - base_score) / doubling)
+    return (f"A score of {score} points means odds of about {_odds_text(odds)} that the loan "
+            f"is repaid rather than defaulted. On this scale {base_score:.0f} points means "
+            f"{base_odds:.0f}:1, and every {doubling:.0f} points more doubles the odds of "
+            "repaying (a higher score is safer).")
+
+
+def _odds_text(odds: float) -> str:
+    return f"{odds:.0f}:1" if odds >= 1.5 else f"1:{1 / odds:.1f}"
+
+
+def pd_to_points(probability_of_default: float, card: dict[str, Any]) -> int:
+    return int(score_points(np.array([probability_of_default]), card["score_scale"])[0])
+
+
+@dataclass(frozen=True)
+class ScoreBand:
+    low: float
+    high: float
+    label: str
+    colour: str
+
+
+DECISION_COLOURS = {"approve": "#2e7d32", "review": "#f9a825", "decline": "#c62828"}
+
+
+def decision_bands(card: dict[str, Any], score: int) -> tuple[list[ScoreBand], tuple[int, int]]:
+    """The score axis split into decline / review / approve from model.json thresholds
+    (PD thresholds turned into points), and an axis range that holds the score."""
+    thresholds = card["thresholds"]
+    decline_at = pd_to_points(float(thresholds["decline_at_or_above"]), card)
+    approve_from = pd_to_points(float(thresholds["approve_below"]), card)
+    low = min(pd_to_points(0.6, card), score - 10)
+    high = max(pd_to_points(0.01, card), score + 10)
+    bands = [ScoreBand(low, decline_at, "decline", DECISION_COLOURS["decline"]),
+             ScoreBand(decline_at, approve_from, "review", DECISION_COLOURS["review"]),
+             ScoreBand(approve_from, high, "approve", DECISION_COLOURS["approve"])]
+    return bands, (low, high)
+
+
+def grade_bands_text(card: dict[str, Any]) -> str:
+    """'A: 683+ · B: 662-682 ...' — each grade's range in points."""
+    parts = []
+    upper: int | None = None
+    for band in card["risk_grades"]:
+        lower = pd_to_points(float(band["max_pd"]), card) + 1 if float(band["max_pd"]) < 1 else None
+        if upper is None:
+            parts.append(f"{band['grade']}: {lower}+")
+        elif lower is None:
+            parts.append(f"{band['grade']}: below {upper + 1}")
+        else:
+            parts.append(f"{band['grade']}: {lower}-{upper}")
+        upper = (lower - 1) if lower is not None else upper
+    return " · ".join(parts)
+
+
+# ---- reasons and contributions --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Factor:
+    """One factor of a decision in words, and its effect on the odds of default."""
+
+    text: str
+    impact: float                # contribution to the log-odds of the PD; > 0 raised risk
+
+    @property
+    def odds_factor(self) -> float:
+        return math.exp(self.impact)
+
+
+def risk_raising_factors(decision: dict[str, Any]) -> list[Factor]:
+    return [Factor(str(reason["text"]), float(reason["impact"]))
+            for reason in decision.get("reasons", [])]
+
+
+def model_inputs(card: dict[str, Any], features_records: list[dict[str, Any]]) -> pd.DataFrame:
+    """The model inputs of stored feature records (same encoder the worker used)."""
+    encoder = FeatureEncoder.from_model_card(card)
+    frame = pd.DataFrame.from_records(features_records)
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].where(frame[column].notna(), np.nan)
+    return encoder.transform_frame(frame)
+
+
+@lru_cache(maxsize=4)
+def _explainer(model_txt: str) -> Any:
+    import lightgbm
+
+    return lightgbm.Booster(model_file=model_txt)
+
+
+def risk_lowering_factors(card: dict[str, Any], model_dir: Path | None,
+                          features_record: dict[str, Any], limit: int = 4) -> list[Factor]:
+    """The factors that pulled this applicant's risk down (TreeSHAP of the version's
+    model.txt, scaled like the published reasons); empty when the model files are gone."""
+    if model_dir is None or not (model_dir / "model.txt").is_file():
+        return []
+    from stream.reasons import ReasonBuilder
+
+    inputs = model_inputs(card, [features_record]).to_numpy(dtype=np.float32)
+    contributions = _explainer(str(model_dir / "model.txt")).predict(
+        inputs.astype(np.float64), pred_contrib=True, num_threads=1)[0, :-1]
+    builder = ReasonBuilder.from_model_card(card)
+    impacts = contributions * builder.slope
+    order = np.argsort(impacts, kind="stable")
+    factors = []
+    for position in order[:limit]:
+        if impacts[position] >= 0:
+            break
+        value = float(inputs[0, position])
+        text = _lowering_text(card["features"][position], builder.text(position, value), value)
+        factors.append(Factor(text, round(float(impacts[position]), 4)))
+    return factors
+
+
+# Neutral names for model inputs: a factor that lowered the risk is shown with the
+# customer's own value (the reason texts name the risky side, which would not be true here).
+INPUT_LABELS: dict[str, str] = {
+    "loan_amnt": "Loan amount", "term": "Term (months)", "log_annual_inc": "Annual income",
+    "emp_length": "Years in current job", "credit_history_months": "Credit history (months)",
+    "loan_to_income": "Loan / annual income", "payment_to_income": "Monthly payment / income",
+    "dti": "Existing debt / income (%)", "revol_util": "Revolving utilisation (%)",
+    "revol_bal_to_income": "Revolving balance / income",
+    "delinq_2yrs": "Delinquencies (2 years)", "inq_last_6mths": "Credit inquiries (6 months)",
+    "pub_rec": "Derogatory public records", "open_acc": "Open credit lines",
+    "total_acc": "Credit lines in total", "mths_since_last_delinq": "Months since last delinquency",
+    "ever_delinquent": "Ever delinquent (1 = yes)",
+}
+
+
+def _lowering_text(feature: dict[str, Any], reason_text: str, value: float) -> str:
+    if feature.get("type") == "categorical" or math.isnan(value):
+        return reason_text
+    name = str(feature["name"])
+    if name == "log_annual_inc":
+        return f"Annual income: {math.exp(value):,.0f}"
+    shown = f"{value:,.2f}".rstrip("0").rstrip(".")
+    return f"{INPUT_LABELS.get(name, name.replace('_', ' '))}: {shown}"
+
+
+# ---- comparison -----------------------------------------------------------------------
+
+def income_band(annual_income: float | None, card: dict[str, Any]) -> tuple[float, float | None] | None:
+    """The reference income band (model.json ``reference.groups.income_band_edges``)."""
+    if annual_income is None or (isinstance(annual_income, float) and math.isnan(annual_income)):
+        return None
+    edges = card.get("reference", {}).get("groups", {}).get("income_band_edges") or \
+        [0, 30_000, 50_000, 75_000, 100_000, 150_000, None]
+    for low, high in itertools.pairwise(edges):
+        if annual_income >= low and (high is None or annual_income < high):
+            return float(low), None if high is None else float(high)
+    return None
+
+
+def band_text(band: tuple[float, float | None] | None) -> str:
+    if band is None:
+        return "unknown income"
+    low, high = band
+    return f"income {low:,.0f} or more" if high is None else f"income {low:,.0f}–{high:,.0f}"
+
+
+def similar_records(records: list[dict[str, Any]], purpose: str | None,
+                    band: tuple[float, float | None] | None, card: dict[str, Any],
+                    exclude_application: str | None = None) -> list[dict[str, Any]]:
+    """Records with the same purpose and income band (the on-screen definition)."""
+    similar = []
+    for record in records:
+        application = record.get("application", {})
+        if record.get("decision", {}).get("application_id") == exclude_application:
+            continue
+        if application.get("purpose") == purpose and \
+                income_band(application.get("annual_inc"), card) == band:
+            similar.append(record)
+    return similar
+
+
+def reference_quantiles(card: dict[str, Any], feature: CompareFeature) -> tuple[list[float], list[float]] | None:
+    """(values, levels) of the training reference for a feature, in display units."""
+    entry = card.get("reference", {}).get("features", {}).get(feature.name, {})
+    quantiles = entry.get("quantiles") or {}
+    if not quantiles:
+        return None
+    levels = sorted(float(level) for level in quantiles)
+    values = [float(quantiles[str(level)] if str(level) in quantiles else
+                    quantiles[f"{level}"]) for level in levels]
+    if feature.show_as_exp:
+        values = [math.exp(value) for value in values]
+    return values, levels
+
+
+def display_value(feature: CompareFeature, value: float) -> float:
+    return math.exp(value) if feature.show_as_exp and not math.isnan(value) else value
+
+
+def percentile_in_reference(value: float, values: list[float], levels: list[float]) -> float:
+    """Share (0-100) of the reference population below ``value``, interpolated between the
+    stored quantiles; beyond the outer quantiles it stays at them (1 % / 99 %), since the
+    reference says no more. Equal quantiles (e.g. many zeros) put an equal value midway."""
+    points = np.maximum.accumulate(np.asarray(values, dtype=np.float64))
+    level_array = np.asarray(levels, dtype=np.float64)
+    unique, first = np.unique(points, return_index=True)
+    last = len(points) - 1 - np.unique(points[::-1], return_index=True)[1]
+    low = np.interp(value, unique, level_array[first], left=levels[0], right=levels[-1])
+    high = np.interp(value, unique, level_array[last], left=levels[0], right=levels[-1])
+    return float(100.0 * (low + high) / 2)
+
+
+def percentile_in_sample(value: float, sample: np.ndarray) -> float:
+    """Share (0-100) of the sample below ``value`` (ties count half)."""
+    present = sample[~np.isnan(sample)]
+    if len(present) == 0:
+        return float("nan")
+    return 100.0 * (np.sum(present < value) + 0.5 * np.sum(present == value)) / len(present)
+
+
+def reading(feature: CompareFeature, percentile: float, who: str) -> str:
+    """'Higher utilisation than 85 % of similar customers.'"""
+    if math.isnan(percentile):
+        return f"No {who} to compare with."
+    if percentile >= 50:
+        return f"{feature.more} {feature.noun} than {percentile:.0f} % of {who}."
+    return f"{feature.less} {feature.noun} than {100 - percentile:.0f} % of {who}."
+
+
+# ---- the new-application form ---------------------------------------------------------
+
+EMP_LENGTH_UNKNOWN = "unknown"
+
+
+def form_problems(fields: dict[str, Any], card: dict[str, Any]) -> list[str]:
+    """What is wrong with a typed-in application, in the worker's rules (empty when fine)."""
+    problems = []
+    customer_id = str(fields.get("customer_id") or "").strip()
+    if not customer_id:
+        problems.append("Customer ID is required.")
+    elif ":" in customer_id or " " in customer_id:
+        problems.append("Customer ID cannot contain ':' or spaces.")
+    if not str(fields.get("application_id") or "").strip():
+        problems.append("Application ID is required.")
+    if not (fields.get("loan_amnt") or 0) > 0:
+        problems.append("Loan amount must be greater than 0.")
+    if fields.get("term") not in (36, 60):
+        problems.append("Term must be 36 or 60 months.")
+    if not (fields.get("annual_inc") or 0) > 0:
+        problems.append("Annual income must be greater than 0.")
+    emp_length = fields.get("emp_length")
+    if emp_length != EMP_LENGTH_UNKNOWN and not (isinstance(emp_length, int)
+                                                 and 0 <= emp_length <= 10):
+        problems.append("Years in current job must be 0-10 or unknown.")
+    for name in ("purpose", "home_ownership", "verification_status"):
+        allowed = category_choices(card, name)
+        if allowed and fields.get(name) not in allowed:
+            problems.append(f"{APPLICATION_LABELS[name]} must be one of: {', '.join(allowed)}.")
+    state = str(fields.get("addr_state") or "").strip()
+    if not (len(state) == 2 and state.isalpha() and state.isascii()):
+        problems.append("State must be a two-letter code such as CA.")
+    return problems
+
+
+def category_choices(card: dict[str, Any], name: str) -> list[str]:
+    for feature in card.get("features", []):
+        if feature.get("name") == name and feature.get("type") == "categorical":
+            return [str(category) for category in feature.get("categories", [])]
+    return []
+
+
+def application_event(fields: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """The DESIGN application event for the form's fields."""
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
+    emp_length = fields["emp_length"]
+    return {
+        "application_id": str(fields["application_id"]).strip(),
+        "customer_id": str(fields["customer_id"]).strip(),
+        "submitted_at": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "loan_amnt": float(fields["loan_amnt"]), "term": int(fields["term"]),
+        "purpose": fields["purpose"], "annual_inc": float(fields["annual_inc"]),
+        "emp_length": None if emp_length == EMP_LENGTH_UNKNOWN else int(emp_length),
+        "home_ownership": fields["home_ownership"],
+        "verification_status": fields["verification_status"],
+        "addr_state": str(fields["addr_state"]).strip().upper(),
+    }

@@ -1,0 +1,472 @@
+"""The relationship-manager console, driven through Streamlit's AppTest.
+
+Unit tests give the app an in-memory :class:`FakeDataSource` (through
+``st.session_state["data_source"]``) holding decision records made by the real trained
+model of the session registry, exactly as the worker stores them. The integration test
+reads records written to the real local Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from onnx_models.registry import Registry
+from stream.console import data
+from stream.console.data import ConsoleUnavailable, ScoreOutcome
+from stream.decisions import DecisionRecord, utc_iso
+from stream.model_runtime import LoadedModel, load_serving_model
+from stream.pipeline import build_decision
+from stream.validation import ValidApplication, validate_application
+
+APP = str(Path(__file__).resolve().parents[2] / "stream" / "console" / "app.py")
+RUN_TIMEOUT_S = 60
+START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+TARGET = "app-target"          # a risky debt-consolidation applicant, income 50-75k
+MISSING_BUREAU = "app-nobureau"
+STALE_BUREAU = "app-stale"
+
+
+# ---- realistic records ------------------------------------------------------------------
+
+def _application(index: int, rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
+    purpose = "debt_consolidation" if index % 2 == 0 else rng.choice(
+        ["credit_card", "home_improvement", "car"])
+    event = {
+        "application_id": f"app-{index:03d}", "customer_id": f"cust-{index % 17:03d}",
+        "submitted_at": utc_iso(START + timedelta(hours=index)),
+        "loan_amnt": float(rng.choice([5000, 8000, 12000, 15000, 24000])),
+        "term": int(rng.choice([36, 60])), "purpose": str(purpose),
+        "annual_inc": float(rng.choice([52_000, 60_000, 68_000, 90_000, 120_000])),
+        "emp_length": int(rng.integers(0, 11)), "home_ownership": str(rng.choice(["RENT", "MORTGAGE", "OWN"])),
+        "verification_status": "Verified", "addr_state": "CA",
+    }
+    return event | overrides
+
+
+def _bureau(rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
+    annual_debt_share = float(rng.uniform(0.05, 0.35))
+    values = {
+        "earliest_cr_line": f"{int(rng.integers(1990, 2020))}-0{int(rng.integers(1, 9))}-01",
+        "delinq_2yrs": float(rng.choice([0, 0, 0, 1])), "inq_last_6mths": float(rng.integers(0, 4)),
+        "open_acc": float(rng.integers(3, 20)), "total_acc": float(rng.integers(8, 40)),
+        "pub_rec": 0.0, "revol_bal": float(rng.integers(1000, 30000)),
+        "revol_util": float(rng.uniform(5, 95)), "mths_since_last_delinq": None,
+        "monthly_debt": round(annual_debt_share * 60_000 / 12, 2),
+    }
+    return values | overrides
+
+
+def _decide(model: LoadedModel, event: dict[str, Any], bureau: dict[str, Any] | None,
+            stale: bool = False) -> dict[str, Any]:
+    """One record as the worker stores it (same encoder, model, policy and JSON)."""
+    valid = validate_application(json.dumps(event).encode())
+    assert isinstance(valid, ValidApplication)
+    features: dict[str, Any] = {**valid.application, "issue_d": valid.submitted_at,
+                                "applications_24h": 1, "applications_7d": 2}
+    bureau_fields = list(_bureau(np.random.default_rng(0)))
+    if bureau is not None and not stale:
+        features.update({name: value for name, value in bureau.items() if value is not None})
+    inputs = model.encoder.transform_records([features])
+    usable = bureau is not None and not stale
+    (verdict,) = model.score(inputs, [not usable])
+    missing = [] if usable else bureau_fields
+    decision = build_decision(valid, verdict, model, missing,
+                              utc_iso(valid.submitted_at + timedelta(seconds=1)))
+    record = DecisionRecord(decision, dict(valid.application), features,
+                            bureau_fields if stale else [], {"applications_24h": 1,
+                                                             "applications_7d": 2})
+    return json.loads(record.to_json())
+
+
+@pytest.fixture(scope="session")
+def serving_model(trained_registry_template: Path) -> LoadedModel:
+    registry = Registry(trained_registry_template)
+    return load_serving_model(registry, registry.live_version() or "")
+
+
+@pytest.fixture(scope="session")
+def decision_records(serving_model: LoadedModel) -> list[dict[str, Any]]:
+    """40 decisions, newest first, incl. a declined target with 14 similar customers, one
+    without bureau data and one with stale bureau data."""
+    rng = np.random.default_rng(7)
+    records = [_decide(serving_model, _application(index, rng), _bureau(rng))
+               for index in range(36)]
+    for index in range(36, 38):  # more of the target's group
+        records.append(_decide(serving_model, _application(
+            index, rng, purpose="debt_consolidation", annual_inc=55_000.0), _bureau(rng)))
+    risky = _bureau(rng, revol_util=99.0, inq_last_6mths=6.0, delinq_2yrs=3.0,
+                    monthly_debt=2400.0, mths_since_last_delinq=3.0,
+                    earliest_cr_line="2019-01-01")
+    records.append(_decide(serving_model, _application(
+        38, rng, application_id=TARGET, customer_id="cust-target", purpose="debt_consolidation",
+        annual_inc=55_000.0, loan_amnt=30_000.0, term=60, emp_length=0, home_ownership="RENT"),
+        risky))
+    records.append(_decide(serving_model, _application(39, rng, application_id=MISSING_BUREAU),
+                           None))
+    records.append(_decide(serving_model, _application(40, rng, application_id=STALE_BUREAU),
+                           _bureau(rng), stale=True))
+    return sorted(records, key=lambda item: item["decision"]["decided_at"], reverse=True)
+
+
+class FakeDataSource:
+    """In-memory DataSource: records newest first, the real card, a canned score answer."""
+
+    def __init__(self, card: dict[str, Any], records: list[dict[str, Any]],
+                 model_dir: Path | None = None, outcome: ScoreOutcome | None = None,
+                 failure: Exception | None = None) -> None:
+        self.card = card
+        self.records = {item["decision"]["application_id"]: item for item in records}
+        self.order = [item["decision"]["application_id"] for item in records]
+        self.directory = model_dir
+        self.outcome = outcome or ScoreOutcome("unavailable", detail="no worker in this test")
+        self.failure = failure
+        self.scored: list[dict[str, Any]] = []
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def model_card(self) -> dict[str, Any]:
+        return self.card
+
+    def model_dir(self, version: str) -> Path | None:
+        return self.directory
+
+    def recent_records(self, limit: int = data.RECENT_LIMIT) -> list[dict[str, Any]]:
+        self._check()
+        return [self.records[app_id] for app_id in self.order[:limit]]
+
+    def record(self, application_id: str) -> dict[str, Any] | None:
+        self._check()
+        return self.records.get(application_id)
+
+    def customer_application_ids(self, customer_id: str) -> list[str]:
+        self._check()
+        return [app_id for app_id in self.order
+                if self.records[app_id]["decision"]["customer_id"] == customer_id]
+
+    def score(self, event: dict[str, Any]) -> ScoreOutcome:
+        self.scored.append(event)
+        return self.outcome
+
+
+@pytest.fixture()
+def source(serving_model: LoadedModel, decision_records: list[dict[str, Any]]) -> FakeDataSource:
+    return FakeDataSource(serving_model.card, decision_records, serving_model.registered.path)
+
+
+def _app(source: Any, **state: Any) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    app.session_state["data_source"] = source
+    for name, value in state.items():
+        app.session_state[name] = value
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def _texts(app: AppTest) -> str:
+    parts = [item.value for kind in ("markdown", "header", "subheader", "caption", "info",
+                                     "warning", "error", "success")
+             for item in getattr(app, kind)]
+    parts += [f"{metric.label}: {metric.value}" for metric in app.metric]
+    return "\n".join(str(part) for part in parts)
+
+
+def _charts(app: AppTest) -> list[Any]:
+    return app.get("plotly_chart")
+
+
+def _button(app: AppTest, label: str) -> Any:
+    return next(button for button in app.button if button.label == label)
+
+
+# ---- Find ------------------------------------------------------------------------------
+
+def test_no_decisions_yet_shows_an_empty_state(serving_model):
+    app = _app(FakeDataSource(serving_model.card, []))
+    assert "No decisions yet" in _texts(app)
+
+
+def test_recent_decisions_are_listed_newest_first_and_filtered(source, decision_records):
+    app = _app(source)
+    table = app.dataframe[0].value
+    assert len(table) == len(decision_records)
+    assert table["decided_at"].is_monotonic_decreasing
+    next(item for item in app.multiselect if item.label == "Decision").set_value(["decline"]).run()
+    declined = app.dataframe[0].value
+    expected = sum(item["decision"]["decision"] == "decline" for item in decision_records)
+    assert len(declined) == expected > 0
+    assert set(declined["decision"]) == {"decline"}
+    assert f"{expected} of the {len(decision_records)} most recent" in _texts(app)
+
+
+def test_looking_up_an_application_id_opens_its_decision_with_reasons(source, decision_records):
+    app = _app(source)
+    app.text_input(key="lookup_id").input(TARGET)
+    _button(app, "Look up").click().run()
+    assert not app.exception
+    assert app.sidebar.radio(key="view").value == "Decision"
+    target = next(item for item in decision_records
+                  if item["decision"]["application_id"] == TARGET)["decision"]
+    assert target["decision"] == "decline"
+    texts = _texts(app)
+    assert "Bad credit — decline" in texts
+    for reason in target["reasons"]:
+        assert reason["text"] in texts
+    assert f"{100 * target['probability_of_default']:.1f} %" in texts
+    assert len(_charts(app)) == 2  # the score gauge and the factor bars
+
+
+def test_looking_up_a_customer_lists_their_applications(source, decision_records):
+    app = _app(source)
+    app.text_input(key="lookup_id").input("cust-003")
+    _button(app, "Look up").click().run()
+    expected = [item["decision"]["application_id"] for item in decision_records
+                if item["decision"]["customer_id"] == "cust-003"]
+    choice = app.selectbox(key="customer_application")
+    assert list(choice.options) == expected and len(expected) >= 2
+    choice.set_value(expected[1])
+    _button(app, "Open this application").click().run()
+    assert app.session_state["application_id"] == expected[1]
+    assert app.sidebar.radio(key="view").value == "Decision"
+
+
+def test_an_unknown_id_says_nothing_was_found(source):
+    app = _app(source)
+    app.text_input(key="lookup_id").input("nobody-42")
+    _button(app, "Look up").click().run()
+    assert "No decision found for application or customer “nobody-42”" in _texts(app)
+
+
+# ---- Decision --------------------------------------------------------------------------
+
+def test_decision_view_says_what_the_score_means_and_what_lowered_the_risk(source):
+    app = _app(source, view="Decision", application_id=TARGET)
+    texts = _texts(app)
+    assert "600 points means 30:1" in texts and "every 20 points more doubles" in texts
+    assert "Risk grade" in texts and "What pushed the risk up" in texts
+    assert "What pulled the risk down" in texts
+    shown = [item.value for item in app.markdown]
+    lowering = shown[shown.index("**What pulled the risk down:**") + 1]
+    # A factor that lowered the risk shows the customer's own value, not a risky-side text.
+    assert all(re.fullmatch(r"- [^:]+: \S.*", line) for line in lowering.splitlines())
+    gauge = _charts(app)[0].proto.spec
+    assert '"steps"' in gauge and "Score" in gauge
+    assert "Model " in texts and "decided" in texts
+
+
+def test_missing_bureau_data_is_explained_as_the_first_reason(source):
+    app = _app(source, view="Decision", application_id=MISSING_BUREAU)
+    texts = _texts(app)
+    assert "Credit bureau information unavailable" in texts
+    assert "refer for review" in texts
+
+
+def test_a_link_with_an_application_id_opens_that_view(source):
+    app = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    app.session_state["data_source"] = source
+    app.query_params["application_id"] = TARGET
+    app.query_params["view"] = "Profile"
+    app.run()
+    assert app.sidebar.radio(key="view").value == "Profile"
+    assert f"Customer cust-target — application {TARGET}" in _texts(app)
+
+
+def test_decision_view_without_a_selection_points_to_find(source):
+    app = _app(source, view="Decision")
+    assert "Look one up in **Find** first" in _texts(app)
+
+
+# ---- Profile ---------------------------------------------------------------------------
+
+def test_profile_marks_missing_and_stale_bureau_values(source):
+    app = _app(source, view="Profile", application_id=STALE_BUREAU)
+    bureau = app.table[1].value
+    assert set(bureau["Status"]) == {"STALE — too old, not used"}
+    app = _app(source, view="Profile", application_id=MISSING_BUREAU)
+    assert set(app.table[1].value["Status"]) == {"MISSING"}
+    app = _app(source, view="Profile", application_id=TARGET)
+    application, bureau, velocity = (table.value for table in app.table)
+    assert "Revolving utilisation (%)" in set(bureau["Field"])
+    assert bureau.set_index("Field").loc["Revolving utilisation (%)", "Value"] == "99"
+    assert set(velocity["Value"]) == {"1", "2"}
+    assert application.set_index("Field").loc["Purpose", "Value"] == "debt_consolidation"
+
+
+# ---- Compare ---------------------------------------------------------------------------
+
+def test_compare_plots_the_customer_against_all_and_similar_customers(source):
+    app = _app(source, view="Compare", application_id=TARGET)
+    texts = _texts(app)
+    assert "same loan purpose and the same annual-income band" in texts
+    assert "income 50,000–75,000" in texts
+    assert len(_charts(app)) == len(data.COMPARE_FEATURES)
+    assert "Higher utilisation than 9" in texts  # 99 % utilisation: above ~95 % of all
+    assert "of similar customers" in texts and "of all customers" in texts
+    assert "this customer" in _charts(app)[0].proto.spec
+
+
+def test_a_small_similar_group_is_said_so(source):
+    app = _app(source, view="Compare", application_id="app-001")
+    assert "similar customers among recent decisions" in _texts(app)
+    assert len(_charts(app)) == len(data.COMPARE_FEATURES)
+
+
+# ---- New application -------------------------------------------------------------------
+
+def _fill_form(app: AppTest, customer_id: str = "cust-new", state: str = "NY",
+               application_id: str = "app-manual-1") -> AppTest:
+    next(item for item in app.text_input if item.label == "Application ID").input(application_id)
+    next(item for item in app.text_input if item.label == "Customer ID").input(customer_id)
+    next(item for item in app.text_input if item.label == "State (2 letters)").input(state)
+    _button(app, "Score application").click().run()
+    assert not app.exception
+    return app
+
+
+def test_form_refuses_invalid_input_without_calling_the_worker(source):
+    app = _app(source, view="New application")
+    _fill_form(app, customer_id="", state="N1")
+    errors = _texts(app)
+    assert "Customer ID is required." in errors and "State must be a two-letter code" in errors
+    assert source.scored == []
+
+
+def test_form_shows_the_services_decision_with_reasons(source, decision_records):
+    declined = next(item["decision"] for item in decision_records
+                    if item["decision"]["application_id"] == TARGET)
+    source.outcome = ScoreOutcome("decided", decision=declined)
+    app = _fill_form(_app(source, view="New application"))
+    texts = _texts(app)
+    assert "Result: :red[**Bad credit — decline**]" in texts
+    assert declined["reasons"][0]["text"] in texts
+    (event,) = source.scored
+    assert event["application_id"] == "app-manual-1"
+    assert event["customer_id"] == "cust-new" and event["addr_state"] == "NY"
+    assert event["term"] in (36, 60) and event["submitted_at"].endswith("Z")
+
+
+def test_form_shows_the_workers_refusal_next_to_the_form(source):
+    source.outcome = ScoreOutcome("rejected", detail="purpose must be a non-empty loan purpose")
+    app = _fill_form(_app(source, view="New application"))
+    assert "refused the application: purpose must be a non-empty loan purpose" in _texts(app)
+
+
+def test_form_says_when_the_worker_is_down():
+    outcome = data.post_score("http://127.0.0.1:9", {"application_id": "x"})
+    assert outcome.kind == "unavailable" and "creditrisk worker" in outcome.detail
+
+
+@pytest.mark.parametrize(("status", "body", "kind"), [
+    (200, {"decision": "approve", "score": 610}, "decided"),
+    (422, {"error": "invalid_value", "detail": "addr_state must be a two-letter state code"},
+     "rejected"),
+    (503, {"error": "unavailable", "detail": "scoring failed: RedisError"}, "unavailable"),
+])
+def test_the_workers_answers_become_what_the_form_shows(status, body, kind):
+    import http.server
+    import threading
+
+    received: list[dict[str, Any]] = []
+
+    class Worker(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # http.server's method naming
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Worker)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        outcome = data.post_score(f"http://127.0.0.1:{server.server_port}", {"customer_id": "c1"})
+    finally:
+        server.server_close()
+    assert received == [{"customer_id": "c1"}] and outcome.kind == kind
+    if kind == "decided":
+        assert outcome.decision == body
+    elif kind == "rejected":
+        assert outcome.detail == body["detail"]
+    else:
+        assert "answered 503" in outcome.detail and "/health" in outcome.detail
+
+
+# ---- failures ----------------------------------------------------------------------------
+
+def test_redis_down_shows_what_to_do_not_a_trace(serving_model):
+    down = FakeDataSource(serving_model.card, [], failure=ConsoleUnavailable(
+        "Redis at redis://127.0.0.1:6379 does not answer"))
+    app = _app(down)
+    assert any("does not answer" in item.value for item in app.error)
+
+
+def test_an_unexpected_failure_is_a_message_not_a_trace(serving_model):
+    app = _app(FakeDataSource(serving_model.card, [], failure=KeyError("decision")))
+    assert not app.exception
+    assert "This view could not be shown (KeyError)" in app.error[0].value
+
+
+def test_the_real_source_turns_an_unreachable_redis_into_a_clear_error(trained_registry_template):
+    from features.settings import Settings
+
+    settings = Settings(redis_url="redis://127.0.0.1:9/0", registry_dir=trained_registry_template,
+                        redis_timeout_s=0.2)
+    with pytest.raises(ConsoleUnavailable, match="creditrisk stack up"):
+        data.RedisDataSource(settings).recent_records()
+
+
+# ---- pure helpers ------------------------------------------------------------------------
+
+def test_percentile_reads_the_reference_quantiles():
+    values, levels = [0.0, 0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0], list(data.QUANTILE_LEVELS)
+    assert data.percentile_in_reference(30.0, values, levels) == pytest.approx(50.0)
+    assert data.percentile_in_reference(25.0, values, levels) == pytest.approx(37.5)
+    assert data.percentile_in_reference(1000.0, values, levels) == pytest.approx(99.0)
+    assert data.percentile_in_reference(0.0, values, levels) == pytest.approx(3.0)
+
+
+def test_score_meaning_follows_the_model_card_scale():
+    scale = {"base_score": 600, "base_odds": 30, "points_to_double_odds": 20}
+    assert "odds of about 60:1" in data.score_meaning(620, scale)
+    assert "odds of about 15:1" in data.score_meaning(580, scale)
+
+
+# ---- integration: the real Redis ---------------------------------------------------------
+
+@pytest.mark.integration
+def test_console_reads_decisions_written_to_the_real_redis(namespace, decision_records,
+                                                           trained_registry_template):
+    from features.store import async_client
+    from stream.decisions import DecisionStore
+
+    settings = namespace.settings.model_copy(update={"registry_dir": trained_registry_template})
+
+    async def write() -> None:
+        client = async_client(settings)
+        records = [DecisionRecord(item["decision"], item["application"], item["features"],
+                                  item["stale_features"], item["velocity"])
+                   for item in decision_records]
+        await DecisionStore(client, settings.key_prefix).save(records)
+        await client.aclose()
+
+    asyncio.run(write())
+    app = _app(data.RedisDataSource(settings))
+    assert len(app.dataframe[0].value) == len(decision_records)
+    app.text_input(key="lookup_id").input(TARGET)
+    _button(app, "Look up").click().run()
+    assert "Bad credit — decline" in _texts(app)
+    app.sidebar.radio(key="view").set_value("Compare").run()
+    assert len(_charts(app)) == len(data.COMPARE_FEATURES)

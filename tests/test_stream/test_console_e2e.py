@@ -1,0 +1,207 @@
+"""The console in a real headless Chromium, against a running console, worker and stack.
+
+Screenshots are kept as test artifacts in artifacts/console/; with
+CREDITRISK_UPDATE_SCREENSHOTS=1 they also replace the ones in docs/console/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from worker_harness import (  # tests/test_stream/worker_harness.py
+    TopicReader,
+    WorkerProcess,
+    free_port,
+    fresh_bureau_file,
+    keyed,
+    produce,
+    valid_events,
+)
+
+from features.materialize import materialize_bureau_features
+from features.settings import REPO_ROOT
+from features.store import sync_client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ARTIFACTS = REPO_ROOT / "artifacts" / "console"
+DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "console"
+CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--window-size=1440,1100"]
+
+
+@pytest.fixture()
+def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
+            tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, dict[str, Any]]]]:
+    """A worker that has decided 300 applications (records in Redis for the console)."""
+    client = sync_client(namespace.settings)
+    materialize_bureau_features(fresh_bureau_file(generated_data / "bureau.csv", tmp_path / "b.csv"),
+                                client, key_prefix=namespace.key_prefix)
+    client.close()
+    worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")
+    worker.start()
+    events = valid_events(clean_frame, 300)
+    produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, keyed(events))
+    reader = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+    reader.wait_for(lambda r: len(r.by_key) >= 300, 120, "300 decisions")
+    reader.close()
+    yield worker, {key: copies[0] for key, copies in reader.by_key.items()}
+    worker.stop()
+
+
+@pytest.fixture()
+def console_url(decided, tmp_path: Path) -> Iterator[str]:
+    worker, _ = decided
+    port = free_port()
+    env = {**worker.env, "CREDITRISK_CONSOLE_PORT": str(port),
+           "CREDITRISK_WORKER_URL": f"http://127.0.0.1:{worker.port}"}
+    log = (tmp_path / "console.log").open("ab")
+    process = subprocess.Popen([sys.executable, "-m", "infra.cli", "console"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):  # noqa: S310
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        raise AssertionError("the console did not start: " + (tmp_path / "console.log").read_text()[-2000:])
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture()
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
+                              options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
+
+
+class Page:
+    """Small helpers to drive a Streamlit page by what a person sees."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+
+    def wait_for_text(self, text: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if text in self.driver.find_element("tag name", "body").text:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} never appeared on the page")
+
+    def wait_for(self, css: str, timeout_s: float = 30.0, count: int = 1) -> list[Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = self.driver.find_elements("css selector", css)
+            if len(found) >= count:
+                return found
+            time.sleep(0.3)
+        raise AssertionError(f"no {css} on the page")
+
+    def type_into(self, label: str, text: str) -> None:
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for _ in range(5):
+            try:
+                field = self.wait_for(f'input[aria-label="{label}"]')[0]
+                field.clear()
+                field.send_keys(text)  # committed when the form's button is clicked
+                return
+            except StaleElementReferenceException:
+                time.sleep(0.5)
+        raise AssertionError(f"could not type into {label!r}")
+
+    def click(self, text: str) -> None:
+        """Click the button, tab or radio option showing exactly this text."""
+        xpath = (f"//button[normalize-space(.)='{text}'] | //*[@role='tab'][normalize-space(.)='{text}']"
+                 f" | //label[normalize-space(.)='{text}']")
+        from selenium.common.exceptions import (
+            ElementClickInterceptedException,
+            StaleElementReferenceException,
+        )
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = self.driver.find_elements("xpath", xpath)
+            try:
+                if found:
+                    found[0].click()
+                    return
+            except (StaleElementReferenceException, ElementClickInterceptedException):
+                pass  # Streamlit re-rendered the page under us: look again
+            time.sleep(0.3)
+        raise AssertionError(f"nothing to click showing {text!r}")
+
+    def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        time.sleep(1.0)  # let charts finish drawing
+        path = ARTIFACTS / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        if os.environ.get("CREDITRISK_UPDATE_SCREENSHOTS") == "1":
+            DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, DOCS_SCREENSHOTS / f"{name}.png")
+
+
+def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_scores_a_form(
+        decided, console_url: str, browser: Any) -> None:
+    _, decisions = decided
+    decline = next(d for d in decisions.values() if d["decision"] == "decline")
+    page = Page(browser)
+
+    browser.get(console_url)
+    page.wait_for_text("Recent decisions")
+    page.screenshot("find")
+
+    page.type_into("Application ID or customer ID", decline["application_id"])
+    page.click("Look up")
+    page.wait_for_text("Bad credit — decline")
+    page.wait_for_text("What pushed the risk up")
+    for reason in decline["reasons"]:
+        page.wait_for_text(reason["text"])
+    page.wait_for('[data-testid="stPlotlyChart"]', count=2)
+    page.screenshot("decision")
+
+    page.click("Profile")
+    page.wait_for_text(decline["customer_id"])
+    page.screenshot("profile")
+
+    page.click("Compare")
+    page.wait_for_text("Similar customers")
+    charts = page.wait_for('[data-testid="stPlotlyChart"]', count=6)
+    assert len(charts) >= 6
+    page.wait_for_text("% of all customers")
+    page.screenshot("compare")
+
+    page.click("New application")
+    page.type_into("Customer ID", decline["customer_id"])
+    page.click("Score application")
+    page.wait_for_text("Result:", timeout_s=30)
+    body = browser.find_element("tag name", "body").text
+    assert any(outcome in body for outcome in ("Good credit — approve", "Bad credit — decline",
+                                               "Borderline — refer for review"))
+    page.screenshot("new-application")
