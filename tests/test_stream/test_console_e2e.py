@@ -22,15 +22,13 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     TopicReader,
     WorkerProcess,
     free_port,
-    fresh_bureau_file,
     keyed,
+    load_fresh_bureau,
     produce,
     valid_events,
 )
 
-from features.materialize import materialize_bureau_features
 from features.settings import REPO_ROOT
-from features.store import sync_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -45,10 +43,7 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
 def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
             tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, dict[str, Any]]]]:
     """A worker that has decided 300 applications (records in Redis for the console)."""
-    client = sync_client(namespace.settings)
-    materialize_bureau_features(fresh_bureau_file(generated_data / "bureau.csv", tmp_path / "b.csv"),
-                                client, key_prefix=namespace.key_prefix)
-    client.close()
+    load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
     worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")
     worker.start()
     events = valid_events(clean_frame, 300)

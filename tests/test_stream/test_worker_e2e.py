@@ -13,14 +13,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from features.materialize import materialize_bureau_features
-from features.store import sync_client
 from onnx_models.registry import Registry
 from worker_harness import (  # tests/test_stream/worker_harness.py
     MALFORMED_KINDS,
     TopicReader,
     WorkerProcess,
-    fresh_bureau_file,
+    load_fresh_bureau,
     keyed,
     malformed_event,
     metric_sum,
@@ -39,10 +37,7 @@ EXPECTED_CODE = {"not_json": "not_json", "missing_field": "missing_field",
 @pytest.fixture()
 def worker(namespace, registry_dir: Path, generated_data: Path, tmp_path: Path):
     """Bureau features in Redis (fresh; every 25th customer absent) and a running worker."""
-    client = sync_client(namespace.settings)
-    materialize_bureau_features(fresh_bureau_file(generated_data / "bureau.csv", tmp_path / "bureau.csv"),
-                                client, key_prefix=namespace.key_prefix)
-    client.close()
+    load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
     process = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")
     process.start()
     yield process
@@ -228,10 +223,7 @@ def test_redis_outage_mid_stream_is_waited_out_and_nothing_is_lost(
         private_redis, tmp_path: Path) -> None:
     """The worker's Redis dies for a while: batches wait (nothing acknowledged), then finish."""
     settings = namespace.settings.model_copy(update={"redis_url": private_redis.url})
-    client = sync_client(settings)
-    materialize_bureau_features(fresh_bureau_file(generated_data / "bureau.csv", tmp_path / "b.csv"),
-                                client, key_prefix=namespace.key_prefix)
-    client.close()
+    load_fresh_bureau(settings, generated_data / "bureau.csv", tmp_path)
     worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
                            CREDITRISK_REDIS_URL=private_redis.url)
     worker.start()

@@ -224,7 +224,21 @@ class TopicReader:
         self.consumer.close()
 
 
-def fresh_bureau_file(bureau_csv: Path, target: Path, as_of: datetime | None = None) -> Path:
+def load_fresh_bureau(settings: Any, bureau_csv: Path, workdir: Path) -> None:
+    """Materialize the generated bureau table into Redis under ``settings.key_prefix``, true as
+    of yesterday (fresh for events submitted now), every 25th customer left out."""
+    from features.materialize import materialize_bureau_features
+    from features.store import sync_client
+
+    client = sync_client(settings)
+    try:
+        materialize_bureau_features(_fresh_bureau_file(bureau_csv, workdir / "fresh-bureau.csv"),
+                                    client, key_prefix=settings.key_prefix)
+    finally:
+        client.close()
+
+
+def _fresh_bureau_file(bureau_csv: Path, target: Path, as_of: datetime | None = None) -> Path:
     """The generated bureau table, true as of yesterday (fresh for events submitted now)."""
     frame = pd.read_csv(bureau_csv, dtype=str, keep_default_na=False)
     frame["as_of"] = ((as_of or datetime.now(UTC)) - timedelta(days=1)).isoformat()
