@@ -17,8 +17,8 @@ Encoding rules (also written into ``model.json`` so the worker needs nothing els
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -347,8 +347,3 @@ class FeatureEncoder:
         encoder.categories_ = {entry["name"]: list(entry["categories"])
                                for entry in card["features"] if entry["type"] == "categorical"}
         return encoder
-
-
-def feature_spec_dicts(specs: Sequence[FeatureSpec]) -> list[dict[str, Any]]:
-    """Plain dicts of specs (for reports and the console)."""
-    return [asdict(spec) for spec in specs]

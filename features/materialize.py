@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.normalize import PLACEHOLDER_TOKENS, parse_percent
-from features.store import TIMESTAMP_FORMAT, WRITE_IF_NEWER, format_timestamp
+from features.store import TIMESTAMP_FORMAT, WRITE_IF_NEWER, encode_column, format_timestamp
 from features.views import BUREAU_VIEW, FeatureView, feature_key
 
 LC_MONTH_FORMAT = "%b-%Y"
@@ -155,15 +156,12 @@ def _valid_rows(chunk: pd.DataFrame, view: FeatureView, malformed: Counter[str])
         absent = _absent(text)
         if spec.kind == "date":
             values = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-            as_text = values.dt.strftime("%Y-%m-%d")
         else:
-            values = pd.to_numeric(text, errors="coerce")
-            values = values.astype("float64").where(values >= 0)  # never negative
-            as_text = values.map(repr, na_action="ignore")
+            values = pd.to_numeric(text, errors="coerce").astype("float64")
+            # Counts, balances and ratios are finite and never negative.
+            values = values.where((values >= 0) & np.isfinite(values))
         bad = bad.mask((bad == "") & ~absent & values.isna(), f"bad_{spec.name}")
-        keep = (~absent & values.notna()).tolist()
-        encoded[spec.name] = [text if ok else None
-                              for text, ok in zip(as_text.tolist(), keep, strict=True)]
+        encoded[spec.name] = encode_column(values, spec.kind)
     as_of = pd.to_datetime(chunk.get("as_of"), utc=True, errors="coerce")
     bad = bad.mask((bad == "") & as_of.isna(), "bad_as_of")
     customer = chunk["customer_id"].str.strip()

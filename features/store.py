@@ -8,11 +8,11 @@ older than what Redis holds, and refreshes the TTL — atomically, in one Lua sc
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import redis
 import redis.asyncio
 from redis.backoff import ExponentialBackoff
@@ -79,28 +79,22 @@ def parse_timestamp(text: str | bytes) -> datetime:
     return datetime.fromisoformat(text)  # C-speed; the fixed format ends in Z (UTC)
 
 
-def encode_value(value: Any) -> str | None:
-    """A feature value as stored text; None (not stored) for a missing value."""
-    if value is None or value != value:  # None, NaN and NaT are all "missing"
-        return None
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if hasattr(value, "isoformat") and not isinstance(value, (int, float)):
-        return value.isoformat()[:10]
-    number = float(value)
-    if math.isnan(number) or math.isinf(number):
-        return None
-    return repr(number)
+def encode_column(values: pd.Series, kind: str) -> list[str | None]:
+    """Parsed feature values as the text stored in Redis; None (not stored) where missing.
 
-
-def encoded_mapping(values: Mapping[str, Any]) -> list[str]:
-    """Field/value pairs for the Lua script; missing values are left out of the hash."""
-    pairs: list[str] = []
-    for name, value in values.items():
-        text = encode_value(value)
-        if text is not None:
-            pairs.extend((name, text))
-    return pairs
+    Numbers are stored as ``repr`` of the float (reads back bit-exact), dates as ISO
+    ``YYYY-MM-DD``; NaN, NaT and infinities are missing values.
+    """
+    if kind == "date":
+        dates = pd.to_datetime(values, errors="coerce")
+        text = dates.dt.strftime("%Y-%m-%d")
+        present = dates.notna()
+    else:
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+        present = pd.Series(np.isfinite(numbers.to_numpy()), index=numbers.index)
+        text = numbers.map(repr, na_action="ignore")
+    return [item if keep else None
+            for item, keep in zip(text.tolist(), present.tolist(), strict=True)]
 
 
 def _connection_options(settings: Settings) -> dict[str, Any]:

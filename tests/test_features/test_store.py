@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from features.definitions import BUREAU_FIELDS
-from features.store import encode_value, format_timestamp, parse_timestamp
+from features.store import encode_column, format_timestamp, parse_timestamp
 from features.views import BUREAU_VIEW, VELOCITY_VIEW, feature_key
 
 
@@ -33,15 +33,20 @@ def test_bureau_view_holds_every_bureau_field_with_limits() -> None:
     assert nullable == ["mths_since_last_delinq"]
 
 
-@pytest.mark.parametrize("missing", [None, float("nan"), np.nan, pd.NaT, float("inf")])
+@pytest.mark.parametrize("missing", [None, float("nan"), np.nan, float("inf")])
 def test_missing_values_are_not_stored(missing: object) -> None:
-    assert encode_value(missing) is None
+    assert encode_column(pd.Series([missing, 1.0]), "number") == [None, "1.0"]
+
+
+def test_missing_dates_are_not_stored() -> None:
+    assert encode_column(pd.Series([pd.NaT, pd.Timestamp("1998-01-01")]), "date") == [None, "1998-01-01"]
 
 
 def test_values_are_stored_as_exact_text() -> None:
-    assert encode_value(53.4) == "53.4"
-    assert float(encode_value(0.1 + 0.2)) == 0.1 + 0.2
-    assert encode_value(pd.Timestamp("1998-01-01")) == "1998-01-01"
+    assert encode_column(pd.Series([53.4]), "number") == ["53.4"]
+    (text,) = encode_column(pd.Series([0.1 + 0.2]), "number")
+    assert float(text) == 0.1 + 0.2
+    assert encode_column(pd.Series([pd.Timestamp("1998-01-01")]), "date") == ["1998-01-01"]
 
 
 @given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1)),
