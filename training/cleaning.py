@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from features import normalize
+from features.definitions import APPLICATION_FIELDS as EVENT_FIELDS
+from features.definitions import BUREAU_FIELDS, PRICING_FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,11 +29,8 @@ if TYPE_CHECKING:
 
 CUSTOMER_ID = "customer_id"
 APPLICATION_ID = "application_id"
-APPLICATION_FIELDS = ("loan_amnt", "term", "purpose", "annual_inc", "emp_length",
-                      "home_ownership", "verification_status", "addr_state")
-BUREAU_FIELDS = ("earliest_cr_line", "delinq_2yrs", "inq_last_6mths", "open_acc", "total_acc",
-                 "pub_rec", "revol_bal", "revol_util", "mths_since_last_delinq", "monthly_debt")
-PRICING_FIELDS = ("grade", "sub_grade", "int_rate", "installment")
+# The fields the applicant types; the application date is issue_d, listed apart below.
+APPLICATION_FIELDS = tuple(name for name in EVENT_FIELDS if name != "issue_d")
 CANONICAL_COLUMNS = ((APPLICATION_ID, CUSTOMER_ID, "issue_d") + APPLICATION_FIELDS + BUREAU_FIELDS
                      + ("dti",) + PRICING_FIELDS + ("loan_status",))
 BUREAU_COUNT_COLUMNS = ("delinq_2yrs", "inq_last_6mths", "open_acc", "total_acc", "pub_rec",
