@@ -276,7 +276,7 @@ class Prometheus(Service):
         return self.home / "targets"
 
     def answering(self) -> bool:
-        return prometheus_answers(self.settings.prometheus_port)
+        return http_answers(self.port, "/-/ready")
 
     def prepare(self) -> None:
         _require("prometheus", "Install Prometheus (Debian: apt-get install prometheus).")
@@ -324,13 +324,8 @@ class Worker(Service):
         return self.settings.worker_port
 
     def answering(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/health", timeout=2):  # noqa: S310
-                return True
-        except urllib.error.HTTPError:
-            return True  # it answers, only not healthy yet
-        except (urllib.error.URLError, OSError):
-            return False
+        # A 503 from /health still answers: the worker is up, only a dependency is not.
+        return http_answers(self.port, "/health", any_status=True)
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "infra.cli", "worker"]
@@ -347,12 +342,7 @@ class Console(Service):
         return self.settings.console_port
 
     def answering(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}/_stcore/health",  # noqa: S310
-                                        timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return http_answers(self.port, "/_stcore/health")
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "infra.cli", "console"]
@@ -453,10 +443,13 @@ def redis_answers(settings: Settings) -> bool:
         client.close()
 
 
-def prometheus_answers(port: int) -> bool:
+def http_answers(port: int, path: str, any_status: bool = False) -> bool:
+    """True when a loopback HTTP server answers ``path`` with 200 (or anything, if asked)."""
     try:
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/-/ready", timeout=2) as response:  # noqa: S310
-            return response.status == 200
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=2) as response:  # noqa: S310
+            return response.status == 200 or any_status
+    except urllib.error.HTTPError:
+        return any_status
     except (urllib.error.URLError, OSError):
         return False
 
