@@ -6,6 +6,8 @@ declarations, never from data.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 # Bureau values are days to months old; velocity values seconds to days.
@@ -41,12 +43,7 @@ class FeatureStoreMetrics:
             ["kind"], registry=registry)
 
 
-_default: FeatureStoreMetrics | None = None
-
-
+@lru_cache(maxsize=1)
 def default_metrics() -> FeatureStoreMetrics:
     """The process-wide metrics on the default registry (created on first use)."""
-    global _default
-    if _default is None:
-        _default = FeatureStoreMetrics()
-    return _default
+    return FeatureStoreMetrics()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import lru_cache
 from typing import Any
 
 import faust
@@ -32,15 +33,10 @@ log = logging.getLogger(__name__)
 
 PROMETHEUS_TEXT_FORMAT = "text/plain; version=0.0.4"
 
-_metrics: WorkerMetrics | None = None
-
-
+@lru_cache(maxsize=1)
 def worker_metrics() -> WorkerMetrics:
     """The process-wide worker metrics on the default registry."""
-    global _metrics
-    if _metrics is None:
-        _metrics = WorkerMetrics()
-    return _metrics
+    return WorkerMetrics()
 
 
 class ServiceState:
