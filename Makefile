@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps test test-unit test-integration demo up down status bench clean
+.PHONY: install system-deps check test test-unit test-integration demo up down status bench clean
 
 install: system-deps $(STAMP)
 
@@ -17,11 +17,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-## everything: unit, integration and end-to-end tests (the tests start the stack themselves)
-test: install
+## everything: lint and type checks, then unit, integration and end-to-end tests (the tests
+## start the stack themselves)
+test: install check
 	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
 
-test-unit: install
+## the code-health gate: ruff (lint, import order) and mypy (types), configured in pyproject.toml
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test-unit: install check
 	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
 test-integration: install

@@ -1,4 +1,4 @@
-"""Feature definitions, the Redis feature store and shared settings.
+"""Feature definitions, the Redis feature store and its materialization.
 
-This is the bottom layer: ``training`` and ``stream`` import it; it imports neither.
+``training`` and ``stream`` import it; it imports only ``config``.
 """

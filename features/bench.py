@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from prometheus_client import CollectorRegistry
 
+from config.settings import Settings
 from features.definitions import BUREAU_FIELDS, FeatureEncoder
 from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
-from features.settings import Settings
 from features.store import async_client, sync_client
 
 BENCH_PREFIX = "bench:"
@@ -36,7 +37,8 @@ def write_bureau_table(path: Path, customers: int, seed: int = 1) -> None:
     years = rng.integers(1970, 2012, customers)
     frame = pd.DataFrame({
         "customer_id": [f"b{i}" for i in range(customers)],
-        "earliest_cr_line": [f"{y}-{m:02d}-01" for y, m in zip(years, rng.integers(1, 13, customers), strict=True)],
+        "earliest_cr_line": [f"{y}-{m:02d}-01"
+                             for y, m in zip(years, rng.integers(1, 13, customers), strict=True)],
         "delinq_2yrs": rng.poisson(0.3, customers).astype(float),
         "inq_last_6mths": rng.poisson(1.0, customers).astype(float),
         "open_acc": rng.integers(2, 30, customers).astype(float),
@@ -121,9 +123,7 @@ def _bench_encoder() -> FeatureEncoder:
     return FeatureEncoder(min_category_count=1).fit(frame)
 
 
-def _fresh_registry():  # noqa: ANN202 - prometheus_client type
-    from prometheus_client import CollectorRegistry
-
+def _fresh_registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 

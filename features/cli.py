@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -23,8 +24,8 @@ def materialize(
     from redis.exceptions import RedisError
     from tqdm import tqdm
 
+    from config.settings import get_settings
     from features.materialize import count_rows, materialize_bureau_features
-    from features.settings import get_settings
     from features.store import sync_client
 
     settings = get_settings()
@@ -50,8 +51,7 @@ def materialize(
     typer.echo(report.summary())
 
 
-def _as_of(text: str):  # noqa: ANN202 - datetime | None
-    from datetime import UTC, datetime
+def _as_of(text: str) -> datetime | None:
 
     if text == "file":
         return None

@@ -17,8 +17,9 @@ Encoding rules (also written into ``model.json`` so the worker needs nothing els
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -123,8 +124,8 @@ def generic_feature_specs(columns: Mapping[str, str]) -> tuple[FeatureSpec, ...]
             raise ValueError(
                 f"feature column {name!r} has type {kind!r}; use 'numeric' or 'categorical'"
             )
-        specs.append(FeatureSpec(name, kind, name.replace("_", " ").capitalize(), "depends",
-                                 (name,)))
+        specs.append(FeatureSpec(name, cast(FeatureKind, kind), name.replace("_", " ").capitalize(),
+                                 "depends", (name,)))
     return tuple(specs)
 
 
@@ -254,7 +255,7 @@ class FeatureEncoder:
         shared_names = {spec.name for spec in shared}
         return shared + tuple(spec for spec in listed if spec.name not in shared_names)
 
-    def fit(self, frame: pd.DataFrame, y: Any = None) -> "FeatureEncoder":
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> FeatureEncoder:
         specs = self.specs()
         categories: dict[str, list[str]] = {}
         for spec in specs:
@@ -329,7 +330,7 @@ class FeatureEncoder:
         return {"features": features, "feature_params": params}
 
     @classmethod
-    def from_model_card(cls, card: Mapping[str, Any]) -> "FeatureEncoder":
+    def from_model_card(cls, card: Mapping[str, Any]) -> FeatureEncoder:
         """Rebuild the fitted encoder from model.json (no pickles, no refit)."""
         params = dict(card["feature_params"])
         encoder = cls(feature_set=params["feature_set"], columns=params.get("columns"),

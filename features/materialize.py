@@ -74,9 +74,8 @@ def materialize_bureau_features(
     script_sha = client.script_load(WRITE_IF_NEWER)
     ttl_seconds = int(view.ttl.total_seconds())
     started = time.perf_counter()
-    for chunk in _read_chunks(path, batch_size):
-        if as_of is not None:
-            chunk = chunk.assign(as_of=format_timestamp(as_of))
+    for raw_chunk in _read_chunks(path, batch_size):
+        chunk = raw_chunk if as_of is None else raw_chunk.assign(as_of=format_timestamp(as_of))
         rows = list(_valid_rows(chunk, view, report.malformed))
         report.rows_read += len(chunk)
         written_ts = format_timestamp(datetime.now(UTC))
@@ -128,19 +127,22 @@ def _lending_club_chunk(chunk: pd.DataFrame) -> pd.DataFrame:
     for name in BUREAU_VIEW.field_names:
         if name in chunk.columns:
             frame[name] = chunk[name]
-    frame["earliest_cr_line"] = _lc_month(chunk.get("earliest_cr_line"))
-    frame["revol_util"] = chunk.get("revol_util", pd.Series("", index=chunk.index)).map(
+    frame["earliest_cr_line"] = _lc_month(_text_column(chunk, "earliest_cr_line"))
+    frame["revol_util"] = _text_column(chunk, "revol_util").map(
         lambda text: "" if parse_percent(text) is None else repr(parse_percent(text)))
-    dti = pd.to_numeric(chunk.get("dti"), errors="coerce")
-    income = pd.to_numeric(chunk.get("annual_inc"), errors="coerce")
+    dti = pd.to_numeric(_text_column(chunk, "dti"), errors="coerce")
+    income = pd.to_numeric(_text_column(chunk, "annual_inc"), errors="coerce")
     frame["monthly_debt"] = (dti * income / 1200.0).map(lambda v: "" if pd.isna(v) else repr(v))
-    frame["as_of"] = _lc_month(chunk.get("issue_d")).map(lambda d: d and d + "T00:00:00Z")
+    frame["as_of"] = _lc_month(_text_column(chunk, "issue_d")).map(lambda d: d and d + "T00:00:00Z")
     return frame
 
 
-def _lc_month(values: pd.Series | None) -> pd.Series:
-    if values is None:
-        return pd.Series(dtype=str)
+def _text_column(chunk: pd.DataFrame, name: str) -> pd.Series:
+    """A column of the text file, or empty text (missing values) where the file has none."""
+    return chunk[name] if name in chunk.columns else pd.Series("", index=chunk.index)
+
+
+def _lc_month(values: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(values.str.strip(), format=LC_MONTH_FORMAT, errors="coerce")
     two_digit = pd.to_datetime(values.str.strip(), format="%b-%y", errors="coerce")
     parsed = parsed.fillna(two_digit)
@@ -152,17 +154,18 @@ def _valid_rows(chunk: pd.DataFrame, view: FeatureView, malformed: Counter[str])
     encoded: dict[str, list[str | None]] = {}
     bad = pd.Series("", index=chunk.index)
     for spec in view.fields:
-        text = chunk[spec.name] if spec.name in chunk.columns else pd.Series("", index=chunk.index)
+        text = _text_column(chunk, spec.name)
         absent = _absent(text)
+        values: pd.Series
         if spec.kind == "date":
             values = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
         else:
-            values = pd.to_numeric(text, errors="coerce").astype("float64")
+            numbers = pd.to_numeric(text, errors="coerce").astype("float64")
             # Counts, balances and ratios are finite and never negative.
-            values = values.where((values >= 0) & np.isfinite(values))
+            values = numbers.where((numbers >= 0) & np.isfinite(numbers))
         bad = bad.mask((bad == "") & ~absent & values.isna(), f"bad_{spec.name}")
         encoded[spec.name] = encode_column(values, spec.kind)
-    as_of = pd.to_datetime(chunk.get("as_of"), utc=True, errors="coerce")
+    as_of = pd.to_datetime(_text_column(chunk, "as_of"), utc=True, errors="coerce")
     bad = bad.mask((bad == "") & as_of.isna(), "bad_as_of")
     customer = chunk["customer_id"].str.strip()
     bad = bad.mask(customer.map(_bad_entity_id), "bad_customer_id")
@@ -177,8 +180,9 @@ def _valid_rows(chunk: pd.DataFrame, view: FeatureView, malformed: Counter[str])
             continue
         pairs: list[str] = []
         for name, column in zip(names, columns, strict=True):
-            if column[i] is not None:
-                pairs += (name, column[i])
+            value = column[i]
+            if value is not None:
+                pairs += (name, value)
         yield BureauRow(customer_id, event_ts[i], pairs)
 
 

@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from features.settings import Settings
+from config.settings import Settings
 
 EVENT_TS = "_event_ts"
 WRITTEN_TS = "_written_ts"
@@ -87,14 +87,12 @@ def encode_column(values: pd.Series, kind: str) -> list[str | None]:
     """
     if kind == "date":
         dates = pd.to_datetime(values, errors="coerce")
-        text = dates.dt.strftime("%Y-%m-%d")
-        present = dates.notna()
+        text, present = dates.dt.strftime("%Y-%m-%d").tolist(), dates.notna().tolist()
     else:
         numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-        present = pd.Series(np.isfinite(numbers.to_numpy()), index=numbers.index)
-        text = numbers.map(repr, na_action="ignore")
-    return [item if keep else None
-            for item, keep in zip(text.tolist(), present.tolist(), strict=True)]
+        text = numbers.map(repr, na_action="ignore").tolist()
+        present = np.isfinite(numbers.to_numpy()).tolist()
+    return [item if keep else None for item, keep in zip(text, present, strict=True)]
 
 
 def _connection_options(settings: Settings) -> dict[str, Any]:

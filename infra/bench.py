@@ -7,14 +7,16 @@ import time
 
 import typer
 
+from config.settings import Settings
+
 
 def bench(
     customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
     suite: str = typer.Option("all", help="which suite: all, feature-store or worker"),
 ) -> None:
     """Run the benchmarks on the local stack and print the figures (started if needed)."""
+    from config.settings import get_settings
     from features import bench as feature_bench
-    from features.settings import get_settings
     from infra import stack
 
     settings = get_settings()
@@ -33,7 +35,7 @@ def bench(
         _bench_worker(settings)
 
 
-def _bench_worker(settings) -> None:  # noqa: ANN001 - Settings
+def _bench_worker(settings: Settings) -> None:
     from infra import worker_bench
     from infra.demo import DEMO_DATA, DEMO_ROWS, DEMO_SEED
     from onnx_models.registry import Registry

@@ -36,45 +36,5 @@ app.command(name="produce")(produce_command)
 app.add_typer(decisions_app, name="decisions")
 
 
-def _not_available(name: str, issue: str) -> None:
-    typer.echo(f"`creditrisk {name}` is not available yet ({issue}).", err=True)
-    raise typer.Exit(code=2)
-
-
-def _register_placeholders() -> None:
-    """Commands of capabilities still being built say so instead of failing oddly."""
-    placeholders = {
-        "data": ("Generate Lending Club-shaped loan data and the bureau table.", "offline training"),
-        "train": ("Train, evaluate and register a model.", "offline training"),
-        "model": ("List, show and promote registered models.", "offline training"),
-        "features": ("Materialize bureau features into Redis.", "feature store"),
-        "worker": ("Run the Faust scoring worker.", "stream worker"),
-        "produce": ("Replay loan applications into Kafka.", "stream worker"),
-        "decisions": ("Follow the decisions topic.", "stream worker"),
-        "console": ("Run the relationship-manager console.", "console"),
-        "bench": ("Run the benchmark suite.", "benchmarks"),
-        "demo": ("Run the whole flow from nothing.", "stream worker"),
-    }
-    registered = {info.name for info in app.registered_commands} | {
-        info.name for info in app.registered_groups
-    }
-    for name, (help_text, capability) in placeholders.items():
-        if name in registered:
-            continue
-
-        app.command(name=name, help=f"{help_text} [not available yet]")(
-            _placeholder(name, capability)
-        )
-
-
-def _placeholder(name: str, capability: str):  # noqa: ANN202 - a typer callback
-    def command() -> None:
-        _not_available(name, f"arrives with the {capability} capability")
-
-    return command
-
-
-_register_placeholders()
-
 if __name__ == "__main__":
     app()

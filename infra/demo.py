@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from features.settings import REPO_ROOT, Settings, get_settings
+from config.settings import REPO_ROOT, Settings, get_settings
 from infra import stack
 
 DEMO_DATA = REPO_ROOT / "data" / "demo"
@@ -105,13 +105,15 @@ def _replay_and_summarise(settings: Settings) -> None:
                f"(the same ids as any earlier demo run: stored decisions are reused)")
     decided, letters = _collect(decisions, dead_letters, summary.sent)
     outcomes = Counter(decision["decision"] for decision in decided.values())
-    typer.echo(f"   decisions: {len(decided):,} ({', '.join(f'{k} {v:,}' for k, v in outcomes.most_common())})")
+    counts = ", ".join(f"{k} {v:,}" for k, v in outcomes.most_common())
+    typer.echo(f"   decisions: {len(decided):,} ({counts})")
     reasons = Counter(letter["error"] for letter in letters)
     typer.echo(f"   dead letters (dirty rows of the file): {len(letters):,} "
                f"({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})")
     example = next((d for d in decided.values() if d["decision"] == "decline"), None)
     if example:
-        typer.echo(f"   e.g. {example['application_id']}: decline, PD {example['probability_of_default']:.1%}, "
+        typer.echo(f"   e.g. {example['application_id']}: decline, "
+                   f"PD {example['probability_of_default']:.1%}, "
                    f"score {example['score']}, grade {example['risk_grade']}, because:")
         for reason in example["reasons"]:
             typer.echo(f"     {reason['code']} {reason['text']}")

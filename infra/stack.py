@@ -8,6 +8,7 @@ until every service really answers; ``down`` stops only the processes ``up`` sta
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from features.settings import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, Settings
 
 INFRA_DIR = REPO_ROOT / "infra"
 LOOPBACK = "127.0.0.1"
@@ -116,7 +117,7 @@ class Service:
             self.prepare()
             echo(f"{self.name}: starting on {self.address} (log: {self.log_path})")
             with self.log_path.open("ab") as log:
-                process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                process = subprocess.Popen(
                     self.command(),
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -193,7 +194,7 @@ class Kafka(Service):
         _require("mvn", "Install Maven (Debian: apt-get install maven) to fetch the Kafka jars.")
         shutil.rmtree(self.libs, ignore_errors=True)
         self.libs.parent.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
              f"-DoutputDirectory={self.libs}"],
             capture_output=True, text=True, check=False,
@@ -224,7 +225,7 @@ class Kafka(Service):
                    "-c", str(self.home / "server.properties"), "--ignore-formatted")
 
     def _java(self, main_class: str, *args: str) -> str:
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             ["java", "-cp", f"{self.libs}/*", main_class, *args],
             capture_output=True, text=True, check=False,
         )
@@ -296,7 +297,7 @@ class Prometheus(Service):
         self.prepare()
         request = urllib.request.Request(f"http://{LOOPBACK}:{self.port}/-/reload", method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            with urllib.request.urlopen(request, timeout=10):
                 return ", config and rules reloaded"
         except (urllib.error.URLError, OSError) as error:
             raise StackError(f"prometheus: reloading the config failed ({error}); "
@@ -397,10 +398,8 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str
         existing = set(admin.list_topics())
         missing = [name for name in names if name not in existing]
         for name in missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-            except TopicAlreadyExistsError:
-                pass
         return [f"topic {name}: " + ("created" if name in missing else "exists") for name in names]
     finally:
         admin.close()
@@ -409,7 +408,7 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str
 # -- probes -----------------------------------------------------------------------------
 def kafka_answers(bootstrap: str) -> bool:
     """True when the broker serves metadata (not merely when the port is open)."""
-    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    host, port = bootstrap.split(",", maxsplit=1)[0].rsplit(":", 1)
     if not _port_in_use(int(port), host):
         return False
     from kafka import KafkaAdminClient
@@ -446,7 +445,7 @@ def redis_answers(settings: Settings) -> bool:
 def http_answers(port: int, path: str, any_status: bool = False) -> bool:
     """True when a loopback HTTP server answers ``path`` with 200 (or anything, if asked)."""
     try:
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=2) as response:  # noqa: S310
+        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=2) as response:
             return response.status == 200 or any_status
     except urllib.error.HTTPError:
         return any_status
@@ -483,10 +482,8 @@ def process_alive(pid: int) -> bool:
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _tail(path: Path, lines: int = 15) -> str:

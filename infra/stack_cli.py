@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from features.settings import get_settings
+from config.settings import get_settings
 from infra import stack
 
 stack_app = typer.Typer(help="The local Kafka, Redis and Prometheus (no Docker needed).",

@@ -14,15 +14,15 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
-from features.settings import Settings
+from config.settings import Settings
 from infra.stack import ensure_topics
-
 
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
@@ -54,9 +54,11 @@ def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
             client.unlink(*keys)
         client.close()
 
+T = TypeVar("T")
 
-def _batches(items, size: int):  # noqa: ANN001, ANN202 - an iterator of lists
-    batch = []
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) == size:
@@ -81,7 +83,7 @@ def _start_worker(settings: Settings, topics: dict[str, str], tag: str,
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
                 return worker
         except OSError:
             time.sleep(0.5)

@@ -19,10 +19,11 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 MODEL_ONNX = "model.onnx"
 MODEL_CARD = "model.json"
@@ -57,7 +58,7 @@ class ModelRejectedError(RegistryError):
 
 def make_version(created_at: datetime, fingerprint: str) -> str:
     """Sortable, immutable version name from the creation time and the data fingerprint."""
-    return f"{created_at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
+    return f"{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
 
 
 def validate_card(card: Mapping[str, Any]) -> list[str]:
@@ -116,7 +117,7 @@ def _onnx_problems(onnx_path: Path, n_features: int) -> list[str]:
     try:
         session = onnxruntime.InferenceSession(str(onnx_path),
                                                providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises several unrelated types
+    except Exception as error:  # noqa: BLE001 - onnxruntime raises several unrelated types
         return [f"model.onnx does not load in onnxruntime ({type(error).__name__}: "
                 f"{str(error)[:200]})"]
     inputs = session.get_inputs()
@@ -183,7 +184,7 @@ class Registry:
 
     def __init__(self, root: Path | str | None = None) -> None:
         if root is None:
-            from features.settings import get_settings
+            from config.settings import get_settings
 
             root = get_settings().registry_dir
         self.root = Path(root)
@@ -224,7 +225,7 @@ class Registry:
             raise ModelRejectedError(str(path), [f"model.json names version "
                                                  f"{card.get('version')!r}, folder is {version!r}"])
         pointer = {"version": version,
-                   "promoted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                   "promoted_at": datetime.now(UTC).isoformat(timespec="seconds")}
         _atomic_write(self.root / LIVE_POINTER, json.dumps(pointer, indent=2).encode())
         return RegisteredModel(version, path, card)
 

@@ -17,9 +17,9 @@ import faust
 from faust.types import TP
 from prometheus_client import REGISTRY, generate_latest
 
+from config.settings import Settings, get_settings
 from features.metrics import default_metrics as feature_store_metrics
 from features.online import OnlineFeatureReader
-from features.settings import Settings, get_settings
 from features.store import async_client
 from onnx_models.registry import Registry
 from stream.decisions import DecisionStore
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.agent(applications, name="score-applications")
     async def score_applications(stream: faust.StreamT) -> None:
         pipeline = await state.ready()
+        assert isinstance(stream, faust.Stream)  # the StreamT protocol omits take_events
         async for events in stream.take_events(settings.batch_max_events,
                                                within=settings.batch_within_s):
             await pipeline.process([

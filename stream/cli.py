@@ -14,7 +14,7 @@ def worker_command(
     """
     import faust
 
-    from features.settings import get_settings
+    from config.settings import get_settings
     from onnx_models.registry import Registry
     from stream.app import create_app
 
@@ -37,7 +37,7 @@ def console_command(
     import sys
     from pathlib import Path
 
-    from features.settings import get_settings
+    from config.settings import get_settings
 
     settings = get_settings()
     script = Path(__file__).resolve().parent / "console" / "app.py"

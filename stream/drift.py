@@ -19,8 +19,9 @@ is small enough that a bin seen in 1 of 5,000 live applications still counts as 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -203,7 +204,7 @@ def _from_reference(name: str, column: int | None, entry: Mapping[str, Any],
                     offset: int) -> _Binning | None:
     if entry.get("type") == "categorical":
         shares = list(entry.get("shares", {}).values())
-        expected = np.array(shares + [entry.get("missing_or_unknown_share", 0.0)], dtype=np.float64)
+        expected = np.array([*shares, entry.get("missing_or_unknown_share", 0.0)], dtype=np.float64)
         # Codes are category positions 0..n-1 (NaN unknown): edges halfway between them.
         edges = np.arange(len(shares) - 1, dtype=np.float64) + 0.5
     else:
@@ -211,7 +212,7 @@ def _from_reference(name: str, column: int | None, entry: Mapping[str, Any],
             return None  # the feature was entirely missing in training: nothing to compare
         edges = np.asarray(entry["bin_edges"], dtype=np.float64)
         # bin_shares are shares of all rows, missing excluded: missing_share completes them.
-        expected = np.array(list(entry["bin_shares"]) + [entry.get("missing_share", 0.0)],
+        expected = np.array([*list(entry["bin_shares"]), entry.get("missing_share", 0.0)],
                             dtype=np.float64)
     if expected.sum() <= 0:
         return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -114,7 +114,7 @@ def check_submitted_at(value: Any) -> datetime:
                                             "'Z' suffix or an explicit offset such as +02:00")
     utc: datetime | None
     try:
-        utc = moment.astimezone(timezone.utc)
+        utc = moment.astimezone(UTC)
     except OverflowError:  # e.g. year 1 with a positive offset
         utc = None
     if utc is None or not EARLIEST_SUBMISSION_YEAR <= utc.year <= LATEST_SUBMISSION_YEAR:

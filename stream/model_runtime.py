@@ -18,16 +18,21 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
-from features.definitions import (APPLICATION_FIELDS, BUREAU_FIELDS, FEATURE_SET_LENDING_CLUB,
-                                  FeatureEncoder, lending_club_feature_specs)
+from features.definitions import (
+    APPLICATION_FIELDS,
+    BUREAU_FIELDS,
+    FEATURE_SET_LENDING_CLUB,
+    FeatureEncoder,
+    lending_club_feature_specs,
+)
 from features.scoring import apply_calibration, decide, logit, risk_grade, score_points
-from onnx_models.registry import (LIVE_POINTER, ModelRejectedError, RegisteredModel, Registry,
-                                  RegistryError)
+from onnx_models.registry import LIVE_POINTER, ModelRejectedError, RegisteredModel, Registry, RegistryError
 from stream.reasons import Reason, ReasonBuilder
 
 logger = logging.getLogger(__name__)
@@ -101,7 +106,7 @@ class LoadedModel:
         self._reasons = ReasonBuilder.from_model_card(self.card)
 
     @classmethod
-    def load(cls, registered: RegisteredModel) -> "LoadedModel":
+    def load(cls, registered: RegisteredModel) -> LoadedModel:
         """Session (one intra-op thread: the worker scores small batches on few cores),
         encoder, card, policy version and explainer of a registered version."""
         import lightgbm
@@ -156,7 +161,7 @@ class LoadedModel:
         reasons: dict[int, tuple[Reason, ...]] = {}
         if adverse.size:
             contributions = self.contributions(matrix[adverse])[:, :-1]
-            for row, row_contributions in zip(adverse, contributions):
+            for row, row_contributions in zip(adverse, contributions, strict=False):
                 reasons[int(row)] = self._reasons.reasons(row_contributions, matrix[row],
                                                           bool(missing[row]))
         return [Verdict(float(probability[row]), int(scores[row]), str(grades[row]),
@@ -183,7 +188,7 @@ class LoadedModel:
             verdict = self.score(row, [True])[0]
             gap = abs(float(self.contributions(row).sum())
                       - float(logit(self.raw_probability(row))[0]))
-        except Exception as error:  # any failure here means the version cannot serve
+        except Exception as error:  # noqa: BLE001 - any failure here means the version cannot serve
             raise ModelRejectedError(where, [f"smoke score failed ({type(error).__name__}: "
                                              f"{str(error)[:200]})"]) from None
         if not 0.0 <= verdict.probability_of_default <= 1.0 or not verdict.reasons:
@@ -285,7 +290,7 @@ class ModelHolder:
                 self._failed_signature, self.last_reload_error = None, None
                 return False
             model = load_serving_model(self.registry, wanted)
-        except Exception as error:  # any failure: keep serving what works
+        except Exception as error:  # noqa: BLE001 - any failure: keep serving what works
             self._failed_signature = signature
             self.reload_failures += 1
             self.last_reload_error = str(error)

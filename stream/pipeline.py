@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from config.settings import Settings
 from features.online import FeatureRequest, OnlineFeatureReader
-from features.settings import Settings
 from features.store import FeatureStoreUnavailable
 from stream.decisions import DecisionRecord, DecisionStore, decision_id, utc_iso
 from stream.metrics import WorkerMetrics

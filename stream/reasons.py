@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class ReasonBuilder:
         self.slope = slope
 
     @classmethod
-    def from_model_card(cls, card: Mapping[str, Any]) -> "ReasonBuilder":
+    def from_model_card(cls, card: Mapping[str, Any]) -> ReasonBuilder:
         return cls(card["features"], calibration_slope(card["calibration"]))
 
     def text(self, position: int, value: float) -> str:

@@ -18,10 +18,11 @@ import itertools
 import json
 import math
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Mapping, TextIO
+from typing import Any, Literal, TextIO
 
 from features.normalize import is_missing, parse_date, parse_emp_length, parse_number, parse_term
 
@@ -56,13 +57,13 @@ class ReplaySummary:
 
 def utc_timestamp(moment: datetime) -> str:
     """ISO-8601 UTC with a Z, millisecond precision: '2026-11-22T14:03:07.123Z'."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_issue_month(value: Any) -> datetime | None:
     """First of the issue month, UTC, from 'Dec-11', 'Dec-2011', '2011-12-01' ...; else None."""
     parsed = parse_date(value)
-    return parsed.replace(day=1, tzinfo=timezone.utc) if parsed else None
+    return parsed.replace(day=1, tzinfo=UTC) if parsed else None
 
 
 def _number_or_text(value: Any) -> Any:
@@ -87,7 +88,7 @@ def application_event(row: Mapping[str, Any], submitted_at: SubmittedAt = "now",
         issued = parse_issue_month(row.get("issue_d"))
         submitted = utc_timestamp(issued) if issued else _text(row.get("issue_d"))
     else:
-        submitted = utc_timestamp(now or datetime.now(timezone.utc))
+        submitted = utc_timestamp(now or datetime.now(UTC))
     term = parse_term(row.get("term"))
     event = {
         "application_id": _text(row.get("id")),
@@ -238,7 +239,7 @@ def decision_line(decision: Mapping[str, Any]) -> str:
         reason += f" (+{len(reasons) - 1})"
     probability = decision.get("probability_of_default")
     shown_pd = f"{probability:.3f}" if isinstance(probability, (int, float)) else "?"
-    return (f"{decision.get('application_id', '?')}  {str(decision.get('decision', '?')):<7}  "
+    return (f"{decision.get('application_id', '?')}  {decision.get('decision', '?')!s:<7}  "
             f"PD {shown_pd}  score {decision.get('score', '?')}  grade {decision.get('risk_grade', '?')}"
             f"  {reason}  model {decision.get('model_version', '?')}")
 

@@ -7,7 +7,6 @@ Register with ``app.command(name="produce")(produce_command)`` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -32,12 +31,12 @@ def produce_command(
     start: int = typer.Option(0, "--start", min=0, help="skip this many data rows first"),
     submitted_at: str = typer.Option("now", "--submitted-at",
                                      help="'now' (UTC, at sending) or 'original' (the row's issue month)"),
-    topic: Optional[str] = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_APPLICATIONS"),
+    topic: str | None = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_APPLICATIONS"),
 ) -> None:
     """Replay loan applications from a file into Kafka at a steady rate."""
     from kafka.errors import KafkaError
 
-    from features.settings import get_settings
+    from config.settings import get_settings
     from stream.replay import replay_applications
 
     settings = get_settings()
@@ -60,18 +59,18 @@ def produce_command(
 def tail_command(
     from_beginning: bool = typer.Option(False, "--from-beginning",
                                         help="start at the oldest decision kept, not the next new one"),
-    count: Optional[int] = typer.Option(None, "--count", min=1, help="stop after this many decisions"),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1,
+    count: int | None = typer.Option(None, "--count", min=1, help="stop after this many decisions"),
+    timeout: float | None = typer.Option(None, "--timeout", min=0.1,
                                             help="stop after this many seconds without a decision"),
     as_json: bool = typer.Option(False, "--json", help="print each decision's full JSON"),
-    topic: Optional[str] = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_DECISIONS"),
+    topic: str | None = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_DECISIONS"),
 ) -> None:
     """Print one line per decision: id, decision, PD, score, grade, first reason, model version.
 
     Reads without a consumer group, so it never moves the offsets of any service."""
     from kafka.errors import KafkaError
 
-    from features.settings import get_settings
+    from config.settings import get_settings
     from stream.replay import tail_decisions
 
     settings = get_settings()

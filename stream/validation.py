@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -166,7 +166,7 @@ def utc_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError("a naive datetime has no time zone; pass an aware one, e.g. "
                          "datetime.now(timezone.utc)")
-    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
     return text.replace("+00:00", "Z")
 
 

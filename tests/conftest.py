@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from servers import PrivateRedis  # tests/servers.py
 
-from features.settings import Settings
+from config.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def live_stack() -> Iterator[Settings]:
         service.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[StackNamespace]:
     """Fresh topics (created, 3 partitions) and a Redis key prefix for one test."""
     from infra.stack import ensure_topics
@@ -101,7 +101,7 @@ def _delete_redis_keys(settings: Settings, prefix: str) -> None:
         client.close()
 
 
-@pytest.fixture()
+@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A redis-server of the test's own (the test may stop and restart it)."""
     server = PrivateRedis(tmp_path)

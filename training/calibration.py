@@ -29,5 +29,5 @@ def fit_platt(raw_probability: np.ndarray, label: np.ndarray) -> dict[str, Any]:
     regression.fit(log_odds, label)
     return {"method": "platt", "slope": float(regression.coef_[0, 0]),
             "intercept": float(regression.intercept_[0]),
-            "fitted_on_rows": int(len(label)),
+            "fitted_on_rows": len(label),
             "formula": "PD = 1 / (1 + exp(-(slope * logit(raw) + intercept)))"}

@@ -31,14 +31,14 @@ CUSTOMER_ID = "customer_id"
 APPLICATION_ID = "application_id"
 # The fields the applicant types; the application date is issue_d, listed apart below.
 APPLICATION_FIELDS = tuple(name for name in EVENT_FIELDS if name != "issue_d")
-CANONICAL_COLUMNS = ((APPLICATION_ID, CUSTOMER_ID, "issue_d") + APPLICATION_FIELDS + BUREAU_FIELDS
-                     + ("dti",) + PRICING_FIELDS + ("loan_status",))
+CANONICAL_COLUMNS = (APPLICATION_ID, CUSTOMER_ID, "issue_d", *APPLICATION_FIELDS, *BUREAU_FIELDS, "dti",
+                     *PRICING_FIELDS, "loan_status")
 BUREAU_COUNT_COLUMNS = ("delinq_2yrs", "inq_last_6mths", "open_acc", "total_acc", "pub_rec",
                         "revol_bal", "mths_since_last_delinq")
 _LENDING_CLUB_TEXT_INPUTS = ("issue_d", "loan_amnt", "term", "home_ownership", "verification_status",
-                             "purpose", "addr_state", "emp_length", "annual_inc", "revol_util",
-                             "dti", "earliest_cr_line", "int_rate", "installment", "grade",
-                             "sub_grade") + BUREAU_COUNT_COLUMNS
+                             "purpose", "addr_state", "emp_length", "annual_inc", "revol_util", "dti",
+                             "earliest_cr_line", "int_rate", "installment", "grade", "sub_grade",
+                             *BUREAU_COUNT_COLUMNS)
 _CATEGORICAL_NORMALISERS: dict[str, Callable[[Any], str | None]] = {
     "home_ownership": normalize.normalize_home_ownership,
     "verification_status": normalize.normalize_verification_status,

@@ -139,7 +139,7 @@ def _read_toml_with_base(name_or_path: str, seen: tuple[str, ...]) -> tuple[dict
     base_name = document.pop("base", None)
     if base_name is None:
         return document, str(path)
-    base, _ = _read_toml_with_base(str(base_name), seen + (str(path),))
+    base, _ = _read_toml_with_base(str(base_name), (*seen, str(path)))
     for key, value in document.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}

@@ -3,8 +3,9 @@ calibration error) and what the decision thresholds do to a loan book."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def evaluate_probabilities(label: np.ndarray, probability: np.ndarray,
         brier=float(brier_score_loss(label, probability)),
         ece=expected_calibration_error(label, probability, bins),
         mean_pd=float(np.mean(probability)), bad_rate=float(np.mean(label)),
-        rows=int(len(label)))
+        rows=len(label))
 
 
 def summarize_folds(folds: Sequence[BinaryMetrics]) -> dict[str, Any]:

@@ -9,8 +9,9 @@ parity is checked on the calibrated PD the service publishes (and on the raw out
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def check_parity(onnx_bytes: bytes, booster: Any, matrix: np.ndarray,
                                          - apply_calibration(native_raw, calibration)),
                                   initial=0.0)),
         max_abs_diff_raw=float(np.max(np.abs(onnx_raw - native_raw), initial=0.0)),
-        rows=int(len(matrix32)), tolerance=tolerance)
+        rows=len(matrix32), tolerance=tolerance)
     if not result.passed:
         raise ParityError(max(result.max_abs_diff, result.max_abs_diff_raw), tolerance,
                           result.rows)

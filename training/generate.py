@@ -17,6 +17,7 @@ chunks of ``CHUNK_ROWS`` with one random stream per chunk, so memory stays flat.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -386,7 +387,8 @@ def _loan_columns(rng: np.random.Generator, ids: np.ndarray, member_ids: np.ndar
         "policy_code": np.ones(n, dtype=np.int64), "application_type": np.full(n, "INDIVIDUAL"),
         "acc_now_delinq": (rng.random(n) < 0.003).astype(float),
         "tot_coll_amt": np.where(rng.random(n) < 0.12, rng.integers(50, 3000, n), 0) * missing_late_bureau,
-        "tot_cur_bal": np.round(np.exp(rng.normal(np.log(1.5 * apps["annual_inc"]), 0.9))) * missing_late_bureau,
+        "tot_cur_bal": (np.round(np.exp(rng.normal(np.log(1.5 * apps["annual_inc"]), 0.9)))
+                        * missing_late_bureau),
         "total_rev_hi_lim": np.round(apps["credit_limit"]) * missing_late_bureau,
     }
 
@@ -412,7 +414,7 @@ def _add_dirt(rng: np.random.Generator, columns: dict[str, np.ndarray]) -> None:
 
     columns["int_rate"] = percent_strings(columns["int_rate"], 0.03)
     columns["revol_util"] = percent_strings(columns["revol_util"], 0.40)
-    sprinkles = {
+    sprinkles: dict[str, tuple[float, list[Any]]] = {
         "revol_util": (0.0015, ["", "", "NULL", -3.5, 180.4]),
         "annual_inc": (0.0012, ["", "n/a", 9_999_999.0, 0.0, -45_000.0]),
         "loan_amnt": (0.0002, [-5_000, "", "NULL"]),
@@ -433,7 +435,8 @@ def _add_dirt(rng: np.random.Generator, columns: dict[str, np.ndarray]) -> None:
         columns[column] = _respell(rng, columns[column], share)
 
 
-_RESPELLINGS = (np.char.lower, np.char.upper, np.char.title, np.char.strip,
+_RESPELLINGS: tuple[Callable[[np.ndarray], np.ndarray], ...] = (
+    np.char.lower, np.char.upper, np.char.title, np.char.strip,
                 lambda text: np.char.add(" ", text), lambda text: np.char.add(text, "  "))
 
 

@@ -8,6 +8,7 @@ lists come from the dataset config, so another book can define its own.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -90,7 +91,7 @@ def assign_label(frame: pd.DataFrame, config: DatasetConfig) -> tuple[pd.DataFra
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or str(value).strip() == ""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
 
 
 def _counts_by_text(values: pd.Series) -> dict[str, int]:

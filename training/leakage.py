@@ -8,8 +8,8 @@ alarm level on Lending Club-shaped data is reported as a probable leak, not a su
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from features.definitions import PRICING_FIELDS, FeatureSpec
 
@@ -51,7 +51,7 @@ class LeakagePolicy:
     id_columns: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, config: object) -> "LeakagePolicy":
+    def from_config(cls, config: object) -> LeakagePolicy:
         """Read the guard's inputs from a dataset config (``training.datasets.DatasetConfig``)."""
         pricing = tuple(getattr(config, "pricing_columns", ())) or PRICING_FIELDS
         ids = {getattr(config, "id_column", None), getattr(config, "customer_id_column", None)}

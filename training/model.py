@@ -3,8 +3,9 @@ calibration on untouched slices."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,8 @@ def train_booster(features: np.ndarray, label: np.ndarray, categorical_indices: 
     train_set = lgb.Dataset(np.asarray(features, dtype=np.float32).astype(np.float64), label,
                             categorical_feature=list(categorical_indices) or "auto",
                             free_raw_data=True)
-    valid_sets, callbacks = [], []
+    valid_sets: list[lgb.Dataset] = []
+    callbacks: list[Callable[..., Any]] = []
     if early_stopping is not None:
         valid_sets = [lgb.Dataset(np.asarray(early_stopping[0], dtype=np.float32)
                                   .astype(np.float64), early_stopping[1], reference=train_set)]
@@ -83,7 +85,7 @@ def float32_safe_thresholds(model_text: str) -> str:
             thresholds = lines[threshold_line].split("=", 1)[1].split()
             # Bit 0 of decision_type marks a categorical split, whose "threshold" is an index.
             rewritten = [value if kind & 1 else repr(_float32_floor(float(value)))
-                         for value, kind in zip(thresholds, kinds)]
+                         for value, kind in zip(thresholds, kinds, strict=False)]
             lines[threshold_line] = "threshold=" + " ".join(rewritten)
     # Tree byte sizes in the header no longer match; without them LightGBM reads trees in order.
     lines = [line for line in lines if not line.startswith("tree_sizes=")]

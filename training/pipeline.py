@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,14 +22,19 @@ import pandas as pd
 from features.definitions import FeatureEncoder
 from features.scoring import apply_calibration, score_points
 from onnx_models.registry import MODEL_CARD, MODEL_ONNX, RegisteredModel, Registry, make_version
+from training.calibration import fit_platt
 from training.evaluate import decision_outcomes, evaluate_probabilities, summarize_folds
 from training.export import ParityResult, booster_to_onnx, check_parity
 from training.leakage import LeakagePolicy, check_features, leakage_alarm
 from training.model import FittedVariant, fit_variant, train_booster
-from training.calibration import fit_platt
 from training.reference import feature_references, group_statistics, score_reference
-from training.split import (TestSplit, TrainingPeriodSplit, split_test,
-                            split_training_period, stratified_holdout)
+from training.split import (
+    TestSplit,
+    TrainingPeriodSplit,
+    split_test,
+    split_training_period,
+    stratified_holdout,
+)
 from training.thresholds import thresholds_from_costs
 from training.training_config import TrainingConfig
 
@@ -263,17 +269,17 @@ def _model_card(run: _Run, version: str, created_at: datetime, cleaning: dict[st
         "smote": {"exported": exported.name, "sampling_strategy": config.smote_sampling_strategy,
                   "k_neighbors": config.smote_k_neighbors, "variants": run.comparison},
         "parity": run.parity.to_dict(),
-        "data_fingerprint": {"sha256": run.fingerprint, "rows": int(len(prepared.frame)),
+        "data_fingerprint": {"sha256": run.fingerprint, "rows": len(prepared.frame),
                              "source": data_path},
         "dataset": {"name": dataset_config.name, "source": getattr(dataset_config, "source", ""),
                     "date_column": dataset_config.date_column,
                     "allow_pricing": dataset_config.allow_pricing},
         "split": {"method": split.method, "test_from": split.cutoff,
-                  "train_rows": int(len(split.train_positions)),
-                  "test_rows": int(len(split.test_positions)),
-                  "fit_rows": int(len(period.fit)),
-                  "early_stopping_rows": int(len(period.early_stopping)),
-                  "calibration_rows": int(len(period.calibration))},
+                  "train_rows": len(split.train_positions),
+                  "test_rows": len(split.test_positions),
+                  "fit_rows": len(period.fit),
+                  "early_stopping_rows": len(period.early_stopping),
+                  "calibration_rows": len(period.calibration)},
         "reference": {
             "features_population": "training period",
             "features": feature_references(prepared.matrix[split.train_positions],
@@ -330,13 +336,14 @@ def train_from_frame(frame: pd.DataFrame, dataset_config: Any, cleaning: dict[st
                               progress=progress)
     watch.lap("export_and_parity")
 
-    created_at = datetime.now(timezone.utc).replace(microsecond=0)
+    created_at = datetime.now(UTC).replace(microsecond=0)
     version = make_version(created_at, run.fingerprint)
     card = _model_card(run, version, created_at, cleaning, labelling, data_path)
     report_path = None
     if write_report_files:
         from training.report import write_report
 
+        assert run.test_pd is not None, "the test split is scored before the report"
         log("Writing the report ...")
         report_path = write_report(
             Path(report_dir) if report_dir else Path.cwd() / "reports" / version, card,

@@ -4,7 +4,9 @@ in the console."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,7 @@ def numeric_reference(values: np.ndarray, bins: int = 10) -> dict[str, Any]:
     plus the share missing, quantiles and the mean: enough for PSI and for a percentile."""
     values = np.asarray(values, dtype=np.float64)
     present = values[~np.isnan(values)]
-    entry: dict[str, Any] = {"type": "numeric", "rows": int(len(values)),
+    entry: dict[str, Any] = {"type": "numeric", "rows": len(values),
                              "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0}
     if len(present) == 0:
         return entry | {"bin_edges": [], "bin_shares": [], "quantiles": {}}
@@ -42,7 +44,7 @@ def categorical_reference(codes: np.ndarray, categories: Sequence[str]) -> dict[
     rows = max(len(codes), 1)
     shares = {category: float(np.sum(codes == index)) / rows
               for index, category in enumerate(categories)}
-    return {"type": "categorical", "rows": int(len(codes)), "shares": shares,
+    return {"type": "categorical", "rows": len(codes), "shares": shares,
             "missing_or_unknown_share": float(np.isnan(codes).sum()) / rows}
 
 
@@ -78,7 +80,7 @@ def group_statistics(frame: pd.DataFrame, label: np.ndarray,
     if "annual_inc" in frame.columns:
         income = pd.to_numeric(frame["annual_inc"], errors="coerce")
         labels = [f"{int(lo):,}-{'' if hi == float('inf') else f'{int(hi):,}'}"
-                  for lo, hi in zip(INCOME_BANDS[:-1], INCOME_BANDS[1:])]
+                  for lo, hi in itertools.pairwise(INCOME_BANDS)]
         band = pd.cut(income, bins=list(INCOME_BANDS), labels=labels, right=False)
         groups["income_band"] = _grouped(table, band.astype("object").fillna("<missing>"))
         groups["income_band_edges"] = [edge if edge != float("inf") else None

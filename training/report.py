@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from string import Template
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,8 +114,9 @@ def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
 
 
-def write_report(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame, test_label: np.ndarray, test_pd: np.ndarray,
-                 variants: Mapping[str, Any], test_matrix: np.ndarray, encoder: Any) -> Path:
+def write_report(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
+                 test_label: np.ndarray, test_pd: np.ndarray, variants: Mapping[str, Any],
+                 test_matrix: np.ndarray, encoder: Any) -> Path:
     """Write ``folder/report.html`` and the PNGs; return the HTML path."""
     folder = Path(folder)
     plots = render_all(folder, card, full_frame, test_label, test_pd, variants, test_matrix,

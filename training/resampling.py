@@ -14,7 +14,7 @@ Applied to training folds only, never to validation, calibration or test rows.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class MissingAwareSMOTE:
         restored = np.empty((synthetic.shape[0], width), dtype=np.float64)
         values = synthetic[:, :n_numeric] * self.scale_ + self.medians_
         indicators = synthetic[:, n_numeric:n_numeric + len(with_missing)]
-        for column, levels in zip(self.integer_columns_, self.integer_levels_):
+        for column, levels in zip(self.integer_columns_, self.integer_levels_, strict=False):
             values[:, column] = _nearest_level(values[:, column], levels)
         for position, column in enumerate(with_missing):
             values[indicators[:, position] >= 0.5, column] = np.nan

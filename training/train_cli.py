@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -27,7 +27,8 @@ def _metric_line(name: str, values: dict[str, Any]) -> str:
 def format_summary(card: dict[str, Any]) -> str:
     """The metrics block the CLI prints after training and for ``model show``."""
     metrics, cv = card["metrics"], card["metrics"]["cv"]
-    lines = [f"Test set (exported: {card['smote']['exported']} + calibration):", _metric_line("test", metrics["test"]),
+    lines = [f"Test set (exported: {card['smote']['exported']} + calibration):",
+             _metric_line("test", metrics["test"]),
              f"Cross-validation ({cv['folds']} folds, mean ± std):",
              "  " + "  ".join(f"{label} {cv[n]:.4f} ± {cv[n + '_std']:.4f}" for n, label in (
                  ("auc", "AUC"), ("ks", "KS"), ("gini", "Gini"), ("brier", "Brier"),
@@ -56,14 +57,14 @@ def train_command(
     dataset: str = typer.Option("generated", "--dataset",
                                 help="Built-in dataset name (generated, lending_club, "
                                      "home_credit) or a dataset config TOML file."),
-    registry: Optional[Path] = typer.Option(None, "--registry",
+    registry: Path | None = typer.Option(None, "--registry",
                                             help="Registry folder (default: the repo's "
                                                  "onnx_models/, CREDITRISK_REGISTRY_DIR)."),
     no_promote: bool = typer.Option(False, "--no-promote",
                                     help="Register the model but leave the live one live."),
     folds: int = typer.Option(5, "--folds", min=2, help="Cross-validation folds."),
     seed: int = typer.Option(42, "--seed", help="Random seed (splits, SMOTE, LightGBM)."),
-    report_dir: Optional[Path] = typer.Option(None, "--report-dir",
+    report_dir: Path | None = typer.Option(None, "--report-dir",
                                               help="Report folder (default reports/<version>)."),
     cost_bad_loan: float = typer.Option(5.0, "--cost-bad-loan",
                                         help="Cost of approving a loan that goes bad."),
@@ -115,7 +116,7 @@ def train_command(
     typer.echo(f"Report: {result.report_path}")
 
 
-def _registry(path: Optional[Path]) -> Any:
+def _registry(path: Path | None) -> Any:
     from onnx_models.registry import Registry
 
     return Registry(path)
@@ -125,7 +126,7 @@ REGISTRY_OPTION = typer.Option(None, "--registry", help="Registry folder (defaul
 
 
 @model_app.command("list")
-def list_command(registry: Optional[Path] = REGISTRY_OPTION) -> None:
+def list_command(registry: Path | None = REGISTRY_OPTION) -> None:
     """Registered versions (oldest first) with test AUC / KS; * marks the live one."""
     summaries = _registry(registry).list()
     if not summaries:
@@ -142,7 +143,7 @@ def list_command(registry: Optional[Path] = REGISTRY_OPTION) -> None:
 @model_app.command("show")
 def show_command(version: str = typer.Argument(..., help="Version to show ('live' for the "
                                                          "live one)."),
-                 registry: Optional[Path] = REGISTRY_OPTION,
+                 registry: Path | None = REGISTRY_OPTION,
                  raw: bool = typer.Option(False, "--json", help="Print model.json as is.")
                  ) -> None:
     """A readable summary of a version's model.json."""
@@ -181,7 +182,7 @@ def show_command(version: str = typer.Argument(..., help="Version to show ('live
 
 @model_app.command("promote")
 def promote_command(version: str = typer.Argument(..., help="Version to make live."),
-                    registry: Optional[Path] = REGISTRY_OPTION) -> None:
+                    registry: Path | None = REGISTRY_OPTION) -> None:
     """Make a registered version live (checked first; a bad model is refused)."""
     from onnx_models.registry import RegistryError
 

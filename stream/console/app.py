@@ -28,7 +28,7 @@ RENDERERS = {
 def data_source() -> DataSource:
     source = st.session_state.get("data_source")
     if source is None:
-        from features.settings import Settings
+        from config.settings import Settings
         from stream.console.data import RedisDataSource
 
         source = RedisDataSource(Settings())

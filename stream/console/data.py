@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -25,9 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from config.settings import Settings
 from features.definitions import FeatureEncoder
 from features.scoring import score_points
-from features.settings import Settings
 
 RECENT_LIMIT = 500
 # Below this many similar customers a distribution says more about chance than the group.
@@ -113,9 +112,8 @@ class DataSource(Protocol):
 
 
 def worker_url(settings: Settings) -> str:
-    """``CREDITRISK_WORKER_URL`` (setting or environment), else the local worker's port."""
-    configured = getattr(settings, "worker_url", "") or os.environ.get("CREDITRISK_WORKER_URL")
-    return (configured or f"http://127.0.0.1:{settings.worker_port}").rstrip("/")
+    """``CREDITRISK_WORKER_URL``, else the local worker's port."""
+    return (settings.worker_url or f"http://127.0.0.1:{settings.worker_port}").rstrip("/")
 
 
 class RedisDataSource:
@@ -470,7 +468,8 @@ def similar_records(records: list[dict[str, Any]], purpose: str | None,
     return similar
 
 
-def reference_quantiles(card: dict[str, Any], feature: CompareFeature) -> tuple[list[float], list[float]] | None:
+def reference_quantiles(card: dict[str, Any], feature: CompareFeature,
+                        ) -> tuple[list[float], list[float]] | None:
     """(values, levels) of the training reference for a feature, in display units."""
     entry = card.get("reference", {}).get("features", {}).get(feature.name, {})
     quantiles = entry.get("quantiles") or {}

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from servers import PrivateRedis  # tests/servers.py
 
 
-@pytest.fixture()
+@pytest.fixture
 def password_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """Redis with a default-user password and an ACL user ``scorer``."""
     server = PrivateRedis(tmp_path, "--requirepass", "s3cret-default")
@@ -29,7 +28,7 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-@pytest.fixture()
+@pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[PrivateRedis, Path]]:
     """Redis speaking only TLS, with a certificate from a throw-away CA; yields (server, CA file)."""
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",

@@ -16,11 +16,11 @@ import redis.asyncio
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from config.settings import Settings
 from features.definitions import APPLICATION_FIELDS, BUREAU_FIELDS, FeatureEncoder
 from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
-from features.settings import Settings
 from features.store import FeatureStoreUnavailable, async_client, sync_client
 
 pytestmark = pytest.mark.integration
@@ -241,7 +241,7 @@ def test_redis_stopped_mid_test_gives_a_typed_error_quickly_then_recovers(privat
             before = (await reader.read([_request("c1", moment)])).features[0].bureau_found
             private_redis.kill()
             started = time.monotonic()
-            with pytest.raises(FeatureStoreUnavailable, match="could not be reached|did not answer"):
+            with pytest.raises(FeatureStoreUnavailable, match=r"could not be reached|did not answer"):
                 await reader.read([_request("c1", moment)])
             waited = time.monotonic() - started
             private_redis.start()
@@ -288,7 +288,7 @@ def test_tls_redis_is_used_with_the_configured_ca_and_refused_without_it(tls_red
 def test_cli_materializes_a_lending_club_loan_file_keyed_by_member_id(namespace, tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from features.settings import get_settings
+    from config.settings import get_settings
     from features.materialize import _lending_club_chunk, _valid_rows
     from features.views import BUREAU_VIEW
     from infra.cli import app

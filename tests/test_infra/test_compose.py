@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from features.settings import REPO_ROOT
+from config.settings import REPO_ROOT
 
 COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from config.settings import REPO_ROOT, Settings
 from features.metrics import FeatureStoreMetrics
-from features.settings import REPO_ROOT, Settings
 from infra.stack import Prometheus
 from stream.metrics import WorkerMetrics
 

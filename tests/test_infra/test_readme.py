@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from features.settings import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, Settings
 
 README = (REPO_ROOT / "README.md").read_text()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from features.settings import Settings
+from config.settings import Settings
 from infra.stack import Kafka, Prometheus, Redis, StackError
 
 

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from features.settings import Settings
+from config.settings import Settings
 from infra.stack import process_alive
 
 pytestmark = pytest.mark.integration
@@ -98,7 +98,7 @@ def test_prometheus_scrapes_a_target_of_ours(live_stack: Settings) -> None:
     Gauge("creditrisk_stack_probe", "probe gauge for the stack test", ["marker"],
           registry=registry).labels(marker=marker).set(42)
     port = _free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     target_file = Prometheus(live_stack).targets_dir / f"test-{marker}.json"
     target_file.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}"]}]))
     try:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from onnx_models.registry import (LIVE_POINTER, ModelRejectedError, Registry, RegistryError,
-                                  VersionNotFoundError, make_version)
+from onnx_models.registry import (
+    LIVE_POINTER,
+    ModelRejectedError,
+    Registry,
+    RegistryError,
+    VersionNotFoundError,
+    make_version,
+)
 
 METRICS = {"auc": 0.7, "ks": 0.3, "gini": 0.4, "brier": 0.08, "ece": 0.01}
 
@@ -76,7 +82,7 @@ def test_versions_are_immutable(tmp_path: Path, onnx_bytes: bytes):
         registry.register(V1, _files(onnx_bytes, _card(V1)))
 
 
-@pytest.mark.parametrize("damage, message", [
+@pytest.mark.parametrize(("damage", "message"), [
     (lambda card: card.pop("thresholds"), "thresholds"),
     (lambda card: card["features"].pop(), "input width 3 differs from the 2 features"),
     (lambda card: card["parity"].update(passed=False), "parity"),
@@ -100,7 +106,7 @@ def test_promote_refuses_a_corrupted_version_and_keeps_the_live_one(tmp_path, on
     with pytest.raises(ModelRejectedError, match="does not load"):
         registry.promote(V2)
     (tmp_path / V2 / "model.onnx").unlink()
-    with pytest.raises(ModelRejectedError, match="missing file model.onnx"):
+    with pytest.raises(ModelRejectedError, match=r"missing file model\.onnx"):
         registry.promote(V2)
     assert registry.live_version() == V1
     with pytest.raises(VersionNotFoundError):
@@ -119,7 +125,7 @@ def test_pointer_is_replaced_atomically(tmp_path, onnx_bytes, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(module.os, "replace", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk full"):
         registry.promote(V2)
     # The old pointer is intact and no temporary file is left beside it.
     assert registry.live_version() == V1
@@ -127,6 +133,6 @@ def test_pointer_is_replaced_atomically(tmp_path, onnx_bytes, monkeypatch):
 
 
 def test_version_names_sort_by_time():
-    early = make_version(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "deadbeef" * 8)
-    late = make_version(datetime(2026, 11, 2, 3, 4, 5, tzinfo=timezone.utc), "00000000" * 8)
+    early = make_version(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "deadbeef" * 8)
+    late = make_version(datetime(2026, 11, 2, 3, 4, 5, tzinfo=UTC), "00000000" * 8)
     assert early == "20260102T030405Z-deadbeef" and sorted([late, early]) == [early, late]

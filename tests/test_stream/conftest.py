@@ -32,7 +32,7 @@ def trained_registry_template(generated_data: Path, tmp_path_factory: pytest.Tem
     return root
 
 
-@pytest.fixture()
+@pytest.fixture
 def registry_dir(trained_registry_template: Path, tmp_path: Path) -> Path:
     """A private copy of the trained registry a test may promote into or break."""
     target = tmp_path / "registry"

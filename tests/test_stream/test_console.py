@@ -159,7 +159,7 @@ class FakeDataSource:
         return self.outcome
 
 
-@pytest.fixture()
+@pytest.fixture
 def source(serving_model: LoadedModel, decision_records: list[dict[str, Any]]) -> FakeDataSource:
     return FakeDataSource(serving_model.card, decision_records, serving_model.registered.path)
 
@@ -420,7 +420,7 @@ def test_an_unexpected_failure_is_a_message_not_a_trace(serving_model):
 
 
 def test_the_real_source_turns_an_unreachable_redis_into_a_clear_error(trained_registry_template):
-    from features.settings import Settings
+    from config.settings import Settings
 
     settings = Settings(redis_url="redis://127.0.0.1:9/0", registry_dir=trained_registry_template,
                         redis_timeout_s=0.2)

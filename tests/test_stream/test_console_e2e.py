@@ -28,7 +28,7 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     valid_events,
 )
 
-from features.settings import REPO_ROOT
+from config.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--disable-component-update", "--disable-sync", "--window-size=1440,1100"]
 
 
-@pytest.fixture()
+@pytest.fixture
 def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
             tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, dict[str, Any]]]]:
     """A worker that has decided 300 applications (records in Redis for the console)."""
@@ -55,7 +55,7 @@ def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd
     worker.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def console_url(decided, tmp_path: Path) -> Iterator[str]:
     worker, _ = decided
     port = free_port()
@@ -68,7 +68,7 @@ def console_url(decided, tmp_path: Path) -> Iterator[str]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):  # noqa: S310
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
                 break
         except OSError:
             time.sleep(0.5)
@@ -79,7 +79,7 @@ def console_url(decided, tmp_path: Path) -> Iterator[str]:
     process.wait(timeout=20)
 
 
-@pytest.fixture()
+@pytest.fixture
 def browser() -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -7,16 +7,16 @@ import copy
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from features.scoring import logit
 from onnx_models.registry import LIVE_POINTER, RegisteredModel, Registry
-from stream.model_runtime import (LoadedModel, ModelEvent, ModelHolder, NoLiveModelError,
-                                  policy_version)
+from stream.model_runtime import LoadedModel, ModelEvent, ModelHolder, NoLiveModelError, policy_version
 from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, REASON_CODES, calibration_slope
 
 
@@ -101,7 +101,7 @@ def test_decisions_follow_the_thresholds_written_in_model_json(live_model, reali
 def test_missing_bureau_data_never_approves(live_model, realistic_inputs):
     normal = _verdicts(live_model, realistic_inputs)
     without_bureau = _verdicts(live_model, realistic_inputs, missing=True)
-    for before, after in zip(normal, without_bureau):
+    for before, after in zip(normal, without_bureau, strict=False):
         assert after.decision == ("review" if before.decision == "approve" else before.decision)
         assert after.probability_of_default == before.probability_of_default
         assert after.reasons[0].code == MISSING_BUREAU_CODE
@@ -112,7 +112,7 @@ def test_missing_bureau_data_never_approves(live_model, realistic_inputs):
 def test_mixed_batch_flags_apply_to_their_own_rows(live_model, realistic_inputs):
     batch = realistic_inputs[:50]
     flags = [row % 2 == 0 for row in range(len(batch))]
-    for flag, verdict in zip(flags, live_model.score(batch, flags)):
+    for flag, verdict in zip(flags, live_model.score(batch, flags), strict=False):
         assert (verdict.reasons[:1] != () and verdict.reasons[0].code == MISSING_BUREAU_CODE) \
             == flag
         assert not (flag and verdict.decision == "approve")
@@ -165,7 +165,7 @@ def test_every_review_and_decline_carries_its_largest_risk_raising_factors(live_
     impacts = contributions * calibration_slope(live_model.card["calibration"])
     names = live_model.feature_names
     adverse = 0
-    for verdict, row_impacts in zip(verdicts, impacts):
+    for verdict, row_impacts in zip(verdicts, impacts, strict=False):
         if verdict.decision == "approve":
             assert verdict.reasons == ()
             continue
@@ -259,7 +259,7 @@ def _generic_feature_set(files: dict[str, bytes], card: dict[str, Any]) -> None:
     card["feature_set"] = "generic"
 
 
-@pytest.mark.parametrize("corrupt, complaint", [
+@pytest.mark.parametrize(("corrupt", "complaint"), [
     (_truncate_onnx, "model.onnx does not load"),
     (_drop_a_feature, "differs from the"),
     (_no_explainer, "missing file model.txt"),

@@ -9,10 +9,15 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.definitions import (LENDING_CLUB_FEATURES, OPTIONAL_LENDING_CLUB_FEATURES,
-                                  PRICING_FEATURES)
-from stream.reasons import (MAX_REASONS, MISSING_BUREAU_CODE, REASON_CODES, ReasonBuilder,
-                            calibration_slope, reason_code)
+from features.definitions import LENDING_CLUB_FEATURES, OPTIONAL_LENDING_CLUB_FEATURES, PRICING_FEATURES
+from stream.reasons import (
+    MAX_REASONS,
+    MISSING_BUREAU_CODE,
+    REASON_CODES,
+    ReasonBuilder,
+    calibration_slope,
+    reason_code,
+)
 
 FEATURES = [
     {"name": "revol_util", "type": "numeric", "description": "High utilisation of revolving credit"},

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -27,7 +27,7 @@ from stream.validation import (
     validate_application,
 )
 
-RECEIVED_AT = datetime(2024, 5, 1, 12, 31, 5, 250000, tzinfo=timezone.utc)
+RECEIVED_AT = datetime(2024, 5, 1, 12, 31, 5, 250000, tzinfo=UTC)
 DROP = object()  # marks a field to leave out of the event
 
 
@@ -245,7 +245,7 @@ def test_valid_event_gives_the_canonical_application_only() -> None:
     assert isinstance(result, ValidApplication)
     assert result.application_id == "APP-2024-000123"
     assert result.customer_id == "CUST-98765"
-    assert result.submitted_at == datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
+    assert result.submitted_at == datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
     assert result.application == {
         "loan_amnt": 12000.0, "term": 36, "purpose": "debt_consolidation",
         "annual_inc": 65000.0, "emp_length": 4.0, "home_ownership": "RENT",
@@ -259,7 +259,7 @@ def test_valid_event_gives_the_canonical_application_only() -> None:
 def test_submitted_at_is_converted_to_utc(stamp: str) -> None:
     result = validate_application(event_bytes(submitted_at=stamp))
     assert isinstance(result, ValidApplication)
-    assert result.submitted_at == datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
+    assert result.submitted_at == datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
     assert result.submitted_at.utcoffset() == timedelta(0)
 
 
@@ -397,4 +397,4 @@ def test_any_zoned_timestamp_is_the_same_instant_in_utc(moment: datetime,
     zoned = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
     result = validate_application(event_bytes(submitted_at=zoned.isoformat()))
     assert isinstance(result, ValidApplication)
-    assert result.submitted_at == zoned and result.submitted_at.tzinfo == timezone.utc
+    assert result.submitted_at == zoned and result.submitted_at.tzinfo == UTC

@@ -12,20 +12,20 @@ from typing import Any
 
 import pandas as pd
 import pytest
-
-from onnx_models.registry import Registry
 from worker_harness import (  # tests/test_stream/worker_harness.py
     MALFORMED_KINDS,
     TopicReader,
     WorkerProcess,
-    load_fresh_bureau,
     keyed,
+    load_fresh_bureau,
     malformed_event,
     metric_sum,
     produce,
     register_copy,
     valid_events,
 )
+
+from onnx_models.registry import Registry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ EXPECTED_CODE = {"not_json": "not_json", "missing_field": "missing_field",
                  "unknown_term": "unknown_term", "oversize": "oversize"}
 
 
-@pytest.fixture()
+@pytest.fixture
 def worker(namespace, registry_dir: Path, generated_data: Path, tmp_path: Path):
     """Bureau features in Redis (fresh; every 25th customer absent) and a running worker."""
     load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
@@ -156,7 +156,7 @@ def test_promoting_mid_stream_switches_without_loss_and_a_corrupt_model_is_refus
     assert set(versions[:switch]) == {first}
     assert versions[-1] == second, "the corrupt model replaced the serving one"
 
-    status, body = worker.http("GET", "/health")
+    _status, body = worker.http("GET", "/health")
     health = json.loads(body)
     assert health["model"]["version"] == second
     assert health["model"]["last_reload_error"]

@@ -119,7 +119,7 @@ def test_unparseable_numbers_and_dates_are_counted() -> None:
 
 def test_summary_lines_of_published_files_are_dropped() -> None:
     raw = raw_frame({}, {})
-    footer = {column: "" for column in raw.columns} | {"id": "Total amount funded in policy code 1: 123"}
+    footer = dict.fromkeys(raw.columns, "") | {"id": "Total amount funded in policy code 1: 123"}
     raw = pd.concat([raw, pd.DataFrame([footer])], ignore_index=True)
     frame, report = clean_loans(raw, LENDING_CLUB)
     assert len(frame) == 2 and report.dropped == {"blank_or_summary_line": 1}

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from training.datasets import (BUILT_IN_CONFIG_DIR, DatasetConfig, built_in_dataset_names,
-                               load_clean_labelled, load_dataset_config, load_raw)
+from training.datasets import (
+    BUILT_IN_CONFIG_DIR,
+    DatasetConfig,
+    built_in_dataset_names,
+    load_clean_labelled,
+    load_dataset_config,
+    load_raw,
+)
 
 PRICING = ("grade", "sub_grade", "int_rate", "installment")
 

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from training.evaluate import (decision_outcomes, evaluate_probabilities,
-                               expected_calibration_error, ks_statistic, summarize_folds)
+from training.evaluate import (
+    decision_outcomes,
+    evaluate_probabilities,
+    expected_calibration_error,
+    ks_statistic,
+    summarize_folds,
+)
 
 
 def test_perfect_separation():
