@@ -8,7 +8,7 @@ alarm level on Lending Club-shaped data is reported as a probable leak, not a su
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from features.definitions import PRICING_FIELDS, FeatureSpec
@@ -87,14 +87,6 @@ def check_features(specs: Sequence[FeatureSpec], policy: LeakagePolicy) -> None:
             reason = policy.refusal(column)
             if reason is not None:
                 raise LeakageError(column, reason, feature=spec.name)
-
-
-def check_columns(columns: Iterable[str], policy: LeakagePolicy) -> None:
-    """Raise :class:`LeakageError` for the first refused raw column."""
-    for column in columns:
-        reason = policy.refusal(column)
-        if reason is not None:
-            raise LeakageError(column, reason)
 
 
 def leakage_alarm(auc: float, lending_club_shaped: bool,
