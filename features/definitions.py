@@ -30,12 +30,14 @@ RiskDirection = Literal["higher_is_riskier", "lower_is_riskier", "depends"]
 FEATURE_SET_LENDING_CLUB = "lending_club"
 FEATURE_SET_GENERIC = "generic"
 
-# Fields the application event carries and fields the bureau hash carries: the serving
-# inputs of the ``lending_club`` feature set.
-APPLICATION_FIELDS: tuple[str, ...] = (
-    "issue_d", "loan_amnt", "term", "purpose", "annual_inc", "emp_length",
+# Fields the applicant types on the application event and fields the bureau hash carries:
+# the serving inputs of the ``lending_club`` feature set.
+APPLICANT_FIELDS: tuple[str, ...] = (
+    "loan_amnt", "term", "purpose", "annual_inc", "emp_length",
     "home_ownership", "verification_status", "addr_state",
 )
+# What the model reads from an application: what the applicant typed plus its date.
+APPLICATION_INPUT_FIELDS: tuple[str, ...] = ("issue_d", *APPLICANT_FIELDS)
 BUREAU_FIELDS: tuple[str, ...] = (
     "earliest_cr_line", "delinq_2yrs", "inq_last_6mths", "open_acc", "total_acc", "pub_rec",
     "revol_bal", "revol_util", "mths_since_last_delinq", "monthly_debt",

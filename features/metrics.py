@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 # Bureau values are days to months old; velocity values seconds to days.
 AGE_BUCKETS_S = (60, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400, 45 * 86400, 90 * 86400,
                  180 * 86400, 365 * 86400, float("inf"))
-LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+REDIS_LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                      float("inf"))
 
 
@@ -24,7 +24,7 @@ class FeatureStoreMetrics:
         self.read_seconds = Histogram(
             "creditrisk_feature_store_read_seconds",
             "Time of one pipelined feature-store round trip (a whole batch).",
-            buckets=LATENCY_BUCKETS_S, registry=registry)
+            buckets=REDIS_LATENCY_BUCKETS_S, registry=registry)
         self.lookups = Counter(
             "creditrisk_feature_store_lookups_total",
             "Entity look-ups by view and outcome (hit, missing, stale).",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 # Not "none": Lending Club uses NONE as a home_ownership value.
@@ -190,3 +190,11 @@ def parse_date(value: Any) -> datetime | None:
             parsed = parsed.replace(year=parsed.year - 100)
         return parsed
     return None
+
+
+def utc_timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with a 'Z' suffix, millisecond precision: '2026-11-22T14:03:07.123Z'."""
+    if moment.tzinfo is None:
+        raise ValueError("a naive datetime has no time zone; pass an aware one, e.g. "
+                         "datetime.now(UTC)")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

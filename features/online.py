@@ -15,17 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from features.definitions import FeatureEncoder
 from features.metrics import FeatureStoreMetrics, default_metrics
 from features.store import (
     EVENT_TS,
     READ_CUSTOMER,
     UNAVAILABLE_ERRORS,
     FeatureStoreUnavailable,
+    as_text,
     parse_timestamp,
 )
 from features.views import BUREAU_VIEW, VELOCITY_VIEW, VELOCITY_WINDOWS, FeatureView, feature_key
@@ -59,8 +58,9 @@ class OnlineFeatures:
 
 @dataclass
 class OnlineBatch:
+    """One record per request, in request order; the model's encoder turns them into inputs."""
+
     features: list[OnlineFeatures]
-    inputs: np.ndarray | None
     read_seconds: float
 
 
@@ -68,13 +68,11 @@ class OnlineFeatureReader:
     """Reads and assembles features for micro-batches of applications."""
 
     def __init__(self, client: Any, schema_version: str = "v1", key_prefix: str = "",
-                 encoder: FeatureEncoder | None = None,
                  metrics: FeatureStoreMetrics | None = None,
                  bureau_view: FeatureView = BUREAU_VIEW) -> None:
         self.client = client
         self.schema_version = schema_version
         self.key_prefix = key_prefix
-        self.encoder = encoder
         self.metrics = metrics or default_metrics()
         self.bureau_view = bureau_view
         self._script_sha: str | None = None
@@ -86,7 +84,7 @@ class OnlineFeatureReader:
                    ) -> OnlineBatch:
         """Enrich a batch. Raises :class:`FeatureStoreUnavailable` if Redis does not answer."""
         if not requests:
-            return OnlineBatch([], None, 0.0)
+            return OnlineBatch([], 0.0)
         started = time.perf_counter()
         try:
             replies = await self._round_trip(requests, record_velocity)
@@ -98,10 +96,7 @@ class OnlineFeatureReader:
         features = [self._assemble(request, *reply)
                     for request, reply in zip(requests, replies, strict=True)]
         self._count(features)
-        inputs = None
-        if self.encoder is not None:
-            inputs = self.encoder.transform_records([item.record for item in features])
-        return OnlineBatch(features, inputs, elapsed)
+        return OnlineBatch(features, elapsed)
 
     def _unavailable(self, error: BaseException) -> FeatureStoreUnavailable:
         if isinstance(error, AuthenticationError):
@@ -143,7 +138,7 @@ class OnlineFeatureReader:
     def _assemble(self, request: FeatureRequest, flat_hash: list[Any], counts: list[Any],
                   ) -> OnlineFeatures:
         view = self.bureau_view
-        stored = {_text(k): _text(v) for k, v in zip(flat_hash[::2], flat_hash[1::2], strict=True)}
+        stored = {as_text(k): as_text(v) for k, v in zip(flat_hash[::2], flat_hash[1::2], strict=True)}
         result = OnlineFeatures(record={**request.application, "issue_d": request.submitted_at})
         result.velocity = {name: int(count) for name, count in
                            zip(VELOCITY_WINDOWS, counts, strict=True)}
@@ -187,6 +182,3 @@ class OnlineFeatureReader:
         for name, count in absent.items():
             self.metrics.missing_features.labels(view=view, feature=name).inc(count)
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

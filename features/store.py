@@ -28,13 +28,13 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 # KEYS[1] hash key. ARGV: event_ts, written_ts, ttl seconds, then field/value pairs.
 # Returns 1 when written, 0 when Redis already holds newer values (nothing changes).
-WRITE_IF_NEWER = """
-local current = redis.call('HGET', KEYS[1], '_event_ts')
+WRITE_IF_NEWER = f"""
+local current = redis.call('HGET', KEYS[1], '{EVENT_TS}')
 if current and current > ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '_event_ts', ARGV[1], '_written_ts', ARGV[2], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], '{EVENT_TS}', ARGV[1], '{WRITTEN_TS}', ARGV[2], unpack(ARGV, 4))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
@@ -65,6 +65,11 @@ class FeatureStoreUnavailable(RuntimeError):
 
     The worker treats this as "try the batch again later": nothing is committed.
     """
+
+
+def as_text(value: bytes | str) -> str:
+    """A Redis reply (bytes unless the client decodes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -256,10 +256,6 @@ class Registry:
             raise VersionNotFoundError(version, self.root)
         return RegisteredModel(version, path, validate_model_dir(path))
 
-    def load_live(self) -> RegisteredModel | None:
-        version = self.live_version()
-        return self.load(version) if version else None
-
     def list(self) -> list[ModelSummary]:
         """One summary per version, oldest first; unreadable cards show as blanks."""
         live = self.live_version()

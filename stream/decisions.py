@@ -19,8 +19,10 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from features.normalize import utc_timestamp
 
 DECISION_NAMESPACE = uuid.UUID("6f1c2a4e-8d3b-5e7f-9a10-c2d4e6f8a0b1")
 DECISION_TTL_S = 90 * 86400
@@ -31,9 +33,6 @@ def decision_id(application_id: str, model_version: str) -> str:
     """Stable id: a UUIDv5 of the application and the model version that decided it."""
     return str(uuid.uuid5(DECISION_NAMESPACE, f"{application_id}|{model_version}"))
 
-
-def utc_iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, float) and math.isnan(value):
             safe[name] = None
         elif isinstance(value, datetime):
-            safe[name] = utc_iso(value)
+            safe[name] = utc_timestamp(value)
         else:
             safe[name] = value
     return safe

@@ -163,11 +163,6 @@ class DriftMonitor:
                     counts, binning.expected, self.empty_bin_share)
         return result
 
-    def reset(self) -> None:
-        """Forget the window (e.g. after switching to a model with another reference)."""
-        self._batches.clear()
-        self._totals[:] = 0
-        self._rows = 0
 
 
 def _binnings(card: Mapping[str, Any], names: Sequence[str]) -> tuple[list[_Binning], tuple[str, ...]]:

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from features import normalize
+from features.definitions import APPLICANT_FIELDS
 
 MAX_ID_LENGTH = 128
 MAX_TIMESTAMP_LENGTH = 64
@@ -209,19 +210,20 @@ def check_free_text(field: str, value: Any) -> None:
         raise _wrong_type(field, "a string or null", value)
 
 
+_CHECK_BY_FIELD: dict[str, Callable[[Any], Any]] = {
+    "loan_amnt": check_loan_amount,
+    "term": check_term,
+    "purpose": check_purpose,
+    "annual_inc": check_annual_income,
+    "emp_length": check_emp_length,
+    "home_ownership": check_home_ownership,
+    "verification_status": check_verification_status,
+    "addr_state": check_addr_state,
+}
 # In the order problems are reported; the output ``application`` dict keeps this order.
-APPLICATION_CHECKS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-    ("loan_amnt", check_loan_amount),
-    ("term", check_term),
-    ("purpose", check_purpose),
-    ("annual_inc", check_annual_income),
-    ("emp_length", check_emp_length),
-    ("home_ownership", check_home_ownership),
-    ("verification_status", check_verification_status),
-    ("addr_state", check_addr_state),
-)
-APPLICATION_FIELDS: tuple[str, ...] = tuple(name for name, _check in APPLICATION_CHECKS)
+APPLICATION_CHECKS: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
+    (name, _CHECK_BY_FIELD[name]) for name in APPLICANT_FIELDS)
 # Required keys; only emp_length may be null.
-REQUIRED_FIELDS: tuple[str, ...] = IDENTITY_FIELDS + APPLICATION_FIELDS
+REQUIRED_FIELDS: tuple[str, ...] = IDENTITY_FIELDS + APPLICANT_FIELDS
 NULLABLE_FIELDS = frozenset({"emp_length"})
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + FREE_TEXT_FIELDS)

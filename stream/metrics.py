@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+PIPELINE_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SCORING_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 PD_BUCKETS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
@@ -43,7 +43,7 @@ class WorkerMetrics:
         self.end_to_end_latency = Histogram(
             "creditrisk_end_to_end_latency_seconds",
             "From the application's submitted_at to its decision.",
-            buckets=LATENCY_BUCKETS_S, registry=registry)
+            buckets=PIPELINE_LATENCY_BUCKETS_S, registry=registry)
         self.scoring_latency = Histogram(
             "creditrisk_scoring_latency_seconds",
             "Model inputs to verdicts for one batch (ONNX, policy, reasons).",
@@ -51,7 +51,7 @@ class WorkerMetrics:
         self.batch_latency = Histogram(
             "creditrisk_batch_processing_seconds",
             "One micro-batch from validation to delivered decisions.",
-            buckets=LATENCY_BUCKETS_S, registry=registry)
+            buckets=PIPELINE_LATENCY_BUCKETS_S, registry=registry)
         self.batch_size = Histogram(
             "creditrisk_batch_size", "Events per micro-batch.",
             buckets=BATCH_SIZE_BUCKETS, registry=registry)

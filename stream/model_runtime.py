@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from features.definitions import (
-    APPLICATION_FIELDS,
+    APPLICATION_INPUT_FIELDS,
     BUREAU_FIELDS,
     FEATURE_SET_LENDING_CLUB,
     FeatureEncoder,
@@ -76,7 +76,7 @@ def servable_feature_problems(card: Mapping[str, Any]) -> list[str]:
         return [f"feature set {card.get('feature_set')!r} cannot be served in real time; "
                 f"only {FEATURE_SET_LENDING_CLUB!r} models read the application event and "
                 "the feature store"]
-    available = set(APPLICATION_FIELDS) | set(BUREAU_FIELDS)
+    available = set(APPLICATION_INPUT_FIELDS) | set(BUREAU_FIELDS)
     servable = {spec.name for spec in lending_club_feature_specs(True, True)
                 if set(spec.source_columns) <= available}
     unservable = [entry.get("name") for entry in card["features"]

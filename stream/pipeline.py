@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from config.settings import Settings
+from features.normalize import utc_timestamp
 from features.online import FeatureRequest, OnlineFeatureReader
 from features.store import FeatureStoreUnavailable
-from stream.decisions import DecisionRecord, DecisionStore, decision_id, utc_iso
+from stream.decisions import DecisionRecord, DecisionStore, decision_id
 from stream.metrics import WorkerMetrics
 from stream.validation import Rejection, ValidApplication, dead_letter, validate_application
 
@@ -162,7 +163,7 @@ class ScoringPipeline:
         verdicts = model.score(inputs, [not item.bureau_found for item in enriched.features])
         self.metrics.scoring_latency.observe(time.perf_counter() - started)
 
-        decided_at = utc_iso(datetime.now(UTC))
+        decided_at = utc_timestamp(datetime.now(UTC))
         decisions, records = [], []
         for app, features, verdict in zip(applications, enriched.features, verdicts, strict=True):
             decision = build_decision(app, verdict, model, features.missing + features.stale,
@@ -193,7 +194,7 @@ class ScoringPipeline:
         inputs = model.encoder.transform_records([features.record])
         (verdict,) = model.score(inputs, [not features.bureau_found])
         return build_decision(result, verdict, model, features.missing + features.stale,
-                              utc_iso(datetime.now(UTC)))
+                              utc_timestamp(datetime.now(UTC)))
 
     # -- failures -------------------------------------------------------------------------
     async def _retrying(self, step: Callable[[Any], Awaitable[Any]], argument: Any) -> Any:
@@ -236,7 +237,7 @@ def build_decision(app: ValidApplication, verdict: Any, model: Any,
         "missing_features": missing_features,
         "model_version": model.version,
         "policy_version": model.policy_version,
-        "submitted_at": utc_iso(app.submitted_at),
+        "submitted_at": utc_timestamp(app.submitted_at),
         "decided_at": decided_at,
     }
 

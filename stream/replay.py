@@ -24,12 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from features.normalize import is_missing, parse_date, parse_emp_length, parse_number, parse_term
+from features.normalize import (
+    is_missing,
+    parse_date,
+    parse_emp_length,
+    parse_number,
+    parse_term,
+    utc_timestamp,
+)
 
 SubmittedAt = Literal["now", "original"]
 REQUIRED_COLUMNS = ("id", "member_id", "loan_amnt", "term", "purpose", "annual_inc", "emp_length",
                     "home_ownership", "verification_status", "addr_state")
-OPTIONAL_COLUMNS = ("emp_title", "title", "issue_d")
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,6 @@ class ReplaySummary:
 
 
 # ---------------------------------------------------------------- row -> event
-
-def utc_timestamp(moment: datetime) -> str:
-    """ISO-8601 UTC with a Z, millisecond precision: '2026-11-22T14:03:07.123Z'."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
 
 def parse_issue_month(value: Any) -> datetime | None:
     """First of the issue month, UTC, from 'Dec-11', 'Dec-2011', '2011-12-01' ...; else None."""

@@ -13,10 +13,11 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
+from features.normalize import utc_timestamp
 from stream.event_schema import (
     APPLICATION_CHECKS,
     FREE_TEXT_FIELDS,
@@ -160,15 +161,6 @@ def validate_application(payload: bytes | None, max_bytes: int = DEFAULT_MAX_BYT
 
 
 # ---- dead letters -----------------------------------------------------------------------
-
-def utc_timestamp(moment: datetime) -> str:
-    """ISO-8601 in UTC with a 'Z' suffix, millisecond precision."""
-    if moment.tzinfo is None:
-        raise ValueError("a naive datetime has no time zone; pass an aware one, e.g. "
-                         "datetime.now(timezone.utc)")
-    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    return text.replace("+00:00", "Z")
-
 
 def _payload_text(payload: bytes, limit: int) -> tuple[str, str]:
     """(text, encoding): the payload as UTF-8 text when all of it is UTF-8, else base64."""

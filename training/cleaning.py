@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from features import normalize
-from features.definitions import APPLICATION_FIELDS as EVENT_FIELDS
-from features.definitions import BUREAU_FIELDS, PRICING_FIELDS
+from features.definitions import APPLICANT_FIELDS, BUREAU_FIELDS, PRICING_FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,8 +29,7 @@ if TYPE_CHECKING:
 CUSTOMER_ID = "customer_id"
 APPLICATION_ID = "application_id"
 # The fields the applicant types; the application date is issue_d, listed apart below.
-APPLICATION_FIELDS = tuple(name for name in EVENT_FIELDS if name != "issue_d")
-CANONICAL_COLUMNS = (APPLICATION_ID, CUSTOMER_ID, "issue_d", *APPLICATION_FIELDS, *BUREAU_FIELDS, "dti",
+CANONICAL_COLUMNS = (APPLICATION_ID, CUSTOMER_ID, "issue_d", *APPLICANT_FIELDS, *BUREAU_FIELDS, "dti",
                      *PRICING_FIELDS, "loan_status")
 BUREAU_COUNT_COLUMNS = ("delinq_2yrs", "inq_last_6mths", "open_acc", "total_acc", "pub_rec",
                         "revol_bal", "mths_since_last_delinq")

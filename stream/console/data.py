@@ -26,7 +26,9 @@ import pandas as pd
 
 from config.settings import Settings
 from features.definitions import FeatureEncoder
+from features.normalize import utc_timestamp
 from features.scoring import score_points
+from features.store import as_text
 
 RECENT_LIMIT = 500
 # Below this many similar customers a distribution says more about chance than the group.
@@ -166,7 +168,7 @@ class RedisDataSource:
     def recent_records(self, limit: int = RECENT_LIMIT) -> list[dict[str, Any]]:
         ids = self._redis(lambda: self.client.zrevrange(f"{self.prefix}decisions:recent",
                                                         0, limit - 1))
-        return self._records([_text(item) for item in ids])
+        return self._records([as_text(item) for item in ids])
 
     def _records(self, application_ids: list[str]) -> list[dict[str, Any]]:
         if not application_ids:
@@ -182,7 +184,7 @@ class RedisDataSource:
     def customer_application_ids(self, customer_id: str) -> list[str]:
         ids = self._redis(lambda: self.client.zrevrange(
             f"{self.prefix}decisions:customer:{customer_id}", 0, -1))
-        return [_text(item) for item in ids]
+        return [as_text(item) for item in ids]
 
     # -- worker -----------------------------------------------------------------------
     def score(self, event: dict[str, Any]) -> ScoreOutcome:
@@ -216,10 +218,6 @@ def _json_or_empty(raw: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _safe_url(url: str) -> str:
@@ -566,7 +564,7 @@ def application_event(fields: dict[str, Any], now: datetime | None = None) -> di
     return {
         "application_id": str(fields["application_id"]).strip(),
         "customer_id": str(fields["customer_id"]).strip(),
-        "submitted_at": moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "submitted_at": utc_timestamp(moment),
         "loan_amnt": float(fields["loan_amnt"]), "term": int(fields["term"]),
         "purpose": fields["purpose"], "annual_inc": float(fields["annual_inc"]),
         "emp_length": None if emp_length == EMP_LENGTH_UNKNOWN else int(emp_length),

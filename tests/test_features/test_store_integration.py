@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from config.settings import Settings
-from features.definitions import APPLICATION_FIELDS, BUREAU_FIELDS, FeatureEncoder
+from features.definitions import APPLICANT_FIELDS, BUREAU_FIELDS, FeatureEncoder
 from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
@@ -51,12 +51,12 @@ def _settings(namespace, **overrides: object) -> Settings:
 
 
 def _read(settings: Settings, requests: list[FeatureRequest], metrics: FeatureStoreMetrics,
-          encoder: FeatureEncoder | None = None, record_velocity: bool = True):
+          record_velocity: bool = True):
     async def go():
         client = async_client(settings)
         try:
             reader = OnlineFeatureReader(client, settings.feature_schema_version,
-                                         settings.key_prefix, encoder=encoder, metrics=metrics)
+                                         settings.key_prefix, metrics=metrics)
             return await reader.read(requests, record_velocity=record_velocity)
         finally:
             await client.aclose()
@@ -187,7 +187,7 @@ def test_online_inputs_equal_offline_inputs_for_10000_customers(namespace, tmp_p
     client.close()
     assert report.written == 10_000 and not report.malformed
 
-    application_columns = [c for c in APPLICATION_FIELDS if c != "issue_d"]
+    application_columns = list(APPLICANT_FIELDS)
     requests = [
         FeatureRequest(str(row["application_id"]), str(row["customer_id"]), moment,
                        {c: (None if pd.isna(row[c]) else row[c]) for c in application_columns})
@@ -195,7 +195,8 @@ def test_online_inputs_equal_offline_inputs_for_10000_customers(namespace, tmp_p
     ]
     metrics = FeatureStoreMetrics(CollectorRegistry())
     online = np.vstack([
-        _read(namespace.settings, requests[i:i + 500], metrics, encoder=encoder).inputs
+        encoder.transform_records([item.record for item in
+                                   _read(namespace.settings, requests[i:i + 500], metrics).features])
         for i in range(0, len(requests), 500)
     ])
     assert online.dtype == np.float32 and online.shape == offline.shape

@@ -69,8 +69,8 @@ def test_register_list_promote(tmp_path: Path, onnx_bytes: bytes):
     listed = registry.list()
     assert [(item.version, item.live, item.test_auc) for item in listed] == [
         (V1, True, 0.7), (V2, False, 0.7)]
-    model = registry.load_live()
-    assert model is not None and model.version == V1
+    model = registry.load(V1)
+    assert model.version == V1
     pd_values = model.probability_of_default(np.zeros((2, 3), dtype=np.float32))
     assert pd_values.shape == (2,) and np.all((pd_values >= 0) & (pd_values <= 1))
 

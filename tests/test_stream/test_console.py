@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from features.normalize import utc_timestamp
 from onnx_models.registry import Registry
 from stream.console import data
 from stream.console.data import ConsoleUnavailable, ScoreOutcome
-from stream.decisions import DecisionRecord, utc_iso
+from stream.decisions import DecisionRecord
 from stream.model_runtime import LoadedModel, load_serving_model
 from stream.pipeline import build_decision
 from stream.validation import ValidApplication, validate_application
@@ -42,7 +43,7 @@ def _application(index: int, rng: np.random.Generator, **overrides: Any) -> dict
         ["credit_card", "home_improvement", "car"])
     event = {
         "application_id": f"app-{index:03d}", "customer_id": f"cust-{index % 17:03d}",
-        "submitted_at": utc_iso(START + timedelta(hours=index)),
+        "submitted_at": utc_timestamp(START + timedelta(hours=index)),
         "loan_amnt": float(rng.choice([5000, 8000, 12000, 15000, 24000])),
         "term": int(rng.choice([36, 60])), "purpose": str(purpose),
         "annual_inc": float(rng.choice([52_000, 60_000, 68_000, 90_000, 120_000])),
@@ -80,7 +81,7 @@ def _decide(model: LoadedModel, event: dict[str, Any], bureau: dict[str, Any] | 
     (verdict,) = model.score(inputs, [not usable])
     missing = [] if usable else bureau_fields
     decision = build_decision(valid, verdict, model, missing,
-                              utc_iso(valid.submitted_at + timedelta(seconds=1)))
+                              utc_timestamp(valid.submitted_at + timedelta(seconds=1)))
     record = DecisionRecord(decision, dict(valid.application), features,
                             bureau_fields if stale else [], {"applications_24h": 1,
                                                              "applications_7d": 2})

@@ -158,7 +158,8 @@ def test_trained_model_sees_no_drift_on_a_fresh_sample_of_the_same_population(
 
     generate_loan_files(rows=6000, seed=99, out_dir=tmp_path, show_progress=False)
     frame, _, _ = load_clean_labelled(tmp_path / "loans.csv", load_dataset_config("generated"))
-    model = Registry(trained_registry_template).load_live()
+    model = Registry(trained_registry_template).load(
+        Registry(trained_registry_template).live_version() or "")
     inputs = model.encoder().transform(frame)
     pd_values = model.probability_of_default(inputs)
     monitor = DriftMonitor(model.card, window=len(inputs))

@@ -22,7 +22,8 @@ from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, REASON_CODES, calib
 
 @pytest.fixture(scope="module")
 def live_model(trained_registry_template: Path) -> LoadedModel:
-    registered = Registry(trained_registry_template).load_live()
+    registered = Registry(trained_registry_template).load(
+        Registry(trained_registry_template).live_version() or "")
     assert registered is not None
     return LoadedModel.load(registered)
 

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import normalize
+from features.definitions import APPLICANT_FIELDS
 from features.views import BUREAU_VIEW, feature_key
-from stream.event_schema import APPLICATION_FIELDS, KNOWN_FIELDS, REQUIRED_FIELDS
+from stream.event_schema import KNOWN_FIELDS, REQUIRED_FIELDS
 from stream.validation import (
     DEFAULT_DEAD_LETTER_PAYLOAD_BYTES,
     DEFAULT_MAX_BYTES,
@@ -270,7 +271,7 @@ def test_unknown_fields_are_ignored_named_and_capped() -> None:
     assert isinstance(result, ValidApplication)
     assert result.unknown_fields[0] == "channel"
     assert len(result.unknown_fields) == MAX_UNKNOWN_FIELDS
-    assert set(result.application) == set(APPLICATION_FIELDS)
+    assert set(result.application) == set(APPLICANT_FIELDS)
 
 
 # ---- dead letters -----------------------------------------------------------------------
@@ -336,7 +337,7 @@ def assert_well_formed(result: object) -> None:
         assert result.detail
         return
     assert isinstance(result, ValidApplication)
-    assert set(result.application) == set(APPLICATION_FIELDS)
+    assert set(result.application) == set(APPLICANT_FIELDS)
     assert result.application["term"] in (36, 60)
     assert result.application["loan_amnt"] > 0 and result.application["annual_inc"] > 0
     assert result.submitted_at.utcoffset() == timedelta(0)
