@@ -55,6 +55,10 @@ class DatasetConfig:
     customer_id_column: str | None = None
     date_column: str | None = None
     exclude_columns: tuple[str, ...] = ()
+    # Columns the built-in post-origination list (or an inherited leakage_columns) refuses
+    # that this lender does know when the application arrives (e.g. funded_amnt when the
+    # amount is fixed up front); recorded in model.json.
+    known_at_application: tuple[str, ...] = ()
     leakage_columns: tuple[str, ...] = ()
     pricing_columns: tuple[str, ...] = ()
     allow_pricing: bool = False
@@ -97,6 +101,10 @@ class DatasetConfig:
         clash = sorted(special & set(self.features))
         if clash:
             raise ValueError(f"{where}: {clash} cannot be both a feature and the id/target column.")
+        excluded = sorted(set(self.exclude_columns) & (set(self.features) | special))
+        if excluded:
+            raise ValueError(f"{where}: {excluded} are listed in exclude_columns and also used "
+                             "(as a feature, the id or the target); remove them from one list.")
         if not isinstance(self.allow_pricing, bool):
             raise TypeError(f"{where}: allow_pricing must be true or false, got {self.allow_pricing!r}.")
 
@@ -149,8 +157,9 @@ def _read_toml_with_base(name_or_path: str, seen: tuple[str, ...]) -> tuple[dict
 
 
 _TOP_LEVEL_KEYS = {"name", "description", "feature_set", "id_column", "customer_id_column",
-                   "date_column", "exclude_columns", "leakage_columns", "pricing_columns",
-                   "allow_pricing", "target", "features", "missing_values", "cleaning"}
+                   "date_column", "exclude_columns", "known_at_application", "leakage_columns",
+                   "pricing_columns", "allow_pricing", "target", "features", "missing_values",
+                   "cleaning"}
 
 
 def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfig:
@@ -181,6 +190,8 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
         excluded_values=_strings(target.get("excluded_values", []), "target.excluded_values", source),
         features={str(k): v for k, v in document.get("features", {}).items()},
         exclude_columns=_strings(document.get("exclude_columns", []), "exclude_columns", source),
+        known_at_application=_strings(document.get("known_at_application", []),
+                                      "known_at_application", source),
         leakage_columns=_strings(document.get("leakage_columns", []), "leakage_columns", source),
         pricing_columns=_strings(document.get("pricing_columns", []), "pricing_columns", source),
         allow_pricing=document.get("allow_pricing", False),
@@ -229,9 +240,11 @@ def load_raw(path: str | Path, config: DatasetConfig) -> pd.DataFrame:
                         dtype={column: str for column in header if column in as_text},
                         keep_default_na=False,
                         na_values={column: [""] for column in header if column not in as_text})
-    # Files saved from pandas carry their index as an unnamed first column.
-    index_columns = [c for c in frame.columns if str(c).startswith("Unnamed: ")]
-    frame = frame.drop(columns=index_columns)
+    # Files saved from pandas carry their index as an unnamed first column. Excluded columns
+    # (e.g. protected characteristics) go now, so nothing downstream can use them.
+    dropped = [c for c in frame.columns
+               if str(c).startswith("Unnamed: ") or c in set(config.exclude_columns)]
+    frame = frame.drop(columns=dropped)
     missing = [c for c in (config.id_column, config.target_column) if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: columns {missing} named by dataset config {config.name!r} are "

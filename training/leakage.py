@@ -1,8 +1,13 @@
 """The leakage guard: a model may only use what is known when the application arrives.
 
-Post-origination columns (payments, recoveries, settlement and hardship fields ...) can
-never be features; Lending Club's pricing outputs (grade, sub_grade, int_rate, installment)
-only when the dataset config says ``allow_pricing = true``. A validation AUC above the
+Post-origination columns (payments, recoveries, settlement and hardship fields ...) are
+refused as features. A lender who does know one of the built-in list's columns when the
+application arrives (say ``funded_amnt``, fixed up front) declares it in the dataset
+config's ``known_at_application``, which also overrides ``leakage_columns`` (a config built
+on ``base = "lending_club"`` inherits that list); the choice is recorded in model.json. The
+outcome, the target and the ids are always refused. Lending Club's pricing
+outputs (grade, sub_grade, int_rate, installment) are features only when the dataset config
+says ``allow_pricing = true``. A validation AUC above the
 alarm level on Lending Club-shaped data is reported as a probable leak, not a success.
 """
 
@@ -26,6 +31,8 @@ POST_ORIGINATION_PREFIXES: tuple[str, ...] = (
     "total_rec_", "last_pymnt", "next_pymnt", "out_prncp", "hardship_", "settlement_",
     "debt_settlement", "recover", "collection_recovery", "total_pymnt",
 )
+# The outcome itself: refused even when a config declares it known at application time.
+OUTCOME_COLUMNS: frozenset[str] = frozenset({"loan_status", "bad"})
 LEAKAGE_ALARM_AUC = 0.80
 
 
@@ -49,6 +56,7 @@ class LeakagePolicy:
     allow_pricing: bool
     target_column: str | None = None
     id_columns: frozenset[str] = frozenset()
+    known_at_application: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: object) -> LeakagePolicy:
@@ -61,6 +69,7 @@ class LeakagePolicy:
             allow_pricing=bool(getattr(config, "allow_pricing", False)),
             target_column=getattr(config, "target_column", None),
             id_columns=frozenset(name for name in ids if name),
+            known_at_application=frozenset(getattr(config, "known_at_application", ())),
         )
 
     def refusal(self, column: str) -> str | None:
@@ -70,10 +79,16 @@ class LeakagePolicy:
             return "it is the target (the outcome the model predicts)."
         if column in self.id_columns:
             return "it is an identifier, not a property of the applicant."
-        if column in self.leakage_columns or lowered in POST_ORIGINATION_COLUMNS or \
-                lowered.startswith(POST_ORIGINATION_PREFIXES):
+        post_origination = lowered in POST_ORIGINATION_COLUMNS or \
+            lowered.startswith(POST_ORIGINATION_PREFIXES)
+        if lowered in OUTCOME_COLUMNS or (
+                (post_origination or column in self.leakage_columns)
+                and column not in self.known_at_application):
+            hint = "" if lowered in OUTCOME_COLUMNS else (
+                "; if your file really records it when the application arrives, declare it "
+                f"with known_at_application = [\"{column}\"] in the dataset config")
             return ("it is only known after the loan was funded (post-origination), so it "
-                    "would leak the outcome. Remove it from the dataset config's [features].")
+                    f"would leak the outcome. Remove it from the dataset config's [features]{hint}.")
         if column in self.pricing_columns and not self.allow_pricing:
             return ("it is a pricing output of a previous credit model. Set allow_pricing = "
                     "true in the dataset config if you really want to use it.")

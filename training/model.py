@@ -1,58 +1,65 @@
-"""Fitting one LightGBM variant: optional SMOTE on the fit rows, early stopping and
-calibration on untouched slices."""
+"""A fitted model as the pipeline handles it (booster + calibration), LightGBM training on
+float32 values, and the float32-safe text form that makes ONNX take the native paths."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from training.calibration import fit_platt
-from training.resampling import MissingAwareSMOTE
-from training.training_config import TrainingConfig
+from training.training_config import LightGBMSettings, TrainingConfig
 
 
 @dataclass
 class FittedVariant:
-    """A trained booster with its calibration (model.json form)."""
+    """A trained model in LightGBM form with its calibration (model.json form).
 
-    name: str  # "smote" | "no_smote"
+    The baseline scorecard is held the same way: its text form is an additive tree model
+    (see :mod:`training.scorecard`), so export, parity and reason codes treat both alike.
+    """
+
+    name: str  # "smote" | "no_smote" | "baseline"
     booster: Any  # lightgbm.Booster
     calibration: dict[str, Any]
-    best_iteration: int
-    training_rows: int  # after resampling
-    synthetic_rows: int
+    trees: int
+    training_rows: int  # real rows the final model was fitted on
+    synthetic_rows: int  # SMOTE rows added to them
+    settings: dict[str, Any]  # what the search chose (model.json form)
 
     def raw_probability(self, features: np.ndarray) -> np.ndarray:
         """The booster's uncalibrated probability (float64 input, as ONNX sees float32)."""
-        return self.booster.predict(np.asarray(features, dtype=np.float32).astype(np.float64))
+        return self.booster.predict(as_float32_values(features))
 
 
 def train_booster(features: np.ndarray, label: np.ndarray, categorical_indices: Sequence[int],
-                  config: TrainingConfig, seed: int, rounds: int | None = None,
-                  early_stopping: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
-    """LightGBM on float32-representable inputs, so the ONNX graph sees identical values."""
+                  config: TrainingConfig | LightGBMSettings, seed: int,
+                  rounds: int | None = None) -> Any:
+    """LightGBM on float32-representable inputs (so the ONNX graph sees identical values),
+    ``rounds`` trees (default: the settings' ``max_rounds``)."""
     import lightgbm as lgb
 
-    settings = config.lightgbm
-    params = settings.params(seed)
-    train_set = lgb.Dataset(np.asarray(features, dtype=np.float32).astype(np.float64), label,
+    settings = config.lightgbm if isinstance(config, TrainingConfig) else config
+    train_set = lgb.Dataset(as_float32_values(features), label,
                             categorical_feature=list(categorical_indices) or "auto",
                             free_raw_data=True)
-    valid_sets: list[lgb.Dataset] = []
-    callbacks: list[Callable[..., Any]] = []
-    if early_stopping is not None:
-        valid_sets = [lgb.Dataset(np.asarray(early_stopping[0], dtype=np.float32)
-                                  .astype(np.float64), early_stopping[1], reference=train_set)]
-        callbacks = [lgb.early_stopping(settings.early_stopping_rounds, verbose=False)]
-    booster = lgb.train(params, train_set, num_boost_round=rounds or settings.max_rounds,
-                        valid_sets=valid_sets, callbacks=callbacks)
-    best = int(booster.best_iteration or booster.current_iteration())
-    safe = lgb.Booster(model_str=float32_safe_thresholds(
-        booster.model_to_string(num_iteration=best)))
-    safe.best_iteration = best
+    booster = lgb.train(settings.params(seed, len(label)), train_set,
+                        num_boost_round=rounds or settings.max_rounds)
+    return float32_safe_booster(booster)
+
+
+def as_float32_values(features: np.ndarray) -> np.ndarray:
+    """Float64 array holding the float32 values ONNX sees (training and parity use this)."""
+    return np.asarray(features, dtype=np.float32).astype(np.float64)
+
+
+def float32_safe_booster(booster: Any) -> Any:
+    """The booster rebuilt from :func:`float32_safe_thresholds` text."""
+    import lightgbm as lgb
+
+    safe = lgb.Booster(model_str=float32_safe_thresholds(booster.model_to_string()))
+    safe.best_iteration = safe.current_iteration()
     return safe
 
 
@@ -90,27 +97,3 @@ def float32_safe_thresholds(model_text: str) -> str:
     # Tree byte sizes in the header no longer match; without them LightGBM reads trees in order.
     lines = [line for line in lines if not line.startswith("tree_sizes=")]
     return "\n".join(lines)
-
-
-def fit_variant(name: str, features: np.ndarray, label: np.ndarray,
-                fit_rows: np.ndarray, early_stopping_rows: np.ndarray,
-                calibration_rows: np.ndarray, categorical_indices: Sequence[int],
-                config: TrainingConfig, use_smote: bool) -> FittedVariant:
-    """Train on ``fit_rows`` (SMOTE-balanced if asked), stop early on ``early_stopping_rows``,
-    calibrate on ``calibration_rows``; neither slice is ever resampled."""
-    fit_features, fit_label = features[fit_rows], label[fit_rows]
-    synthetic = 0
-    if use_smote:
-        sampler = MissingAwareSMOTE(categorical_indices, config.smote_sampling_strategy,
-                                    config.smote_k_neighbors, random_state=config.seed)
-        resampled, resampled_label = sampler.fit_resample(fit_features, fit_label)
-        synthetic = len(resampled_label) - len(fit_label)
-        fit_features, fit_label = resampled, resampled_label
-    booster = train_booster(fit_features, fit_label, categorical_indices, config, config.seed,
-                            early_stopping=(features[early_stopping_rows],
-                                            label[early_stopping_rows]))
-    best = int(booster.best_iteration or booster.current_iteration())
-    variant = FittedVariant(name, booster, {"method": "none"}, best, len(fit_label), synthetic)
-    variant.calibration = fit_platt(variant.raw_probability(features[calibration_rows]),
-                                    label[calibration_rows])
-    return variant

@@ -1,5 +1,7 @@
-"""``run_training``: loan file → cleaned, labelled frame → features → SMOTE + LightGBM →
-calibration → evaluation → ONNX (parity-checked) → registry (+ report).
+"""``run_training``: loan file → cleaned, labelled frame → features → cross-validated search
+(LightGBM with and without SMOTE, and the baseline scorecard) → final models refitted on
+every training row → calibration on out-of-fold predictions → evaluation → ONNX
+(parity-checked) → registry (+ report).
 
 Each step is a function of its own module; this one only orders them and records what
 happened (timings, warnings) so the CLI and the report can show it.
@@ -20,23 +22,25 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import FeatureEncoder
-from features.scoring import apply_calibration, score_points
+from features.scoring import apply_calibration
 from onnx_models.registry import MODEL_CARD, MODEL_ONNX, RegisteredModel, Registry, make_version
 from training.calibration import fit_platt
-from training.evaluate import decision_outcomes, evaluate_probabilities, summarize_folds
+from training.diagnostics import AnalystWarning, RunFigures, analyst_warnings
+from training.evaluate import decision_outcomes, evaluate_probabilities
 from training.export import ParityResult, booster_to_onnx, check_parity
 from training.leakage import LeakagePolicy, check_features, leakage_alarm
-from training.model import FittedVariant, fit_variant, train_booster
-from training.reference import feature_references, group_statistics, score_reference
-from training.split import (
-    TestSplit,
-    TrainingPeriodSplit,
-    split_test,
-    split_training_period,
-    stratified_holdout,
-)
+from training.model import FittedVariant, float32_safe_booster, train_booster
+from training.split import TestSplit, split_test
 from training.thresholds import thresholds_from_costs
 from training.training_config import TrainingConfig
+from training.tuning import (
+    Candidate,
+    CrossValidator,
+    SearchResult,
+    cross_fitted_metrics,
+    run_search,
+    smote_candidates,
+)
 
 Log = Callable[[str], None]
 LABEL_COLUMN = "bad"
@@ -51,7 +55,7 @@ class TrainingResult:
     registered: RegisteredModel
     promoted: bool
     report_path: Path | None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[AnalystWarning] = field(default_factory=list)
 
 
 @dataclass
@@ -119,79 +123,40 @@ def prepare_features(frame: pd.DataFrame, dataset_config: Any,
                      categorical)
 
 
-def cross_validate(prepared: _Prepared, positions: np.ndarray, rounds: int,
-                   config: TrainingConfig, progress: bool, use_smote: bool = True
-                   ) -> dict[str, Any]:
-    """Stratified k-fold on the training period: each fold SMOTE-balances its fit part (when
-    the exported variant uses SMOTE), calibrates on an untouched slice of its training part,
-    and scores its validation part."""
-    from sklearn.model_selection import StratifiedKFold
-    from tqdm import tqdm
-
-    from training.resampling import MissingAwareSMOTE
-
-    label = prepared.label[positions]
-    folds = StratifiedKFold(config.folds, shuffle=True, random_state=config.seed)
-    results = []
-    for fold, (train_idx, valid_idx) in enumerate(tqdm(
-            list(folds.split(positions, label)), desc="CV folds", unit="fold",
-            disable=not progress)):
-        train_rows, valid_rows = positions[train_idx], positions[valid_idx]
-        fit_rows, calibration_rows = stratified_holdout(
-            train_rows, prepared.label[train_rows], config.calibration_fraction,
-            config.seed + fold)
-        sampler = MissingAwareSMOTE(prepared.categorical_indices, config.smote_sampling_strategy,
-                                    config.smote_k_neighbors, random_state=config.seed + fold)
-        features, fold_label = prepared.matrix[fit_rows], prepared.label[fit_rows]
-        if use_smote:
-            features, fold_label = sampler.fit_resample(features, fold_label)
-        booster = train_booster(features, fold_label, prepared.categorical_indices, config,
-                                config.seed + fold, rounds=rounds)
-        variant = FittedVariant("cv", booster, {}, rounds, len(fold_label), 0)
-        calibration = fit_platt(variant.raw_probability(prepared.matrix[calibration_rows]),
-                                prepared.label[calibration_rows])
-        probability = apply_calibration(variant.raw_probability(prepared.matrix[valid_rows]),
-                                        calibration)
-        results.append(evaluate_probabilities(prepared.label[valid_rows], probability,
-                                              config.calibration_bins))
-    return summarize_folds(results)
-
-
-def _variant_metrics(variant: FittedVariant, matrix: np.ndarray, label: np.ndarray,
-                     config: TrainingConfig) -> dict[str, Any]:
-    raw = variant.raw_probability(matrix)
-    calibrated = apply_calibration(raw, variant.calibration)
-    return {"raw": evaluate_probabilities(label, raw, config.calibration_bins).to_dict(),
-            "calibrated": evaluate_probabilities(label, calibrated,
-                                                 config.calibration_bins).to_dict(),
-            "best_iteration": variant.best_iteration, "training_rows": variant.training_rows,
-            "synthetic_rows": variant.synthetic_rows, "calibration": variant.calibration}
-
-
 @dataclass
-class _Run:
+class TrainingRun:
     """What the steps of one training run produce, in order."""
 
     prepared: _Prepared
     dataset_config: Any
     config: TrainingConfig
     split: TestSplit
-    period: TrainingPeriodSplit
     fingerprint: str
     timings: dict[str, float] = field(default_factory=dict)
+    validator: CrossValidator | None = None
+    searches: dict[str, SearchResult] = field(default_factory=dict)
+    baseline_search: dict[str, Any] = field(default_factory=dict)
+    out_of_fold: dict[str, np.ndarray] = field(default_factory=dict)
     variants: dict[str, FittedVariant] = field(default_factory=dict)
-    cv: dict[str, Any] = field(default_factory=dict)
     comparison: dict[str, Any] = field(default_factory=dict)
     decisions: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
     test_pd: np.ndarray | None = None
     onnx_bytes: bytes = b""
     parity: ParityResult | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[AnalystWarning] = field(default_factory=list)
 
     @property
     def exported(self) -> FittedVariant:
         return self.variants[self.config.exported_variant]
+
+    @property
+    def train_matrix(self) -> np.ndarray:
+        return self.prepared.matrix[self.split.train_positions]
+
+    @property
+    def train_label(self) -> np.ndarray:
+        return self.prepared.label[self.split.train_positions]
 
     @property
     def test_matrix(self) -> np.ndarray:
@@ -212,90 +177,159 @@ class _Stopwatch:
         self.started = now
 
 
-def _fit_variants(run: _Run, watch: _Stopwatch, progress: bool, log: Log) -> None:
+def _search(run: TrainingRun, progress: bool, log: Log) -> None:
+    """Stage 1: tree settings without resampling; stage 2: SMOTE strengths with the chosen
+    trees; then the scorecard's regularisation. Each stage has half the time budget left."""
+    config, prepared = run.config, run.prepared
+    validator = CrossValidator(prepared.matrix, prepared.label, run.split.train_positions,
+                               prepared.categorical_indices, config)
+    run.validator = validator
+    started, budget = time.monotonic(), config.search.budget_seconds
+    log(f"Cross-validating LightGBM settings ({config.folds} folds on all "
+        f"{len(validator.label):,} training rows; trees chosen where the mean validation AUC "
+        f"peaks; budget {budget:.0f}s) ...")
+    plain = run_search(validator, [Candidate(trees) for trees in
+                                   config.search.tree_candidates],
+                       started + budget / 2, progress, log)
+    run.searches["no_smote"] = plain
+    candidates = smote_candidates(plain.best.candidate.trees, validator.bad_to_good, config)
+    if candidates:
+        log("Cross-validating SMOTE strengths (synthetic rows from each fold's training part "
+            "only) ...")
+        run.searches["smote"] = run_search(validator, candidates, started + budget,
+                                           progress, log)
+    log("Cross-validating the baseline scorecard ...")
+    _search_baseline(run, validator)
+
+
+def _search_baseline(run: TrainingRun, validator: CrossValidator) -> None:
+    from training.scorecard import fit_scorecard_cv
+
+    search = run.config.search
+    by_strength = fit_scorecard_cv(validator.features, validator.label, validator.folds,
+                                   validator.categorical_indices, search.scorecard_max_bins,
+                                   search.scorecard_regularization)
+    scores = {strength: float(np.mean([
+        evaluate_probabilities(validator.label[valid], predictions[valid]).auc
+        for _, valid in validator.folds])) for strength, predictions in by_strength.items()}
+    chosen = max(scores, key=lambda strength: scores[strength])
+    run.baseline_search = {"chosen": {"regularization_C": chosen, "cv_auc": scores[chosen],
+                                      "max_bins": search.scorecard_max_bins},
+                           "tried": [{"regularization_C": strength, "cv_auc": auc}
+                                     for strength, auc in scores.items()]}
+    run.out_of_fold["baseline"] = by_strength[chosen]
+
+
+def _fit_final_models(run: TrainingRun, progress: bool, log: Log) -> None:
+    """Every variant refitted on all training rows with what the search chose, and
+    calibrated on its out-of-fold predictions (which SMOTE never touched)."""
     from tqdm import tqdm
 
-    log("Fitting LightGBM with SMOTE on the fit rows (early stopping and calibration on "
-        "untouched slices), then without SMOTE ...")
-    for name, use_smote in tqdm((("smote", True), ("no_smote", False)), unit="model",
-                                desc="LightGBM variants", disable=not progress):
-        run.variants[name] = fit_variant(
-            name, run.prepared.matrix, run.prepared.label, run.period.fit,
-            run.period.early_stopping, run.period.calibration,
-            run.prepared.categorical_indices, run.config, use_smote)
-        watch.lap(f"fit_{name}")
-    smote, plain = run.variants["smote"], run.variants["no_smote"]
-    log(f"  SMOTE added {smote.synthetic_rows:,} synthetic bad loans; best iteration with "
-        f"SMOTE {smote.best_iteration}, without {plain.best_iteration}; exported: "
-        f"{run.config.exported_variant}")
+    from training.resampling import MissingAwareSMOTE
+
+    config, prepared = run.config, run.prepared
+    features, label = run.train_matrix, run.train_label
+    steps = [("no_smote", run.searches["no_smote"])]
+    if "smote" in run.searches:
+        steps.append(("smote", run.searches["smote"]))
+    log(f"Fitting the chosen models on all {len(label):,} training rows ...")
+    for name, search in tqdm(steps, desc="Final models", unit="model", disable=not progress):
+        best = search.best
+        fit_features, fit_label = features, label
+        if best.candidate.smote is not None:
+            smote = best.candidate.smote
+            fit_features, fit_label = MissingAwareSMOTE(
+                prepared.categorical_indices, smote.sampling_strategy, smote.k_neighbors,
+                random_state=config.seed).fit_resample(features, label)
+        booster = train_booster(fit_features, fit_label, prepared.categorical_indices,
+                                config.lightgbm.with_trees(best.candidate.trees), config.seed,
+                                rounds=best.trees)
+        run.out_of_fold[name] = best.out_of_fold
+        run.variants[name] = FittedVariant(
+            name, booster, fit_platt(best.out_of_fold, label), best.trees, len(label),
+            len(fit_label) - len(label), best.candidate.to_dict())
+    run.variants["baseline"] = _fit_baseline(run)
+    if "smote" not in run.variants:
+        # Rows already as balanced as any SMOTE target: the plain model stands in for it.
+        run.variants["smote"] = run.variants["no_smote"]
+        run.out_of_fold["smote"] = run.out_of_fold["no_smote"]
 
 
-def _evaluate(run: _Run) -> None:
-    config, exported = run.config, run.exported
-    run.comparison = {name: _variant_metrics(variant, run.test_matrix, run.test_label, config)
-                      for name, variant in run.variants.items()}
+def _fit_baseline(run: TrainingRun) -> FittedVariant:
+    import lightgbm as lgb
+
+    from training.scorecard import BinnedScorecard
+
+    chosen = run.baseline_search["chosen"]
+    scorecard = BinnedScorecard(run.prepared.categorical_indices, chosen["max_bins"],
+                                chosen["regularization_C"]).fit(run.train_matrix,
+                                                                run.train_label)
+    booster = float32_safe_booster(lgb.Booster(model_str=scorecard.to_lightgbm_text()))
+    return FittedVariant("baseline", booster,
+                         fit_platt(run.out_of_fold["baseline"], run.train_label),
+                         booster.num_trees(), len(run.train_label), 0,
+                         {"type": "binned logistic-regression scorecard",
+                          "max_bins": chosen["max_bins"],
+                          "regularization_C": chosen["regularization_C"],
+                          "bins": int(sum(len(points) for points in scorecard.points_))})
+
+
+def _evaluate(run: TrainingRun) -> None:
+    config, validator = run.config, run.validator
+    assert validator is not None, "the search runs before the evaluation"
+    run.comparison = {}
+    for name, variant in run.variants.items():
+        raw = variant.raw_probability(run.test_matrix)
+        run.comparison[name] = {
+            "raw": evaluate_probabilities(run.test_label, raw, config.calibration_bins).to_dict(),
+            "calibrated": evaluate_probabilities(
+                run.test_label, apply_calibration(raw, variant.calibration),
+                config.calibration_bins).to_dict(),
+            "cv": cross_fitted_metrics(run.out_of_fold[name], validator.label,
+                                       validator.fold_of_row, config.calibration_bins),
+            "trees": variant.trees, "fitted_on_rows": variant.training_rows,
+            "synthetic_rows": variant.synthetic_rows, "settings": variant.settings,
+            "calibration": variant.calibration}
+    exported = run.exported
     run.test_pd = apply_calibration(exported.raw_probability(run.test_matrix),
                                     exported.calibration)
     run.thresholds = thresholds_from_costs(config.cost_bad_loan, config.cost_rejected_good,
                                            config.review_band_fraction)
     run.decisions = decision_outcomes(run.test_label, run.test_pd, run.thresholds)
-    lending_club_shaped = run.dataset_config.feature_set == "lending_club"
-    alarm = leakage_alarm(max(run.comparison[exported.name]["calibrated"]["auc"],
-                              run.cv["auc"]), lending_club_shaped, config.leakage_alarm_auc)
-    run.warnings = [alarm] if alarm else []
+    run.warnings = _warnings(run)
 
 
-def _model_card(run: _Run, version: str, created_at: datetime, cleaning: dict[str, Any],
-                labelling: dict[str, Any], data_path: str | None) -> dict[str, Any]:
-    prepared, config, split, period = run.prepared, run.config, run.split, run.period
-    exported, dataset_config = run.exported, run.dataset_config
-    assert run.test_pd is not None and run.parity is not None
-    return {
-        "version": version,
-        "created_at": created_at.isoformat(),
-        "model_type": "lightgbm",
-        "onnx": {"file": MODEL_ONNX, "input": "features", "output": "probabilities",
-                 "output_column_bad": 1, "dtype": "float32",
-                 "missing_values": "NaN (numeric missing and unknown categories)"},
-        **prepared.encoder.to_model_card(),
-        "feature_set": dataset_config.feature_set,
-        "calibration": exported.calibration,
-        "thresholds": run.thresholds,
-        "score_scale": dict(config.score_scale),
-        "risk_grades": [dict(band) for band in config.risk_grades],
-        "metrics": {"test": run.comparison[exported.name]["calibrated"],
-                    "test_raw": run.comparison[exported.name]["raw"], "cv": run.cv,
-                    "decisions_at_thresholds": run.decisions},
-        "smote": {"exported": exported.name, "sampling_strategy": config.smote_sampling_strategy,
-                  "k_neighbors": config.smote_k_neighbors, "variants": run.comparison},
-        "parity": run.parity.to_dict(),
-        "data_fingerprint": {"sha256": run.fingerprint, "rows": len(prepared.frame),
-                             "source": data_path},
-        "dataset": {"name": dataset_config.name, "source": getattr(dataset_config, "source", ""),
-                    "date_column": dataset_config.date_column,
-                    "allow_pricing": dataset_config.allow_pricing},
-        "split": {"method": split.method, "test_from": split.cutoff,
-                  "train_rows": len(split.train_positions),
-                  "test_rows": len(split.test_positions),
-                  "fit_rows": len(period.fit),
-                  "early_stopping_rows": len(period.early_stopping),
-                  "calibration_rows": len(period.calibration)},
-        "reference": {
-            "features_population": "training period",
-            "features": feature_references(prepared.matrix[split.train_positions],
-                                           prepared.encoder.feature_specs_,
-                                           prepared.encoder.categories_),
-            "score_population": "test set",
-            "score": score_reference(run.test_pd, score_points(run.test_pd, config.score_scale)),
-            "groups": group_statistics(prepared.frame.iloc[split.test_positions],
-                                       run.test_label, run.test_pd),
-        },
-        "training": {"config": config.to_dict(), "timings_s": run.timings,
-                     "cleaning": cleaning, "label": labelling, "warnings": run.warnings,
-                     "train_bad_rate": float(prepared.label[split.train_positions].mean())},
-        "explanations": {"file": "model.txt", "format": "lightgbm text model",
-                         "method": "TreeSHAP contributions in raw log-odds (pred_contrib)"},
-    }
+def _warnings(run: TrainingRun) -> list[AnalystWarning]:
+    config, comparison, name = run.config, run.comparison, run.config.exported_variant
+    exported = comparison[name]
+    lightgbm_name = "smote" if config.smote else "no_smote"
+    figures = RunFigures(
+        model_name=name, model_is_trees=name != "baseline", trees=run.exported.trees,
+        training_bad_loans=int(run.train_label.sum()), training_rows=len(run.train_label),
+        approval_rate=run.decisions["approval_rate"],
+        approve_below=run.thresholds["approve_below"],
+        decline_at_or_above=run.thresholds["decline_at_or_above"],
+        test_auc=exported["calibrated"]["auc"], test_bad_loans=int(run.test_label.sum()),
+        test_good_loans=int(len(run.test_label) - run.test_label.sum()),
+        cv_auc=exported["cv"]["auc"], cv_auc_std=exported["cv"]["auc_std"],
+        folds=config.folds, lightgbm_cv_auc=comparison[lightgbm_name]["cv"]["auc"],
+        baseline_cv_auc=comparison["baseline"]["cv"]["auc"],
+        smote_cv_auc=comparison["smote"]["cv"]["auc"] if "smote" in run.searches else None,
+        plain_cv_auc=comparison["no_smote"]["cv"]["auc"],
+        test_mean_pd=exported["calibrated"]["mean_pd"],
+        test_bad_rate=exported["calibrated"]["bad_rate"],
+        train_bad_rate=float(run.train_label.mean()))
+    found = analyst_warnings(figures, config.warning_levels)
+    alarm = leakage_alarm(max(exported["calibrated"]["auc"], exported["cv"]["auc"]),
+                          run.dataset_config.feature_set == "lending_club",
+                          config.leakage_alarm_auc)
+    if alarm:
+        found.insert(0, AnalystWarning("leakage_alarm", alarm))
+    if "smote" not in run.searches:
+        found.append(AnalystWarning("smote_not_applicable", (
+            "the training rows are already at least as balanced as every SMOTE target "
+            "tried; the SMOTE variant is the plain model.")))
+    return found
 
 
 def train_from_frame(frame: pd.DataFrame, dataset_config: Any, cleaning: dict[str, Any],
@@ -305,6 +339,8 @@ def train_from_frame(frame: pd.DataFrame, dataset_config: Any, cleaning: dict[st
                      log: Log = print, data_path: str | None = None,
                      write_report_files: bool = True) -> TrainingResult:
     """The pipeline from a cleaned, labelled frame (``bad`` column) to a registered model."""
+    from training.model_card import build_model_card
+
     config = config or TrainingConfig()
     timings: dict[str, float] = {}
     watch = _Stopwatch(timings)
@@ -313,19 +349,15 @@ def train_from_frame(frame: pd.DataFrame, dataset_config: Any, cleaning: dict[st
         f"({dataset_config.feature_set} feature set); leakage guard passed")
     split = split_test(prepared.frame, prepared.label, dataset_config.date_column,
                        config.test_fraction, config.seed)
-    period = split_training_period(split.train_positions, prepared.label[split.train_positions],
-                                   config.calibration_fraction, config.early_stopping_fraction,
-                                   config.seed)
     log(f"Split: {split.describe()}")
-    run = _Run(prepared, dataset_config, config, split, period,
-               data_fingerprint(prepared.frame), timings)
+    run = TrainingRun(prepared, dataset_config, config, split, data_fingerprint(prepared.frame),
+                      timings)
     watch.lap("features_and_split")
 
-    _fit_variants(run, watch, progress, log)
-    log(f"Cross-validating ({config.folds} folds) ...")
-    run.cv = cross_validate(prepared, split.train_positions, run.exported.best_iteration,
-                            config, progress, use_smote=run.exported.name == "smote")
-    watch.lap("cross_validation")
+    _search(run, progress, log)
+    watch.lap("search")
+    _fit_final_models(run, progress, log)
+    watch.lap("final_models")
     _evaluate(run)
     watch.lap("evaluation")
 
@@ -338,7 +370,7 @@ def train_from_frame(frame: pd.DataFrame, dataset_config: Any, cleaning: dict[st
 
     created_at = datetime.now(UTC).replace(microsecond=0)
     version = make_version(created_at, run.fingerprint)
-    card = _model_card(run, version, created_at, cleaning, labelling, data_path)
+    card = build_model_card(run, version, created_at, cleaning, labelling, data_path)
     report_path = None
     if write_report_files:
         from training.report import write_report

@@ -53,6 +53,52 @@ def _figures(paths: Mapping[str, Path], names: Sequence[str]) -> str:
     return "\n".join(parts)
 
 
+MODEL_LABELS = {"smote": "LightGBM + SMOTE", "no_smote": "LightGBM, no SMOTE",
+                "baseline": "baseline scorecard"}
+CV_NAMES = ("auc", "ks", "gini", "brier", "ece")
+
+
+def _side_by_side(card: Mapping[str, Any]) -> str:
+    """Each fitted model: CV (mean ± std) and test figures, the promoted one marked."""
+    promoted = card["model"]["variant"]
+    models = {**card["smote"]["variants"], "baseline": card["baseline"]}
+    rows = []
+    for name, figures in models.items():
+        cv, test = figures["cv"], figures["calibrated"]
+        rows.append([MODEL_LABELS[name] + (" (promoted)" if name == promoted else ""),
+                     f"{cv['auc']:.4f} ± {cv['auc_std']:.4f}", test["auc"], test["ks"],
+                     test["brier"], test["ece"], test["mean_pd"], figures["trees"],
+                     figures["fitted_on_rows"], figures["synthetic_rows"]])
+    return html_table(["model", "CV AUC", "test AUC", "test KS", "test Brier", "test ECE",
+                       "test mean PD", "trees", "fitted on rows", "SMOTE rows"], rows)
+
+
+def _search_table(card: Mapping[str, Any]) -> str:
+    search = card["search"]
+    rows = []
+    for stage in ("no_smote", "smote"):
+        if stage not in search:
+            continue
+        chosen = search[stage]["chosen"]
+        for tried in search[stage]["tried"]:
+            smote = (f"{tried['smote_sampling_strategy']:.2f}, k={tried['smote_k_neighbors']}"
+                     if tried["smote_sampling_strategy"] is not None else "none")
+            rows.append([MODEL_LABELS[stage], tried["num_leaves"], tried["min_child_samples"],
+                         tried["reg_lambda"], smote, tried["trees"],
+                         f"{tried['cv_auc']:.4f} ± {tried['cv_auc_std']:.4f}",
+                         tried["seconds"], "chosen" if tried == chosen else ""])
+        rows += [[MODEL_LABELS[stage], c["num_leaves"], c["min_child_samples"], c["reg_lambda"],
+                  c["smote_sampling_strategy"] or "none", "", "", "", "skipped (time budget)"]
+                 for c in search[stage]["skipped_for_time"]]
+    baseline = search["baseline"]
+    rows += [["baseline scorecard", f"C = {t['regularization_C']:g}", "", "", "", "",
+              f"{t['cv_auc']:.4f}", "",
+              "chosen" if t["regularization_C"] == baseline["chosen"]["regularization_C"]
+              else ""] for t in baseline["tried"]]
+    return html_table(["model", "leaves", "min rows per leaf", "L2", "SMOTE bad:good, k",
+                       "trees", "CV AUC", "seconds", ""], rows)
+
+
 def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
     metrics, cv, smote = card["metrics"], card["metrics"]["cv"], card["smote"]["variants"]
     metric_header = ["", "AUC", "KS", "Gini", "Brier", "ECE", "mean PD", "bad rate"]
@@ -66,8 +112,8 @@ def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
     thresholds = card["thresholds"]
     cleaning = card["training"].get("cleaning", {})
     label = card["training"].get("label", {})
-    warnings = "".join(f'<p class="warning">{html.escape(w)}</p>'
-                       for w in card["training"].get("warnings", []))
+    warnings = "".join(f'<p class="warning"><b>Warning ({html.escape(w["code"])}):</b> '
+                       f'{html.escape(w["message"])}</p>' for w in card.get("warnings", []))
     cleaning_rows = [["dropped row", "", reason, count]
                      for reason, count in cleaning.get("dropped", {}).items()]
     cleaning_rows += [["coerced value", c["column"], c["reason"], c["count"]]
@@ -85,10 +131,25 @@ def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
                              f", {card['split']['test_rows']:,} test rows)"
                              if card["split"]["test_from"] else card["split"]["method"]),
         "feature_set": html.escape(card["feature_set"]), "warnings": warnings,
-        "exported": html.escape(card["smote"]["exported"]),
+        "exported": html.escape(MODEL_LABELS[card["model"]["variant"]]),
+        "model_line": html.escape(
+            f"{card['model']['description']}: {card['model']['trees']} trees, fitted on all "
+            f"{card['model']['fitted_on_rows']:,} training rows"
+            + (f" plus {card['model']['synthetic_rows']:,} SMOTE rows"
+               if card["model"]["synthetic_rows"] else "")
+            + f"; {card['model']['cv_describes']}."),
+        "side_by_side_table": _side_by_side(card),
+        "search_table": _search_table(card),
+        "search_seconds": f"{card['search'].get('seconds') or 0:.0f}",
+        "search_budget": f"{card['search']['budget_seconds']:.0f}",
         "folds": str(cv["folds"]),
         "metrics_table": html_table(metric_header, _metric_rows({"test": metrics["test"]})),
         "cv_table": html_table(["", "AUC", "KS", "Gini", "Brier", "ECE"], cv_rows),
+        "dataset_choices": html.escape(
+            "known at application time (declared): "
+            + (", ".join(card["dataset"].get("known_at_application", [])) or "none")
+            + "; excluded columns: "
+            + (", ".join(card["dataset"].get("exclude_columns", [])) or "none")),
         "smote_table": html_table(metric_header, _metric_rows(comparison)),
         "thresholds_table": html_table(["threshold", "value"], [
             [k, v] for k, v in thresholds.items()]),

@@ -162,11 +162,12 @@ def render_all(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
 
     label = full_frame["bad"]
     engineered = encoder.transform_frame(full_frame)
-    exported_name = card["smote"]["exported"]
-    other_name = "no_smote" if exported_name == "smote" else "smote"
-    exported, other = variants[exported_name], variants[other_name]
+    exported_name = card["model"]["variant"]
+    exported = variants[exported_name]
     raw = exported.raw_probability(test_matrix)
-    other_pd = apply_calibration(other.raw_probability(test_matrix), other.calibration)
+    others = {name: apply_calibration(variant.raw_probability(test_matrix), variant.calibration)
+              for name, variant in variants.items()
+              if name != exported_name and variant is not exported}
     plots: dict[str, Callable[[], Any]] = {}
     if "loan_amnt" in full_frame:
         plots["loan_amount"] = lambda: histogram(full_frame["loan_amnt"],
@@ -187,12 +188,12 @@ def render_all(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
     plots["bad_flag"] = lambda: category_counts(label.map({0: "good", 1: "bad"}),
                                                 "Outcome (bad flag)")
     plots["roc"] = lambda: roc_curves(test_label, {f"{exported_name} (exported)": test_pd,
-                                                   other_name: other_pd})
+                                                   **others})
     plots["ks"] = lambda: ks_curve(test_label, test_pd)
     plots["calibration"] = lambda: calibration_curve(test_label, {
         f"{exported_name}, before calibration": raw,
         f"{exported_name}, after calibration": test_pd,
-        f"{other_name}, after calibration": other_pd})
+        **{f"{name}, after calibration": pd_values for name, pd_values in others.items()}})
     plots["score_distribution"] = lambda: score_distribution(
         test_label, score_points(test_pd, card["score_scale"]))
     plots["feature_importance"] = lambda: feature_importance(exported.booster,

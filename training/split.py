@@ -1,8 +1,10 @@
-"""Which loans train, which calibrate and which test.
+"""Which loans train and which test.
 
 The test set is out-of-time when the data has an application date: the newest loans
 (whole months, about ``test_fraction`` of rows) are kept back, as a model is judged on
 loans issued after it was built. Without a date the split is stratified by the label.
+Every training-period row trains the model; cross-validation (``training.tuning``) works
+inside the training period.
 """
 
 from __future__ import annotations
@@ -62,32 +64,3 @@ def _out_of_time(months: pd.Series, test_fraction: float) -> TestSplit | None:
     if is_test.sum() == 0 or (~is_test).sum() == 0:
         return None
     return TestSplit(positions[~is_test], positions[is_test], "out_of_time", str(cutoff))
-
-
-@dataclass
-class TrainingPeriodSplit:
-    """The training period cut into the part models learn from (SMOTE applies only here),
-    a slice for early stopping and a slice for calibration (both never resampled)."""
-
-    fit: np.ndarray
-    early_stopping: np.ndarray
-    calibration: np.ndarray
-
-
-def stratified_holdout(positions: np.ndarray, label: np.ndarray, fraction: float,
-                       seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rest, holdout) of ``positions``, stratified by ``label`` (aligned with positions)."""
-    rest, holdout = train_test_split(np.arange(len(positions)), test_size=fraction,
-                                     stratify=label, random_state=seed)
-    return np.sort(positions[rest]), np.sort(positions[holdout])
-
-
-def split_training_period(positions: np.ndarray, label: np.ndarray,
-                          calibration_fraction: float, early_stopping_fraction: float,
-                          seed: int) -> TrainingPeriodSplit:
-    """Stratified slices of ``positions`` (``label`` aligned with them)."""
-    lookup = pd.Series(label, index=positions)
-    rest, calibration = stratified_holdout(positions, label, calibration_fraction, seed)
-    share = early_stopping_fraction / (1.0 - calibration_fraction)
-    fit, early_stopping = stratified_holdout(rest, lookup.loc[rest].to_numpy(), share, seed + 1)
-    return TrainingPeriodSplit(fit, early_stopping, calibration)

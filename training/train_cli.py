@@ -24,19 +24,48 @@ def _metric_line(name: str, values: dict[str, Any]) -> str:
                if "mean_pd" in values else ""))
 
 
+MODEL_LABELS = {"smote": "LightGBM + SMOTE", "no_smote": "LightGBM, no SMOTE",
+                "baseline": "baseline scorecard"}
+
+
+def _comparison(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Test and CV figures per fitted model (cards written before the baseline existed
+    have only the two LightGBM variants)."""
+    models = dict(card["smote"]["variants"])
+    if "baseline" in card:
+        models["baseline"] = card["baseline"]
+    return models
+
+
+def format_warnings(card: dict[str, Any]) -> list[str]:
+    return [f"WARNING [{w['code']}] {w['message']}" for w in card.get("warnings", [])]
+
+
 def format_summary(card: dict[str, Any]) -> str:
     """The metrics block the CLI prints after training and for ``model show``."""
     metrics, cv = card["metrics"], card["metrics"]["cv"]
-    lines = [f"Test set (exported: {card['smote']['exported']} + calibration):",
-             _metric_line("test", metrics["test"]),
-             f"Cross-validation ({cv['folds']} folds, mean ± std):",
-             "  " + "  ".join(f"{label} {cv[n]:.4f} ± {cv[n + '_std']:.4f}" for n, label in (
-                 ("auc", "AUC"), ("ks", "KS"), ("gini", "Gini"), ("brier", "Brier"),
-                 ("ece", "ECE"))),
-             "SMOTE vs no SMOTE, before / after calibration (test set):"]
-    for name, variant in card["smote"]["variants"].items():
-        for stage in ("raw", "calibrated"):
-            lines.append(_metric_line(f"{name} {stage}", variant[stage]))
+    model = card.get("model", {})
+    promoted = model.get("variant", card["smote"]["exported"])
+    lines = [f"Model: {model.get('description', promoted)}"
+             + (f", {model['trees']} trees, fitted on all {model['fitted_on_rows']:,} training "
+                f"rows" + (f" (+{model['synthetic_rows']:,} SMOTE rows)"
+                           if model.get("synthetic_rows") else "")
+                if model else ""),
+             "LightGBM and the baseline side by side — cross-validation AUC (mean ± std over "
+             f"{cv['folds']} folds) and test set, calibrated:"]
+    for name, figures in _comparison(card).items():
+        mark = "*" if name == promoted else " "
+        fold_figures = figures.get("cv")
+        cv_text = (f"CV AUC {fold_figures['auc']:.4f} ± {fold_figures['auc_std']:.4f}"
+                   if fold_figures else "CV AUC    n/a         ")
+        test = figures["calibrated"]
+        lines.append(f"{mark} {MODEL_LABELS.get(name, name):<20} {cv_text}  | test AUC "
+                     f"{test['auc']:.4f}  KS {test['ks']:.4f}  Brier {test['brier']:.4f}  "
+                     f"ECE {test['ece']:.4f}  mean PD {test['mean_pd']:.4f}")
+    lines += ["  (* = promoted)",
+              f"Test set, promoted model (bad rate {metrics['test']['bad_rate']:.4f}):",
+              _metric_line("calibrated", metrics["test"]),
+              _metric_line("before calibration", metrics.get("test_raw", metrics["test"]))]
     thresholds, decisions = card["thresholds"], metrics["decisions_at_thresholds"]
     lines += [
         f"Thresholds (cost bad loan {thresholds['cost_bad_loan']:g} : rejected good "
@@ -70,18 +99,26 @@ def train_command(
                                         help="Cost of approving a loan that goes bad."),
     cost_rejected_good: float = typer.Option(1.0, "--cost-rejected-good",
                                              help="Cost of declining a loan that would be repaid."),
-    export: str = typer.Option("smote", "--export",
-                               help="Variant to serve: 'smote' or 'no_smote' (both are "
-                                    "trained and reported)."),
+    model_type: str = typer.Option("lightgbm", "--model-type",
+                                   help="Model to register: 'lightgbm' (default) or "
+                                        "'baseline' (the scorecard fitted next to it)."),
+    no_smote: bool = typer.Option(False, "--no-smote",
+                                  help="Register LightGBM trained without SMOTE (both are "
+                                       "trained and compared in the report)."),
+    search_budget: float = typer.Option(240.0, "--search-budget", min=1.0,
+                                        help="Seconds the cross-validated search may take."),
+    export: str | None = typer.Option(None, "--export", hidden=True,
+                                      help="Former spelling: 'no_smote' = --no-smote."),
 ) -> None:
-    """Train, evaluate and register a model (clean → label → features → SMOTE + LightGBM →
-    calibrate → ONNX), then make it live unless --no-promote."""
+    """Train, evaluate and register a model (clean → label → features → cross-validated
+    LightGBM with SMOTE, and a baseline scorecard → calibrate → ONNX), then make it live
+    unless --no-promote."""
     from onnx_models.registry import RegistryError
     from training.datasets import load_dataset_config
     from training.export import ParityError
     from training.leakage import LeakageError
     from training.pipeline import run_training
-    from training.training_config import TrainingConfig
+    from training.training_config import SearchSettings, TrainingConfig
 
     if not data.is_file():
         _fail(f"the loan file {data} does not exist or is not a file; pass a CSV with --data "
@@ -90,9 +127,13 @@ def train_command(
         dataset_config = load_dataset_config(dataset)
     except (FileNotFoundError, ValueError, TypeError) as error:
         _fail(f"dataset config {dataset!r}: {error}")
+    if export not in (None, "smote", "no_smote"):
+        _fail(f"--export must be 'smote' or 'no_smote', got {export!r}; prefer --no-smote.")
     try:
         config = TrainingConfig(seed=seed, folds=folds, cost_bad_loan=cost_bad_loan,
-                                cost_rejected_good=cost_rejected_good, exported_variant=export)
+                                cost_rejected_good=cost_rejected_good, model_type=model_type,
+                                smote=not (no_smote or export == "no_smote"),
+                                search=SearchSettings(budget_seconds=search_budget))
     except ValueError as error:
         _fail(str(error))
     started = time.perf_counter()
@@ -108,8 +149,8 @@ def train_command(
         _fail(f"{data}: {error}")
     typer.echo("")
     typer.echo(format_summary(result.card))
-    for warning in result.warnings:
-        typer.secho(warning, fg=typer.colors.RED, err=True)
+    for line in format_warnings(result.card):
+        typer.secho(line, fg=typer.colors.RED)
     typer.echo(f"\nTrained in {time.perf_counter() - started:.0f}s.")
     state = "registered and promoted (live)" if result.promoted else "registered (not live)"
     typer.echo(f"Model version: {result.version} — {state} in {result.registered.path.parent}")
@@ -168,6 +209,8 @@ def show_command(version: str = typer.Argument(..., help="Version to show ('live
                f"sha256 {card['data_fingerprint']['sha256'][:16]}…; split {card['split']['method']}")
     typer.echo(f"Features ({len(card['features'])}, {card['feature_set']} set): " +
                ", ".join(f["name"] for f in card["features"]))
+    for line in format_warnings(card):
+        typer.secho(line, fg=typer.colors.RED)
     calibration = card["calibration"]
     typer.echo(f"Calibration: {calibration['method']}" + (
         f" (slope {calibration['slope']:.4f}, intercept {calibration['intercept']:.4f})"

@@ -86,6 +86,7 @@ def test_a_user_toml_can_extend_a_built_in(tmp_path: Path) -> None:
     ('feature_set = "deep"\n' + MINIMAL, "feature_set 'deep' is unknown"),
     ('colour = "red"\n' + MINIMAL, r"unknown keys \['colour'\]"),
     (MINIMAL.replace("[features]\namount = \"numeric\"\n", ""), "needs a \\[features\\] table"),
+    ('exclude_columns = ["amount"]\n' + MINIMAL, "listed in exclude_columns and also used"),
     ("id_column = ", "not valid TOML"),
 ])
 def test_config_errors_name_the_problem(tmp_path: Path, toml: str, message: str) -> None:
@@ -102,6 +103,19 @@ def test_config_in_code_is_validated() -> None:
     with pytest.raises(ValueError, match="id_column"):
         DatasetConfig(name="x", id_column="", target_column="t", bad_values=("1",),
                       good_values=("0",), features={"a": "numeric"})
+
+
+def test_known_at_application_is_read(tmp_path: Path) -> None:
+    config = load_dataset_config(write(tmp_path, 'known_at_application = ["funded_amnt"]\n'
+                                       + MINIMAL))
+    assert config.known_at_application == ("funded_amnt",)
+
+
+def test_excluded_columns_never_reach_the_frame(tmp_path: Path) -> None:
+    (tmp_path / "book.csv").write_text("ref,status,amount,gender\nr1,good,100,F\nr2,bad,50,M\n")
+    config = load_dataset_config(write(tmp_path, 'exclude_columns = ["gender"]\n' + MINIMAL))
+    frame = load_raw(tmp_path / "book.csv", config)
+    assert "gender" not in frame.columns and "amount" in frame.columns
 
 
 LC_NOTICE_FILE = """Notes offered by Prospectus (https://www.lendingclub.com/info/prospectus.action)

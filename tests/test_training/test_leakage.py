@@ -46,3 +46,20 @@ def test_high_auc_on_lending_club_data_raises_the_alarm():
     assert "LEAKAGE ALARM" in leakage_alarm(0.93, lending_club_shaped=True)
     assert leakage_alarm(0.70, lending_club_shaped=True) is None
     assert leakage_alarm(0.93, lending_club_shaped=False) is None
+
+
+def test_a_post_origination_column_declared_known_at_application_is_allowed():
+    specs = FeatureEncoder("generic", {"funded_amnt": "numeric", "annual_inc": "numeric"}).specs()
+    with pytest.raises(LeakageError, match='known_at_application = \\["funded_amnt"\\]'):
+        check_features(specs, _policy("home_credit"))
+    check_features(specs, _policy("home_credit", known_at_application=("funded_amnt",)))
+    # A config built on lending_club inherits its leakage_columns; the declaration wins.
+    lending_club_specs = FeatureEncoder("lending_club", {"funded_amnt": "numeric"}).specs()
+    check_features(lending_club_specs, _policy(known_at_application=("funded_amnt",)))
+
+
+def test_the_outcome_is_refused_even_when_declared_known():
+    specs = FeatureEncoder("generic", {"loan_status": "categorical"}).specs()
+    with pytest.raises(LeakageError, match="post-origination") as error:
+        check_features(specs, _policy("home_credit", known_at_application=("loan_status",)))
+    assert "known_at_application" not in str(error.value)

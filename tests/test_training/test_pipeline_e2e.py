@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,25 @@ def test_train_register_and_score_with_onnxruntime(loan_file: Path, tmp_path: Pa
     model = registry.load(result.version)
     card = model.card
     for key in ("version", "created_at", "features", "calibration", "thresholds", "score_scale",
-                "risk_grades", "parity", "data_fingerprint", "reference", "smote"):
+                "risk_grades", "parity", "data_fingerprint", "reference", "smote", "baseline",
+                "search", "warnings", "model"):
         assert key in card, key
     for part in ("test", "cv"):
         assert set(card["metrics"][part]) >= {"auc", "ks", "gini", "brier", "ece"}
     assert card["parity"]["max_abs_diff"] <= 1e-5
     assert (model.path / "model.txt").is_file()
+
+    # The served model is LightGBM + SMOTE fitted on every training row, with enough trees,
+    # and its CV figures are those of the procedure that made it.
+    assert card["model_type"] == "lightgbm" and card["model"]["variant"] == "smote"
+    assert card["model"]["fitted_on_rows"] == card["split"]["train_rows"]
+    assert card["model"]["synthetic_rows"] > 0
+    assert card["model"]["trees"] == card["search"]["smote"]["chosen"]["trees"] >= 10
+    assert card["metrics"]["cv"] == card["smote"]["variants"]["smote"]["cv"]
+    assert card["metrics"]["cv"]["folds"] == 3
+    assert card["smote"]["variants"]["no_smote"]["synthetic_rows"] == 0
+    assert card["calibration"]["fitted_on_rows"] == card["split"]["train_rows"]
+    assert card["baseline"]["cv"]["auc"] > 0.6 and card["baseline"]["calibrated"]["auc"] > 0.6
 
     # Score every labelled loan through the serving path: model.json encoder → ONNX → PD.
     frame, _, _ = load_clean_labelled(loan_file, load_dataset_config("generated"))
@@ -57,6 +71,9 @@ def test_train_register_and_score_with_onnxruntime(loan_file: Path, tmp_path: Pa
     assert report is not None and report.is_file()
     html = report.read_text()
     assert "http://" not in html and "https://" not in html and "<script" not in html
+    assert "LightGBM and the baseline, side by side" in html
+    assert "baseline scorecard" in html and "LightGBM + SMOTE (promoted)" in html
+    assert "skipped (time budget)" not in html  # a 12k-row file fits the default budget
     for plot in ("roc", "ks", "calibration", "score_distribution", "feature_importance",
                  "smote_comparison", "loan_amount", "purpose", "bad_rate_by_grade"):
         assert (report.parent / f"{plot}.png").stat().st_size > 5000, plot
@@ -116,4 +133,71 @@ def test_generic_dataset_without_dates_trains_with_a_stratified_split(tmp_path: 
     assert [f["name"] for f in card["features"]] == ["turnover", "sector"]
     assert card["features"][1]["categories"] == ["farming", "retail", "tech"]
     assert card["metrics"]["test"]["auc"] > 0.6
-    assert not result.warnings  # not Lending Club data: no leakage alarm logic applies
+    # Not Lending Club data: the leakage alarm logic does not apply.
+    assert "leakage_alarm" not in [warning.code for warning in result.warnings]
+
+
+@pytest.mark.slow
+def test_cli_warns_when_the_policy_approves_nearly_everyone(loan_file: Path, tmp_path: Path):
+    # A bad loan costing as little as 1/40 of a rejected good one: approve almost all.
+    outcome = CliRunner().invoke(app, [
+        "train", "--data", str(loan_file), "--registry", str(tmp_path / "registry"),
+        "--report-dir", str(tmp_path / "report"), "--cost-bad-loan", "1",
+        "--cost-rejected-good", "40", "--folds", "3"])
+    assert outcome.exit_code == 0, outcome.output
+    assert re.search(r"WARNING \[approval_rate\] the policy approves (9[5-9]|100)\.\d%",
+                     outcome.output)
+    # LightGBM and the baseline side by side, with their CV and test AUC.
+    assert "LightGBM + SMOTE" in outcome.output and "baseline scorecard" in outcome.output
+    baseline_line = next(line for line in outcome.output.splitlines()
+                         if "baseline scorecard" in line and "CV AUC" in line)
+    assert "test AUC 0." in baseline_line
+    html = (tmp_path / "report" / "report.html").read_text()
+    warning_at = html.index('class="warning"')
+    assert warning_at < html.index("<h2>") and "approval_rate" in html[warning_at:warning_at + 200]
+
+
+@pytest.mark.slow
+def test_the_baseline_can_be_promoted_and_the_worker_serves_and_explains_it(loan_file: Path,
+                                                                            tmp_path: Path):
+    from onnx_models.registry import Registry
+    from stream.model_runtime import load_serving_model
+    from training.datasets import load_clean_labelled, load_dataset_config
+
+    registry_dir = tmp_path / "registry"
+    outcome = CliRunner().invoke(app, [
+        "train", "--data", str(loan_file), "--registry", str(registry_dir), "--model-type",
+        "baseline", "--folds", "3", "--report-dir", str(tmp_path / "report")])
+    assert outcome.exit_code == 0, outcome.output
+    registry = Registry(registry_dir)
+    card = registry.load(registry.live_version()).card
+    assert card["model_type"] == "scorecard" and card["model"]["variant"] == "baseline"
+    assert card["metrics"]["test"] == card["baseline"]["calibrated"]
+    assert card["parity"]["passed"]
+
+    served = load_serving_model(registry, registry.live_version())
+    frame, _, _ = load_clean_labelled(loan_file, load_dataset_config("generated"))
+    matrix = served.encoder.transform_records(frame.head(400).to_dict("records"))
+    verdicts = served.score(matrix, [False] * len(matrix))
+    adverse = [verdict for verdict in verdicts if verdict.decision != "approve"]
+    assert adverse and all(verdict.reasons for verdict in adverse)
+    assert all(reason.impact > 0 for verdict in adverse for reason in verdict.reasons)
+
+
+@pytest.mark.slow
+def test_no_smote_registers_the_plain_model_and_keeps_the_comparison(loan_file: Path,
+                                                                     tmp_path: Path):
+    from training.datasets import load_clean_labelled, load_dataset_config
+    from training.pipeline import train_from_frame
+    from training.training_config import TrainingConfig
+
+    config = load_dataset_config("generated")
+    frame, cleaning, labelling = load_clean_labelled(loan_file, config)
+    result = train_from_frame(frame, config, cleaning.to_dict(), labelling.to_dict(),
+                              registry_dir=tmp_path, promote=False,
+                              config=TrainingConfig(folds=3, smote=False), progress=False,
+                              log=lambda _line: None, write_report_files=False)
+    card = result.card
+    assert card["model"]["variant"] == "no_smote" and card["model"]["synthetic_rows"] == 0
+    assert card["smote"]["variants"]["smote"]["synthetic_rows"] > 0  # still compared
+    assert card["metrics"]["test"] == card["smote"]["variants"]["no_smote"]["calibrated"]

@@ -9,7 +9,7 @@ import pytest
 from features.scoring import apply_calibration
 from training.calibration import fit_platt
 from training.resampling import MissingAwareSMOTE
-from training.split import split_test, split_training_period
+from training.split import split_test
 
 
 def _frame(rows: int = 1200, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -35,16 +35,6 @@ def test_without_a_date_the_split_is_stratified():
     assert split.method == "stratified"
     assert abs(label[split.test_positions].mean() - label.mean()) < 0.01
     assert len(set(split.train_positions) & set(split.test_positions)) == 0
-
-
-def test_training_period_slices_are_disjoint_and_cover_it():
-    frame, label = _frame()
-    positions = np.arange(0, len(frame), 2)
-    period = split_training_period(positions, label[positions], 0.15, 0.10, seed=0)
-    parts = [set(period.fit), set(period.early_stopping), set(period.calibration)]
-    assert sum(len(p) for p in parts) == len(positions)
-    assert set().union(*parts) == set(positions)
-    assert len(period.calibration) == pytest.approx(0.15 * len(positions), abs=2)
 
 
 def test_smote_balances_keeps_originals_and_missing_values():
