@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import time
+import traceback
 from functools import lru_cache
 from typing import Any
 
@@ -43,8 +44,8 @@ def worker_metrics() -> WorkerMetrics:
     return WorkerMetrics()
 
 
-# Exit status of `creditrisk worker` when it stopped because the model cannot score (EX_SOFTWARE).
-EXIT_MODEL_RUNTIME_BROKEN = 70
+# Exit status of `creditrisk worker` when a batch failed as a whole (EX_SOFTWARE).
+EXIT_BATCH_FAILED = 70
 
 
 class ServiceState:
@@ -92,12 +93,20 @@ class ServiceState:
                                publish, metrics, drift_monitor=DriftMonitor)
 
 
-def stop_worker(state: ServiceState, error: ModelRuntimeBroken) -> None:
-    """Stop the whole worker (SIGTERM: a clean shutdown without committing the failed
-    batch); ``creditrisk worker`` then exits with :data:`EXIT_MODEL_RUNTIME_BROKEN`."""
-    state.fatal_error = str(error)
-    state.agent_error = "stopped: the model runtime is broken"
-    log.critical("%s", error)
+def stop_worker(state: ServiceState, error: Exception) -> None:
+    """A batch failed as a whole for a reason that is neither an outage nor one event's
+    (the pipeline handles those): stop the whole worker rather than loop on the batch.
+    SIGTERM gives a clean shutdown without committing the batch; ``creditrisk worker`` then
+    exits with :data:`EXIT_BATCH_FAILED`."""
+    if isinstance(error, ModelRuntimeBroken):
+        state.fatal_error = str(error)
+    else:
+        # The message of an unexpected error may quote input values: type and frames only.
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        state.fatal_error = (f"unexpected {type(error).__name__} while processing a batch; the "
+                             "worker stops without acknowledging it. Frames:\n" + frames)
+    state.agent_error = f"stopped: {type(error).__name__}"
+    log.critical("%s", state.fatal_error)
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -147,7 +156,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                         IncomingEvent(event.value, event.message.topic, event.message.partition,
                                       event.message.offset, event.message.key)
                         for event in events])
-                except ModelRuntimeBroken as error:
+                except Exception as error:  # noqa: BLE001 - neither an outage nor one event's
                     stop_worker(state, error)
                     return  # the batch stays unacknowledged
                 for event in events:

@@ -16,7 +16,7 @@ def worker_command(
 
     from config.settings import get_settings
     from onnx_models.registry import Registry
-    from stream.app import EXIT_MODEL_RUNTIME_BROKEN, create_app
+    from stream.app import EXIT_BATCH_FAILED, create_app
 
     settings = get_settings()
     if Registry(settings.registry_dir).live_version() is None:
@@ -32,7 +32,7 @@ def worker_command(
         fatal = app.creditrisk_state.fatal_error  # type: ignore[attr-defined]  # set by create_app
         if fatal:
             typer.secho(f"The worker stopped: {fatal}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=EXIT_MODEL_RUNTIME_BROKEN) from None
+            raise typer.Exit(code=EXIT_BATCH_FAILED) from None
         raise exit_
 
 

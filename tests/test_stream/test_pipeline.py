@@ -404,3 +404,16 @@ def test_score_one_reports_a_processing_error_as_a_rejection() -> None:
     good = asyncio.run(harness.pipeline.score_one(event("y").value or b""))
     assert isinstance(good, dict) and good["decision"] == "approve"
     assert harness.store.records == {} and harness.kafka.messages == []
+
+
+def test_an_unreadable_stored_decision_record_means_decide_again_not_a_crash() -> None:
+    from stream.decisions import DecisionStore
+
+    good = {"application_id": "a2", "model_version": "v1", "submitted_at": "2026-11-20T10:00:00Z"}
+
+    class Client:
+        async def mget(self, _keys: list[str]) -> list[bytes | None]:
+            return [b"{not json", json.dumps({"decision": good}).encode(), b'{"decision": 3}', None]
+
+    found = asyncio.run(DecisionStore(Client()).existing(["a1", "a2", "a3", "a4"], "v1"))
+    assert found == {"a2": good}
