@@ -33,6 +33,10 @@ class FeatureStoreMetrics:
             "creditrisk_feature_store_missing_features_total",
             "Feature values absent or stale at read time, by view and feature.",
             ["view", "feature"], registry=registry)
+        self.corrupt_values = Counter(
+            "creditrisk_feature_store_corrupt_values_total",
+            "Stored values that do not parse as their declared type (read as missing), by "
+            "view and feature.", ["view", "feature"], registry=registry)
         self.feature_age = Histogram(
             "creditrisk_feature_age_seconds",
             "Age of the values read (application time minus the values' event time).",

@@ -8,11 +8,12 @@ model was trained to handle missing values) and are listed per application.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from redis.exceptions import AuthenticationError, NoScriptError
@@ -48,12 +49,24 @@ class OnlineFeatures:
     record: dict[str, Any]
     missing: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    # Stored values that do not parse as their declared type: read as missing values.
+    corrupt: list[str] = field(default_factory=list)
     age_seconds: dict[str, float | None] = field(default_factory=dict)
     velocity: dict[str, int] = field(default_factory=dict)
 
     @property
     def bureau_found(self) -> bool:
         return self.age_seconds.get(BUREAU_VIEW.name) is not None and not self.stale
+
+    @property
+    def incomplete(self) -> bool:
+        """The credit record is absent, stale or partly unreadable: never auto-approve."""
+        return not self.bureau_found or bool(self.corrupt)
+
+    @property
+    def unavailable(self) -> list[str]:
+        """Every feature the model did not get a value for, for the decision to list."""
+        return self.missing + self.stale + self.corrupt
 
 
 @dataclass
@@ -144,12 +157,15 @@ class OnlineFeatureReader:
                            zip(VELOCITY_WINDOWS, counts, strict=True)}
         result.record.update(result.velocity)
 
-        if not stored:
+        event_time = _parsed(parse_timestamp, stored.get(EVENT_TS))
+        if event_time is None:
             result.age_seconds[view.name] = None
             result.missing = list(view.field_names)
+            if stored:  # a hash without a readable event time: none of it can be dated
+                result.corrupt.append(EVENT_TS)
             return result
 
-        age = (request.submitted_at - parse_timestamp(stored[EVENT_TS])).total_seconds()
+        age = (request.submitted_at - event_time).total_seconds()
         result.age_seconds[view.name] = age
         if age > view.max_age.total_seconds():
             result.stale = list(view.field_names)
@@ -161,7 +177,11 @@ class OnlineFeatureReader:
                 if not spec.nullable:
                     result.missing.append(spec.name)
                 continue
-            result.record[spec.name] = text if spec.kind == "date" else float(text)
+            value = _parsed(_STORED_VALUE_PARSERS[spec.kind], text)
+            if value is None:
+                result.corrupt.append(spec.name)
+            else:
+                result.record[spec.name] = value
         return result
 
     def _count(self, features: list[OnlineFeatures]) -> None:
@@ -177,8 +197,37 @@ class OnlineFeatureReader:
                 outcomes["stale" if item.stale else "hit"] += 1
                 self.metrics.feature_age.labels(view=view).observe(max(age, 0.0))
             absent.update(item.missing or item.stale)
+        corrupt: Counter[str] = Counter(name for item in features for name in item.corrupt)
+        for name, count in corrupt.items():
+            self.metrics.corrupt_values.labels(view=view, feature=name).inc(count)
         for outcome, count in outcomes.items():
             self.metrics.lookups.labels(view=view, outcome=outcome).inc(count)
         for name, count in absent.items():
             self.metrics.missing_features.labels(view=view, feature=name).inc(count)
 
+
+
+def _stored_number(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def _stored_date(text: str) -> str:
+    date.fromisoformat(text)  # the materializer writes YYYY-MM-DD
+    return text
+
+
+_STORED_VALUE_PARSERS: dict[str, Callable[[str], Any]] = {"number": _stored_number,
+                                                          "date": _stored_date}
+
+
+def _parsed(parse: Callable[[str], Any], text: str | None) -> Any:
+    """The parsed value, or None when absent or unreadable (someone wrote junk to Redis)."""
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError:
+        return None

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import time
+import traceback
 from functools import lru_cache
 from typing import Any
 
@@ -24,10 +28,11 @@ from features.store import async_client
 from onnx_models.registry import Registry
 from stream.decisions import DecisionStore
 from stream.drift import DriftMonitor
+from stream.failures import DEAD_LETTER_CODES, ModelRuntimeBroken
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import ModelEvent, ModelHolder
 from stream.pipeline import IncomingEvent, ScoringPipeline
-from stream.validation import REJECTION_CODES, Rejection
+from stream.validation import Rejection
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,10 @@ def worker_metrics() -> WorkerMetrics:
     return WorkerMetrics()
 
 
+# Exit status of `creditrisk worker` when a batch failed as a whole (EX_SOFTWARE).
+EXIT_BATCH_FAILED = 70
+
+
 class ServiceState:
     """Resources that must be built inside the running event loop, built once."""
 
@@ -48,6 +57,11 @@ class ServiceState:
         self.pipeline: ScoringPipeline | None = None
         self.redis: Any = None
         self.processed: dict[TP, int] = {}
+        self.started_at = time.time()
+        self.agent_running = False
+        self.agent_error: str | None = None      # why the agent last stopped, if it failed
+        self.waiting_since: float | None = None  # when events were first seen waiting
+        self.fatal_error: str | None = None
         self._lock = asyncio.Lock()
 
     async def ready(self) -> ScoringPipeline:
@@ -59,7 +73,7 @@ class ServiceState:
     def _build(self) -> ScoringPipeline:
         settings = self.settings
         metrics = worker_metrics()
-        for code in REJECTION_CODES:  # every reason is a series from the start, at 0
+        for code in DEAD_LETTER_CODES:  # every reason is a series from the start, at 0
             metrics.dead_letters.labels(reason=code)
         models = ModelHolder(Registry(settings.registry_dir))
         model = models.current
@@ -77,6 +91,23 @@ class ServiceState:
         log.info("serving model %s from %s", model.version, settings.registry_dir)
         return ScoringPipeline(settings, models, reader, DecisionStore(self.redis, settings.key_prefix),
                                publish, metrics, drift_monitor=DriftMonitor)
+
+
+def stop_worker(state: ServiceState, error: Exception) -> None:
+    """A batch failed as a whole for a reason that is neither an outage nor one event's
+    (the pipeline handles those): stop the whole worker rather than loop on the batch.
+    SIGTERM gives a clean shutdown without committing the batch; ``creditrisk worker`` then
+    exits with :data:`EXIT_BATCH_FAILED`."""
+    if isinstance(error, ModelRuntimeBroken):
+        state.fatal_error = str(error)
+    else:
+        # The message of an unexpected error may quote input values: type and frames only.
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        state.fatal_error = (f"unexpected {type(error).__name__} while processing a batch; the "
+                             "worker stops without acknowledging it. Frames:\n" + frames)
+    state.agent_error = f"stopped: {type(error).__name__}"
+    log.critical("%s", state.fatal_error)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _count_model_event(event: ModelEvent) -> None:
@@ -109,21 +140,35 @@ def create_app(settings: Settings | None = None) -> faust.App:
         # quadrupled latency (every send of a batch waited on it); see docs/benchmarks.md.
     )
     state = ServiceState(app, settings)
-    app.creditrisk_state = state  # type: ignore[attr-defined]
+    app.creditrisk_state = state  # type: ignore[attr-defined]  # our state, for the CLI and tests
     applications = app.topic(settings.topic_applications)
 
     @app.agent(applications, name="score-applications")
     async def score_applications(stream: faust.StreamT) -> None:
         pipeline = await state.ready()
         assert isinstance(stream, faust.Stream)  # the StreamT protocol omits take_events
-        async for events in stream.take_events(settings.batch_max_events,
-                                               within=settings.batch_within_s):
-            await pipeline.process([
-                IncomingEvent(event.value, event.message.topic, event.message.partition,
-                              event.message.offset) for event in events])
-            for event in events:
-                tp = event.message.tp
-                state.processed[tp] = max(state.processed.get(tp, -1), event.message.offset)
+        state.agent_running, state.agent_error = True, None
+        try:
+            async for events in stream.take_events(settings.batch_max_events,
+                                                   within=settings.batch_within_s):
+                try:
+                    await pipeline.process([
+                        IncomingEvent(event.value, event.message.topic, event.message.partition,
+                                      event.message.offset, event.message.key)
+                        for event in events])
+                except Exception as error:  # noqa: BLE001 - neither an outage nor one event's
+                    stop_worker(state, error)
+                    return  # the batch stays unacknowledged
+                for event in events:
+                    tp = event.message.tp
+                    state.processed[tp] = max(state.processed.get(tp, -1), event.message.offset)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            state.agent_error = f"the scoring agent failed ({type(error).__name__})"
+            raise
+        finally:
+            state.agent_running = False
 
     @app.timer(interval=5.0)
     async def report_consumer_lag() -> None:
@@ -133,16 +178,47 @@ def create_app(settings: Settings | None = None) -> faust.App:
     return app
 
 
-async def _report_lag(app: faust.App, state: ServiceState, topic: str) -> None:
+async def _waiting_events(app: faust.App, state: ServiceState, topic: str) -> dict[int, int]:
+    """Events not yet processed, per assigned partition of the input topic."""
     partitions = [tp for tp in app.consumer.assignment() if tp.topic == topic]
     if not partitions:
-        return
+        return {}
     highwaters = await app.consumer.highwaters(*partitions)
+    waiting = {}
     for tp in partitions:
         done = state.processed.get(tp)
         next_offset = done + 1 if done is not None else (await app.consumer.position(tp) or 0)
-        lag = max(int(highwaters.get(tp, next_offset)) - next_offset, 0)
-        worker_metrics().consumer_lag.labels(partition=str(tp.partition)).set(lag)
+        waiting[tp.partition] = max(int(highwaters.get(tp, next_offset)) - next_offset, 0)
+    return waiting
+
+
+async def _report_lag(app: faust.App, state: ServiceState, topic: str) -> None:
+    for partition, lag in (await _waiting_events(app, state, topic)).items():
+        worker_metrics().consumer_lag.labels(partition=str(partition)).set(lag)
+
+
+def stream_health(state: ServiceState, waiting: int, stall_after_s: float,
+                  now: float | None = None) -> dict[str, Any]:
+    """Is the agent moving? Red when it has stopped, or when events have waited on its
+    partitions for ``stall_after_s`` with no batch completed since."""
+    now = time.time() if now is None else now
+    last_batch = state.pipeline.last_batch_completed_at if state.pipeline else None
+    if waiting == 0:
+        state.waiting_since = None
+    elif state.waiting_since is None:
+        state.waiting_since = now
+    progress = max(filter(None, (last_batch, state.waiting_since, state.started_at)))
+    stalled = waiting > 0 and now - progress > stall_after_s
+    report: dict[str, Any] = {
+        "ok": state.agent_running and not stalled and state.fatal_error is None,
+        "agent_running": state.agent_running, "waiting_events": waiting,
+        "seconds_since_last_batch": None if last_batch is None else round(now - last_batch, 1)}
+    if state.fatal_error or state.agent_error:
+        report["detail"] = state.fatal_error or state.agent_error
+    elif stalled:
+        report["detail"] = (f"{waiting} events waiting and no batch completed for more than "
+                            f"{stall_after_s:g} s")
+    return report
 
 
 def _add_views(app: faust.App, state: ServiceState) -> None:
@@ -170,7 +246,7 @@ def _add_views(app: faust.App, state: ServiceState) -> None:
                 log.warning("POST /score failed: %s", type(error).__name__)
                 return self.json({"error": "unavailable",
                                   "detail": f"scoring failed: {type(error).__name__}"}, status=503)
-            if isinstance(result, Rejection):
+            if isinstance(result, Rejection):  # the contract's codes, or processing_error
                 return self.json({"error": result.error, "detail": result.detail}, status=422)
             return self.json(result)
 
@@ -187,6 +263,11 @@ async def _health(app: faust.App, state: ServiceState) -> dict[str, dict[str, An
     except Exception:  # noqa: BLE001 - any failure is "not ok"
         redis_ok = False
     report["redis"] = {"ok": redis_ok}
+    try:
+        waiting = sum((await _waiting_events(app, state, state.settings.topic_applications)).values())
+    except Exception:  # noqa: BLE001 - no offsets yet (rebalancing): nothing known to wait
+        waiting = 0
+    report["stream"] = stream_health(state, waiting, state.settings.stall_after_s)
     if pipeline is None:
         report["model"] = {"ok": False, "detail": "not loaded yet"}
     else:

@@ -16,7 +16,7 @@ def worker_command(
 
     from config.settings import get_settings
     from onnx_models.registry import Registry
-    from stream.app import create_app
+    from stream.app import EXIT_BATCH_FAILED, create_app
 
     settings = get_settings()
     if Registry(settings.registry_dir).live_version() is None:
@@ -26,7 +26,14 @@ def worker_command(
         raise typer.Exit(code=1)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        fatal = app.creditrisk_state.fatal_error  # type: ignore[attr-defined]  # set by create_app
+        if fatal:
+            typer.secho(f"The worker stopped: {fatal}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=EXIT_BATCH_FAILED) from None
+        raise exit_
 
 
 def console_command(

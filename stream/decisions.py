@@ -70,10 +70,8 @@ class DecisionStore:
         stored = await self.client.mget([self._key(app_id) for app_id in application_ids])
         found: dict[str, dict[str, Any]] = {}
         for app_id, raw in zip(application_ids, stored, strict=True):
-            if raw is None:
-                continue
-            decision = json.loads(raw)["decision"]
-            if decision.get("model_version") == model_version:
+            decision = _stored_decision(raw)
+            if decision is not None and decision.get("model_version") == model_version:
                 found[app_id] = decision
         return found
 
@@ -96,6 +94,18 @@ class DecisionStore:
     async def get(self, application_id: str) -> dict[str, Any] | None:
         raw = await self.client.get(self._key(application_id))
         return json.loads(raw) if raw is not None else None
+
+
+def _stored_decision(raw: bytes | str | None) -> dict[str, Any] | None:
+    """The decision of a stored record; None when absent or unreadable (the application is
+    then decided again and the record rewritten, rather than the batch failing)."""
+    if raw is None:
+        return None
+    try:
+        decision = json.loads(raw)["decision"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return decision if isinstance(decision, dict) and "submitted_at" in decision else None
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Register with ``app.command(name="produce")(produce_command)`` and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import typer
 
@@ -37,7 +38,7 @@ def produce_command(
     from kafka.errors import KafkaError
 
     from config.settings import get_settings
-    from stream.replay import replay_applications
+    from stream.replay import SubmittedAt, replay_applications
 
     settings = get_settings()
     if submitted_at not in ("now", "original"):
@@ -45,7 +46,7 @@ def produce_command(
     try:
         summary = replay_applications(data, settings.kafka_bootstrap,
                                       topic or settings.topic_applications, count=count, rate=rate,
-                                      start=start, submitted_at=submitted_at)  # type: ignore[arg-type]
+                                      start=start, submitted_at=cast(SubmittedAt, submitted_at))
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error))
     except KafkaError as error:

@@ -33,7 +33,7 @@ COMPOSE_MOUNT = "/etc/prometheus/"
 REQUIRED_ALERTS = {
     "NoDecisionsWhileEventsArrive", "DeadLetterRateHigh", "EndToEndLatencyP99High",
     "ConsumerLagGrowing", "ScoreDriftHigh", "FeatureDriftHigh", "FeatureStoreMissRateHigh",
-    "FeatureStoreStaleRateHigh", "ModelNotLoaded", "ModelReloadFailing", "WorkerDown",
+    "FeatureStoreStaleRateHigh", "ModelNotLoaded", "ModelReloadFailing", "WorkerDown", "WorkerStalled",
 }
 SEVERITIES = {"critical", "warning"}
 TARGET_LABELS = {"job", "instance", "service", "le"}

@@ -30,7 +30,9 @@ def free_port() -> int:
 class WorkerProcess:
     """`python -m infra.cli worker` with the test's topics, key prefix and registry."""
 
-    def __init__(self, namespace: Any, registry_dir: Path, log_path: Path, **extra_env: str) -> None:
+    def __init__(self, namespace: Any, registry_dir: Path, log_path: Path,
+                 command: list[str] | None = None, **extra_env: str) -> None:
+        self.command = command or [sys.executable, "-m", "infra.cli", "worker"]
         self.port = free_port()
         self.log_path = log_path
         self.env = {
@@ -52,7 +54,7 @@ class WorkerProcess:
 
     def start(self, timeout_s: float = 90.0) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], env=self.env,
+        self.process = subprocess.Popen(self.command, env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -1,0 +1,126 @@
+"""The failure policy of the event path: what happens when a step of a batch raises.
+
+Three kinds of failure, three outcomes (see ``ScoringPipeline.process``):
+
+- **Outage** (:func:`outage_dependency` names the dependency): Redis or Kafka unreachable,
+  timing out, loading, failing over. Nothing is wrong with the events, so the batch is
+  retried with backoff until the dependency recovers; nothing is acknowledged meanwhile.
+- **Processing error** (:class:`ProcessingError`): a step failed for one event — a value the
+  encoder cannot read, a stored feature of the wrong type, a bug in one reason text. That
+  event becomes a ``processing_error`` dead letter naming the step and, where it can be
+  found, the field (never the value); the rest of its batch is decided.
+- **Broken runtime** (:class:`ModelRuntimeBroken`): the model fails on every event of a
+  batch *and* on its own known-good self-check. Retrying cannot help and dead-lettering
+  would empty the topic into the DLQ, so the worker stops with a clear log line and a
+  non-zero exit; the batch stays unacknowledged for the next (fixed) worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from aiokafka.errors import KafkaError
+
+from features.store import UNAVAILABLE_ERRORS, FeatureStoreUnavailable
+from stream.validation import REJECTION_CODES
+
+PROCESSING_ERROR = "processing_error"
+# Every reason a dead letter can carry: the validator's codes, then failures after validation.
+DEAD_LETTER_CODES: tuple[str, ...] = (*REJECTION_CODES, PROCESSING_ERROR)
+
+R = TypeVar("R")
+
+
+def outage_dependency(error: BaseException) -> str | None:
+    """``"redis"`` or ``"kafka"`` when the error means that dependency is unavailable (wait
+    and retry the batch), else None. The one list of what counts as an outage."""
+    if isinstance(error, (FeatureStoreUnavailable, *UNAVAILABLE_ERRORS)):
+        return "redis"
+    if isinstance(error, KafkaError):
+        # Producer sends fail with timeouts and connection errors while a broker is away;
+        # configuration errors (authorization, size) also need an operator, not a dead letter.
+        return "kafka"
+    return None
+
+
+class ProcessingError(Exception):
+    """One event could not be processed by ``step``; ``field`` names the input if known."""
+
+    def __init__(self, step: str, cause: BaseException, field: str | None = None) -> None:
+        self.step = step
+        self.cause = cause
+        self.field = field
+        super().__init__(self.detail)
+
+    @property
+    def detail(self) -> str:
+        """For the dead letter: the step, the field and the kind of error — never a value,
+        since exception messages often quote the offending input."""
+        where = f" on field {self.field!r}" if self.field else ""
+        return (f"the {self.step} step failed{where} ({type(self.cause).__name__}); the "
+                "other events of the batch were decided")
+
+
+class ModelRuntimeBroken(RuntimeError):
+    """The live model cannot score anything, its self-check included."""
+
+    def __init__(self, model_version: str, cause: BaseException) -> None:
+        self.model_version = model_version
+        self.cause = cause
+        super().__init__(
+            f"model {model_version} failed on a whole batch and on its own self-check "
+            f"({type(cause).__name__}); the worker stops without acknowledging the batch. "
+            "Promote a working version (`creditrisk model promote VERSION`) and restart.")
+
+
+async def isolate(step: str, positions: Iterable[int],
+                  batch: Callable[[Sequence[int]], Awaitable[Sequence[R]]],
+                  locate_field: Callable[[int], str | None] | None = None,
+                  ) -> tuple[dict[int, R], dict[int, ProcessingError]]:
+    """Run a batch step over the items at ``positions``; if it raises (other than for an
+    outage, which propagates), run it item by item so that only the items that fail are
+    set apart. Returns the results and the errors, by position."""
+    todo = list(positions)
+    if not todo:
+        return {}, {}
+    try:
+        return dict(zip(todo, _checked(await batch(todo), len(todo)), strict=True)), {}
+    except Exception as error:
+        if outage_dependency(error) is not None:
+            raise
+        first_error = error
+    results: dict[int, R] = {}
+    errors: dict[int, ProcessingError] = {}
+    for position in todo:
+        try:
+            if len(todo) == 1:
+                raise first_error
+            (results[position],) = _checked(await batch([position]), 1)
+        except Exception as error:
+            if outage_dependency(error) is not None:
+                raise
+            field = locate_field(position) if locate_field is not None else None
+            errors[position] = ProcessingError(step, error, field)
+    return results, errors
+
+
+def _checked(results: Sequence[R], expected: int) -> Sequence[R]:
+    if len(results) != expected:
+        raise ValueError(f"a batch step returned {len(results)} results for {expected} items")
+    return results
+
+
+def field_that_breaks(record: Mapping[str, Any], attempt: Callable[[Mapping[str, Any]], Any],
+                      candidates: Sequence[str]) -> str | None:
+    """The first field whose removal (as a missing value) lets ``attempt`` succeed: the
+    field to name in a dead letter. None when no single field is to blame."""
+    for name in candidates:
+        if record.get(name) is None:
+            continue
+        try:
+            attempt({**record, name: None})
+        except Exception:  # noqa: BLE001 - still failing: not this field
+            continue
+        return name
+    return None
