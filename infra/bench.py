@@ -9,18 +9,31 @@ import typer
 
 from config.settings import Settings
 
+SUITES = ("all", "feature-store", "worker", "training")
+
 
 def bench(
     customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
-    suite: str = typer.Option("all", help="which suite: all, feature-store or worker"),
+    suite: str = typer.Option("all", help="which suite: all, feature-store, worker or training"),
+    training_rows: str = typer.Option("8000,50000,200000,1000000",
+                                      help="training suite: generated file sizes (rows)"),
+    training_seeds: str = typer.Option("1,2,3,4,5",
+                                       help="training suite: generator seeds per size"),
+    training_large_seeds: str = typer.Option("1", help="training suite: seeds from 1M rows"),
 ) -> None:
-    """Run the benchmarks on the local stack and print the figures (started if needed)."""
+    """Run the benchmarks and print the figures (the local stack is started if a suite
+    needs it; the training suite does not)."""
     from config.settings import get_settings
     from features import bench as feature_bench
     from infra import stack
 
+    if suite not in SUITES:
+        typer.secho(f"Error: unknown suite {suite!r}; use one of {', '.join(SUITES)}.",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
     settings = get_settings()
-    stack.up(settings, echo=lambda line: None)
+    if suite != "training":
+        stack.up(settings, echo=lambda line: None)
     typer.echo(f"machine: {platform.machine()}, {_cpus()} cores, Python {platform.python_version()}")
     if suite in ("all", "feature-store"):
         typer.secho(f"\n== feature store ({customers:,} customers)", bold=True)
@@ -33,6 +46,24 @@ def bench(
         typer.echo(f"  ({time.monotonic() - started:.0f}s)")
     if suite in ("all", "worker"):
         _bench_worker(settings)
+    if suite in ("all", "training"):
+        _bench_training(_integers(training_rows), _integers(training_seeds),
+                        _integers(training_large_seeds))
+
+
+def _integers(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _bench_training(sizes: list[int], seeds: list[int], large_seeds: list[int]) -> None:
+    from infra.demo import DEMO_DATA
+    from training.bench import bench_training
+
+    typer.secho("\n== training (generate → clean → search → final fits → ONNX; no report)",
+                bold=True)
+    started = time.monotonic()
+    bench_training(DEMO_DATA.parent / "bench", sizes, seeds, large_seeds, 1_000_000, typer.echo)
+    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
 
 
 def _bench_worker(settings: Settings) -> None:

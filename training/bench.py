@@ -40,6 +40,7 @@ class TrainingBenchRun:
     labelled_rows: int
     train_rows: int
     test_rows: int
+    train_bad_rate: float
     test_bad_rate: float
     seconds_clean: float
     seconds_train: float
@@ -48,6 +49,8 @@ class TrainingBenchRun:
     fitted_on_rows: int
     lightgbm: dict[str, float]       # promoted (SMOTE) model, calibrated, test split
     lightgbm_cv_auc: float
+    lightgbm_cv_ece: float
+    ece_noise_floor: float           # expected ECE of perfectly calibrated PDs, same test rows
     no_smote_auc: float
     baseline: dict[str, float]       # scorecard, calibrated, test split
     baseline_cv_auc: float
@@ -67,6 +70,17 @@ def reference_lightgbm_auc(matrix: np.ndarray, label: np.ndarray, train: np.ndar
                                                       categorical_feature=list(categorical)),
                         REFERENCE_ROUNDS)
     return float(roc_auc_score(label[test], booster.predict(matrix[test])))
+
+
+def ece_noise_floor(probability_of_default: np.ndarray, draws: int = 200) -> float:
+    """The ECE a perfectly calibrated model would still show on this many test loans: the
+    mean ECE of outcomes drawn from the PDs themselves."""
+    from training.evaluate import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+    return float(np.mean([expected_calibration_error(
+        rng.random(len(probability_of_default)) < probability_of_default, probability_of_default)
+        for _ in range(draws)]))
 
 
 def generated_file(folder: Path, rows: int, seed: int) -> Path:
@@ -103,18 +117,23 @@ def bench_one(path: Path, rows: int, seed: int, registry: Path) -> TrainingBench
     return TrainingBenchRun(
         rows_generated=rows, seed=seed, labelled_rows=len(frame),
         train_rows=card["split"]["train_rows"], test_rows=card["split"]["test_rows"],
+        train_bad_rate=card["training"]["train_bad_rate"],
         test_bad_rate=card["metrics"]["test"]["bad_rate"],
         seconds_clean=round(cleaned - started, 1), seconds_train=round(trained - cleaned, 1),
         seconds_search=card["training"]["timings_s"]["search"],
         promoted_trees=card["model"]["trees"], fitted_on_rows=card["model"]["fitted_on_rows"],
         lightgbm=card["metrics"]["test"], lightgbm_cv_auc=card["metrics"]["cv"]["auc"],
+        lightgbm_cv_ece=card["metrics"]["cv"]["ece"],
+        ece_noise_floor=ece_noise_floor(result.registered.probability_of_default(
+            prepared.matrix[split.test_positions])),
         no_smote_auc=card["smote"]["variants"]["no_smote"]["calibrated"]["auc"],
         baseline=card["baseline"]["calibrated"], baseline_cv_auc=card["baseline"]["cv"]["auc"],
         reference_auc=reference, warnings=[w["code"] for w in card["warnings"]])
 
 
-HEADER = ("| rows | seed | train rows | model | trees | CV AUC | test AUC | KS | Brier | ECE "
-          "| mean PD / bad rate | train time | plain LGBM AUC | no-SMOTE AUC | ok? |")
+HEADER = ("| rows | seed | train rows | bad rate train → test | model | trees | CV AUC "
+          "| test AUC | KS | Brier | ECE (noise floor) | CV ECE | mean PD / bad rate | train time "
+          "| plain LGBM AUC | no-SMOTE AUC | ok? |")
 
 
 def format_rows(run: TrainingBenchRun) -> list[str]:
@@ -130,21 +149,26 @@ def format_rows(run: TrainingBenchRun) -> list[str]:
     failed = [name for name, passed in checks.items() if not passed]
     verdict = "yes" if not failed else "no: " + ", ".join(failed)
 
-    def row(model: str, trees: str, cv: float, metrics: dict[str, float], extra: str) -> str:
-        return (f"| {run.rows_generated:,} | {run.seed} | {run.train_rows:,} | {model} | {trees} "
+    def row(model: str, trees: str, cv: float, metrics: dict[str, float], middle: str,
+            extra: str) -> str:
+        return (f"| {run.rows_generated:,} | {run.seed} | {run.train_rows:,} "
+                f"| {run.train_bad_rate:.1%} → {run.test_bad_rate:.1%} | {model} | {trees} "
                 f"| {cv:.4f} | {metrics['auc']:.4f} | {metrics['ks']:.4f} "
-                f"| {metrics['brier']:.4f} | {metrics['ece']:.4f} "
+                f"| {metrics['brier']:.4f} | {metrics['ece']:.4f}{middle} "
                 f"| {metrics['mean_pd'] / metrics['bad_rate']:.3f} {extra}")
 
     return [row("LightGBM + SMOTE", str(run.promoted_trees), run.lightgbm_cv_auc, lgbm,
+                f" ({run.ece_noise_floor:.4f}) | {run.lightgbm_cv_ece:.4f}",
                 f"| {run.seconds_train:.0f} s (search {run.seconds_search:.0f} s) "
                 f"| {run.reference_auc:.4f} | {run.no_smote_auc:.4f} | {verdict} |"),
-            row("baseline scorecard", "–", run.baseline_cv_auc, baseline, "| | | | |")]
+            row("baseline scorecard", "–", run.baseline_cv_auc, baseline, " | ", "| | | | |")]
 
 
 def bench_training(folder: Path, sizes: Sequence[int], seeds: Sequence[int],
-                   large_seeds: Sequence[int], large_from: int, echo: Echo) -> list[TrainingBenchRun]:
-    """Every size × seed (sizes of ``large_from`` rows or more use ``large_seeds``)."""
+                   large_seeds: Sequence[int], large_from: int, echo: Echo
+                   ) -> list[TrainingBenchRun]:
+    """Every size × seed (sizes of ``large_from`` rows or more use ``large_seeds``); one
+    markdown table, a row per model as each run finishes."""
     import tempfile
 
     runs = []
