@@ -201,3 +201,28 @@ def test_no_smote_registers_the_plain_model_and_keeps_the_comparison(loan_file: 
     assert card["model"]["variant"] == "no_smote" and card["model"]["synthetic_rows"] == 0
     assert card["smote"]["variants"]["smote"]["synthetic_rows"] > 0  # still compared
     assert card["metrics"]["test"] == card["smote"]["variants"]["no_smote"]["calibrated"]
+
+
+@pytest.mark.slow
+def test_a_generic_config_on_a_lending_club_sample_declares_funded_amnt_known(loan_file: Path,
+                                                                             tmp_path: Path):
+    from training.pipeline import run_training
+
+    (tmp_path / "sample.toml").write_text(
+        'name = "lc_sample"\nfeature_set = "generic"\nid_column = "id"\n'
+        'date_column = "issue_d"\nknown_at_application = ["funded_amnt"]\n'
+        'exclude_columns = ["emp_title", "title", "zip_code"]\n'
+        '[target]\ncolumn = "loan_status"\nbad_values = ["Charged Off", "Default"]\n'
+        'good_values = ["Fully Paid"]\nexcluded_values = ["Current", "Issued"]\n'
+        '[features]\nfunded_amnt = "numeric"\nannual_inc = "numeric"\ndti = "numeric"\n'
+        'inq_last_6mths = "numeric"\ndelinq_2yrs = "numeric"\npurpose = "categorical"\n'
+        'home_ownership = "categorical"\nterm = "categorical"\n')
+    result = run_training(loan_file, tmp_path / "sample.toml", registry_dir=tmp_path / "registry",
+                          promote=False, report_dir=tmp_path / "report", progress=False,
+                          log=lambda _message: None)
+    card = result.card
+    assert "funded_amnt" in [feature["name"] for feature in card["features"]]
+    assert card["dataset"]["known_at_application"] == ["funded_amnt"]
+    assert card["dataset"]["exclude_columns"] == ["emp_title", "title", "zip_code"]
+    assert card["model"]["trees"] >= 10 and card["metrics"]["test"]["auc"] > 0.6
+    assert "funded_amnt" in (tmp_path / "report" / "report.html").read_text()

@@ -81,7 +81,7 @@ def test_smote_strengths_tried_are_above_todays_ratio_and_at_most_balanced():
     config = TrainingConfig()
     candidates = smote_candidates(TreeSettings(7, 50, 5.0), 0.1, config)
     ratios = {candidate.smote.sampling_strategy for candidate in candidates if candidate.smote}
-    assert ratios == {0.2, 0.15, 0.3, 1.0}
+    assert ratios == {0.15, 0.125, 0.2, 0.3, 1.0}
     assert {c.smote.k_neighbors for c in candidates if c.smote} == {5, 25}
     assert smote_candidates(TreeSettings(7, 50, 5.0), 1.0, config) == []
 
