@@ -88,7 +88,12 @@ def check_parity(onnx_bytes: bytes, booster: Any, matrix: np.ndarray,
     """Score ``matrix`` both ways; raise :class:`ParityError` beyond ``tolerance``."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    # One thread: on a shared machine a second one's spin-waits cost far more than it gains.
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(onnx_bytes, options,
+                                           providers=["CPUExecutionProvider"])
     matrix32 = np.asarray(matrix, dtype=np.float32)
     onnx_raw = onnx_raw_probability(session, matrix32, progress=progress)
     native_raw = booster.predict(matrix32.astype(np.float64))

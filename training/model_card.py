@@ -40,7 +40,7 @@ def _search(run: TrainingRun) -> dict[str, Any]:
 
 
 def _model(run: TrainingRun) -> dict[str, Any]:
-    name, exported = run.config.exported_variant, run.exported
+    name, exported = run.exported_name, run.exported
     return {"type": MODEL_TYPE[name], "variant": name, "description": VARIANT_LABEL[name],
             "trees": exported.trees, "fitted_on_rows": exported.training_rows,
             "synthetic_rows": exported.synthetic_rows, "settings": exported.settings,
@@ -54,7 +54,7 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
                      cleaning: dict[str, Any], labelling: dict[str, Any],
                      data_path: str | None) -> dict[str, Any]:
     prepared, config, split = run.prepared, run.config, run.split
-    dataset_config, name = run.dataset_config, run.config.exported_variant
+    dataset_config, name = run.dataset_config, run.exported_name
     assert run.test_pd is not None and run.parity is not None
     smote = run.searches.get("smote")
     chosen_smote = smote.best.candidate.smote if smote else None
@@ -81,7 +81,8 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
         "smote": {"exported": name if name != "baseline" else None,
                   "sampling_strategy": chosen_smote.sampling_strategy if chosen_smote else None,
                   "k_neighbors": chosen_smote.k_neighbors if chosen_smote else None,
-                  "variants": {key: run.comparison[key] for key in ("smote", "no_smote")}},
+                  "variants": {key: run.comparison[key] for key in ("smote", "no_smote")
+                               if key in run.comparison}},
         "search": _search(run),
         "parity": run.parity.to_dict(),
         "data_fingerprint": {"sha256": run.fingerprint, "rows": len(prepared.frame),

@@ -147,8 +147,15 @@ class TrainingRun:
     warnings: list[AnalystWarning] = field(default_factory=list)
 
     @property
+    def exported_name(self) -> str:
+        """The variant served: as configured, except that rows already as balanced as any
+        SMOTE target leave no SMOTE variant, and the plain LightGBM is served."""
+        name = self.config.exported_variant
+        return "no_smote" if name == "smote" and name not in self.variants else name
+
+    @property
     def exported(self) -> FittedVariant:
-        return self.variants[self.config.exported_variant]
+        return self.variants[self.exported_name]
 
     @property
     def train_matrix(self) -> np.ndarray:
@@ -249,10 +256,6 @@ def _fit_final_models(run: TrainingRun, progress: bool, log: Log) -> None:
             name, booster, fit_platt(best.out_of_fold, label), best.trees, len(label),
             len(fit_label) - len(label), best.candidate.to_dict())
     run.variants["baseline"] = _fit_baseline(run)
-    if "smote" not in run.variants:
-        # Rows already as balanced as any SMOTE target: the plain model stands in for it.
-        run.variants["smote"] = run.variants["no_smote"]
-        run.out_of_fold["smote"] = run.out_of_fold["no_smote"]
 
 
 def _fit_baseline(run: TrainingRun) -> FittedVariant:
@@ -300,9 +303,9 @@ def _evaluate(run: TrainingRun) -> None:
 
 
 def _warnings(run: TrainingRun) -> list[AnalystWarning]:
-    config, comparison, name = run.config, run.comparison, run.config.exported_variant
+    config, comparison, name = run.config, run.comparison, run.exported_name
     exported = comparison[name]
-    lightgbm_name = "smote" if config.smote else "no_smote"
+    lightgbm_name = "smote" if config.smote and "smote" in comparison else "no_smote"
     figures = RunFigures(
         model_name=name, model_is_trees=name != "baseline", trees=run.exported.trees,
         training_bad_loans=int(run.train_label.sum()), training_rows=len(run.train_label),
@@ -314,7 +317,7 @@ def _warnings(run: TrainingRun) -> list[AnalystWarning]:
         cv_auc=exported["cv"]["auc"], cv_auc_std=exported["cv"]["auc_std"],
         folds=config.folds, lightgbm_cv_auc=comparison[lightgbm_name]["cv"]["auc"],
         baseline_cv_auc=comparison["baseline"]["cv"]["auc"],
-        smote_cv_auc=comparison["smote"]["cv"]["auc"] if "smote" in run.searches else None,
+        smote_cv_auc=comparison["smote"]["cv"]["auc"] if "smote" in comparison else None,
         plain_cv_auc=comparison["no_smote"]["cv"]["auc"],
         test_mean_pd=exported["calibrated"]["mean_pd"],
         test_bad_rate=exported["calibrated"]["bad_rate"],
@@ -328,7 +331,7 @@ def _warnings(run: TrainingRun) -> list[AnalystWarning]:
     if "smote" not in run.searches:
         found.append(AnalystWarning("smote_not_applicable", (
             "the training rows are already at least as balanced as every SMOTE target "
-            "tried; the SMOTE variant is the plain model.")))
+            "tried; no SMOTE model was fitted and the plain LightGBM is served.")))
     return found
 
 

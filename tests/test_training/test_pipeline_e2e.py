@@ -143,7 +143,7 @@ def test_cli_warns_when_the_policy_approves_nearly_everyone(loan_file: Path, tmp
     outcome = CliRunner().invoke(app, [
         "train", "--data", str(loan_file), "--registry", str(tmp_path / "registry"),
         "--report-dir", str(tmp_path / "report"), "--cost-bad-loan", "1",
-        "--cost-rejected-good", "40", "--folds", "3"])
+        "--cost-rejected-good", "40", "--folds", "3", "--search-budget", "4"])
     assert outcome.exit_code == 0, outcome.output
     assert re.search(r"WARNING \[approval_rate\] the policy approves (9[5-9]|100)\.\d%",
                      outcome.output)
@@ -167,7 +167,7 @@ def test_the_baseline_can_be_promoted_and_the_worker_serves_and_explains_it(loan
     registry_dir = tmp_path / "registry"
     outcome = CliRunner().invoke(app, [
         "train", "--data", str(loan_file), "--registry", str(registry_dir), "--model-type",
-        "baseline", "--folds", "3", "--report-dir", str(tmp_path / "report")])
+        "baseline", "--folds", "3", "--search-budget", "4", "--report-dir", str(tmp_path / "report")])
     assert outcome.exit_code == 0, outcome.output
     registry = Registry(registry_dir)
     card = registry.load(registry.live_version()).card
@@ -189,13 +189,15 @@ def test_no_smote_registers_the_plain_model_and_keeps_the_comparison(loan_file: 
                                                                      tmp_path: Path):
     from training.datasets import load_clean_labelled, load_dataset_config
     from training.pipeline import train_from_frame
-    from training.training_config import TrainingConfig
+    from training.training_config import SearchSettings, TrainingConfig
 
     config = load_dataset_config("generated")
     frame, cleaning, labelling = load_clean_labelled(loan_file, config)
     result = train_from_frame(frame, config, cleaning.to_dict(), labelling.to_dict(),
                               registry_dir=tmp_path, promote=False,
-                              config=TrainingConfig(folds=3, smote=False), progress=False,
+                              config=TrainingConfig(folds=3, smote=False,
+                                                    search=SearchSettings(budget_seconds=4)),
+                              progress=False,
                               log=lambda _line: None, write_report_files=False)
     card = result.card
     assert card["model"]["variant"] == "no_smote" and card["model"]["synthetic_rows"] == 0
@@ -207,6 +209,7 @@ def test_no_smote_registers_the_plain_model_and_keeps_the_comparison(loan_file: 
 def test_a_generic_config_on_a_lending_club_sample_declares_funded_amnt_known(loan_file: Path,
                                                                              tmp_path: Path):
     from training.pipeline import run_training
+    from training.training_config import SearchSettings, TrainingConfig
 
     (tmp_path / "sample.toml").write_text(
         'name = "lc_sample"\nfeature_set = "generic"\nid_column = "id"\n'
@@ -219,6 +222,7 @@ def test_a_generic_config_on_a_lending_club_sample_declares_funded_amnt_known(lo
         'home_ownership = "categorical"\nterm = "categorical"\n')
     result = run_training(loan_file, tmp_path / "sample.toml", registry_dir=tmp_path / "registry",
                           promote=False, report_dir=tmp_path / "report", progress=False,
+                          config=TrainingConfig(search=SearchSettings(budget_seconds=4)),
                           log=lambda _message: None)
     card = result.card
     assert "funded_amnt" in [feature["name"] for feature in card["features"]]
@@ -226,3 +230,27 @@ def test_a_generic_config_on_a_lending_club_sample_declares_funded_amnt_known(lo
     assert card["dataset"]["exclude_columns"] == ["emp_title", "title", "zip_code"]
     assert card["model"]["trees"] >= 10 and card["metrics"]["test"]["auc"] > 0.6
     assert "funded_amnt" in (tmp_path / "report" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_an_already_balanced_file_serves_the_plain_model_and_says_why(tmp_path: Path):
+    import pandas as pd
+
+    from training.datasets import DatasetConfig
+    from training.pipeline import train_from_frame
+
+    rng = np.random.default_rng(8)
+    rows = 1500
+    signal = rng.normal(size=rows)
+    frame = pd.DataFrame({"ref": [f"r{i}" for i in range(rows)], "signal": signal,
+                          "noise": rng.normal(size=rows),
+                          "bad": (rng.random(rows) < 1 / (1 + np.exp(-signal - 0.5))).astype(int)})
+    config = DatasetConfig(name="balanced", id_column="ref", target_column="status",
+                           bad_values=("1",), good_values=("0",),
+                           features={"signal": "numeric", "noise": "numeric"})
+    result = train_from_frame(frame, config, {}, {}, registry_dir=tmp_path, promote=False,
+                              progress=False, log=lambda _line: None, write_report_files=False)
+    card = result.card
+    assert card["model"]["variant"] == "no_smote" and "smote" not in card["search"]
+    assert list(card["smote"]["variants"]) == ["no_smote"]
+    assert "smote_not_applicable" in [warning.code for warning in result.warnings]
