@@ -206,16 +206,19 @@ def _search(run: TrainingRun, progress: bool, log: Log) -> None:
         run.searches["smote"] = run_search(validator, candidates, started + budget,
                                            progress, log)
     log("Cross-validating the baseline scorecard ...")
-    _search_baseline(run, validator)
+    _search_baseline(run, validator, progress)
+    chosen = run.baseline_search["chosen"]
+    log(f"  scorecard, L2 C = {chosen['regularization_C']:g} (best of "
+        f"{len(run.baseline_search['tried'])}): CV AUC {chosen['cv_auc']:.4f}")
 
 
-def _search_baseline(run: TrainingRun, validator: CrossValidator) -> None:
+def _search_baseline(run: TrainingRun, validator: CrossValidator, progress: bool) -> None:
     from training.scorecard import fit_scorecard_cv
 
     search = run.config.search
     by_strength = fit_scorecard_cv(validator.features, validator.label, validator.folds,
                                    validator.categorical_indices, search.scorecard_max_bins,
-                                   search.scorecard_regularization)
+                                   search.scorecard_regularization, progress)
     scores = {strength: float(np.mean([
         evaluate_probabilities(validator.label[valid], predictions[valid]).auc
         for _, valid in validator.folds])) for strength, predictions in by_strength.items()}

@@ -182,15 +182,22 @@ def _feature_tree(feature: int, edges: np.ndarray, points: np.ndarray,
 def fit_scorecard_cv(features: np.ndarray, label: np.ndarray,
                      folds: Sequence[tuple[np.ndarray, np.ndarray]],
                      categorical_indices: Sequence[int], max_bins: int,
-                     regularizations: Sequence[float]) -> dict[float, np.ndarray]:
+                     regularizations: Sequence[float], progress: bool = False
+                     ) -> dict[float, np.ndarray]:
     """Out-of-fold probabilities of a scorecard per regularisation strength (same folds as
     the LightGBM search, so the two are compared on the same rows)."""
+    from tqdm import tqdm
+
     out_of_fold: dict[float, np.ndarray] = {}
+    bar = tqdm(total=len(regularizations) * len(folds), desc="  CV scorecard", unit="fit",
+               leave=False, disable=not progress)
     for strength in regularizations:
         predictions = np.empty(len(label))
         for fit, valid in folds:
+            bar.update(1)
             scorecard = BinnedScorecard(categorical_indices, max_bins, strength)
             scorecard.fit(features[fit], label[fit])
             predictions[valid] = scorecard.predict_proba(features[valid])[:, 1]
         out_of_fold[strength] = predictions
+    bar.close()
     return out_of_fold
