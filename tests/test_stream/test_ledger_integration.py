@@ -136,3 +136,26 @@ def test_purge_command_keeps_the_configured_months(ledger_settings: Settings, tm
     assert ledger_count(ledger_settings) == 2
     password = ledger_settings.postgres_password_file.read_text().strip()
     assert password not in result.stdout + result.stderr
+
+
+def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger_settings: Settings) -> None:
+    import psycopg
+
+    from stream.console.data import RedisDataSource
+    from stream.ledger.store import insert_decisions
+    from stream.ledger.writer import LedgerMessage, decision_row
+
+    rows = []
+    for index in range(1_200):  # more than the few hundred recent records Redis lists
+        decision, record = synthetic_decision(index)
+        record["application"]["annual_inc"] = 40_000.0 if index % 2 else 90_000.0
+        record["application"]["purpose"] = "car" if index % 3 else "wedding"
+        rows.append(decision_row(decision, record, LedgerMessage("t", 0, index, None)))
+    with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
+        insert_decisions(connection, rows)
+    source = RedisDataSource(ledger_settings)
+    similar = source.similar("car", (30_000.0, 50_000.0), exclude_application="app-1")
+    expected = {f"app-{i}" for i in range(1_200) if i % 2 and i % 3 and i != 1}
+    assert {item["decision"]["application_id"] for item in similar} == expected
+    assert all(item["application"]["purpose"] == "car" and item["features"] for item in similar)
+    assert source.similar("car", (100_000.0, None), None) == []
