@@ -12,7 +12,9 @@ from config.settings import Settings
 
 def bench(
     customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
-    suite: str = typer.Option("all", help="which suite: all, feature-store or worker"),
+    suite: str = typer.Option("all", help="which suite: all, feature-store, worker or ledger"),
+    ledger_rows: int = typer.Option(1_000_000, min=1000,
+                                    help="decisions in the ledger for the look-up benchmark"),
 ) -> None:
     """Run the benchmarks on the local stack and print the figures (started if needed)."""
     from config.settings import get_settings
@@ -33,6 +35,20 @@ def bench(
         typer.echo(f"  ({time.monotonic() - started:.0f}s)")
     if suite in ("all", "worker"):
         _bench_worker(settings)
+    if suite in ("all", "ledger"):
+        _bench_ledger(settings, ledger_rows)
+
+
+def _bench_ledger(settings: Settings, rows: int) -> None:
+    from infra import ledger_bench
+
+    typer.secho("\n== decision ledger (PostgreSQL)", bold=True)
+    started = time.monotonic()
+    with ledger_bench.bench_database(settings) as own:
+        ledger_bench.bench_write_throughput(own, typer.echo)
+    with ledger_bench.bench_database(settings) as own:
+        ledger_bench.bench_similar_lookup(own, typer.echo, rows)
+    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
 
 
 def _bench_worker(settings: Settings) -> None:
