@@ -313,6 +313,11 @@ class Postgres(Service):
                                  "`postgres` system user is missing (apt-get install postgresql "
                                  "creates it).") from None
             os.chown(self.home, account.pw_uid, account.pw_gid)
+            reachable = subprocess.run(["test", "-w", str(self.home)], user=owner, check=False)
+            if reachable.returncode != 0:
+                raise StackError(f"postgres: the `{owner}` user cannot reach {self.home} (a parent "
+                                 "folder is private to root). Choose a CREDITRISK_STACK_DIR it can "
+                                 "reach, e.g. inside the repository.")
         password = self._password()
         password_file = self.home / "initdb-password"
         password_file.write_text(password)
