@@ -140,6 +140,10 @@ def _second_stack(folder: Path) -> None:
     env = {
         "CREDITRISK_STACK_DIR": str(folder / "stack"),
         "CREDITRISK_POSTGRES_PORT": str(_free_port()),
+        # the product's processes of this stack (none): not the ones a demo may be running
+        "CREDITRISK_WORKER_PORT": str(_free_port()),
+        "CREDITRISK_LEDGER_PORT": str(_free_port()),
+        "CREDITRISK_CONSOLE_PORT": str(_free_port()),
         "CREDITRISK_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
         "CREDITRISK_KAFKA_CONTROLLER_PORT": str(_free_port()),
         "CREDITRISK_REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",
