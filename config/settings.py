@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     topic_applications: str = Field("loan-applications", description="input topic")
     topic_decisions: str = Field("loan-decisions", description="output topic")
     topic_dead_letters: str = Field("loan-applications-dlq", description="dead-letter topic")
+    topic_outcomes: str = Field("loan-outcomes", description="loan outcomes from servicing")
     topic_partitions: int = Field(6, ge=1, description="partitions of the topics the stack creates")
 
     # Redis feature store
@@ -37,6 +38,22 @@ class Settings(BaseSettings):
     redis_pool_size: int = Field(32, ge=1, description="Redis connection pool size")
     feature_schema_version: str = Field("v1", description="feature-store key schema version")
     key_prefix: str = Field("", description="prefix for every Redis key (isolates tests and tenants)")
+
+    # PostgreSQL decision ledger
+    postgres_host: str = Field("127.0.0.1", description="PostgreSQL host of the decision ledger")
+    postgres_port: int = Field(5433, description="PostgreSQL port (the local stack's own cluster)")
+    postgres_database: str = Field("creditrisk", description="ledger database")
+    postgres_user: str = Field("creditrisk", description="ledger database user")
+    postgres_password: SecretStr | None = Field(
+        None, description="ledger password (unset: the one `stack up` generated in the stack folder)")
+    ledger_group: str = Field("creditrisk-ledger", description="Kafka consumer group of the ledger writer")
+    ledger_port: int = Field(6067, description="ledger writer HTTP port (/metrics, /health)")
+    ledger_batch_max: int = Field(1000, ge=1, description="most messages written in one ledger transaction")
+    ledger_retention_months: int = Field(25, ge=1, description="months a decision is kept in the ledger")
+    outcome_dataset: str = Field("lending_club", description="dataset config whose [target] lists "
+                                 "say which loan statuses are bad, good or not yet known")
+    backtest_interval_s: float = Field(60.0, gt=0, description="seconds between back-test refreshes "
+                                       "of the ledger writer's metrics")
 
     # Prometheus
     prometheus_port: int = Field(9090, description="port of the local Prometheus")
@@ -66,6 +83,26 @@ class Settings(BaseSettings):
     @property
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def postgres_password_file(self) -> Path:
+        """Where `creditrisk stack up` keeps the password it generated for the local cluster."""
+        return self.stack_dir / "postgres" / "password"
+
+    def postgres_conninfo(self) -> str:
+        """libpq connection string; the password comes from the setting or the stack's file."""
+        from psycopg.conninfo import make_conninfo
+
+        if self.postgres_password is not None:
+            password = self.postgres_password.get_secret_value()
+        elif self.postgres_password_file.exists():
+            password = self.postgres_password_file.read_text().strip()
+        else:
+            password = ""
+        return make_conninfo(host=self.postgres_host, port=self.postgres_port,
+                             dbname=self.postgres_database, user=self.postgres_user,
+                             password=password, connect_timeout=5,
+                             application_name="creditrisk")
 
     @property
     def redis_port(self) -> int:

@@ -9,17 +9,20 @@ import typer
 
 from config.settings import Settings
 
-SUITES = ("all", "feature-store", "worker", "training")
+SUITES = ("all", "feature-store", "worker", "ledger", "training")
 
 
 def bench(
     customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
-    suite: str = typer.Option("all", help="which suite: all, feature-store, worker or training"),
+    suite: str = typer.Option("all", help="which suite: all, feature-store, worker, ledger "
+                                          "or training"),
     training_rows: str = typer.Option("8000,50000,200000,1000000",
                                       help="training suite: generated file sizes (rows)"),
     training_seeds: str = typer.Option("1,2,3,4,5",
                                        help="training suite: generator seeds per size"),
     training_large_seeds: str = typer.Option("1", help="training suite: seeds from 1M rows"),
+    ledger_rows: int = typer.Option(1_000_000, min=1000,
+                                    help="decisions in the ledger for the look-up benchmark"),
 ) -> None:
     """Run the benchmarks and print the figures (the local stack is started if a suite
     needs it; the training suite does not)."""
@@ -46,9 +49,23 @@ def bench(
         typer.echo(f"  ({time.monotonic() - started:.0f}s)")
     if suite in ("all", "worker"):
         _bench_worker(settings)
+    if suite in ("all", "ledger"):
+        _bench_ledger(settings, ledger_rows)
     if suite in ("all", "training"):
         _bench_training(_integers(training_rows), _integers(training_seeds),
                         _integers(training_large_seeds))
+
+
+def _bench_ledger(settings: Settings, rows: int) -> None:
+    from infra import ledger_bench
+
+    typer.secho("\n== decision ledger (PostgreSQL)", bold=True)
+    started = time.monotonic()
+    with ledger_bench.bench_database(settings) as own:
+        ledger_bench.bench_write_throughput(own, typer.echo)
+    with ledger_bench.bench_database(settings) as own:
+        ledger_bench.bench_similar_lookup(own, typer.echo, rows)
+    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
 
 
 def _integers(text: str) -> list[int]:

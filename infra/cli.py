@@ -11,6 +11,7 @@ import typer
 from features.cli import features_app
 from infra.bench import bench
 from infra.demo import demo
+from infra.ledger_cli import ledger_app, monitor_command
 from infra.stack_cli import stack_app
 from stream.cli import console_command, worker_command
 from stream.replay_cli import decisions_app, produce_command
@@ -34,6 +35,8 @@ app.command(name="worker")(worker_command)
 app.command(name="console")(console_command)
 app.command(name="produce")(produce_command)
 app.add_typer(decisions_app, name="decisions")
+app.add_typer(ledger_app, name="ledger")
+app.command(name="monitor")(monitor_command)
 
 
 if __name__ == "__main__":

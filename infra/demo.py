@@ -88,6 +88,39 @@ def _worker(settings: Settings) -> None:
     typer.echo(f"   log: {worker.log_path}")
 
 
+def _ledger(settings: Settings) -> None:
+    ledger = stack.Ledger(settings)
+    typer.echo(f"   {ledger.start(echo=lambda line: typer.echo(f'   {line}'))}")
+    typer.echo(f"   log: {ledger.log_path}; metrics: http://127.0.0.1:{settings.ledger_port}/metrics")
+
+
+def _outcomes_and_backtest(settings: Settings) -> None:
+    """Servicing reports what became of the replayed loans; the ledger judges the model."""
+    import psycopg
+
+    from infra.ledger_cli import reference_auc
+    from stream.ledger.backtest import report_lines, run_backtest
+    from stream.replay import replay_outcomes
+
+    summary = replay_outcomes(DEMO_DATA / "loans.csv", settings.kafka_bootstrap,
+                              settings.topic_outcomes, DEMO_EVENTS, progress=False)
+    typer.echo(f"   {summary.line()}")
+    conninfo = settings.postgres_conninfo()
+    deadline = time.monotonic() + 60
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        while time.monotonic() < deadline:
+            counts = connection.execute(
+                "SELECT (SELECT count(*) FROM decisions), (SELECT count(*) FROM loan_outcomes)").fetchone()
+            rows, outcomes = counts if counts else (0, 0)
+            if outcomes >= summary.sent:
+                break
+            time.sleep(1)
+        typer.echo(f"   ledger: {rows:,} decisions, {outcomes:,} loan outcomes")
+        for line in report_lines(run_backtest(connection, reference_auc(settings)))[:3]:
+            typer.echo(f"   {line}")
+    typer.echo("   the whole back-test: creditrisk monitor; the console's Model performance page")
+
+
 def _console(settings: Settings) -> None:
     console = stack.Console(settings)
     typer.echo(f"   {console.start(echo=lambda line: typer.echo(f'   {line}'))}")
@@ -161,6 +194,8 @@ def _show_where_to_look(settings: Settings) -> None:
                f"(topics {settings.topic_applications}, {settings.topic_decisions}, "
                f"{settings.topic_dead_letters})")
     typer.echo(f"   Redis:            {settings.redis_url}")
+    typer.echo(f"   Ledger:           postgresql://{settings.postgres_user}@{settings.postgres_host}:"
+               f"{settings.postgres_port}/{settings.postgres_database} (creditrisk monitor)")
     typer.echo(f"   Prometheus:       http://127.0.0.1:{settings.prometheus_port}")
     typer.echo(f"   Model registry:   {settings.registry_dir} (creditrisk model list)")
     typer.echo(f"   Worker:           http://127.0.0.1:{settings.worker_port}/health, /metrics, "
@@ -178,13 +213,15 @@ def demo() -> None:
     console."""
     settings = get_settings()
     try:
-        _step("Local stack (Kafka, Redis, Prometheus)", _stack_up, settings)
+        _step("Local stack (Kafka, Redis, PostgreSQL, Prometheus)", _stack_up, settings)
         _step("Loan data (Lending Club-shaped) and the bureau table", _data, settings)
         _step("Model (trained offline, served from the ONNX registry)", _model, settings)
         _step("Bureau features into the Redis feature store", _features, settings)
         _step("Scoring worker (Faust)", _worker, settings)
+        _step("Decision ledger writer (PostgreSQL)", _ledger, settings)
         _step("Applications replayed into Kafka, decisions read back", _replay_and_summarise,
               settings)
+        _step("Loan outcomes from servicing, and the back-test", _outcomes_and_backtest, settings)
         _step("Relationship-manager console", _console, settings)
         _step("Where to look", _show_where_to_look, settings)
     except stack.StackError as error:

@@ -1,6 +1,6 @@
-"""The local stack: Apache Kafka (KRaft), Redis and Prometheus as plain processes.
+"""The local stack: Apache Kafka (KRaft), Redis, PostgreSQL and Prometheus as plain processes.
 
-No Docker: Kafka runs from Maven Central jars, Redis and Prometheus from Debian
+No Docker: Kafka runs from Maven Central jars, Redis, PostgreSQL and Prometheus from Debian
 packages. Everything listens on loopback; data, logs and pid files live under one
 folder (``CREDITRISK_STACK_DIR``, default ``.stack/``). ``up`` is idempotent and waits
 until every service really answers; ``down`` stops only the processes ``up`` started.
@@ -9,9 +9,12 @@ until every service really answers; ``down`` stops only the processes ``up`` sta
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -49,6 +52,7 @@ class Service:
 
     name: str = ""
     start_timeout_s: float = 60.0
+    stop_signal: signal.Signals = signal.SIGTERM
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -80,6 +84,10 @@ class Service:
 
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
+
+    def run_as(self) -> str | None:
+        """The system user the server must run as (None: whoever runs the stack)."""
+        return None
 
     # -- shared behaviour ---------------------------------------------------------------
     def our_pid(self) -> int | None:
@@ -125,6 +133,7 @@ class Service:
                     cwd=self.home,
                     env=self.environment(),
                     start_new_session=True,
+                    user=self.run_as(),
                 )
             self.pid_path.write_text(str(process.pid))
         self._wait_until_answering()
@@ -150,7 +159,7 @@ class Service:
         pid = self.our_pid()
         if pid is None:
             return f"{self.name}: not started by this stack, left alone"
-        _signal_group(pid, signal.SIGTERM)
+        _signal_group(pid, self.stop_signal)
         deadline = time.monotonic() + timeout_s
         while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -263,6 +272,102 @@ class Redis(Service):
         ]
 
 
+class Postgres(Service):
+    """The decision ledger's PostgreSQL: a cluster of our own under the stack folder.
+
+    ``initdb`` runs once with a generated password (kept, mode 0600, in the stack folder;
+    ``CREDITRISK_POSTGRES_PASSWORD`` overrides it) and password authentication only; the
+    server listens on loopback TCP alone (no Unix socket). PostgreSQL refuses to run as
+    root, so when the stack runs as root the server runs as the ``postgres`` system user
+    the Debian package creates. ``up`` then creates the database and applies the ledger's
+    migrations.
+    """
+
+    name = "postgres"
+    start_timeout_s = 60.0
+    stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for every client to leave
+
+    @property
+    def port(self) -> int:
+        return self.settings.postgres_port
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def answering(self) -> bool:
+        return postgres_answers(self.settings, database="postgres")
+
+    def run_as(self) -> str | None:
+        return "postgres" if os.geteuid() == 0 else None
+
+    def prepare(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        owner = self.run_as()
+        if owner is not None:
+            try:
+                account = pwd.getpwnam(owner)
+            except KeyError:
+                raise StackError("postgres: the stack runs as root and PostgreSQL refuses to; the "
+                                 "`postgres` system user is missing (apt-get install postgresql "
+                                 "creates it).") from None
+            os.chown(self.home, account.pw_uid, account.pw_gid)
+            reachable = subprocess.run(["test", "-w", str(self.home)], user=owner, check=False)
+            if reachable.returncode != 0:
+                raise StackError(f"postgres: the `{owner}` user cannot reach {self.home} (a parent "
+                                 "folder is private to root). Choose a CREDITRISK_STACK_DIR it can "
+                                 "reach, e.g. inside the repository.")
+        password = self._password()
+        password_file = self.home / "initdb-password"
+        password_file.write_text(password)
+        if owner is not None:
+            os.chown(password_file, account.pw_uid, account.pw_gid)
+        password_file.chmod(0o600)
+        try:
+            result = subprocess.run(
+                [postgres_binary("initdb"), "-D", str(self.data_dir), "-U", self.settings.postgres_user,
+                 f"--pwfile={password_file}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C"],
+                capture_output=True, text=True, check=False, cwd=self.home, user=owner)
+        finally:
+            password_file.unlink(missing_ok=True)
+        if result.returncode != 0:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise StackError(f"postgres: initdb failed:\n{result.stderr[-2000:]}")
+
+    def _password(self) -> str:
+        """The configured password, else the stack's own (generated once)."""
+        if self.settings.postgres_password is not None:
+            return self.settings.postgres_password.get_secret_value()
+        path = self.settings.postgres_password_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def command(self) -> list[str]:
+        return [postgres_binary("postgres"), "-D", str(self.data_dir), "-p", str(self.port),
+                "-c", f"listen_addresses={LOOPBACK}", "-c", "unix_socket_directories=",
+                "-c", "shared_buffers=128MB", "-c", "max_connections=100",
+                "-c", "synchronous_commit=on", "-c", "log_min_messages=warning"]
+
+    def start(self, echo: Callable[[str], None]) -> str:
+        done = super().start(echo)
+        return done + "; " + self.create_database()
+
+    def create_database(self) -> str:
+        import psycopg
+
+        name = self.settings.postgres_database
+        admin = self.settings.model_copy(update={"postgres_database": "postgres"})
+        with psycopg.connect(admin.postgres_conninfo(), autocommit=True) as connection:
+            if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                return f"database {name} exists"
+            connection.execute(f'CREATE DATABASE "{name}"')  # a configured name, quoted
+        return f"database {name} created"
+
+
 class Prometheus(Service):
     name = "prometheus"
     start_timeout_s = 30.0
@@ -291,6 +396,10 @@ class Prometheus(Service):
         worker = [{"targets": [f"{LOOPBACK}:{self.settings.worker_port}"],
                    "labels": {"service": "creditrisk-worker"}}]
         (self.targets_dir / "worker.json").write_text(json.dumps(worker, indent=2))
+        ledger = [{"targets": [f"{LOOPBACK}:{self.settings.ledger_port}"],
+                   "labels": {"service": "creditrisk-ledger"}}]
+        (self.targets_dir / "ledger").mkdir(exist_ok=True)
+        (self.targets_dir / "ledger" / "ledger.json").write_text(json.dumps(ledger, indent=2))
 
     def reload_config(self) -> str:
         """Re-render the config (rules may have changed) and ask Prometheus to reload it."""
@@ -332,6 +441,24 @@ class Worker(Service):
         return [sys.executable, "-m", "infra.cli", "worker"]
 
 
+class Ledger(Service):
+    """The ledger writer (decisions and outcomes → PostgreSQL), run in the background by the
+    demo or ``creditrisk ledger run``."""
+
+    name = "ledger"
+    start_timeout_s = 60.0
+
+    @property
+    def port(self) -> int:
+        return self.settings.ledger_port
+
+    def answering(self) -> bool:
+        return http_answers(self.port, "/health", any_status=True)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "infra.cli", "ledger", "run"]
+
+
 class Console(Service):
     """The relationship-manager console (Streamlit), run in the background by the demo."""
 
@@ -351,18 +478,22 @@ class Console(Service):
 
 def services(settings: Settings) -> list[Service]:
     """The stack in start order."""
-    return [Kafka(settings), Redis(settings), Prometheus(settings)]
+    return [Kafka(settings), Redis(settings), Postgres(settings), Prometheus(settings)]
 
 
 def application_services(settings: Settings) -> list[Service]:
     """Processes of the product itself that the demo may have started."""
-    return [Worker(settings), Console(settings)]
+    return [Worker(settings), Ledger(settings), Console(settings)]
 
 
 def up(settings: Settings, echo: Callable[[str], None] = print) -> None:
+    from stream.ledger.schema import migrate
+
     for service in services(settings):
         echo(service.start(echo))
     for line in create_topics(settings):
+        echo(line)
+    for line in migrate(settings.postgres_conninfo()):
         echo(line)
 
 
@@ -383,7 +514,8 @@ def create_topics(settings: Settings) -> list[str]:
     """Create the DESIGN.md topics with the configured partitions (existing ones are kept)."""
     return ensure_topics(
         settings.kafka_bootstrap,
-        [settings.topic_applications, settings.topic_decisions, settings.topic_dead_letters],
+        [settings.topic_applications, settings.topic_decisions, settings.topic_dead_letters,
+         settings.topic_outcomes],
         settings.topic_partitions,
     )
 
@@ -440,6 +572,34 @@ def redis_answers(settings: Settings) -> bool:
         return False
     finally:
         client.close()
+
+
+def postgres_binary(name: str) -> str:
+    """A PostgreSQL server program: on PATH, else Debian's versioned folder (newest first)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                        key=lambda path: int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0)
+    if not candidates:
+        raise StackError(f"`{name}` was not found. Install PostgreSQL (Debian: apt-get install "
+                         "postgresql); `make install` does this.")
+    return candidates[-1]
+
+
+def postgres_answers(settings: Settings, database: str | None = None) -> bool:
+    """True when the ledger's PostgreSQL accepts our credentials and answers a query."""
+    if not _port_in_use(settings.postgres_port, settings.postgres_host):
+        return False
+    import psycopg
+
+    target = settings if database is None else settings.model_copy(update={"postgres_database": database})
+    try:
+        with psycopg.connect(target.postgres_conninfo(), connect_timeout=2) as connection:
+            connection.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
 
 
 def http_answers(port: int, path: str, any_status: bool = False) -> bool:

@@ -18,7 +18,7 @@ import json
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,11 +44,14 @@ class DecisionRecord:
     features: dict[str, Any]
     stale_features: list[str]
     velocity: dict[str, int]
+    # Age of each feature view's values when the application was scored (None: absent).
+    feature_age_seconds: dict[str, float | None] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({"decision": self.decision, "application": self.application,
                            "features": _json_safe(self.features),
-                           "stale_features": self.stale_features, "velocity": self.velocity},
+                           "stale_features": self.stale_features, "velocity": self.velocity,
+                           "feature_age_seconds": self.feature_age_seconds},
                           separators=(",", ":"))
 
 
@@ -60,7 +63,7 @@ class DecisionStore:
         self.prefix = key_prefix
 
     def _key(self, application_id: str) -> str:
-        return f"{self.prefix}decision:{application_id}"
+        return decision_key(self.prefix, application_id)
 
     async def existing(self, application_ids: Sequence[str], model_version: str,
                        ) -> dict[str, dict[str, Any]]:
@@ -91,9 +94,31 @@ class DecisionStore:
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
         await pipe.execute()
 
+    def records(self, application_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """The stored records of these applications in one round trip (a synchronous client);
+        None where absent or unreadable. The ledger writer reads lineage this way."""
+        if not application_ids:
+            return []
+        raws = self.client.mget([self._key(app_id) for app_id in application_ids])
+        return [_stored_record(raw) for raw in raws]
+
     async def get(self, application_id: str) -> dict[str, Any] | None:
         raw = await self.client.get(self._key(application_id))
         return json.loads(raw) if raw is not None else None
+
+
+def decision_key(prefix: str, application_id: str) -> str:
+    return f"{prefix}decision:{application_id}"
+
+
+def _stored_record(raw: bytes | str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("decision"), dict) else None
 
 
 def _stored_decision(raw: bytes | str | None) -> dict[str, Any] | None:

@@ -215,7 +215,8 @@ class ScoringPipeline:
                 decision = build_decision(app, item.verdict, model, item.features.unavailable,
                                           decided_at)
                 record = DecisionRecord(decision, dict(app.application), item.features.record,
-                                        item.features.stale, item.features.velocity)
+                                        item.features.stale, item.features.velocity,
+                                        dict(item.features.age_seconds))
                 record.to_json()  # a record that cannot be stored fails here, for this event
                 built.append((decision, record))
             return built

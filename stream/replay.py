@@ -48,6 +48,7 @@ class ReplaySummary:
     failed: int         # refused or timed out; the error of the first one is in first_error
     seconds: float
     first_error: str | None = None
+    kind: str = "application events"
 
     @property
     def events_per_second(self) -> float:
@@ -55,7 +56,7 @@ class ReplaySummary:
 
     def line(self) -> str:
         failures = f", {self.failed} failed ({self.first_error})" if self.failed else ""
-        return (f"sent {self.sent:,} application events to {self.topic} in {self.seconds:.2f} s "
+        return (f"sent {self.sent:,} {self.kind} to {self.topic} in {self.seconds:.2f} s "
                 f"({self.events_per_second:,.0f} events/s){failures}")
 
 
@@ -227,6 +228,53 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
     return ReplaySummary(topic=topic, requested=count, sent=acknowledgements.sent,
                          failed=acknowledgements.failed, seconds=time.perf_counter() - started,
                          first_error=acknowledgements.first_error)
+
+
+# ---------------------------------------------------------------- outcomes
+
+def outcome_event(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What servicing reports for one loan-file row: its status as of its last payment month
+    (else its issue month); None when the row has no id, status or readable date."""
+    application_id, status = _text(row.get("id")), _text(row.get("loan_status"))
+    as_of = parse_issue_month(row.get("last_pymnt_d")) or parse_issue_month(row.get("issue_d"))
+    if not application_id or not status or as_of is None:
+        return None
+    return {"application_id": application_id, "loan_status": status,
+            "as_of": as_of.date().isoformat()}
+
+
+def replay_outcomes(data: Path, bootstrap: str, topic: str, count: int, start: int = 0,
+                    progress: bool = True) -> ReplaySummary:
+    """Send the outcome of up to ``count`` loans of the file (rows ``start`` on) to ``topic``,
+    keyed by application id, as fast as Kafka takes them; rows without one are skipped."""
+    from kafka import KafkaProducer
+    from tqdm import tqdm
+
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}.")
+    rows = read_loan_rows(Path(data), start)
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5,
+                             batch_size=128 * 1024)
+    acknowledgements = _Acknowledgements()
+    started = time.perf_counter()
+    try:
+        with tqdm(total=count, unit="outcomes", desc=f"produce → {topic}", disable=not progress) as bar:
+            for handed_over, row in enumerate(rows, start=1):
+                event = outcome_event(row)
+                if event is not None:
+                    future = producer.send(topic, key=event["application_id"].encode(),
+                                           value=json.dumps(event, separators=(",", ":")).encode())
+                    future.add_callback(acknowledgements.on_sent)
+                    future.add_errback(acknowledgements.on_failed)
+                bar.update(1)
+                if handed_over >= count:
+                    break
+        producer.flush()
+    finally:
+        producer.close()
+    return ReplaySummary(topic=topic, requested=count, sent=acknowledgements.sent,
+                         failed=acknowledgements.failed, seconds=time.perf_counter() - started,
+                         first_error=acknowledgements.first_error, kind="loan outcomes")
 
 
 # ---------------------------------------------------------------- decisions

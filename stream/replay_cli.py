@@ -32,15 +32,28 @@ def produce_command(
     start: int = typer.Option(0, "--start", min=0, help="skip this many data rows first"),
     submitted_at: str = typer.Option("now", "--submitted-at",
                                      help="'now' (UTC, at sending) or 'original' (the row's issue month)"),
-    topic: str | None = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_APPLICATIONS"),
+    topic: str | None = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_APPLICATIONS "
+                                     "(CREDITRISK_TOPIC_OUTCOMES with --outcomes)"),
+    outcomes: bool = typer.Option(False, "--outcomes", help="send what became of each loan (status "
+                                  "and as-of date, as servicing would) instead of its application"),
 ) -> None:
-    """Replay loan applications from a file into Kafka at a steady rate."""
+    """Replay loan applications (or, with --outcomes, the loans' outcomes) from a file into Kafka."""
     from kafka.errors import KafkaError
 
     from config.settings import get_settings
-    from stream.replay import SubmittedAt, replay_applications
+    from stream.replay import SubmittedAt, replay_applications, replay_outcomes
 
     settings = get_settings()
+    if outcomes:
+        try:
+            summary = replay_outcomes(data, settings.kafka_bootstrap, topic or settings.topic_outcomes,
+                                      count=count, start=start)
+        except (FileNotFoundError, ValueError) as error:
+            _fail(str(error))
+        except KafkaError as error:
+            _fail(_kafka_unreachable(settings.kafka_bootstrap, error))
+        typer.echo(summary.line())
+        raise typer.Exit(code=1 if summary.failed else 0)
     if submitted_at not in ("now", "original"):
         _fail(f"--submitted-at must be 'now' or 'original', not {submitted_at!r}.")
     try:

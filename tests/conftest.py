@@ -28,10 +28,12 @@ class StackNamespace:
     topic_decisions: str
     topic_dead_letters: str
     key_prefix: str
+    topic_outcomes: str = ""
 
     @property
     def topics(self) -> list[str]:
-        return [self.topic_applications, self.topic_decisions, self.topic_dead_letters]
+        return [self.topic_applications, self.topic_decisions, self.topic_dead_letters,
+                self.topic_outcomes]
 
 
 @pytest.fixture(scope="session")
@@ -62,12 +64,14 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
             "topic_applications": f"t-{tag}-applications",
             "topic_decisions": f"t-{tag}-decisions",
             "topic_dead_letters": f"t-{tag}-dlq",
+            "topic_outcomes": f"t-{tag}-outcomes",
             "key_prefix": f"test:{tag}:",
         }),
         topic_applications=f"t-{tag}-applications",
         topic_decisions=f"t-{tag}-decisions",
         topic_dead_letters=f"t-{tag}-dlq",
         key_prefix=f"test:{tag}:",
+        topic_outcomes=f"t-{tag}-outcomes",
     )
     ensure_topics(live_stack.kafka_bootstrap, ns.topics, partitions=3)
     yield ns

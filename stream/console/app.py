@@ -22,6 +22,7 @@ RENDERERS = {
     "Profile": views.render_profile,
     "Compare": views.render_compare,
     "New application": views.render_new_application,
+    "Model performance": views.render_model_performance,
 }
 
 

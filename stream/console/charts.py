@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from stream.console.data import DECISION_COLOURS, Factor, ScoreBand
@@ -76,4 +77,44 @@ def comparison_curve(title: str, customer_value: float, reference: tuple[list[fl
     figure.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 50, "b": 40},
                          yaxis_title="% of customers with a lower value",
                          yaxis_range=[0, 100], legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def calibration_plot(table: pd.DataFrame) -> go.Figure:
+    """Predicted PD against observed bad rate per PD decile; the diagonal is perfect."""
+    top = float(max(table["predicted_pd"].max(), table["observed_bad_rate"].max(), 0.05)) * 1.05
+    figure = go.Figure([
+        go.Scatter(x=[0, top], y=[0, top], mode="lines", name="perfect calibration",
+                   line={"dash": "dash", "color": "#9e9e9e"}),
+        go.Scatter(x=table["predicted_pd"], y=table["observed_bad_rate"], mode="lines+markers",
+                   name="PD deciles", marker={"size": 8, "color": ALL_CUSTOMERS_COLOUR},
+                   text=[f"n={int(n):,}" for n in table["count"]])])
+    figure.update_layout(title="Calibration: predicted PD vs observed bad rate",
+                         xaxis_title="mean predicted PD", yaxis_title="observed bad rate",
+                         height=340, margin={"l": 40, "r": 20, "t": 50, "b": 40})
+    return figure
+
+
+def bad_rate_bars(table: pd.DataFrame, column: str, title: str) -> go.Figure:
+    """Observed bad rate (bars) and mean predicted PD (markers) by grade or score band."""
+    figure = go.Figure([
+        go.Bar(x=table[column].astype(str), y=table["bad_rate"], name="observed bad rate",
+               marker_color=RISK_UP_COLOUR, text=[f"n={int(n):,}" for n in table["matured"]]),
+        go.Scatter(x=table[column].astype(str), y=table["predicted_pd"], mode="markers",
+                   name="mean predicted PD", marker={"size": 10, "color": "#212121"})])
+    figure.update_layout(title=f"Bad rate by {title.lower()}", xaxis_title=title,
+                         yaxis_title="bad rate", height=340,
+                         margin={"l": 40, "r": 20, "t": 50, "b": 40})
+    return figure
+
+
+def monthly_rates(table: pd.DataFrame) -> go.Figure:
+    """Approval rate of all decisions and bad rate of matured ones, by application month."""
+    figure = go.Figure([
+        go.Scatter(x=table["month"], y=table["approval_rate"], mode="lines+markers",
+                   name="approval rate", line={"color": RISK_DOWN_COLOUR}),
+        go.Scatter(x=table["month"], y=table["bad_rate"], mode="lines+markers",
+                   name="bad rate (matured)", line={"color": RISK_UP_COLOUR})])
+    figure.update_layout(title="Approval and bad rate by application month", yaxis_title="rate",
+                         height=340, margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return figure

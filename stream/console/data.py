@@ -80,8 +80,9 @@ COMPARE_FEATURES: tuple[CompareFeature, ...] = (
 )
 
 SIMILAR_GROUP_DEFINITION = (
-    "Similar customers: the same loan purpose and the same annual-income band, among the "
-    "{count} most recent decisions in the store.")
+    "Similar customers: the same loan purpose and the same annual-income band, among every "
+    "decision in the ledger (the {count} most recent of them compared).")
+SIMILAR_LIMIT = 5_000
 
 
 class ConsoleUnavailable(RuntimeError):
@@ -111,6 +112,11 @@ class DataSource(Protocol):
     def customer_application_ids(self, customer_id: str) -> list[str]: ...
 
     def score(self, event: dict[str, Any]) -> ScoreOutcome: ...
+
+    def similar(self, purpose: str | None, band: tuple[float, float | None] | None,
+                exclude_application: str | None) -> list[dict[str, Any]]: ...
+
+    def backtest(self) -> list[Any]: ...
 
 
 def worker_url(settings: Settings) -> str:
@@ -189,6 +195,61 @@ class RedisDataSource:
     # -- worker -----------------------------------------------------------------------
     def score(self, event: dict[str, Any]) -> ScoreOutcome:
         return post_score(self.worker, event)
+
+    # -- the decision ledger (PostgreSQL) ----------------------------------------------
+    def _ledger(self, query: Any) -> Any:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.settings.postgres_conninfo(), connect_timeout=3) as connection:
+                return query(connection)
+        except psycopg.OperationalError:
+            raise ConsoleUnavailable(
+                f"The decision ledger (PostgreSQL at {self.settings.postgres_host}:"
+                f"{self.settings.postgres_port}) does not answer. Start the stack with "
+                "`creditrisk stack up` and the writer with `creditrisk ledger run`, then reload "
+                "this page.") from None
+
+    def similar(self, purpose: str | None, band: tuple[float, float | None] | None,
+                exclude_application: str | None) -> list[dict[str, Any]]:
+        """Decisions with this purpose and income band, newest first, from every decision in
+        the ledger (indexed on purpose and income)."""
+        if purpose is None or band is None:
+            return []
+        low, high = band
+
+        def query(connection: Any) -> list[dict[str, Any]]:
+            rows = connection.execute(
+                "SELECT application, features, application_id, decision, risk_grade FROM decisions "
+                "WHERE purpose = %s AND annual_inc >= %s AND annual_inc < %s "
+                "AND application_id <> %s AND lineage_complete "
+                "ORDER BY decided_at DESC LIMIT %s",
+                (purpose, low, high if high is not None else float("inf"),
+                 exclude_application or "", SIMILAR_LIMIT)).fetchall()
+            return [{"application": application, "features": features,
+                     "decision": {"application_id": app_id, "decision": decision,
+                                  "risk_grade": grade}}
+                    for application, features, app_id, decision, grade in rows]
+
+        return list(self._ledger(query))
+
+    def backtest(self) -> list[Any]:
+        """The back-test of every model version (stream.ledger.backtest)."""
+        from stream.ledger.backtest import run_backtest
+
+        return list(self._ledger(lambda connection: run_backtest(connection, self._reference_auc)))
+
+    def _reference_auc(self, version: str) -> float | None:
+        card = self._cards.get(version)
+        if card is None and self.model_dir(version) is not None:
+            try:
+                card = json.loads((Path(self.settings.registry_dir) / version / "model.json").read_text())
+            except (OSError, ValueError):
+                return None
+        try:
+            return float(card["metrics"]["test"]["auc"]) if card else None
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 def post_score(base_url: str, event: dict[str, Any]) -> ScoreOutcome:

@@ -20,6 +20,7 @@ from stream.console.data import (
     MIN_GROUP_SIZE,
     RECENT_LIMIT,
     SIMILAR_GROUP_DEFINITION,
+    SIMILAR_LIMIT,
     VELOCITY_LABELS,
     DataSource,
     DecisionFilters,
@@ -41,10 +42,9 @@ from stream.console.data import (
     risk_lowering_factors,
     risk_raising_factors,
     score_meaning,
-    similar_records,
 )
 
-VIEWS = ("Find", "Decision", "Profile", "Compare", "New application")
+VIEWS = ("Find", "Decision", "Profile", "Compare", "New application", "Model performance")
 DECISION_TEXT_COLOURS = {"approve": "green", "review": "orange", "decline": "red"}
 TABLE_HEADINGS = {
     "application_id": "Application ID", "customer_id": "Customer ID", "decided_at": "Decided at",
@@ -273,17 +273,16 @@ def render_compare(source: DataSource) -> None:
     application = record.get("application", {})
     band = income_band(application.get("annual_inc"), card)
     purpose = application.get("purpose")
-    recent = source.recent_records(RECENT_LIMIT)
-    similar = similar_records(recent, purpose, band, card, record["decision"]["application_id"])
+    similar = source.similar(purpose, band, record["decision"]["application_id"])
     st.header(f"Compare application {record['decision']['application_id']}")
-    st.info(SIMILAR_GROUP_DEFINITION.format(count=len(recent)) + f" Here: purpose "
+    st.info(SIMILAR_GROUP_DEFINITION.format(count=f"{SIMILAR_LIMIT:,}") + f" Here: purpose "
             f"“{purpose}”, {band_text(band)} — {len(similar)} customers."
             + _group_training_text(card, purpose, band))
     customer = model_inputs(card, [record.get("features", {})]).iloc[0]
     group = model_inputs(card, [item.get("features", {}) for item in similar]) \
         if len(similar) >= MIN_GROUP_SIZE else None
     if group is None:
-        st.warning(f"Only {len(similar)} similar customers among recent decisions (at least "
+        st.warning(f"Only {len(similar)} similar customers in the ledger (at least "
                    f"{MIN_GROUP_SIZE} are needed): the plots show all customers only.")
     columns = st.columns(2)
     for index, feature in enumerate(COMPARE_FEATURES):
@@ -394,3 +393,39 @@ def render_form_result(decision: dict[str, Any], card: dict[str, Any]) -> None:
                    "cannot be approved automatically.")
     render_factors(decision, [])
     st.caption("Scored by the live service; nothing was published or stored.")
+
+
+# ---- Model performance -------------------------------------------------------------------
+
+def render_model_performance(source: DataSource) -> None:
+    """The back-test: how each model version's decisions turned out (matured loans only)."""
+    st.header("Model performance")
+    st.caption("Loans whose outcome servicing has reported as good or bad (matured), by the "
+               "model version that decided them. Loans still running are left out.")
+    results = source.backtest()
+    if not results:
+        st.info("The ledger holds no decisions yet. Run the ledger writer (`creditrisk ledger "
+                "run`) and replay outcomes (`creditrisk produce --outcomes --data PATH`).")
+        return
+    versions = [result.model_version for result in results]
+    chosen = st.selectbox("Model version", versions, index=len(versions) - 1, key="performance_version")
+    result = results[versions.index(chosen)]
+    columns = st.columns(5)
+    columns[0].metric("Decisions", f"{result.decisions:,}")
+    columns[1].metric("Matured", f"{result.matured:,}")
+    columns[2].metric("Realised AUC", "n/a" if result.auc is None else f"{result.auc:.3f}",
+                      None if result.auc is None or result.reference_auc is None
+                      else f"{result.auc - result.reference_auc:+.3f} vs model card")
+    columns[3].metric("KS", "n/a" if result.ks is None else f"{result.ks:.3f}")
+    columns[4].metric("Calibration error", "n/a" if result.calibration_error is None
+                      else f"{result.calibration_error:.3f}")
+    if not result.matured:
+        st.info("No loan decided by this version has matured yet.")
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(charts.calibration_plot(result.calibration), key="calibration_plot")
+    right.plotly_chart(charts.bad_rate_bars(result.by_grade, "risk_grade", "Risk grade"),
+                       key="grade_plot")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.bad_rate_bars(result.by_band, "score_band", "Score band"), key="band_plot")
+    right.plotly_chart(charts.monthly_rates(result.by_month), key="month_plot")

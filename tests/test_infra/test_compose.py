@@ -13,7 +13,7 @@ SERVICES = COMPOSE["services"]
 
 
 def test_every_product_service_is_defined() -> None:
-    assert {"kafka", "redis", "prometheus", "grafana", "worker", "console"} <= set(SERVICES)
+    assert {"kafka", "redis", "postgres", "prometheus", "grafana", "worker", "ledger", "console"} <= set(SERVICES)
 
 
 def test_every_service_has_an_image_with_a_pinned_tag() -> None:
@@ -34,9 +34,14 @@ def test_every_mounted_host_path_exists() -> None:
 
 def test_ports_are_the_documented_defaults_on_loopback() -> None:
     expected = {"kafka": 9092, "redis": 6379, "prometheus": 9090, "grafana": 3000,
-                "worker": 6066, "console": 8501}
+                "worker": 6066, "ledger": 6067, "console": 8501}
     for name, port in expected.items():
         assert f"127.0.0.1:{port}:{port}" in SERVICES[name]["ports"], name
+
+
+def test_the_ledger_password_comes_from_the_environment_never_the_file() -> None:
+    assert "${CREDITRISK_POSTGRES_PASSWORD:?" in SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert "127.0.0.1:5433:5432" in SERVICES["postgres"]["ports"]
 
 
 def test_kafka_gets_the_same_settings_as_the_local_broker() -> None:

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from features.metrics import FeatureStoreMetrics
+from stream.ledger.metrics import LedgerMetrics
 from stream.metrics import WorkerMetrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ DASHBOARDS_DIR = REPO / "infra" / "grafana" / "dashboards"
 PROVISIONING_DIR = REPO / "infra" / "grafana" / "provisioning"
 DASHBOARD_FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
 EXPECTED_DASHBOARDS = {"creditrisk-service.json", "creditrisk-model.json",
-                       "creditrisk-feature-store.json"}
+                       "creditrisk-feature-store.json", "creditrisk-ledger.json"}
 PANEL_TYPES = {"timeseries", "stat", "bargauge", "table"}
 METRIC_NAME = re.compile(r"creditrisk_[a-z_]+")
 # Labels Prometheus adds to every scraped series, plus the histogram bucket bound.
@@ -51,7 +52,7 @@ def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 def _exposed_metrics() -> dict[str, set[str]]:
     """Series names the worker exposes, with the label names each carries."""
     registry = CollectorRegistry()
-    owners = [WorkerMetrics(registry), FeatureStoreMetrics(registry)]
+    owners = [WorkerMetrics(registry), FeatureStoreMetrics(registry), LedgerMetrics(registry)]
     exposed: dict[str, set[str]] = {}
     for owner in owners:
         for metric in vars(owner).values():
@@ -76,7 +77,7 @@ def _targets() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
             for panel in _panels(_load(path)) for target in panel.get("targets", [])]
 
 
-def test_the_three_dashboards_are_there() -> None:
+def test_the_four_dashboards_are_there() -> None:
     assert {path.name for path in DASHBOARD_FILES} == EXPECTED_DASHBOARDS
 
 

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from config.settings import REPO_ROOT, Settings
 from features.metrics import FeatureStoreMetrics
 from infra.stack import Prometheus
+from stream.ledger.metrics import LedgerMetrics
 from stream.metrics import WorkerMetrics
 
 PROMETHEUS_DIR = REPO_ROOT / "infra" / "prometheus"
@@ -131,11 +132,13 @@ def test_every_alert_has_severity_summary_description_and_a_runbook_section() ->
 
 
 def exposed_metrics() -> dict[str, set[str]]:
-    """Every series name the worker can expose, with its label names."""
+    """Every series name the worker and the ledger writer can expose, with its label names."""
     registry = CollectorRegistry()
     worker, store = WorkerMetrics(registry), FeatureStoreMetrics(registry)
+    ledger = LedgerMetrics(registry)
     names: dict[str, set[str]] = {}
-    for metric in [*vars(worker).values(), *vars(store).values()]:
+    collectors = [*vars(worker).values(), *vars(store).values(), *vars(ledger).values()]
+    for metric in [c for c in collectors if hasattr(c, "_labelnames")]:
         # prometheus_client has no public accessor for a metric's declared label names.
         labels = set(metric._labelnames)
         kind, base = metric._type, metric._name

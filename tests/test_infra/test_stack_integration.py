@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -112,19 +113,37 @@ def test_prometheus_scrapes_a_target_of_ours(live_stack: Settings) -> None:
 def test_stack_up_again_reuses_everything_and_status_reports_all_answering(live_stack: Settings) -> None:
     up = _cli("stack", "up")
     assert up.returncode == 0, up.stderr
-    assert up.stdout.count("already answering") == 3
+    assert up.stdout.count("already answering") == 4
+    assert "ledger schema 0001_ledger: applied" in up.stdout
     status = _cli("stack", "status")
     assert status.returncode == 0
-    for name in ("kafka", "redis", "prometheus"):
+    for name in ("kafka", "redis", "postgres", "prometheus"):
         line = next(line for line in status.stdout.splitlines() if line.startswith(name))
         assert " yes " in line
 
 
 @pytest.mark.slow
-def test_a_second_stack_comes_up_twice_and_down_leaves_no_process(tmp_path, live_stack: Settings) -> None:
+def test_a_second_stack_comes_up_twice_and_down_leaves_no_process(live_stack: Settings) -> None:
     """A whole stack on other ports in its own folder: up, up again, status, down."""
+    import shutil
+
+    # Under the repository's .stack/ (not the private pytest tmp folder): as root, PostgreSQL
+    # runs as the `postgres` user, which must be able to reach its data folder.
+    folder = live_stack.stack_dir / f"second-{uuid.uuid4().hex[:8]}"
+    try:
+        _second_stack(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _second_stack(folder: Path) -> None:
     env = {
-        "CREDITRISK_STACK_DIR": str(tmp_path / "stack"),
+        "CREDITRISK_STACK_DIR": str(folder / "stack"),
+        "CREDITRISK_POSTGRES_PORT": str(_free_port()),
+        # the product's processes of this stack (none): not the ones a demo may be running
+        "CREDITRISK_WORKER_PORT": str(_free_port()),
+        "CREDITRISK_LEDGER_PORT": str(_free_port()),
+        "CREDITRISK_CONSOLE_PORT": str(_free_port()),
         "CREDITRISK_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
         "CREDITRISK_KAFKA_CONTROLLER_PORT": str(_free_port()),
         "CREDITRISK_REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",
@@ -134,16 +153,19 @@ def test_a_second_stack_comes_up_twice_and_down_leaves_no_process(tmp_path, live
     }
     first = _cli("stack", "up", env=env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert first.stdout.count("answering at") == 3
+    assert first.stdout.count("answering at") == 4
+    assert "ledger schema 0001_ledger: applied now" in first.stdout
     second = _cli("stack", "up", env=env)
-    assert second.returncode == 0 and second.stdout.count("already answering") == 3
-    pids = [int(p.read_text()) for p in (tmp_path / "stack" / "pids").glob("*.pid")]
-    assert len(pids) == 3
+    assert second.returncode == 0 and second.stdout.count("already answering") == 4
+    pids = [int(p.read_text()) for p in (folder / "stack" / "pids").glob("*.pid")]
+    assert len(pids) == 4
+    password = (folder / "stack" / "postgres" / "password").read_text()
+    assert password not in first.stdout + second.stdout
     assert _cli("stack", "status", env=env).returncode == 0
 
     down = _cli("stack", "down", env=env)
     assert down.returncode == 0
-    assert down.stdout.count("stopped") == 3
+    assert down.stdout.count("stopped") == 4
     assert not any(process_alive(pid) for pid in pids)
     after = _cli("stack", "status", env=env)
     assert after.returncode != 0 and " yes " not in after.stdout

@@ -159,6 +159,29 @@ class FakeDataSource:
         self.scored.append(event)
         return self.outcome
 
+    def similar(self, purpose: str | None, band: Any, exclude_application: str | None,
+                ) -> list[dict[str, Any]]:
+        self._check()
+        return data.similar_records([self.records[a] for a in self.order], purpose, band, self.card,
+                                    exclude_application)
+
+    def backtest(self) -> list[Any]:
+        """The back-test of these records, each loan bad with its own PD's odds (seeded)."""
+        import pandas as pd
+
+        from stream.ledger.backtest import backtest_version
+
+        self._check()
+        rng = np.random.default_rng(5)
+        decisions = [self.records[a]["decision"] for a in self.order]
+        frame = pd.DataFrame({
+            "probability_of_default": [d["probability_of_default"] for d in decisions],
+            "score": [d["score"] for d in decisions], "risk_grade": [d["risk_grade"] for d in decisions],
+            "decision": [d["decision"] for d in decisions],
+            "month": pd.to_datetime([d["submitted_at"][:7] + "-01" for d in decisions])})
+        frame["outcome"] = np.where(rng.random(len(frame)) < frame["probability_of_default"], "bad", "good")
+        return [backtest_version(decisions[0]["model_version"], frame, reference_auc=0.70)]
+
 
 @pytest.fixture
 def source(serving_model: LoadedModel, decision_records: list[dict[str, Any]]) -> FakeDataSource:
@@ -319,7 +342,7 @@ def test_compare_plots_the_customer_against_all_and_similar_customers(source):
 
 def test_a_small_similar_group_is_said_so(source):
     app = _app(source, view="Compare", application_id="app-001")
-    assert "similar customers among recent decisions" in _texts(app)
+    assert "similar customers in the ledger" in _texts(app)
     assert len(_charts(app)) == len(data.COMPARE_FEATURES)
 
 
@@ -471,3 +494,20 @@ def test_console_reads_decisions_written_to_the_real_redis(namespace, decision_r
     assert "Bad credit — decline" in _texts(app)
     app.sidebar.radio(key="view").set_value("Compare").run()
     assert len(_charts(app)) == len(data.COMPARE_FEATURES)
+
+
+def test_model_performance_shows_the_back_test_of_matured_loans(source: FakeDataSource) -> None:
+    app = _app(source, view="Model performance")
+    assert app.header[0].value == "Model performance"
+    shown = {metric.label: metric.value for metric in app.metric}
+    expected = source.backtest()[0]
+    assert shown["Matured"] == f"{expected.matured:,}"
+    assert shown["Realised AUC"] == f"{expected.auc:.3f}"
+    assert shown["Calibration error"] == f"{expected.calibration_error:.3f}"
+    assert len(app.get("plotly_chart")) == 4
+
+
+def test_model_performance_says_what_to_run_when_the_ledger_is_empty(source: FakeDataSource) -> None:
+    source.backtest = list  # an empty ledger: no model version to show
+    app = _app(source, view="Model performance")
+    assert "creditrisk ledger run" in app.info[0].value

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from ledger_harness import LedgerProcess, private_database, wait_for_rows
 from worker_harness import (  # tests/test_stream/worker_harness.py
     TopicReader,
     WorkerProcess,
@@ -42,17 +43,33 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
 @pytest.fixture
 def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
             tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, dict[str, Any]]]]:
-    """A worker that has decided 300 applications (records in Redis for the console)."""
+    """A worker that has decided 300 applications (records in Redis for the console), a ledger
+    writer that has kept them, and servicing's outcomes of those loans."""
+    import json
+
     load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
-    worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")
-    worker.start()
-    events = valid_events(clean_frame, 300)
-    produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, keyed(events))
-    reader = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
-    reader.wait_for(lambda r: len(r.by_key) >= 300, 120, "300 decisions")
-    reader.close()
-    yield worker, {key: copies[0] for key, copies in reader.by_key.items()}
-    worker.stop()
+    with private_database(namespace.settings) as ledger_settings:
+        worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
+                               CREDITRISK_POSTGRES_DATABASE=ledger_settings.postgres_database,
+                               CREDITRISK_POSTGRES_PASSWORD=ledger_settings.postgres_password_file.read_text())
+        ledger = LedgerProcess(namespace, ledger_settings, registry_dir, tmp_path / "ledger.log")
+        worker.start()
+        ledger.start()
+        events = valid_events(clean_frame, 300)
+        produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, keyed(events))
+        reader = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+        reader.wait_for(lambda r: len(r.by_key) >= 300, 120, "300 decisions")
+        reader.close()
+        statuses = dict(zip(clean_frame["application_id"].astype(str), clean_frame["loan_status"], strict=True))
+        outcomes = [(e["application_id"].encode(), json.dumps(
+            {"application_id": e["application_id"], "as_of": "2015-01-01",
+             "loan_status": str(statuses[e["application_id"].removeprefix("app-")])}).encode())
+            for e in events]
+        produce(namespace.settings.kafka_bootstrap, namespace.topic_outcomes, outcomes)
+        wait_for_rows(ledger_settings, 300, 60, "SELECT count(*) FROM loan_outcomes")
+        yield worker, {key: copies[0] for key, copies in reader.by_key.items()}
+        ledger.stop()
+        worker.stop()
 
 
 @pytest.fixture
@@ -200,3 +217,9 @@ def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_score
     assert any(outcome in body for outcome in ("Good credit — approve", "Bad credit — decline",
                                                "Borderline — refer for review"))
     page.screenshot("new-application")
+
+    page.click("Model performance")
+    page.wait_for_text("Realised AUC")
+    page.wait_for_text("matured", timeout_s=10)
+    assert len(page.wait_for('[data-testid="stPlotlyChart"]', count=4)) >= 4
+    page.screenshot("model-performance")

@@ -1,0 +1,150 @@
+"""Ledger benchmarks: write throughput of the ledger writer, and the console's similar-customer
+look-up on a ledger of a million decisions. Runs in a database of its own, dropped after."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from config.settings import Settings
+
+PURPOSES = ("debt_consolidation", "credit_card", "home_improvement", "car", "small_business",
+            "medical", "wedding", "moving")
+INCOME_BANDS = ((0.0, 30_000.0), (30_000.0, 50_000.0), (50_000.0, 75_000.0), (75_000.0, 100_000.0),
+                (100_000.0, 150_000.0), (150_000.0, None))
+
+
+@contextmanager
+def bench_database(settings: Settings) -> Iterator[Settings]:
+    import psycopg
+
+    from stream.ledger.schema import migrate
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = settings.model_copy(update={"postgres_database": "postgres"}).postgres_conninfo()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    own = settings.model_copy(update={"postgres_database": name,
+                                      "key_prefix": f"bench-ledger:{name}:"})
+    migrate(own.postgres_conninfo())
+    try:
+        yield own
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _decision(index: int, moment: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    from stream.decisions import decision_id
+
+    application_id = f"bench-{index}"
+    probability = (index * 7919 % 1000) / 2000
+    decision = {
+        "application_id": application_id, "customer_id": f"c{index % 400_000}",
+        "decision_id": decision_id(application_id, "bench"),
+        "decision": ("approve", "review", "decline")[index % 3],
+        "probability_of_default": probability, "score": 700 - int(probability * 300),
+        "risk_grade": "ABCDEFG"[index % 7],
+        "reasons": [{"code": "R03", "feature": "revol_util", "text": "High utilisation of revolving credit",
+                     "impact": 0.04}],
+        "missing_features": [], "model_version": "bench", "policy_version": "bench",
+        "submitted_at": moment.isoformat(), "decided_at": moment.isoformat()}
+    application = {"loan_amnt": 5_000.0 + index % 30_000, "term": 36,
+                   "purpose": PURPOSES[index % len(PURPOSES)],
+                   "annual_inc": float(20_000 + (index * 104_729) % 180_000), "emp_length": 5.0,
+                   "home_ownership": "RENT", "verification_status": "Verified", "addr_state": "CA"}
+    features = {"revol_util": 41.2, "delinq_2yrs": 0, "inq_last_6mths": 1, "open_acc": 9,
+                "total_acc": 20, "pub_rec": 0, "revol_bal": 8000.5, "monthly_debt": 950.0,
+                "earliest_cr_line": "2004-05-01", "applications_24h": 1, "applications_7d": 1,
+                **application}
+    record = {"decision": decision, "application": application, "features": features,
+              "stale_features": [], "velocity": {"applications_24h": 1, "applications_7d": 1},
+              "feature_age_seconds": {"bureau": 86_400.0}}
+    return decision, record
+
+
+def bench_write_throughput(settings: Settings, echo: Callable[[str], None], rows: int = 50_000,
+                           batch: int = 1_000) -> float:
+    """The writer's own path (Redis lineage read + COPY + INSERT … ON CONFLICT + commit) per
+    batch, fed from memory so Kafka is not what is measured."""
+    from features.store import sync_client
+    from stream.decisions import decision_key
+    from stream.ledger.metrics import LedgerMetrics
+    from stream.ledger.writer import LedgerMessage, LedgerWriter
+
+    client = sync_client(settings)
+    now = datetime.now(UTC)
+    pairs = [_decision(i, now) for i in range(rows)]
+    pipe = client.pipeline(transaction=False)
+    for _, record in pairs:
+        pipe.set(decision_key(settings.key_prefix, record["decision"]["application_id"]),
+                 json.dumps(record), ex=3600)
+    pipe.execute()
+    messages = [LedgerMessage(settings.topic_decisions, 0, i, json.dumps(d).encode())
+                for i, (d, _) in enumerate(pairs)]
+    writer = LedgerWriter(settings, lambda _s: "unknown", LedgerMetrics(), client)
+    try:
+        started = time.perf_counter()
+        for first in range(0, rows, batch):
+            writer.write(messages[first:first + batch])
+        seconds = time.perf_counter() - started
+        again = time.perf_counter()
+        writer.write(messages[:batch])  # a redelivered batch: every row already there
+        redelivered = time.perf_counter() - again
+    finally:
+        writer.close()
+        keys = [decision_key(settings.key_prefix, d["application_id"]) for d, _ in pairs]
+        for first in range(0, len(keys), 10_000):
+            client.delete(*keys[first:first + 10_000])
+        client.close()
+    rate = rows / seconds
+    echo(f"  ledger write: {rows:,} decisions in batches of {batch:,}: {seconds:.1f}s = "
+         f"{rate:,.0f} rows/s ({seconds / (rows / batch) * 1000:.0f} ms per batch); "
+         f"a redelivered batch of {batch:,}: {redelivered * 1000:.0f} ms")
+    return rate
+
+
+def bench_similar_lookup(settings: Settings, echo: Callable[[str], None],
+                         rows: int = 1_000_000) -> None:
+    """Fill the ledger to ``rows`` decisions with COPY, then time the console's query."""
+    import psycopg
+
+    from stream.console.data import RedisDataSource
+    from stream.ledger.store import DECISION_COLUMNS
+    from stream.ledger.writer import LedgerMessage, decision_row
+
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    with psycopg.connect(settings.postgres_conninfo()) as connection:
+        with connection.cursor() as cursor, \
+                cursor.copy(f"COPY decisions ({', '.join(DECISION_COLUMNS)}) FROM STDIN") as copy:
+            for index in range(rows):
+                decision, record = _decision(index, now - timedelta(minutes=index))
+                copy.write_row(decision_row(decision, record, LedgerMessage("bench", 0, index, None)))
+        connection.commit()
+        connection.execute("ANALYZE decisions")
+        connection.commit()
+        size = connection.execute("SELECT pg_size_pretty(pg_total_relation_size('decisions'))").fetchone()
+    echo(f"  ledger filled with {rows:,} decisions by COPY in {time.perf_counter() - started:.0f}s "
+         f"({size[0] if size else '?'} with indexes)")
+    source = RedisDataSource(settings)
+    timings, sizes = [], []
+    for round_ in range(3):
+        for purpose in PURPOSES:
+            for band in INCOME_BANDS:
+                began = time.perf_counter()
+                found = source.similar(purpose, band, exclude_application="bench-0")
+                if round_:  # the first round warms the cache
+                    timings.append(time.perf_counter() - began)
+                    sizes.append(len(found))
+    timings.sort()
+    echo(f"  similar-customer look-up (purpose + income band, newest {max(sizes):,} with their "
+         f"features): median {statistics.median(timings) * 1000:.0f} ms, p95 "
+         f"{timings[int(len(timings) * 0.95)] * 1000:.0f} ms over {len(timings)} look-ups "
+         f"(groups of {min(sizes):,}–{max(sizes):,})")

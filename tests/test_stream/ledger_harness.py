@@ -1,0 +1,116 @@
+"""The ledger writer as a real process, a database of the test's own, synthetic decisions."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from worker_harness import WorkerProcess
+
+from config.settings import Settings
+
+
+@contextmanager
+def private_database(settings: Settings) -> Iterator[Settings]:
+    """A fresh database on the stack's PostgreSQL, migrated; dropped afterwards."""
+    import psycopg
+
+    from stream.ledger.schema import migrate
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = settings.model_copy(update={"postgres_database": "postgres"}).postgres_conninfo()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    own = settings.model_copy(update={"postgres_database": name})
+    migrate(own.postgres_conninfo())
+    try:
+        yield own
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class LedgerProcess(WorkerProcess):
+    """`python -m infra.cli ledger run` on the test's topics, key prefix and database."""
+
+    def __init__(self, namespace: Any, settings: Settings, registry_dir: Path, log_path: Path) -> None:
+        super().__init__(namespace, registry_dir, log_path,
+                         command=[sys.executable, "-m", "infra.cli", "ledger", "run"],
+                         CREDITRISK_POSTGRES_DATABASE=settings.postgres_database,
+                         CREDITRISK_POSTGRES_PORT=str(settings.postgres_port),
+                         CREDITRISK_TOPIC_OUTCOMES=namespace.topic_outcomes,
+                         CREDITRISK_LEDGER_BATCH_MAX="300",
+                         CREDITRISK_BACKTEST_INTERVAL_S="2")
+        self.env["CREDITRISK_LEDGER_PORT"] = str(self.port)
+        self.env["CREDITRISK_LEDGER_GROUP"] = f"test-ledger-{uuid.uuid4().hex[:10]}"
+        self.env["CREDITRISK_STACK_DIR"] = str(settings.stack_dir)  # the generated password
+
+
+def ledger_count(settings: Settings, sql: str = "SELECT count(*) FROM decisions",
+                 params: tuple[Any, ...] = ()) -> int:
+    import psycopg
+
+    with psycopg.connect(settings.postgres_conninfo()) as connection:
+        return int(connection.execute(sql, params).fetchone()[0])  # type: ignore[index]
+
+
+def wait_for_rows(settings: Settings, expected: int, timeout_s: float,
+                  sql: str = "SELECT count(*) FROM decisions") -> int:
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    while time.monotonic() < deadline:
+        count = ledger_count(settings, sql)
+        if count >= expected:
+            return count
+        time.sleep(0.5)
+    raise AssertionError(f"the ledger has {count} rows after {timeout_s}s, expected {expected}")
+
+
+def synthetic_decision(index: int, decided_at: datetime | None = None,
+                       model_version: str = "m-test") -> tuple[dict[str, Any], dict[str, Any]]:
+    """A contract decision and the worker's Redis record for it."""
+    from stream.decisions import decision_id
+
+    moment = decided_at or datetime.now(UTC)
+    application_id = f"app-{index}"
+    probability = round(0.02 + (index % 97) / 200, 6)
+    decision = {
+        "application_id": application_id, "customer_id": f"cust-{index % 5000}",
+        "decision_id": decision_id(application_id, model_version),
+        "decision": ("approve", "review", "decline")[index % 3],
+        "probability_of_default": probability, "score": 700 - int(probability * 300),
+        "risk_grade": "ABCDEFG"[index % 7],
+        "reasons": [{"code": "R03", "feature": "revol_util", "text": "High utilisation",
+                     "impact": 0.04}],
+        "missing_features": [], "model_version": model_version, "policy_version": "p-test",
+        "submitted_at": (moment - timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+        "decided_at": moment.isoformat().replace("+00:00", "Z"),
+    }
+    record = {"decision": decision,
+              "application": {"loan_amnt": 1000.0 + index, "purpose": "car", "annual_inc": 50_000.0,
+                              "term": 36},
+              "features": {"revol_util": 55.0, "delinq_2yrs": 0}, "stale_features": [],
+              "velocity": {"applications_24h": 1}, "feature_age_seconds": {"bureau": 86_400.0}}
+    return decision, record
+
+
+def store_records(settings: Settings, records: list[dict[str, Any]]) -> None:
+    from features.store import sync_client
+    from stream.decisions import decision_key
+
+    client = sync_client(settings)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for record in records:
+            pipe.set(decision_key(settings.key_prefix, record["decision"]["application_id"]),
+                     json.dumps(record), ex=3600)
+        pipe.execute()
+    finally:
+        client.close()

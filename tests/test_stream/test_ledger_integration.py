@@ -1,0 +1,161 @@
+"""The decision ledger on the real stack: Kafka → ledger writer → the stack's PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from ledger_harness import (
+    LedgerProcess,
+    ledger_count,
+    private_database,
+    store_records,
+    synthetic_decision,
+    wait_for_rows,
+)
+from worker_harness import metric_sum, produce
+
+from config.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ledger_settings(namespace) -> Settings:
+    with private_database(namespace.settings) as settings:
+        yield settings
+
+
+def _keyed(decisions: list[dict]) -> list[tuple[bytes, bytes]]:
+    return [(d["application_id"].encode(), json.dumps(d).encode()) for d in decisions]
+
+
+@pytest.mark.slow
+def test_ledger_writer_killed_mid_stream_loses_nothing_and_replays_do_not_duplicate(
+        namespace, ledger_settings: Settings, tmp_path: Path) -> None:
+    pairs = [synthetic_decision(i) for i in range(6_000)]
+    decisions = [decision for decision, _ in pairs]
+    store_records(namespace.settings, [record for _, record in pairs[:-200]])  # 200 records gone
+    ledger = LedgerProcess(namespace, ledger_settings, tmp_path / "registry", tmp_path / "ledger.log")
+    ledger.start()
+    producer = threading.Thread(target=produce, args=(namespace.settings.kafka_bootstrap,
+                                                      namespace.topic_decisions, _keyed(decisions), 1_500))
+    producer.start()
+    wait_for_rows(ledger_settings, 1_200, 60)
+    ledger.kill()  # SIGKILL mid-stream: an uncommitted batch is read again on restart
+    assert ledger_count(ledger_settings) < 6_000
+    ledger.start()
+    producer.join()
+    # A replay of the first 1,000 decisions, as after an upstream re-send, and a bad message.
+    produce(namespace.settings.kafka_bootstrap, namespace.topic_decisions,
+            [*_keyed(decisions[:1_000]), (b"x", b"{not a decision")])
+    wait_for_rows(ledger_settings, 6_000, 120)
+    samples = _metrics_once_read_to_the_end(ledger)
+
+    assert ledger_count(ledger_settings) == 6_000
+    assert ledger_count(ledger_settings, "SELECT count(DISTINCT application_id) FROM decisions") == 6_000
+    assert ledger_count(ledger_settings, "SELECT count(*) FROM decisions WHERE lineage_complete "
+                        "AND application->>'purpose' = 'car' AND features ? 'revol_util' "
+                        "AND feature_age_seconds->>'bureau' = '86400.0' AND model_version = 'm-test' "
+                        "AND jsonb_array_length(reasons) = 1") == 5_800
+    assert ledger_count(ledger_settings, "SELECT count(*) FROM decisions WHERE NOT lineage_complete "
+                        "AND application IS NULL") == 200
+    assert metric_sum(samples, "creditrisk_ledger_duplicate_decisions_total") >= 1_000
+    assert metric_sum(samples, "creditrisk_ledger_errors_total", kind="unreadable_decision") == 1
+    assert metric_sum(samples, "creditrisk_ledger_lag_messages", stream="decisions") >= 0
+    ledger.stop()
+
+
+def _metrics_once_read_to_the_end(ledger: LedgerProcess) -> dict[str, float]:
+    """The restarted writer's metrics once it has read the last message (the bad one)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while True:
+        samples = ledger.metrics()
+        if metric_sum(samples, "creditrisk_ledger_errors_total", kind="unreadable_decision") >= 1 \
+                or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.5)
+
+
+def test_retention_removes_decisions_older_than_the_period_and_nothing_younger(
+        ledger_settings: Settings) -> None:
+    import psycopg
+
+    from stream.ledger.store import insert_decisions, purge_older_than, upsert_outcomes
+    from stream.ledger.writer import LedgerMessage, decision_row
+
+    now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+    ages = {"older-26m": now - timedelta(days=26 * 31), "just-older": now - timedelta(days=762),
+            "just-younger": now - timedelta(days=760), "recent": now - timedelta(days=3)}
+    # 25 months before 2026-06-15 12:00 is 2024-05-15 12:00, 761 days: one day either side
+    rows = []
+    for index, (name, decided) in enumerate(ages.items()):
+        decision, _record = synthetic_decision(index, decided_at=decided)
+        decision["application_id"] = name
+        rows.append(decision_row(decision, None, LedgerMessage("t", 0, index, None)))
+    with psycopg.connect(ledger_settings.postgres_conninfo()) as connection:
+        with connection.transaction():
+            insert_decisions(connection, rows)
+            upsert_outcomes(connection, [("older-26m", "Charged Off", "bad", (now - timedelta(days=800)).date(),
+                                          "o", 0, 0),
+                                         ("recent", "Current", "open", now.date(), "o", 0, 1)])
+        report = purge_older_than(connection, 25, now=now)
+        kept = {row[0] for row in connection.execute("SELECT application_id FROM decisions")}
+        outcomes = {row[0] for row in connection.execute("SELECT application_id FROM loan_outcomes")}
+    assert report.decisions_removed == 2 and report.outcomes_removed == 1
+    assert kept == {"just-younger", "recent"}
+    assert outcomes == {"recent"}
+
+
+def test_purge_command_keeps_the_configured_months(ledger_settings: Settings, tmp_path: Path) -> None:
+    import psycopg
+
+    from stream.ledger.store import insert_decisions
+    from stream.ledger.writer import LedgerMessage, decision_row
+
+    now = datetime.now(UTC)
+    rows = []
+    for index, days in enumerate((10, 200, 400)):
+        decision, _ = synthetic_decision(index, decided_at=now - timedelta(days=days))
+        rows.append(decision_row(decision, None, LedgerMessage("t", 0, index, None)))
+    with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
+        insert_decisions(connection, rows)
+    env = {"CREDITRISK_POSTGRES_DATABASE": ledger_settings.postgres_database,
+           "CREDITRISK_STACK_DIR": str(ledger_settings.stack_dir), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "infra.cli", "ledger", "purge", "--months", "12"],
+                            capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "removed 1 decisions" in result.stdout
+    assert ledger_count(ledger_settings) == 2
+    password = ledger_settings.postgres_password_file.read_text().strip()
+    assert password not in result.stdout + result.stderr
+
+
+def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger_settings: Settings) -> None:
+    import psycopg
+
+    from stream.console.data import RedisDataSource
+    from stream.ledger.store import insert_decisions
+    from stream.ledger.writer import LedgerMessage, decision_row
+
+    rows = []
+    for index in range(1_200):  # more than the few hundred recent records Redis lists
+        decision, record = synthetic_decision(index)
+        record["application"]["annual_inc"] = 40_000.0 if index % 2 else 90_000.0
+        record["application"]["purpose"] = "car" if index % 3 else "wedding"
+        rows.append(decision_row(decision, record, LedgerMessage("t", 0, index, None)))
+    with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
+        insert_decisions(connection, rows)
+    source = RedisDataSource(ledger_settings)
+    similar = source.similar("car", (30_000.0, 50_000.0), exclude_application="app-1")
+    expected = {f"app-{i}" for i in range(1_200) if i % 2 and i % 3 and i != 1}
+    assert {item["decision"]["application_id"] for item in similar} == expected
+    assert all(item["application"]["purpose"] == "car" and item["features"] for item in similar)
+    assert source.similar("car", (100_000.0, None), None) == []
