@@ -59,10 +59,13 @@ def test_generated_rows_become_contract_events(loans_csv: Path) -> None:
 
 
 def test_worker_accepts_the_events_of_all_but_the_rows_the_file_broke(loans_csv: Path) -> None:
+    from features.serving import LENDING_CLUB_SERVING
+    from stream.event_schema import EventSchema
     from stream.validation import ValidApplication, validate_application
 
+    schema = EventSchema.from_spec(LENDING_CLUB_SERVING)
     rows = list(read_loan_rows(loans_csv))
-    accepted = [isinstance(validate_application(encode_event(application_event(row))[1]),
+    accepted = [isinstance(validate_application(encode_event(application_event(row))[1], schema),
                            ValidApplication) for row in rows]
     assert sum(accepted) >= 0.99 * len(rows)
     for row, ok in zip(rows, accepted, strict=False):
