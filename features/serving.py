@@ -134,5 +134,26 @@ def lending_club_serving(views: Sequence[FeatureView] = (BUREAU_VIEW,),
 
 _CATEGORY_CHECKS = frozenset({"purpose", "home_ownership", "verification_status", "addr_state"})
 
+@dataclass(frozen=True)
+class SourceColumns:
+    """The loan file's own columns that become an event's identity: the application id, the
+    customer id (the feature-store entity) and the application date."""
+
+    id_column: str
+    customer_id_column: str
+    date_column: str | None = None
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> SourceColumns:
+        dataset = card.get("dataset", {})
+        if "id_column" not in dataset and card.get("feature_set") == FEATURE_SET_LENDING_CLUB:
+            return LENDING_CLUB_COLUMNS  # cards written before the columns were recorded
+        id_column = str(dataset["id_column"])
+        return cls(id_column, str(dataset.get("customer_id_column") or id_column),
+                   dataset.get("date_column"))
+
+
+LENDING_CLUB_COLUMNS = SourceColumns("id", "member_id", "issue_d")
+
 # The contract of every Lending Club model trained with the default bureau view.
 LENDING_CLUB_SERVING = lending_club_serving()

@@ -95,12 +95,13 @@ def _console(settings: Settings) -> None:
 
 
 def _replay_and_summarise(settings: Settings) -> None:
-    from stream.replay import replay_applications
+    from stream.replay import live_event_layout, replay_applications
 
     decisions, dead_letters = _topic_tails(settings)
     summary = replay_applications(DEMO_DATA / "loans.csv", settings.kafka_bootstrap,
                                   settings.topic_applications, DEMO_EVENTS, DEMO_RATE,
-                                  submitted_at="now")
+                                  submitted_at="now",
+                                  layout=live_event_layout(settings.registry_dir))
     typer.echo(f"   sent {summary.sent:,} applications at {DEMO_RATE:.0f}/s "
                f"(the same ids as any earlier demo run: stored decisions are reused)")
     decided, letters = _collect(decisions, dead_letters, summary.sent)

@@ -32,10 +32,27 @@ from features.normalize import (
     parse_term,
     utc_timestamp,
 )
+from features.serving import EventField, ServingSpec, SourceColumns
 
 SubmittedAt = Literal["now", "original"]
-REQUIRED_COLUMNS = ("id", "member_id", "loan_amnt", "term", "purpose", "annual_inc", "emp_length",
-                    "home_ownership", "verification_status", "addr_state")
+
+
+@dataclass(frozen=True)
+class EventLayout:
+    """Which columns of a loan file make a model's application event: its event fields (with
+    the check each must pass) and the identity columns, as the model card records them."""
+
+    fields: tuple[EventField, ...]
+    columns: SourceColumns
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> EventLayout:
+        return cls(ServingSpec.from_card(card).event_fields, SourceColumns.from_card(card))
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return (self.columns.id_column, self.columns.customer_id_column,
+                *(item.name for item in self.fields))
 
 
 @dataclass(frozen=True)
@@ -82,27 +99,40 @@ def _text(value: Any) -> Any:
     return str(value)
 
 
-def application_event(row: Mapping[str, Any], submitted_at: SubmittedAt = "now",
+def _term_or_text(value: Any) -> Any:
+    term = parse_term(value)
+    return term if term is not None else _text(value)
+
+
+# How a file's text becomes a JSON value, by the field's check: numbers become JSON numbers
+# where they read as numbers, everything else is sent as the file has it, so the worker
+# sees (and dead-letters) what the file really holds.
+_JSON_VALUE: dict[str, Callable[[Any], Any]] = {"term": _term_or_text,
+                                                "emp_length": parse_emp_length}
+
+
+def _json_value(field: EventField, value: Any) -> Any:
+    convert = _JSON_VALUE.get(field.check)
+    if convert is not None:
+        return convert(value)
+    return _number_or_text(value) if field.kind == "numeric" else _text(value)
+
+
+def application_event(row: Mapping[str, Any], layout: EventLayout,
+                      submitted_at: SubmittedAt = "now",
                       now: datetime | None = None) -> dict[str, Any]:
     """The application event for one raw loan-file row (values as read from the CSV)."""
-    if submitted_at == "original":
-        issued = parse_issue_month(row.get("issue_d"))
-        submitted = utc_timestamp(issued) if issued else _text(row.get("issue_d"))
+    date_column = layout.columns.date_column
+    if submitted_at == "original" and date_column:
+        issued = parse_issue_month(row.get(date_column))
+        submitted = utc_timestamp(issued) if issued else _text(row.get(date_column))
     else:
         submitted = utc_timestamp(now or datetime.now(UTC))
-    term = parse_term(row.get("term"))
     event = {
-        "application_id": _text(row.get("id")),
-        "customer_id": _text(row.get("member_id")),
+        "application_id": _text(row.get(layout.columns.id_column)),
+        "customer_id": _text(row.get(layout.columns.customer_id_column)),
         "submitted_at": submitted,
-        "loan_amnt": _number_or_text(row.get("loan_amnt")),
-        "term": term if term is not None else _text(row.get("term")),
-        "purpose": _text(row.get("purpose")),
-        "annual_inc": _number_or_text(row.get("annual_inc")),
-        "emp_length": parse_emp_length(row.get("emp_length")),
-        "home_ownership": _text(row.get("home_ownership")),
-        "verification_status": _text(row.get("verification_status")),
-        "addr_state": _text(row.get("addr_state")),
+        **{item.name: _json_value(item, row.get(item.name)) for item in layout.fields},
     }
     for optional in ("emp_title", "title"):
         value = row.get(optional)
@@ -118,7 +148,8 @@ def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
     return key, json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def read_loan_rows(path: Path, start: int = 0) -> Iterator[dict[str, Any]]:
+def read_loan_rows(path: Path, layout: EventLayout, start: int = 0,
+                   ) -> Iterator[dict[str, Any]]:
     """Rows of a loan file from data row ``start`` on, as text exactly as written ('' for blank;
     None for cells a short line lacks, e.g. the summary lines at the end of real LC files).
     The file and its header are checked at once; rows are then streamed (constant memory)."""
@@ -127,10 +158,10 @@ def read_loan_rows(path: Path, start: int = 0) -> Iterator[dict[str, Any]]:
                                 "`creditrisk data generate` or a Lending Club loan file.")
     with _open_text(path) as handle:
         header = set(next(csv.reader(handle), []))
-    absent = [column for column in REQUIRED_COLUMNS if column not in header]
+    absent = [column for column in layout.required_columns if column not in header]
     if absent:
-        raise ValueError(f"{path} lacks the Lending Club column(s) {', '.join(absent)}: an "
-                         "application event needs them. Is this a Lending Club-shaped loan file?")
+        raise ValueError(f"{path} lacks the column(s) {', '.join(absent)} the live model's "
+                         "application event needs. Is this a file of the model's dataset?")
     return _stream_rows(path, start)
 
 
@@ -181,8 +212,21 @@ class _Acknowledgements:
             self.first_error = f"{type(error).__name__}: {error}"
 
 
+def live_event_layout(registry_dir: Path) -> EventLayout:
+    """The event layout of the model the registry serves (what the worker will accept)."""
+    from onnx_models.registry import Registry
+
+    registry = Registry(registry_dir)
+    version = registry.live_version()
+    if version is None:
+        raise ValueError(f"no live model in {registry_dir}: the events are built for the live "
+                         "model's fields; train or promote a model first")
+    return EventLayout.from_card(registry.load(version).card)
+
+
 def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate: float = 0.0,
-                        start: int = 0, submitted_at: SubmittedAt = "now",
+                        start: int = 0, submitted_at: SubmittedAt = "now", *,
+                        layout: EventLayout,
                         progress: bool = True, producer_options: Mapping[str, Any] | None = None
                         ) -> ReplaySummary:
     """Send ``count`` application events from the loan file ``data`` (rows ``start`` on) to
@@ -197,7 +241,7 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
         raise ValueError(f"rate and start must not be negative (got rate={rate}, start={start}).")
     if submitted_at not in ("now", "original"):
         raise ValueError(f"submitted_at must be 'now' or 'original', got {submitted_at!r}.")
-    rows = read_loan_rows(Path(data), start)
+    rows = read_loan_rows(Path(data), layout, start)
     # Batches of up to 128 KiB (~400 events) cut kafka-python's per-send cost by about a
     # third at full speed; linger stays short so a paced replay adds little latency.
     options = {"acks": "all", "linger_ms": 5, "batch_size": 128 * 1024,
@@ -214,7 +258,7 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
                   disable=not progress) as bar:
             for handed_over, row in enumerate(rows, start=1):
                 pace.wait()  # before building the event: submitted_at is the moment of sending
-                key, value = encode_event(application_event(row, submitted_at))
+                key, value = encode_event(application_event(row, layout, submitted_at))
                 future = producer.send(topic, key=key, value=value)
                 future.add_callback(acknowledgements.on_sent)
                 future.add_errback(acknowledgements.on_failed)
