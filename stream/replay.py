@@ -1,4 +1,5 @@
-"""Replay a Lending Club-shaped loan file into Kafka as application events, and read decisions.
+"""Replay a loan file of the live model's dataset into Kafka as application events, and read
+decisions.
 
 ``replay_applications`` plays the part of the upstream origination systems: each row of the
 file becomes one application event (DESIGN.md, "Application event"), keyed by its
@@ -154,8 +155,8 @@ def read_loan_rows(path: Path, layout: EventLayout, start: int = 0,
     None for cells a short line lacks, e.g. the summary lines at the end of real LC files).
     The file and its header are checked at once; rows are then streamed (constant memory)."""
     if not path.is_file():
-        raise FileNotFoundError(f"no loan file at {path}: pass a loans.csv from "
-                                "`creditrisk data generate` or a Lending Club loan file.")
+        raise FileNotFoundError(f"no loan file at {path}: pass a file of the live model's "
+                                "dataset, e.g. loans.csv from `creditrisk data generate`.")
     with _open_text(path) as handle:
         header = set(next(csv.reader(handle), []))
     absent = [column for column in layout.required_columns if column not in header]

@@ -261,11 +261,20 @@ def _no_bureau_view(files: dict[str, bytes], card: dict[str, Any]) -> None:
     card["serving"]["views"] = []
 
 
+def _other_event_contract(files: dict[str, bytes], card: dict[str, Any]) -> None:
+    """A model that wants another event (another dataset's producers) on the same topic."""
+    for field in card["serving"]["event_fields"]:
+        if field["name"] == "term":
+            field["check"] = "number"
+            field["required"] = False
+
+
 @pytest.mark.parametrize(("corrupt", "complaint"), [
     (_truncate_onnx, "model.onnx does not load"),
     (_drop_a_feature, "differs from the"),
     (_no_explainer, "missing file model.txt"),
     (_no_bureau_view, "not built from the application event and the declared feature views"),
+    (_other_event_contract, "serve it with its own topics and worker group"),
 ])
 def test_a_broken_promotion_keeps_the_current_model_serving(registry_dir, realistic_inputs,
                                                             corrupt, complaint):
