@@ -100,10 +100,11 @@ def _outcomes_and_backtest(settings: Settings) -> None:
 
     from infra.ledger_cli import reference_auc
     from stream.ledger.backtest import report_lines, run_backtest
-    from stream.replay import replay_outcomes
+    from stream.replay import live_event_layout, replay_outcomes
 
     summary = replay_outcomes(DEMO_DATA / "loans.csv", settings.kafka_bootstrap,
-                              settings.topic_outcomes, DEMO_EVENTS, progress=False)
+                              settings.topic_outcomes, DEMO_EVENTS, progress=False,
+                              layout=live_event_layout(settings.registry_dir))
     typer.echo(f"   {summary.line()}")
     conninfo = settings.postgres_conninfo()
     deadline = time.monotonic() + 60
@@ -128,12 +129,13 @@ def _console(settings: Settings) -> None:
 
 
 def _replay_and_summarise(settings: Settings) -> None:
-    from stream.replay import replay_applications
+    from stream.replay import live_event_layout, replay_applications
 
     decisions, dead_letters = _topic_tails(settings)
     summary = replay_applications(DEMO_DATA / "loans.csv", settings.kafka_bootstrap,
                                   settings.topic_applications, DEMO_EVENTS, DEMO_RATE,
-                                  submitted_at="now")
+                                  submitted_at="now",
+                                  layout=live_event_layout(settings.registry_dir))
     typer.echo(f"   sent {summary.sent:,} applications at {DEMO_RATE:.0f}/s "
                f"(the same ids as any earlier demo run: stored decisions are reused)")
     decided, letters = _collect(decisions, dead_letters, summary.sent)

@@ -69,7 +69,7 @@ def _bureau(rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
 def _decide(model: LoadedModel, event: dict[str, Any], bureau: dict[str, Any] | None,
             stale: bool = False) -> dict[str, Any]:
     """One record as the worker stores it (same encoder, model, policy and JSON)."""
-    valid = validate_application(json.dumps(event).encode())
+    valid = validate_application(json.dumps(event).encode(), model.event_schema)
     assert isinstance(valid, ValidApplication)
     features: dict[str, Any] = {**valid.application, "issue_d": valid.submitted_at,
                                 "applications_24h": 1, "applications_7d": 2}
