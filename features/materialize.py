@@ -210,8 +210,11 @@ def _valid_rows(chunk: pd.DataFrame, view: FeatureView, malformed: Counter[str])
             values = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
         else:
             numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-            # Counts, balances and ratios are finite and never negative.
-            values = numbers.where((numbers >= 0) & np.isfinite(numbers))
+            # Bureau counts, balances and ratios are finite and never negative; an aggregate
+            # is written as aggregate_view computed it for training (e.g. the latest of
+            # negative day offsets), so only a non-finite one is malformed.
+            allowed = np.isfinite(numbers) & ((numbers >= 0) | bool(view.aggregations))
+            values = numbers.where(allowed)
         bad = bad.mask((bad == "") & ~absent & values.isna(), f"bad_{spec.name}")
         encoded[spec.name] = encode_column(values, spec.kind)
     as_of = pd.to_datetime(_text_column(chunk, "as_of"), utc=True, errors="coerce")

@@ -234,7 +234,8 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
         good_values=_strings(target.get("good_values", []), "target.good_values", source),
         excluded_values=_strings(target.get("excluded_values", []), "target.excluded_values", source),
         features=features,
-        feature_descriptions=descriptions,
+        feature_descriptions={**_view_descriptions(document.get("views", []), source),
+                              **descriptions},
         views=tuple(_view(entry, source) for entry in document.get("views", [])),
         similar_by=_strings(document.get("serving", {}).get("similar_by", []),
                             "serving.similar_by", source),
@@ -272,6 +273,21 @@ def _features(table: dict[str, Any], source: str,
     return kinds, descriptions
 
 
+_DESCRIBED_KEYS = ("description", "direction")
+
+
+def _view_descriptions(entries: Any, source: str) -> dict[str, tuple[str, str]]:
+    """Plain-language wording of aggregated view fields: ``NAME = { column = ..., function =
+    ..., description = "...", direction = "higher_is_riskier" }``."""
+    descriptions: dict[str, tuple[str, str]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        for name, spec in (entry.get("aggregations") or {}).items():
+            if isinstance(spec, dict) and any(key in spec for key in _DESCRIBED_KEYS):
+                descriptions[str(name)] = (str(spec.get("description") or name),
+                                           str(spec.get("direction", "depends")))
+    return descriptions
+
+
 def _view(entry: dict[str, Any], source: str) -> FeatureView:
     """One ``[[views]]`` table: a feature view served from the feature store."""
     where = f"Dataset config {source}: view {entry.get('name', '?')!r}"
@@ -282,9 +298,14 @@ def _view(entry: dict[str, Any], source: str) -> FeatureView:
         raise ValueError(f"{where}: 'name' and 'source' (the table file) are required.")
     nullable = set(_strings(entry.get("nullable", []), "views.nullable", source))
     try:
-        aggregations = {str(name): Aggregation(str(spec["column"]), spec["function"],
-                                               spec.get("value"))
-                        for name, spec in entry.get("aggregations", {}).items()}
+        aggregations = {}
+        for name, spec in entry.get("aggregations", {}).items():
+            unknown_keys = sorted(set(spec) - {"column", "function", "value", *_DESCRIBED_KEYS})
+            if unknown_keys:
+                raise ValueError(f"aggregation {name!r} has unknown keys {unknown_keys}; allowed: "
+                                 "column, function, value, description, direction")
+            aggregations[str(name)] = Aggregation(str(spec["column"]), spec["function"],
+                                                  spec.get("value"))
         fields = [FieldSpec(str(name), kind, nullable=str(name) in nullable)
                   for name, kind in entry.get("fields", {}).items()]
     except (KeyError, TypeError, ValueError) as error:

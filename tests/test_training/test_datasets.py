@@ -221,3 +221,30 @@ def test_a_bad_view_or_serving_table_is_explained(tmp_path: Path, change: tuple[
     path.write_text(VIEWS_CONFIG.replace(*change))
     with pytest.raises(ValueError, match=complaint):
         load_dataset_config(path)
+
+
+def test_home_credit_serves_its_bureau_view_with_plain_language_reasons() -> None:
+    config = load_dataset_config("home_credit")
+    assert config.customer_id_column == "SK_ID_CURR"
+    (view,) = config.views
+    assert view.name == "hc_bureau" and view.entity_column == "SK_ID_CURR"
+    assert view.aggregations["BUREAU_ACTIVE_CREDITS"].value == "Active"
+    spec = config.serving_spec()
+    assert spec.similar_by == ("NAME_CONTRACT_TYPE", "NAME_INCOME_TYPE")
+    assert "BUREAU_TOTAL_DEBT" not in spec.event_field_names  # read from Redis, not the event
+    assert config.model_features["BUREAU_TOTAL_DEBT"] == "numeric"
+    assert config.feature_descriptions["BUREAU_TOTAL_OVERDUE"] == (
+        "Amount overdue at other lenders", "higher_is_riskier")
+    assert config.feature_descriptions["EXT_SOURCE_2"][1] == "lower_is_riskier"
+    assert not {"CODE_GENDER", "DAYS_BIRTH", "NAME_FAMILY_STATUS"} & set(config.model_features)
+
+
+def test_an_aggregation_with_an_unknown_key_is_refused(tmp_path) -> None:
+    path = tmp_path / "book.toml"
+    path.write_text('id_column = "ref"\ncustomer_id_column = "cust"\n'
+                    '[target]\ncolumn = "s"\nbad_values = ["1"]\ngood_values = ["0"]\n'
+                    '[features]\namount = "numeric"\n'
+                    '[[views]]\nname = "v"\nsource = "t.csv"\n'
+                    '[views.aggregations]\nN = { column = "x", function = "count", colour = "red" }\n')
+    with pytest.raises(ValueError, match="colour"):
+        load_dataset_config(path)
