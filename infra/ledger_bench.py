@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,22 +21,11 @@ INCOME_BANDS = ((0.0, 30_000.0), (30_000.0, 50_000.0), (50_000.0, 75_000.0), (75
 
 @contextmanager
 def bench_database(settings: Settings) -> Iterator[Settings]:
-    import psycopg
+    """A throw-away ledger database (and Redis key prefix) for one benchmark."""
+    from stream.ledger.schema import temporary_database
 
-    from stream.ledger.schema import migrate
-
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = settings.model_copy(update={"postgres_database": "postgres"}).postgres_conninfo()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    own = settings.model_copy(update={"postgres_database": name,
-                                      "key_prefix": f"bench-ledger:{name}:"})
-    migrate(own.postgres_conninfo())
-    try:
-        yield own
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_database(settings, "bench") as own:
+        yield own.model_copy(update={"key_prefix": f"bench-ledger:{own.postgres_database}:"})
 
 
 def _decision(index: int, moment: datetime) -> tuple[dict[str, Any], dict[str, Any]]:

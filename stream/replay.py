@@ -238,9 +238,6 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
     """Send ``count`` application events from the loan file ``data`` (rows ``start`` on) to
     ``topic`` at ``rate`` events/s (0 = as fast as possible). Stops early at the end of the
     file. Returns once Kafka has acknowledged (or refused) every event."""
-    from kafka import KafkaProducer
-    from tqdm import tqdm
-
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}.")
     if rate < 0 or start < 0:
@@ -248,6 +245,21 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
     if submitted_at not in ("now", "original"):
         raise ValueError(f"submitted_at must be 'now' or 'original', got {submitted_at!r}.")
     rows = read_loan_rows(Path(data), layout, start)
+    # submitted_at is the moment of sending: the event is built after the pace's wait.
+    return _send_rows(rows, lambda row: encode_event(application_event(row, layout, submitted_at)),
+                      bootstrap, topic, count, rate, progress, "application events",
+                      producer_options)
+
+
+def _send_rows(rows: Iterator[dict[str, Any]],
+               message: Callable[[dict[str, Any]], tuple[bytes | None, bytes] | None],
+               bootstrap: str, topic: str, count: int, rate: float, progress: bool, kind: str,
+               producer_options: Mapping[str, Any] | None = None) -> ReplaySummary:
+    """Send one message per row (None: skip the row) at ``rate`` per second, up to ``count``
+    rows; return once Kafka has acknowledged (or refused) every message."""
+    from kafka import KafkaProducer
+    from tqdm import tqdm
+
     # Batches of up to 128 KiB (~400 events) cut kafka-python's per-send cost by about a
     # third at full speed; linger stays short so a paced replay adds little latency.
     options = {"acks": "all", "linger_ms": 5, "batch_size": 128 * 1024,
@@ -260,14 +272,15 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
         producer.partitions_for(topic)
         pace = _SteadyPace(rate)
         started = time.perf_counter()
-        with tqdm(total=count, unit="events", desc=f"produce → {topic}",
+        with tqdm(total=count, unit=kind.rsplit(maxsplit=1)[-1], desc=f"produce → {topic}",
                   disable=not progress) as bar:
             for handed_over, row in enumerate(rows, start=1):
-                pace.wait()  # before building the event: submitted_at is the moment of sending
-                key, value = encode_event(application_event(row, layout, submitted_at))
-                future = producer.send(topic, key=key, value=value)
-                future.add_callback(acknowledgements.on_sent)
-                future.add_errback(acknowledgements.on_failed)
+                pace.wait()
+                built = message(row)
+                if built is not None:
+                    future = producer.send(topic, key=built[0], value=built[1])
+                    future.add_callback(acknowledgements.on_sent)
+                    future.add_errback(acknowledgements.on_failed)
                 bar.update(1)
                 if handed_over >= count:
                     break
@@ -276,7 +289,7 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
         producer.close()
     return ReplaySummary(topic=topic, requested=count, sent=acknowledgements.sent,
                          failed=acknowledgements.failed, seconds=time.perf_counter() - started,
-                         first_error=acknowledgements.first_error)
+                         first_error=acknowledgements.first_error, kind=kind)
 
 
 # ---------------------------------------------------------------- outcomes
@@ -298,42 +311,27 @@ def outcome_event(row: Mapping[str, Any], columns: SourceColumns,
             "as_of": as_of.date().isoformat()}
 
 
+def _outcome_message(row: dict[str, Any], columns: SourceColumns) -> tuple[bytes, bytes] | None:
+    event = outcome_event(row, columns)
+    if event is None:
+        return None
+    return event["application_id"].encode(), json.dumps(event, separators=(",", ":")).encode()
+
+
 def replay_outcomes(data: Path, bootstrap: str, topic: str, count: int, start: int = 0,
                     progress: bool = True, *, layout: EventLayout) -> ReplaySummary:
     """Send the outcome of up to ``count`` loans of the file (rows ``start`` on) to ``topic``,
     keyed by application id, as fast as Kafka takes them; rows without one are skipped."""
-    from kafka import KafkaProducer
-    from tqdm import tqdm
-
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}.")
-    if layout.columns.target_column is None:
+    columns = layout.columns
+    if columns.target_column is None:
         raise ValueError("the live model's card does not name the file's outcome column; "
                          "retrain it with this version of `creditrisk train`")
-    rows = _stream_rows(_checked_file(Path(data), (layout.columns.id_column,
-                                                   layout.columns.target_column)), start)
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5,
-                             batch_size=128 * 1024)
-    acknowledgements = _Acknowledgements()
-    started = time.perf_counter()
-    try:
-        with tqdm(total=count, unit="outcomes", desc=f"produce → {topic}", disable=not progress) as bar:
-            for handed_over, row in enumerate(rows, start=1):
-                event = outcome_event(row, layout.columns)
-                if event is not None:
-                    future = producer.send(topic, key=event["application_id"].encode(),
-                                           value=json.dumps(event, separators=(",", ":")).encode())
-                    future.add_callback(acknowledgements.on_sent)
-                    future.add_errback(acknowledgements.on_failed)
-                bar.update(1)
-                if handed_over >= count:
-                    break
-        producer.flush()
-    finally:
-        producer.close()
-    return ReplaySummary(topic=topic, requested=count, sent=acknowledgements.sent,
-                         failed=acknowledgements.failed, seconds=time.perf_counter() - started,
-                         first_error=acknowledgements.first_error, kind="loan outcomes")
+    rows = _stream_rows(_checked_file(Path(data), (columns.id_column, columns.target_column)),
+                        start)
+    return _send_rows(rows, lambda row: _outcome_message(row, columns), bootstrap, topic, count,
+                      0.0, progress, "loan outcomes")
 
 
 # ---------------------------------------------------------------- decisions

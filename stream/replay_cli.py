@@ -45,24 +45,20 @@ def produce_command(
     from stream.replay import SubmittedAt, live_event_layout, replay_applications, replay_outcomes
 
     settings = get_settings()
-    if outcomes:
-        try:
-            summary = replay_outcomes(data, settings.kafka_bootstrap, topic or settings.topic_outcomes,
-                                      count=count, start=start,
-                                      layout=live_event_layout(settings.registry_dir))
-        except (FileNotFoundError, ValueError) as error:
-            _fail(str(error))
-        except KafkaError as error:
-            _fail(_kafka_unreachable(settings.kafka_bootstrap, error))
-        typer.echo(summary.line())
-        raise typer.Exit(code=1 if summary.failed else 0)
-    if submitted_at not in ("now", "original"):
+    if not outcomes and submitted_at not in ("now", "original"):
         _fail(f"--submitted-at must be 'now' or 'original', not {submitted_at!r}.")
     try:
-        summary = replay_applications(data, settings.kafka_bootstrap,
-                                      topic or settings.topic_applications, count=count, rate=rate,
-                                      start=start, submitted_at=cast(SubmittedAt, submitted_at),
-                                      layout=live_event_layout(settings.registry_dir))
+        layout = live_event_layout(settings.registry_dir)
+        if outcomes:
+            summary = replay_outcomes(data, settings.kafka_bootstrap,
+                                      topic or settings.topic_outcomes, count=count, start=start,
+                                      layout=layout)
+        else:
+            summary = replay_applications(data, settings.kafka_bootstrap,
+                                          topic or settings.topic_applications, count=count,
+                                          rate=rate, start=start,
+                                          submitted_at=cast(SubmittedAt, submitted_at),
+                                          layout=layout)
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error))
     except KafkaError as error:

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
+from training.generate import prepared_output
+
 CHUNK_ROWS = 50_000
 TARGET_BAD_RATE = 0.08
 NO_BUREAU_SHARE = 0.14
@@ -409,11 +411,8 @@ def generate_home_credit_files(rows: int, seed: int, out_dir: str | Path,
     """Write ``application_train.csv`` and ``bureau.csv`` (Home Credit's layout) into ``out_dir``."""
     from tqdm import tqdm
 
-    if not isinstance(rows, int) or rows < 100:
-        raise ValueError(f"rows must be an integer of at least 100, got {rows!r}.")
+    out_dir = prepared_output(rows, out_dir)
     started = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = out_dir / APPLICATION_FILE, out_dir / BUREAU_FILE
     summary = HomeCreditSummary(rows=rows)
     next_bureau_id = FIRST_BUREAU_ID

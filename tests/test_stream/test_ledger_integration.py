@@ -72,13 +72,15 @@ def test_ledger_writer_killed_mid_stream_loses_nothing_and_replays_do_not_duplic
 
 
 def _metrics_once_read_to_the_end(ledger: LedgerProcess) -> dict[str, float]:
-    """The restarted writer's metrics once it has read the last message (the bad one)."""
+    """The restarted writer's metrics once it has read the bad message and the replayed
+    decisions (they sit on different partitions, so either may come last)."""
     import time
 
     deadline = time.monotonic() + 60
     while True:
         samples = ledger.metrics()
-        if metric_sum(samples, "creditrisk_ledger_errors_total", kind="unreadable_decision") >= 1 \
+        if (metric_sum(samples, "creditrisk_ledger_errors_total", kind="unreadable_decision") >= 1
+                and metric_sum(samples, "creditrisk_ledger_duplicate_decisions_total") >= 1_000) \
                 or time.monotonic() > deadline:
             return samples
         time.sleep(0.5)
