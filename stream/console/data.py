@@ -442,9 +442,11 @@ def _lowering_text(feature: dict[str, Any], reason_text: str, value: float,
                    card: ConsoleCard) -> str:
     """A factor that lowered the risk, with the customer's own value under the input's
     neutral name (the reason texts name the risky side, which would not be true here)."""
-    if feature.get("type") == "categorical" or math.isnan(value):
+    if feature.get("type") == "categorical":
         return reason_text
     label = card.input_label(str(feature["name"]))
+    if math.isnan(value):
+        return f"{label}: not available"
     if feature.get("display") == "exp":
         return f"{label}: {math.exp(value):,.0f}"
     shown = f"{value:,.2f}".rstrip("0").rstrip(".")
