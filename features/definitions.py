@@ -56,15 +56,41 @@ class FeatureSpec:
     description: str
     direction: RiskDirection
     source_columns: tuple[str, ...]
+    # A neutral name for showing the customer's own value ("Revolving utilisation (%)"),
+    # where the description names the risky side; empty: the console derives one.
+    label: str = ""
+    # "exp": the input is the log of what a person reads (shown as exp(value)).
+    display: str = "value"
 
 
 def _numeric(name: str, description: str, direction: RiskDirection,
              *sources: str) -> FeatureSpec:
-    return FeatureSpec(name, "numeric", description, direction, sources or (name,))
+    return FeatureSpec(name, "numeric", description, direction, sources or (name,),
+                       label=LENDING_CLUB_INPUT_LABELS.get(name, ""),
+                       display="exp" if name.startswith("log_") else "value")
 
 
 def _categorical(name: str, description: str) -> FeatureSpec:
-    return FeatureSpec(name, "categorical", description, "depends", (name,))
+    return FeatureSpec(name, "categorical", description, "depends", (name,),
+                       label=LENDING_CLUB_INPUT_LABELS.get(name, ""))
+
+
+# Neutral names of the Lending Club model inputs (the console shows a customer's own value
+# with them; the descriptions above are the reasons' risky-side wording).
+LENDING_CLUB_INPUT_LABELS: dict[str, str] = {
+    "loan_amnt": "Loan amount", "term": "Term (months)", "log_annual_inc": "Annual income",
+    "emp_length": "Years in current job", "credit_history_months": "Credit history (months)",
+    "loan_to_income": "Loan amount / annual income",
+    "payment_to_income": "Monthly payment / income",
+    "dti": "Debt-to-income ratio (%)", "revol_util": "Revolving credit utilisation (%)",
+    "revol_bal_to_income": "Revolving balance / income",
+    "delinq_2yrs": "Delinquencies (2 years)", "inq_last_6mths": "Credit inquiries, last 6 months",
+    "pub_rec": "Derogatory public records", "open_acc": "Open credit lines",
+    "total_acc": "Credit lines in total", "mths_since_last_delinq": "Months since last delinquency",
+    "ever_delinquent": "Ever delinquent (1 = yes)", "home_ownership": "Home ownership",
+    "verification_status": "Income verification", "purpose": "Purpose",
+    "addr_state": "State",
+}
 
 
 LENDING_CLUB_FEATURES: tuple[FeatureSpec, ...] = (
@@ -382,6 +408,10 @@ class FeatureEncoder:
                                      "reason_code": reason_code(spec.name),
                                      "direction": spec.direction,
                                      "source_columns": list(spec.source_columns)}
+            if spec.label:
+                entry["label"] = spec.label
+            if spec.display != "value":
+                entry["display"] = spec.display
             if spec.kind == "categorical":
                 entry["categories"] = list(self.categories_[spec.name])
                 entry["unknown_category"] = "NaN"
@@ -408,7 +438,9 @@ class FeatureEncoder:
             specs.append(FeatureSpec(entry["name"], entry["type"],
                                      entry.get("description", entry["name"]),
                                      entry.get("direction", "depends"),
-                                     tuple(entry.get("source_columns", (entry["name"],)))))
+                                     tuple(entry.get("source_columns", (entry["name"],))),
+                                     str(entry.get("label", "")),
+                                     str(entry.get("display", "value"))))
         encoder.feature_specs_ = tuple(specs)
         encoder.categories_ = {entry["name"]: list(entry["categories"])
                                for entry in card["features"] if entry["type"] == "categorical"}

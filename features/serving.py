@@ -9,6 +9,7 @@ config; the worker and the console read it from there, so they hold no dataset's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +27,21 @@ LENDING_CLUB_EVENT_CHECKS: dict[str, str] = {
     "addr_state": "addr_state",
 }
 LENDING_CLUB_NULLABLE = frozenset({"emp_length"})
+# Plain-language names of the Lending Club raw fields (the console's profile and form).
+LENDING_CLUB_FIELD_LABELS: dict[str, str] = {
+    "loan_amnt": "Loan amount", "term": "Term (months)", "purpose": "Purpose",
+    "annual_inc": "Annual income", "emp_length": "Years in current job",
+    "home_ownership": "Home ownership", "verification_status": "Income verification",
+    "addr_state": "State",
+    "earliest_cr_line": "First credit line opened", "delinq_2yrs": "Delinquencies (2 years)",
+    "inq_last_6mths": "Credit inquiries (6 months)", "open_acc": "Open credit lines",
+    "total_acc": "Credit lines in total", "pub_rec": "Derogatory public records",
+    "revol_bal": "Revolving balance", "revol_util": "Revolving utilisation (%)",
+    "mths_since_last_delinq": "Months since last delinquency",
+    "monthly_debt": "Existing monthly debt payments",
+}
+# Similar Lending Club customers also share an annual-income band.
+LENDING_CLUB_INCOME_BANDS: tuple[float, ...] = (0, 30_000, 50_000, 75_000, 100_000, 150_000)
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,37 @@ class EventField:
 
 
 @dataclass(frozen=True)
+class NumericBand:
+    """Similar customers also fall in the same band of a numeric event field: ``edges`` are
+    the lower bounds, ascending; the last band is open-ended."""
+
+    field: str
+    edges: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.edges) < 2 or list(self.edges) != sorted(set(self.edges)):
+            raise ValueError(f"the band of {self.field!r} needs at least two ascending edges")
+
+    def band_of(self, value: float | None) -> tuple[float, float | None] | None:
+        """(low, high) of the band holding ``value``; high is None for the open top band."""
+        if value is None or math.isnan(value) or value < self.edges[0]:
+            return None
+        for low, high in zip(self.edges, (*self.edges[1:], None), strict=True):
+            if high is None or value < high:
+                return float(low), None if high is None else float(high)
+        return None
+
+    def to_card(self) -> dict[str, Any]:
+        return {"field": self.field, "edges": list(self.edges)}
+
+    @classmethod
+    def from_card(cls, entry: Mapping[str, Any] | None) -> NumericBand | None:
+        if not entry:
+            return None
+        return cls(str(entry["field"]), tuple(float(edge) for edge in entry["edges"]))
+
+
+@dataclass(frozen=True)
 class ServingSpec:
     """The serving contract of one model (see the module docstring)."""
 
@@ -64,6 +111,10 @@ class ServingSpec:
     similar_by: tuple[str, ...] = ()
     # Plain-language wording of raw fields for the console's profile (name -> label).
     field_labels: Mapping[str, str] = field(default_factory=dict)
+    # Optional: similar customers also share a band of this numeric event field.
+    similar_band: NumericBand | None = None
+    # Optional: the numeric event field the console filters decisions by (an amount).
+    amount_field: str | None = None
 
     def __post_init__(self) -> None:
         names = [item.name for item in self.event_fields]
@@ -75,6 +126,11 @@ class ServingSpec:
         unknown = sorted(set(self.similar_by) - set(names))
         if unknown:
             raise ValueError(f"similar_by names {unknown}, which are not event fields")
+        numeric = {item.name for item in self.event_fields if item.kind == "numeric"}
+        for role, name in (("similar_band", self.similar_band and self.similar_band.field),
+                           ("amount_field", self.amount_field)):
+            if name is not None and name not in numeric:
+                raise ValueError(f"{role} names {name!r}, which is not a numeric event field")
 
     @property
     def event_field_names(self) -> tuple[str, ...]:
@@ -99,7 +155,9 @@ class ServingSpec:
         return {"event_fields": [item.to_card() for item in self.event_fields],
                 "views": [view.to_card() for view in self.views],
                 "date_field": self.date_field, "similar_by": list(self.similar_by),
-                "field_labels": dict(self.field_labels)}
+                "field_labels": dict(self.field_labels),
+                "similar_band": self.similar_band.to_card() if self.similar_band else None,
+                "amount_field": self.amount_field}
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any]) -> ServingSpec:
@@ -114,7 +172,9 @@ class ServingSpec:
         return cls(tuple(EventField.from_card(item) for item in serving["event_fields"]),
                    tuple(FeatureView.from_card(view) for view in serving.get("views", ())),
                    serving.get("date_field"), tuple(serving.get("similar_by", ())),
-                   dict(serving.get("field_labels", {})))
+                   dict(serving.get("field_labels", {})),
+                   NumericBand.from_card(serving.get("similar_band")),
+                   serving.get("amount_field"))
 
 
 def lending_club_serving(views: Sequence[FeatureView] = (BUREAU_VIEW,),
@@ -129,7 +189,10 @@ def lending_club_serving(views: Sequence[FeatureView] = (BUREAU_VIEW,),
     fields = tuple(EventField(name, "categorical" if check in _CATEGORY_CHECKS else "numeric",
                               check, required=True, nullable=name in LENDING_CLUB_NULLABLE)
                    for name, check in LENDING_CLUB_EVENT_CHECKS.items())
-    return ServingSpec(fields, tuple(views), date_field="issue_d", similar_by=tuple(similar_by))
+    return ServingSpec(fields, tuple(views), date_field="issue_d", similar_by=tuple(similar_by),
+                       field_labels=LENDING_CLUB_FIELD_LABELS,
+                       similar_band=NumericBand("annual_inc", LENDING_CLUB_INCOME_BANDS),
+                       amount_field="loan_amnt")
 
 
 _CATEGORY_CHECKS = frozenset({"purpose", "home_ownership", "verification_status", "addr_state"})

@@ -166,12 +166,17 @@ VELOCITY_WINDOWS: dict[str, timedelta] = {
     "applications_24h": timedelta(hours=24),
     "applications_7d": timedelta(days=7),
 }
+VELOCITY_LABELS: dict[str, str] = {
+    "applications_24h": "Applications in the last 24 hours",
+    "applications_7d": "Applications in the last 7 days",
+}
 VELOCITY_VIEW = FeatureView(
     name="velocity",
     entity="customer_id",
     fields=tuple(FieldSpec(name) for name in VELOCITY_WINDOWS),
     max_age=timedelta(days=8),
     ttl=timedelta(days=8),
+    description="Recent activity",
 )
 
 

@@ -121,16 +121,20 @@ def bench_similar_lookup(settings: Settings, echo: Callable[[str], None],
         size = connection.execute("SELECT pg_size_pretty(pg_total_relation_size('decisions'))").fetchone()
     echo(f"  ledger filled with {rows:,} decisions by COPY in {time.perf_counter() - started:.0f}s "
          f"({size[0] if size else '?'} with indexes)")
+    from stream.console.card import ConsoleCard, SimilarGroup
+
     source = RedisDataSource(settings)
+    card = ConsoleCard({"feature_set": "lending_club"})  # the Lending Club serving contract
     timings, sizes = [], []
     for round_ in range(3):
         for purpose in PURPOSES:
             for band in INCOME_BANDS:
                 began = time.perf_counter()
-                found = source.similar(purpose, band, exclude_application="bench-0")
+                group = SimilarGroup({"purpose": purpose}, "annual_inc", band)
+                found = source.similar(card, group, exclude_application="bench-0")
                 if round_:  # the first round warms the cache
                     timings.append(time.perf_counter() - began)
-                    sizes.append(len(found))
+                    sizes.append(len(found.records))
     timings.sort()
     echo(f"  similar-customer look-up (purpose + income band, newest {max(sizes):,} with their "
          f"features): median {statistics.median(timings) * 1000:.0f} ms, p95 "

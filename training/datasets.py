@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from features.serving import EventField, ServingSpec, lending_club_serving
+from features.serving import EventField, NumericBand, ServingSpec, lending_club_serving
 from features.views import BUREAU_VIEW, Aggregation, FeatureView, FieldSpec
 
 if TYPE_CHECKING:
@@ -75,6 +75,10 @@ class DatasetConfig:
     views: tuple[FeatureView, ...] = ()
     feature_descriptions: dict[str, tuple[str, str]] = field(default_factory=dict)
     similar_by: tuple[str, ...] = ()
+    similar_band: NumericBand | None = None
+    amount_field: str | None = None
+    # Neutral names of fields ("Total income"), shown with a customer's own value.
+    field_labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._check_parameters()
@@ -137,7 +141,8 @@ class DatasetConfig:
             for name, kind in self.features.items() if name not in from_views)
         labels = {name: text for name, (text, _direction) in self.feature_descriptions.items()}
         return ServingSpec(fields, self.views, date_field=None, similar_by=self.similar_by,
-                           field_labels=labels)
+                           field_labels={**labels, **self.field_labels},
+                           similar_band=self.similar_band, amount_field=self.amount_field)
 
     @property
     def model_features(self) -> dict[str, str]:
@@ -211,11 +216,12 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
     if not isinstance(target, dict) or not target.get("column"):
         raise ValueError(f"Dataset config {source}: missing [target] table with 'column' "
                          "(the column holding the outcome) and 'bad_values'/'good_values'.")
-    features, descriptions = _features(document.get("features", {}), source)
-    unknown_serving = sorted(set(document.get("serving", {})) - {"similar_by"})
+    features, descriptions, labels = _features(document.get("features", {}), source)
+    serving = document.get("serving", {})
+    unknown_serving = sorted(set(serving) - {"similar_by", "similar_band", "amount_field"})
     if unknown_serving:
         raise ValueError(f"Dataset config {source}: unknown keys {unknown_serving} in [serving]; "
-                         "allowed: similar_by.")
+                         "allowed: similar_by, similar_band, amount_field.")
     limits = document.get("cleaning", {})
     try:
         cleaning = CleaningLimits(**{k: float(v) for k, v in limits.items()})
@@ -237,8 +243,10 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
         feature_descriptions={**_view_descriptions(document.get("views", []), source),
                               **descriptions},
         views=tuple(_view(entry, source) for entry in document.get("views", [])),
-        similar_by=_strings(document.get("serving", {}).get("similar_by", []),
-                            "serving.similar_by", source),
+        similar_by=_strings(serving.get("similar_by", []), "serving.similar_by", source),
+        similar_band=_similar_band(serving.get("similar_band"), source),
+        amount_field=serving.get("amount_field"),
+        field_labels={**_view_labels(document.get("views", [])), **labels},
         exclude_columns=_strings(document.get("exclude_columns", []), "exclude_columns", source),
         known_at_application=_strings(document.get("known_at_application", []),
                                       "known_at_application", source),
@@ -252,25 +260,40 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
     )
 
 
+def _similar_band(entry: Any, source: str) -> NumericBand | None:
+    """``similar_band = { field = "annual_inc", edges = [0, 30000, 50000] }``."""
+    if entry is None:
+        return None
+    try:
+        return NumericBand(str(entry["field"]), tuple(float(edge) for edge in entry["edges"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"Dataset config {source}: [serving] similar_band needs 'field' (a "
+                         f"numeric event field) and ascending 'edges' ({error}).") from None
+
+
 def _features(table: dict[str, Any], source: str,
-              ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
-    """``NAME = "numeric"``, or ``NAME = {type = "numeric", description = "...",
-    direction = "higher_is_riskier"}`` for a feature explained in plain language."""
+              ) -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, str]]:
+    """``NAME = "numeric"``, or ``NAME = {type = "numeric", label = "...", description =
+    "...", direction = "higher_is_riskier"}`` for a feature explained in plain language."""
     kinds: dict[str, str] = {}
     descriptions: dict[str, tuple[str, str]] = {}
+    labels: dict[str, str] = {}
     for name, value in table.items():
         if isinstance(value, dict):
-            unknown = sorted(set(value) - {"type", "description", "direction"})
+            unknown = sorted(set(value) - {"type", "label", "description", "direction"})
             if unknown or "type" not in value:
                 raise ValueError(f"Dataset config {source}: feature {name!r} needs 'type' and "
-                                 f"may have 'description' and 'direction' (got {sorted(value)}).")
+                                 "may have 'label', 'description' and 'direction' "
+                                 f"(got {sorted(value)}).")
             kinds[str(name)] = value["type"]
+            if "label" in value:
+                labels[str(name)] = str(value["label"])
             if "description" in value or "direction" in value:
                 descriptions[str(name)] = (str(value.get("description") or name),
                                            str(value.get("direction", "depends")))
         else:
             kinds[str(name)] = value
-    return kinds, descriptions
+    return kinds, descriptions, labels
 
 
 _DESCRIBED_KEYS = ("description", "direction")
@@ -288,6 +311,14 @@ def _view_descriptions(entries: Any, source: str) -> dict[str, tuple[str, str]]:
     return descriptions
 
 
+def _view_labels(entries: Any) -> dict[str, str]:
+    """Neutral names of aggregated view fields (``label = "..."``)."""
+    return {str(name): str(spec["label"])
+            for entry in (entries if isinstance(entries, list) else [])
+            for name, spec in (entry.get("aggregations") or {}).items()
+            if isinstance(spec, dict) and "label" in spec}
+
+
 def _view(entry: dict[str, Any], source: str) -> FeatureView:
     """One ``[[views]]`` table: a feature view served from the feature store."""
     where = f"Dataset config {source}: view {entry.get('name', '?')!r}"
@@ -300,10 +331,11 @@ def _view(entry: dict[str, Any], source: str) -> FeatureView:
     try:
         aggregations = {}
         for name, spec in entry.get("aggregations", {}).items():
-            unknown_keys = sorted(set(spec) - {"column", "function", "value", *_DESCRIBED_KEYS})
+            unknown_keys = sorted(set(spec) - {"column", "function", "value", "label",
+                                               *_DESCRIBED_KEYS})
             if unknown_keys:
                 raise ValueError(f"aggregation {name!r} has unknown keys {unknown_keys}; allowed: "
-                                 "column, function, value, description, direction")
+                                 "column, function, value, label, description, direction")
             aggregations[str(name)] = Aggregation(str(spec["column"]), spec["function"],
                                                   spec.get("value"))
         fields = [FieldSpec(str(name), kind, nullable=str(name) in nullable)

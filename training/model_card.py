@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from features.scoring import score_points
 from onnx_models.registry import MODEL_ONNX
 from training.diagnostics import warnings_to_card
@@ -39,12 +41,25 @@ def _search(run: TrainingRun) -> dict[str, Any]:
             "baseline": run.baseline_search}
 
 
+def _feature_importance(run: TrainingRun) -> dict[str, float]:
+    """Each input's share of the exported model's split gain (the console compares customers
+    on the most important ones)."""
+    booster = getattr(run.exported, "booster", None)
+    if booster is None or not hasattr(booster, "feature_importance"):
+        return {}
+    gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
+    total = max(float(gain.sum()), 1e-12)
+    names = [spec.name for spec in run.prepared.encoder.feature_specs_]
+    return {name: round(float(share) / total, 6) for name, share in zip(names, gain, strict=True)}
+
+
 def _model(run: TrainingRun) -> dict[str, Any]:
     name, exported = run.exported_name, run.exported
     return {"type": MODEL_TYPE[name], "variant": name, "description": VARIANT_LABEL[name],
             "trees": exported.trees, "fitted_on_rows": exported.training_rows,
             "synthetic_rows": exported.synthetic_rows, "settings": exported.settings,
             "learning_rate": run.config.lightgbm.learning_rate if name != "baseline" else None,
+            "feature_importance": _feature_importance(run),
             "cv_describes": "the same settings and number of trees fitted on each fold's "
                             "training part; the promoted model is that procedure on every "
                             "training row"}
@@ -113,7 +128,8 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
             "score_population": "test set",
             "score": score_reference(run.test_pd, score_points(run.test_pd, config.score_scale)),
             "groups": group_statistics(prepared.frame.iloc[split.test_positions],
-                                       run.test_label, run.test_pd),
+                                       run.test_label, run.test_pd,
+                                       dataset_config.serving_spec()),
         },
         "training": {"config": config.to_dict(), "timings_s": run.timings,
                      "cleaning": cleaning, "label": labelling,

@@ -143,6 +143,7 @@ def test_purge_command_keeps_the_configured_months(ledger_settings: Settings, tm
 def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger_settings: Settings) -> None:
     import psycopg
 
+    from stream.console.card import ConsoleCard, SimilarGroup
     from stream.console.data import RedisDataSource
     from stream.ledger.store import insert_decisions
     from stream.ledger.writer import LedgerMessage, decision_row
@@ -156,8 +157,11 @@ def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger
     with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
         insert_decisions(connection, rows)
     source = RedisDataSource(ledger_settings)
-    similar = source.similar("car", (30_000.0, 50_000.0), exclude_application="app-1")
+    card = ConsoleCard({"feature_set": "lending_club"})  # grouped by purpose and income band
+    similar = source.similar(card, SimilarGroup({"purpose": "car"}, "annual_inc", (30_000.0, 50_000.0)),
+                             exclude_application="app-1").records
     expected = {f"app-{i}" for i in range(1_200) if i % 2 and i % 3 and i != 1}
     assert {item["decision"]["application_id"] for item in similar} == expected
     assert all(item["application"]["purpose"] == "car" and item["features"] for item in similar)
-    assert source.similar("car", (100_000.0, None), None) == []
+    assert source.similar(card, SimilarGroup({"purpose": "car"}, "annual_inc", (100_000.0, None)),
+                          None).records == []
