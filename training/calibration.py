@@ -17,13 +17,14 @@ from features.scoring import logit
 
 
 def fit_platt(raw_probability: np.ndarray, label: np.ndarray) -> dict[str, Any]:
-    """model.json ``calibration`` entry fitted on rows SMOTE never touched."""
+    """model.json ``calibration`` entry fitted on rows SMOTE never touched (the pipeline
+    passes out-of-fold predictions for every training row)."""
     from sklearn.linear_model import LogisticRegression
 
     log_odds = logit(raw_probability).reshape(-1, 1)
     if len(np.unique(label)) < 2:
-        raise ValueError("the calibration slice holds only one class; use more data or a "
-                         "larger calibration_fraction")
+        raise ValueError("the rows to calibrate on hold only one class (no bad loans or no "
+                         "good ones); the file needs both")
     # Almost no penalty: two parameters on thousands of rows need none.
     regression = LogisticRegression(C=1e6, solver="lbfgs", max_iter=1000)
     regression.fit(log_odds, label)

@@ -187,19 +187,26 @@ class _Stopwatch:
 
 
 def _search(run: TrainingRun, progress: bool, log: Log) -> None:
-    """Stage 1: tree settings without resampling; stage 2: SMOTE strengths with the chosen
-    trees; then the scorecard's regularisation. Each stage has half the time budget left."""
+    """The scorecard's regularisation first (always runs, cheap), then stage 1: tree
+    settings without resampling; stage 2: SMOTE strengths with the chosen trees. The two
+    LightGBM stages share what the budget has left, half each."""
     config, prepared = run.config, run.prepared
     validator = CrossValidator(prepared.matrix, prepared.label, run.split.train_positions,
                                prepared.categorical_indices, config)
     run.validator = validator
     started, budget = time.monotonic(), config.search.budget_seconds
-    log(f"Cross-validating LightGBM settings ({config.folds} folds on all "
-        f"{len(validator.label):,} training rows; trees chosen where the mean validation AUC "
-        f"peaks; budget {budget:.0f}s) ...")
+    log(f"Cross-validating the baseline scorecard ({config.folds} folds on all "
+        f"{len(validator.label):,} training rows) ...")
+    _search_baseline(run, validator, progress)
+    chosen = run.baseline_search["chosen"]
+    log(f"  scorecard, L2 C = {chosen['regularization_C']:g} (best of "
+        f"{len(run.baseline_search['tried'])}): CV AUC {chosen['cv_auc']:.4f}")
+    left = max(budget - (time.monotonic() - started), 0.0)
+    log(f"Cross-validating LightGBM settings (trees chosen where the mean validation AUC "
+        f"over the folds peaks; {left:.0f}s of the {budget:.0f}s budget left) ...")
     plain = run_search(validator, [Candidate(trees) for trees in
                                    config.search.tree_candidates],
-                       started + budget / 2, progress, log)
+                       time.monotonic() + left / 2, progress, log)
     run.searches["no_smote"] = plain
     candidates = smote_candidates(plain.best.candidate.trees, validator.bad_to_good, config)
     if candidates:
@@ -207,11 +214,6 @@ def _search(run: TrainingRun, progress: bool, log: Log) -> None:
             "only) ...")
         run.searches["smote"] = run_search(validator, candidates, started + budget,
                                            progress, log)
-    log("Cross-validating the baseline scorecard ...")
-    _search_baseline(run, validator, progress)
-    chosen = run.baseline_search["chosen"]
-    log(f"  scorecard, L2 C = {chosen['regularization_C']:g} (best of "
-        f"{len(run.baseline_search['tried'])}): CV AUC {chosen['cv_auc']:.4f}")
 
 
 def _search_baseline(run: TrainingRun, validator: CrossValidator, progress: bool) -> None:
