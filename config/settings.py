@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     worker_group: str = Field("creditrisk-scoring", description="Kafka consumer group (Faust app id)")
     batch_max_events: int = Field(200, ge=1, description="most events scored in one micro-batch")
     batch_within_s: float = Field(0.2, gt=0, description="longest wait to fill a micro-batch")
+    allow_event_contract_change: bool = Field(
+        False, description="let a promoted model that expects other event fields replace the "
+        "serving one (the producers switch with it)")
     stall_after_s: float = Field(60.0, gt=0, description="/health turns red when events wait "
                                  "and no batch has completed for this long")
     console_port: int = Field(8501, description="console HTTP port")

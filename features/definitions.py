@@ -17,8 +17,10 @@ Encoding rules (also written into ``model.json`` so the worker needs nothing els
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -54,15 +56,41 @@ class FeatureSpec:
     description: str
     direction: RiskDirection
     source_columns: tuple[str, ...]
+    # A neutral name for showing the customer's own value ("Revolving utilisation (%)"),
+    # where the description names the risky side; empty: the console derives one.
+    label: str = ""
+    # "exp": the input is the log of what a person reads (shown as exp(value)).
+    display: str = "value"
 
 
 def _numeric(name: str, description: str, direction: RiskDirection,
              *sources: str) -> FeatureSpec:
-    return FeatureSpec(name, "numeric", description, direction, sources or (name,))
+    return FeatureSpec(name, "numeric", description, direction, sources or (name,),
+                       label=LENDING_CLUB_INPUT_LABELS.get(name, ""),
+                       display="exp" if name.startswith("log_") else "value")
 
 
 def _categorical(name: str, description: str) -> FeatureSpec:
-    return FeatureSpec(name, "categorical", description, "depends", (name,))
+    return FeatureSpec(name, "categorical", description, "depends", (name,),
+                       label=LENDING_CLUB_INPUT_LABELS.get(name, ""))
+
+
+# Neutral names of the Lending Club model inputs (the console shows a customer's own value
+# with them; the descriptions above are the reasons' risky-side wording).
+LENDING_CLUB_INPUT_LABELS: dict[str, str] = {
+    "loan_amnt": "Loan amount", "term": "Term (months)", "log_annual_inc": "Annual income",
+    "emp_length": "Years in current job", "credit_history_months": "Credit history (months)",
+    "loan_to_income": "Loan amount / annual income",
+    "payment_to_income": "Monthly payment / income",
+    "dti": "Debt-to-income ratio (%)", "revol_util": "Revolving credit utilisation (%)",
+    "revol_bal_to_income": "Revolving balance / income",
+    "delinq_2yrs": "Delinquencies (2 years)", "inq_last_6mths": "Credit inquiries, last 6 months",
+    "pub_rec": "Derogatory public records", "open_acc": "Open credit lines",
+    "total_acc": "Credit lines in total", "mths_since_last_delinq": "Months since last delinquency",
+    "ever_delinquent": "Ever delinquent (1 = yes)", "home_ownership": "Home ownership",
+    "verification_status": "Income verification", "purpose": "Purpose",
+    "addr_state": "State",
+}
 
 
 LENDING_CLUB_FEATURES: tuple[FeatureSpec, ...] = (
@@ -118,17 +146,64 @@ def lending_club_feature_specs(include_addr_state: bool = False,
     return specs
 
 
-def generic_feature_specs(columns: Mapping[str, str]) -> tuple[FeatureSpec, ...]:
-    """Specs for the ``generic`` feature set: the dataset config's columns taken as they are."""
+def generic_feature_specs(columns: Mapping[str, str],
+                          descriptions: Mapping[str, tuple[str, str]] | None = None,
+                          ) -> tuple[FeatureSpec, ...]:
+    """Specs for the ``generic`` feature set: the dataset config's columns taken as they are,
+    described in plain language (and with a risk direction) where the config says so."""
     specs = []
     for name, kind in columns.items():
         if kind not in ("numeric", "categorical"):
             raise ValueError(
                 f"feature column {name!r} has type {kind!r}; use 'numeric' or 'categorical'"
             )
-        specs.append(FeatureSpec(name, cast(FeatureKind, kind), name.replace("_", " ").capitalize(),
-                                 "depends", (name,)))
+        description, direction = (descriptions or {}).get(
+            name, (name.replace("_", " ").capitalize(), "depends"))
+        if direction not in ("higher_is_riskier", "lower_is_riskier", "depends"):
+            raise ValueError(f"feature {name!r}: direction {direction!r} must be "
+                             "higher_is_riskier, lower_is_riskier or depends")
+        specs.append(FeatureSpec(name, cast(FeatureKind, kind), description,
+                                 cast(RiskDirection, direction), (name,)))
     return tuple(specs)
+
+
+# Never renumber: downstream systems and customer letters key on these codes.
+REASON_CODES: Mapping[str, str] = {
+    "loan_amnt": "R01",
+    "term": "R02",
+    "log_annual_inc": "R03",
+    "emp_length": "R04",
+    "credit_history_months": "R05",
+    "loan_to_income": "R06",
+    "payment_to_income": "R07",
+    "dti": "R08",
+    "revol_util": "R09",
+    "revol_bal_to_income": "R10",
+    "delinq_2yrs": "R11",
+    "inq_last_6mths": "R12",
+    "pub_rec": "R13",
+    "open_acc": "R14",
+    "total_acc": "R15",
+    "mths_since_last_delinq": "R16",
+    "ever_delinquent": "R17",
+    "home_ownership": "R18",
+    "verification_status": "R19",
+    "purpose": "R20",
+    "addr_state": "R21",
+    "grade": "R22",
+    "sub_grade": "R23",
+    "int_rate": "R24",
+    "installment": "R25",
+}
+
+
+def reason_code(feature_name: str) -> str:
+    """The feature's code from :data:`REASON_CODES`, else the name-hash fallback ``RXhhhh``."""
+    known = REASON_CODES.get(feature_name)
+    if known is not None:
+        return known
+    digest = hashlib.sha256(feature_name.encode("utf-8")).hexdigest()
+    return "RX" + digest[:4].upper()
 
 
 # --------------------------------------------------------------------------------------
@@ -210,6 +285,15 @@ def engineer_lending_club(frame: pd.DataFrame, reference_annual_rate: float) -> 
     return result.replace([np.inf, -np.inf], np.nan)
 
 
+def _category_code(lookup: Mapping[str, float], value: str | None) -> float | None:
+    return None if value is None else lookup.get(category_key(value))
+
+
+def category_key(value: str) -> str:
+    """A category spelling with case and spacing folded away."""
+    return " ".join(value.split()).casefold()
+
+
 def _category_text(values: pd.Series) -> pd.Series:
     """Category values as stripped text; missing stays missing."""
     return values.map(lambda value: None if pd.isna(value) else str(value).strip())
@@ -229,9 +313,11 @@ class FeatureEncoder:
     def __init__(self, feature_set: str = FEATURE_SET_LENDING_CLUB,
                  columns: Mapping[str, str] | None = None,
                  include_addr_state: bool = False, allow_pricing: bool = False,
-                 reference_annual_rate: float = 0.12, min_category_count: int = 20) -> None:
+                 reference_annual_rate: float = 0.12, min_category_count: int = 20,
+                 descriptions: Mapping[str, tuple[str, str]] | None = None) -> None:
         self.feature_set = feature_set
         self.columns = columns
+        self.descriptions = descriptions
         self.include_addr_state = include_addr_state
         self.allow_pricing = allow_pricing
         self.reference_annual_rate = reference_annual_rate
@@ -249,7 +335,7 @@ class FeatureEncoder:
     def specs(self) -> tuple[FeatureSpec, ...]:
         """The feature list this configuration asks for (before fitting)."""
         self._check_parameters()
-        listed = generic_feature_specs(self.columns or {})
+        listed = generic_feature_specs(self.columns or {}, self.descriptions)
         if self.feature_set == FEATURE_SET_GENERIC:
             return listed
         shared = lending_club_feature_specs(self.include_addr_state, self.allow_pricing)
@@ -289,10 +375,12 @@ class FeatureEncoder:
         columns: dict[str, pd.Series] = {}
         for spec in self.feature_specs_:
             if spec.kind == "categorical":
-                lookup = {value: float(code) for code, value in
+                # Spellings that differ only in case or spacing are one category, as
+                # training cleaning unifies them: an event's "rent" finds "RENT".
+                lookup = {category_key(value): float(code) for code, value in
                           enumerate(self.categories_[spec.name])}
                 text = _category_text(self._raw_column(frame, spec.name))
-                columns[spec.name] = text.map(lookup).astype("float64")
+                columns[spec.name] = text.map(partial(_category_code, lookup)).astype("float64")
             elif engineered is not None and spec.name in engineered.columns:
                 columns[spec.name] = engineered[spec.name]
             else:
@@ -317,8 +405,13 @@ class FeatureEncoder:
         for spec in self.feature_specs_:
             entry: dict[str, Any] = {"name": spec.name, "type": spec.kind,
                                      "description": spec.description,
+                                     "reason_code": reason_code(spec.name),
                                      "direction": spec.direction,
                                      "source_columns": list(spec.source_columns)}
+            if spec.label:
+                entry["label"] = spec.label
+            if spec.display != "value":
+                entry["display"] = spec.display
             if spec.kind == "categorical":
                 entry["categories"] = list(self.categories_[spec.name])
                 entry["unknown_category"] = "NaN"
@@ -345,7 +438,9 @@ class FeatureEncoder:
             specs.append(FeatureSpec(entry["name"], entry["type"],
                                      entry.get("description", entry["name"]),
                                      entry.get("direction", "depends"),
-                                     tuple(entry.get("source_columns", (entry["name"],)))))
+                                     tuple(entry.get("source_columns", (entry["name"],))),
+                                     str(entry.get("label", "")),
+                                     str(entry.get("display", "value"))))
         encoder.feature_specs_ = tuple(specs)
         encoder.categories_ = {entry["name"]: list(entry["categories"])
                                for entry in card["features"] if entry["type"] == "categorical"}

@@ -1,9 +1,12 @@
-"""Materialization: an offline bureau table -> the Redis ``bureau`` view.
+"""Materialization: an offline table -> a feature view in Redis.
 
-Reads the generated ``bureau.csv`` (``customer_id``, bureau fields, ``as_of``) or the bureau
-columns of a Lending Club loan file (keyed by ``member_id``, true as of ``issue_d``), in
-chunks, validating every row. A row with any malformed value is counted with its reason and
-not written at all; a row older than what Redis holds is left alone (write-if-newer), so a
+A view with one row per entity (the Lending Club ``bureau`` view) is read in chunks from the
+generated ``bureau.csv`` (``customer_id``, fields, ``as_of``) or from the bureau columns of a
+Lending Club loan file (keyed by ``member_id``, true as of ``issue_d``), validating every row.
+A view of aggregations (e.g. Home Credit's ``bureau.csv``, many credits per applicant) is
+computed by ``features.views.aggregate_view`` — the code training joins with — and written
+one entity per row. A row with any malformed value is counted with its reason and not
+written at all; a row older than what Redis holds is left alone (write-if-newer), so a
 re-run is idempotent.
 """
 
@@ -22,7 +25,7 @@ import pandas as pd
 
 from features.normalize import PLACEHOLDER_TOKENS, parse_percent
 from features.store import TIMESTAMP_FORMAT, WRITE_IF_NEWER, encode_column, format_timestamp
-from features.views import BUREAU_VIEW, FeatureView, feature_key
+from features.views import BUREAU_VIEW, FeatureView, aggregate_view, feature_key
 
 LC_MONTH_FORMAT = "%b-%Y"
 
@@ -71,26 +74,72 @@ def materialize_bureau_features(
     bureau pull loaded as of the pull time, e.g. a historical file replayed today).
     """
     report = MaterializeReport()
-    script_sha = client.script_load(WRITE_IF_NEWER)
-    ttl_seconds = int(view.ttl.total_seconds())
     started = time.perf_counter()
-    for raw_chunk in _read_chunks(path, batch_size):
+    for raw_chunk in _read_chunks(path, batch_size, view):
         chunk = raw_chunk if as_of is None else raw_chunk.assign(as_of=format_timestamp(as_of))
         rows = list(_valid_rows(chunk, view, report.malformed))
         report.rows_read += len(chunk)
-        written_ts = format_timestamp(datetime.now(UTC))
-        pipe = client.pipeline(transaction=False)
-        for row in rows:
-            key = feature_key(view, row.customer_id, schema_version, key_prefix)
-            args = [row.event_ts, written_ts, ttl_seconds, *row.pairs]
-            pipe.evalsha(script_sha, 1, key, *args)
-        results = pipe.execute() if rows else []
-        report.written += sum(1 for result in results if result == 1)
-        report.kept_newer += sum(1 for result in results if result == 0)
+        _write_rows(client, view, rows, schema_version, key_prefix, batch_size, report, None)
         if on_progress is not None:
             on_progress(len(chunk))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def materialize_view(
+    path: Path, client: Any, view: FeatureView, schema_version: str = "v1",
+    key_prefix: str = "", batch_size: int = 2000,
+    on_progress: Callable[[int], None] | None = None, as_of: datetime | None = None,
+) -> MaterializeReport:
+    """Load one declared view from its source table. Values are true as of ``as_of``, else
+    the latest ``event_time_column`` date of the entity's rows, else now."""
+    if not view.aggregations:
+        return materialize_bureau_features(path, client, schema_version, key_prefix, batch_size,
+                                           view, on_progress, as_of)
+    if not path.is_file():
+        raise FileNotFoundError(f"no table at {path} for view {view.name!r}")
+    started = time.perf_counter()
+    table = pd.read_csv(path, low_memory=False)
+    report = MaterializeReport(rows_read=len(table))
+    values = aggregate_view(table, view)
+    values = values.assign(as_of=_event_times(table, view, values.index, as_of))
+    values.index.name = "customer_id"
+    chunk = values.reset_index().astype(str).replace({"nan": "", "NaT": ""})
+    rows = list(_valid_rows(chunk, view, report.malformed))
+    _write_rows(client, view, rows, schema_version, key_prefix, batch_size, report, on_progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _event_times(table: pd.DataFrame, view: FeatureView, entities: pd.Index,
+                 as_of: datetime | None) -> list[str]:
+    if as_of is None and view.event_time_column:
+        dates = pd.to_datetime(table[view.event_time_column], errors="coerce", utc=True)
+        latest = dates.groupby(table[view.entity_column].astype(str).str.strip()).max()
+        return [format_timestamp(moment) if not pd.isna(moment) else ""
+                for moment in latest.reindex(entities)]
+    return [format_timestamp(as_of or datetime.now(UTC))] * len(entities)
+
+
+def _write_rows(client: Any, view: FeatureView, rows: list[BureauRow], schema_version: str,
+                key_prefix: str, batch_size: int, report: MaterializeReport,
+                on_progress: Callable[[int], None] | None) -> None:
+    if not rows:
+        return
+    script_sha = client.script_load(WRITE_IF_NEWER)
+    ttl_seconds = int(view.ttl.total_seconds())
+    for start in range(0, len(rows), max(batch_size, 1)):
+        batch = rows[start:start + batch_size]
+        written_ts = format_timestamp(datetime.now(UTC))
+        pipe = client.pipeline(transaction=False)
+        for row in batch:
+            key = feature_key(view, row.customer_id, schema_version, key_prefix)
+            pipe.evalsha(script_sha, 1, key, row.event_ts, written_ts, ttl_seconds, *row.pairs)
+        results = pipe.execute()
+        report.written += sum(1 for result in results if result == 1)
+        report.kept_newer += sum(1 for result in results if result == 0)
+        if on_progress is not None:
+            on_progress(len(batch))
 
 
 def count_rows(path: Path) -> int:
@@ -99,13 +148,17 @@ def count_rows(path: Path) -> int:
         return max(sum(buffer.count(b"\n") for buffer in iter(lambda: handle.read(1 << 20), b"")) - 1, 0)
 
 
-def _read_chunks(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
+def _read_chunks(path: Path, batch_size: int, view: FeatureView) -> Iterator[pd.DataFrame]:
     if not path.is_file():
         raise FileNotFoundError(f"no bureau file at {path}: give the bureau.csv written by "
                                 "`creditrisk data generate` or a Lending Club loan file")
     header = pd.read_csv(path, nrows=0).columns
-    if "customer_id" in header:
-        convert = _bureau_table_chunk
+    if view.entity_column in header:
+        def convert(chunk: pd.DataFrame) -> pd.DataFrame:  # the table's names, the view's terms
+            renamed = {view.entity_column: "customer_id"}
+            if view.event_time_column:
+                renamed[view.event_time_column] = "as_of"
+            return chunk.rename(columns=renamed)
     elif "member_id" in header:
         convert = _lending_club_chunk
     else:
@@ -114,10 +167,6 @@ def _read_chunks(path: Path, batch_size: int) -> Iterator[pd.DataFrame]:
     reader = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=batch_size)
     for chunk in reader:
         yield convert(chunk)
-
-
-def _bureau_table_chunk(chunk: pd.DataFrame) -> pd.DataFrame:
-    return chunk
 
 
 def _lending_club_chunk(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -161,8 +210,11 @@ def _valid_rows(chunk: pd.DataFrame, view: FeatureView, malformed: Counter[str])
             values = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
         else:
             numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-            # Counts, balances and ratios are finite and never negative.
-            values = numbers.where((numbers >= 0) & np.isfinite(numbers))
+            # Bureau counts, balances and ratios are finite and never negative; an aggregate
+            # is written as aggregate_view computed it for training (e.g. the latest of
+            # negative day offsets), so only a non-finite one is malformed.
+            allowed = np.isfinite(numbers) & ((numbers >= 0) | bool(view.aggregations))
+            values = numbers.where(allowed)
         bad = bad.mask((bad == "") & ~absent & values.isna(), f"bad_{spec.name}")
         encoded[spec.name] = encode_column(values, spec.kind)
     as_of = pd.to_datetime(_text_column(chunk, "as_of"), utc=True, errors="coerce")

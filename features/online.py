@@ -1,9 +1,10 @@
-"""The online reader: a batch of applications in, model inputs and freshness facts out.
+"""The online reader: a batch of applications in, model-input records and freshness facts out.
 
-Every view of every customer in the batch is read in one pipelined round trip (and the
-velocity windows are updated in the same trip). Values older than their view's max age at
-the application's time are stale; stale and absent values reach the model as NaN (the
-model was trained to handle missing values) and are listed per application.
+Every view the model's serving spec declares, for every customer in the batch, is read in one
+pipelined round trip (and the velocity windows are updated in the same trip). Values older
+than their view's max age at the application's time are stale; stale, absent and unreadable
+values reach the model as NaN (the model was trained to handle missing values) and are
+listed per application.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from features.metrics import FeatureStoreMetrics, default_metrics
+from features.serving import LENDING_CLUB_SERVING, ServingSpec
 from features.store import (
     EVENT_TS,
     READ_CUSTOMER,
@@ -28,7 +30,7 @@ from features.store import (
     as_text,
     parse_timestamp,
 )
-from features.views import BUREAU_VIEW, VELOCITY_VIEW, VELOCITY_WINDOWS, FeatureView, feature_key
+from features.views import VELOCITY_VIEW, VELOCITY_WINDOWS, FeatureView, feature_key
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,14 @@ class OnlineFeatures:
     velocity: dict[str, int] = field(default_factory=dict)
 
     @property
-    def bureau_found(self) -> bool:
-        return self.age_seconds.get(BUREAU_VIEW.name) is not None and not self.stale
+    def views_found(self) -> bool:
+        """Every view had fresh values for the customer (true when the model has no view)."""
+        return None not in self.age_seconds.values() and not self.stale
 
     @property
     def incomplete(self) -> bool:
-        """The credit record is absent, stale or partly unreadable: never auto-approve."""
-        return not self.bureau_found or bool(self.corrupt)
+        """A view's record is absent, stale or partly unreadable: never auto-approve."""
+        return not self.views_found or bool(self.corrupt)
 
     @property
     def unavailable(self) -> list[str]:
@@ -81,34 +84,34 @@ class OnlineFeatureReader:
     """Reads and assembles features for micro-batches of applications."""
 
     def __init__(self, client: Any, schema_version: str = "v1", key_prefix: str = "",
-                 metrics: FeatureStoreMetrics | None = None,
-                 bureau_view: FeatureView = BUREAU_VIEW) -> None:
+                 metrics: FeatureStoreMetrics | None = None) -> None:
         self.client = client
         self.schema_version = schema_version
         self.key_prefix = key_prefix
         self.metrics = metrics or default_metrics()
-        self.bureau_view = bureau_view
         self._script_sha: str | None = None
 
     def _key(self, view: FeatureView, customer_id: str) -> str:
         return feature_key(view, customer_id, self.schema_version, self.key_prefix)
 
     async def read(self, requests: Sequence[FeatureRequest], record_velocity: bool = True,
-                   ) -> OnlineBatch:
-        """Enrich a batch. Raises :class:`FeatureStoreUnavailable` if Redis does not answer."""
+                   serving: ServingSpec | None = None) -> OnlineBatch:
+        """Enrich a batch for a model's serving spec (default: the Lending Club contract).
+        Raises :class:`FeatureStoreUnavailable` if Redis does not answer."""
         if not requests:
             return OnlineBatch([], 0.0)
+        serving = serving or LENDING_CLUB_SERVING
         started = time.perf_counter()
         try:
-            replies = await self._round_trip(requests, record_velocity)
+            replies = await self._round_trip(requests, serving.views, record_velocity)
         except UNAVAILABLE_ERRORS as error:
             raise self._unavailable(error) from error
         elapsed = time.perf_counter() - started
         self.metrics.read_seconds.observe(elapsed)
 
-        features = [self._assemble(request, *reply)
+        features = [self._assemble(request, reply, serving)
                     for request, reply in zip(requests, replies, strict=True)]
-        self._count(features)
+        self._count(features, serving.views)
         return OnlineBatch(features, elapsed)
 
     def _unavailable(self, error: BaseException) -> FeatureStoreUnavailable:
@@ -124,8 +127,8 @@ class OnlineFeatureReader:
             f"Redis feature store {what} ({type(error).__name__}); the batch was not scored "
             "and can be retried")
 
-    async def _round_trip(self, requests: Sequence[FeatureRequest], record_velocity: bool,
-                          ) -> list[Any]:
+    async def _round_trip(self, requests: Sequence[FeatureRequest],
+                          views: Sequence[FeatureView], record_velocity: bool) -> list[Any]:
         """One pipelined round trip: one script call per application."""
         if self._script_sha is None:
             self._script_sha = await self.client.script_load(READ_CUSTOMER)
@@ -135,8 +138,8 @@ class OnlineFeatureReader:
         for request in requests:
             now = request.submitted_at.timestamp()
             pipe.evalsha(
-                self._script_sha, 2,
-                self._key(self.bureau_view, request.customer_id),
+                self._script_sha, len(views) + 1,
+                *(self._key(view, request.customer_id) for view in views),
                 self._key(VELOCITY_VIEW, request.customer_id),
                 "1" if record_velocity else "0", request.application_id, now,
                 now - widest - 86400, ttl,
@@ -145,31 +148,40 @@ class OnlineFeatureReader:
             return await pipe.execute()
         except NoScriptError:  # Redis restarted and lost its script cache
             self._script_sha = None
-            return await self._round_trip(requests, record_velocity)
+            return await self._round_trip(requests, views, record_velocity)
 
     # -- assembling one application's record ---------------------------------------------
-    def _assemble(self, request: FeatureRequest, flat_hash: list[Any], counts: list[Any],
+    def _assemble(self, request: FeatureRequest, reply: list[Any], serving: ServingSpec,
                   ) -> OnlineFeatures:
-        view = self.bureau_view
-        stored = {as_text(k): as_text(v) for k, v in zip(flat_hash[::2], flat_hash[1::2], strict=True)}
-        result = OnlineFeatures(record={**request.application, "issue_d": request.submitted_at})
+        *hashes, counts = reply
+        record = dict(request.application)
+        if serving.date_field:
+            record[serving.date_field] = request.submitted_at
+        result = OnlineFeatures(record=record)
         result.velocity = {name: int(count) for name, count in
                            zip(VELOCITY_WINDOWS, counts, strict=True)}
         result.record.update(result.velocity)
+        for view, flat_hash in zip(serving.views, hashes, strict=True):
+            self._assemble_view(result, request, view, flat_hash)
+        return result
 
+    @staticmethod
+    def _assemble_view(result: OnlineFeatures, request: FeatureRequest, view: FeatureView,
+                       flat_hash: list[Any]) -> None:
+        stored = {as_text(k): as_text(v) for k, v in zip(flat_hash[::2], flat_hash[1::2], strict=True)}
         event_time = _parsed(parse_timestamp, stored.get(EVENT_TS))
         if event_time is None:
             result.age_seconds[view.name] = None
-            result.missing = list(view.field_names)
+            result.missing += list(view.field_names)
             if stored:  # a hash without a readable event time: none of it can be dated
                 result.corrupt.append(EVENT_TS)
-            return result
+            return
 
         age = (request.submitted_at - event_time).total_seconds()
         result.age_seconds[view.name] = age
         if age > view.max_age.total_seconds():
-            result.stale = list(view.field_names)
-            return result
+            result.stale += list(view.field_names)
+            return
 
         for spec in view.fields:
             text = stored.get(spec.name)
@@ -182,28 +194,30 @@ class OnlineFeatureReader:
                 result.corrupt.append(spec.name)
             else:
                 result.record[spec.name] = value
-        return result
 
-    def _count(self, features: list[OnlineFeatures]) -> None:
+    def _count(self, features: list[OnlineFeatures], views: Sequence[FeatureView]) -> None:
         """Metrics for a batch, one increment per label set (cheap on big batches)."""
-        view = self.bureau_view.name
-        outcomes: Counter[str] = Counter()
-        absent: Counter[str] = Counter()
-        for item in features:
-            age = item.age_seconds.get(view)
-            if age is None:
-                outcomes["missing"] += 1
-            else:
-                outcomes["stale" if item.stale else "hit"] += 1
-                self.metrics.feature_age.labels(view=view).observe(max(age, 0.0))
-            absent.update(item.missing or item.stale)
-        corrupt: Counter[str] = Counter(name for item in features for name in item.corrupt)
-        for name, count in corrupt.items():
-            self.metrics.corrupt_values.labels(view=view, feature=name).inc(count)
-        for outcome, count in outcomes.items():
-            self.metrics.lookups.labels(view=view, outcome=outcome).inc(count)
-        for name, count in absent.items():
-            self.metrics.missing_features.labels(view=view, feature=name).inc(count)
+        for view in views:
+            names = set(view.field_names) | {EVENT_TS}
+            outcomes: Counter[str] = Counter()
+            absent: Counter[str] = Counter()
+            corrupt: Counter[str] = Counter()
+            for item in features:
+                age = item.age_seconds.get(view.name)
+                stale = age is not None and age > view.max_age.total_seconds()
+                if age is None:
+                    outcomes["missing"] += 1
+                else:
+                    outcomes["stale" if stale else "hit"] += 1
+                    self.metrics.feature_age.labels(view=view.name).observe(max(age, 0.0))
+                absent.update(name for name in item.missing + item.stale if name in names)
+                corrupt.update(name for name in item.corrupt if name in names)
+            for name, count in corrupt.items():
+                self.metrics.corrupt_values.labels(view=view.name, feature=name).inc(count)
+            for outcome, count in outcomes.items():
+                self.metrics.lookups.labels(view=view.name, outcome=outcome).inc(count)
+            for name, count in absent.items():
+                self.metrics.missing_features.labels(view=view.name, feature=name).inc(count)
 
 
 

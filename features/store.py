@@ -39,21 +39,28 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
 
-# One application's read in one command: the bureau hash plus the velocity windows.
-# KEYS[1] bureau hash, KEYS[2] velocity sorted set. ARGV: record (1/0), application id,
-# submitted_at (epoch s), trim-before (epoch s), ttl seconds, then one window start per window.
-# Returns {flat bureau hash, count per window}. Adding the same application twice is a no-op.
+# One application's read in one command: every view's hash plus the velocity windows.
+# KEYS[1..n-1] the views' hashes, KEYS[n] the velocity sorted set. ARGV: record (1/0),
+# application id, submitted_at (epoch s), trim-before (epoch s), ttl seconds, then one window
+# start per window. Returns {flat hash of each view..., count per window}. Adding the same
+# application twice is a no-op.
 READ_CUSTOMER = """
+local velocity = KEYS[#KEYS]
 if ARGV[1] == '1' then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[4])
-  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+  redis.call('ZADD', velocity, ARGV[3], ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', velocity, '-inf', '(' .. ARGV[4])
+  redis.call('EXPIRE', velocity, tonumber(ARGV[5]))
+end
+local result = {}
+for i = 1, #KEYS - 1 do
+  result[i] = redis.call('HGETALL', KEYS[i])
 end
 local counts = {}
 for i = 6, #ARGV do
-  counts[#counts + 1] = redis.call('ZCOUNT', KEYS[2], ARGV[i], ARGV[3])
+  counts[#counts + 1] = redis.call('ZCOUNT', velocity, ARGV[i], ARGV[3])
 end
-return {redis.call('HGETALL', KEYS[1]), counts}
+result[#KEYS] = counts
+return result
 """
 
 # Errors that mean "Redis is down or too slow", as opposed to a bug in the request.

@@ -11,13 +11,19 @@ Keys are explicit, versioned and readable: ``<prefix>fs:<schema_version>:<view>:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from features.definitions import BUREAU_FIELDS
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 FieldKind = Literal["number", "date"]
+AggregationFunction = Literal["count", "count_value", "sum", "mean", "min", "max"]
+AGGREGATION_FUNCTIONS: tuple[str, ...] = ("count", "count_value", "sum", "mean", "min", "max")
 
 
 @dataclass(frozen=True)
@@ -31,16 +37,111 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
+class Aggregation:
+    """How one view field is computed from a source table with many rows per entity:
+    ``count`` rows, ``count_value`` rows whose ``column`` equals ``value``, or the
+    ``sum`` / ``mean`` / ``min`` / ``max`` of a numeric ``column`` (blanks ignored)."""
+
+    column: str
+    function: AggregationFunction
+    value: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.function not in AGGREGATION_FUNCTIONS:
+            raise ValueError(f"aggregation function {self.function!r} is unknown; use one of "
+                             f"{', '.join(AGGREGATION_FUNCTIONS)}")
+        if (self.function == "count_value") != (self.value is not None):
+            raise ValueError("'value' goes with the count_value function, and only with it")
+
+
+@dataclass(frozen=True)
 class FeatureView:
+    """A group of features about one entity, stored as one Redis hash per entity.
+
+    ``source`` names the table it is materialized from (a CSV beside the loan file),
+    ``entity_column`` the table's column holding the entity id (the application's
+    ``customer_id``). Without ``aggregations`` the table has one row per entity and each
+    field is a column of it; with them, every field is an aggregate over the entity's rows.
+    """
+
     name: str
     entity: str
     fields: tuple[FieldSpec, ...]
     max_age: timedelta
     ttl: timedelta
+    source: str = ""
+    entity_column: str = "customer_id"
+    event_time_column: str | None = None
+    aggregations: Mapping[str, Aggregation] = field(default_factory=dict)
+    description: str = ""
 
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.fields)
+
+    def to_card(self) -> dict[str, Any]:
+        """The view as model.json records it (what the worker reads)."""
+        return {"name": self.name, "entity": self.entity, "source": self.source,
+                "entity_column": self.entity_column, "event_time_column": self.event_time_column,
+                "description": self.description,
+                "fields": [{"name": spec.name, "kind": spec.kind, "nullable": spec.nullable}
+                           for spec in self.fields],
+                "aggregations": {name: {"column": agg.column, "function": agg.function,
+                                        **({"value": agg.value} if agg.value is not None else {})}
+                                 for name, agg in self.aggregations.items()},
+                "max_age_seconds": self.max_age.total_seconds(),
+                "ttl_seconds": self.ttl.total_seconds()}
+
+    @classmethod
+    def from_card(cls, entry: Mapping[str, Any]) -> FeatureView:
+        return cls(name=str(entry["name"]), entity=str(entry.get("entity", "customer_id")),
+                   fields=tuple(FieldSpec(str(f["name"]), f.get("kind", "number"),
+                                          bool(f.get("nullable", False)))
+                                for f in entry["fields"]),
+                   max_age=timedelta(seconds=float(entry["max_age_seconds"])),
+                   ttl=timedelta(seconds=float(entry["ttl_seconds"])),
+                   source=str(entry.get("source", "")),
+                   entity_column=str(entry.get("entity_column", "customer_id")),
+                   event_time_column=entry.get("event_time_column"),
+                   aggregations={name: Aggregation(str(a["column"]), a["function"], a.get("value"))
+                                 for name, a in entry.get("aggregations", {}).items()},
+                   description=str(entry.get("description", "")))
+
+
+def aggregate_view(table: pd.DataFrame, view: FeatureView) -> pd.DataFrame:
+    """One row per entity (index: entity id as text) with one column per view field.
+
+    The one definition of a view's values: training joins it onto the loan file and
+    materialization writes it to Redis, so both see the same numbers. A view without
+    aggregations takes its fields from the table as they are (last row per entity wins).
+    """
+    import pandas as pd
+
+    if view.entity_column not in table.columns:
+        raise ValueError(f"view {view.name!r}: the source table has no column "
+                         f"{view.entity_column!r} (the entity id)")
+    entity = table[view.entity_column].astype(str).str.strip()
+    if not view.aggregations:
+        present = [name for name in view.field_names if name in table.columns]
+        columns = table[present].set_axis(entity, axis=0)
+        return columns[~columns.index.duplicated(keep="last")]
+    out: dict[str, pd.Series] = {}
+    for name, aggregation in view.aggregations.items():
+        if aggregation.column not in table.columns:
+            raise ValueError(f"view {view.name!r}: field {name!r} aggregates column "
+                             f"{aggregation.column!r}, which the source table does not have")
+        column = table[aggregation.column]
+        if aggregation.function == "count":
+            out[name] = column.groupby(entity).size().astype("float64")
+        elif aggregation.function == "count_value":
+            hits = column.astype(str).str.strip().eq(str(aggregation.value))
+            out[name] = hits.groupby(entity).sum().astype("float64")
+        else:
+            numbers = pd.to_numeric(column, errors="coerce")
+            out[name] = numbers.groupby(entity).agg(aggregation.function).astype("float64")
+    result = pd.DataFrame(out)
+    result.index.name = view.entity_column
+    return result
 
 
 def _bureau_field(name: str) -> FieldSpec:
@@ -65,12 +166,17 @@ VELOCITY_WINDOWS: dict[str, timedelta] = {
     "applications_24h": timedelta(hours=24),
     "applications_7d": timedelta(days=7),
 }
+VELOCITY_LABELS: dict[str, str] = {
+    "applications_24h": "Applications in the last 24 hours",
+    "applications_7d": "Applications in the last 7 days",
+}
 VELOCITY_VIEW = FeatureView(
     name="velocity",
     entity="customer_id",
     fields=tuple(FieldSpec(name) for name in VELOCITY_WINDOWS),
     max_age=timedelta(days=8),
     ttl=timedelta(days=8),
+    description="Recent activity",
 )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import typer
 
-from features.cli import features_app
 from infra.bench import bench
 from infra.demo import demo
 from infra.ledger_cli import ledger_app, monitor_command
@@ -16,6 +15,7 @@ from infra.stack_cli import stack_app
 from stream.cli import console_command, worker_command
 from stream.replay_cli import decisions_app, produce_command
 from training.data_cli import data_app
+from training.materialize_cli import features_app
 from training.train_cli import model_app, train_command
 
 app = typer.Typer(

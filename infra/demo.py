@@ -1,15 +1,21 @@
 """``creditrisk demo``: the whole flow from nothing, as far as the product reaches today.
 
-Each step prints what it did; a step that fails stops the demo with its own message.
+``--dataset generated`` (the default) runs it on Lending Club-shaped data, ``--dataset
+home_credit`` on Home Credit-shaped data (application_train.csv with its bureau.csv served
+as an aggregated feature view). Each step prints what it did; a step that fails stops the
+demo with its own message.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -24,6 +30,34 @@ DEMO_EVENTS = 2_000
 DEMO_RATE = 200.0
 
 
+@dataclass(frozen=True)
+class DemoDataset:
+    """What the demo generates, trains on, loads into the feature store and replays."""
+
+    config: str            # the dataset config the model is trained with
+    title: str
+    folder: Path
+    loan_file: str
+    rows: int
+
+    @property
+    def loans(self) -> Path:
+        return self.folder / self.loan_file
+
+    @property
+    def bureau(self) -> Path:
+        return self.folder / "bureau.csv"
+
+
+DEMO_DATASETS = {
+    "generated": DemoDataset("generated", "Lending Club-shaped", DEMO_DATA, "loans.csv",
+                             DEMO_ROWS),
+    "home_credit": DemoDataset("home_credit", "Home Credit-shaped",
+                               REPO_ROOT / "data" / "demo-home-credit", "application_train.csv",
+                               50_000),
+}
+
+
 def _step(title: str, action: Callable[[Settings], None], settings: Settings) -> None:
     typer.secho(f"\n== {title}", bold=True)
     started = time.monotonic()
@@ -35,11 +69,14 @@ def _stack_up(settings: Settings) -> None:
     stack.up(settings, echo=lambda line: typer.echo(f"   {line}"))
 
 
-def _data(settings: Settings) -> None:
+def _data(settings: Settings, dataset: DemoDataset) -> None:
     from training.generate import generate_loan_files
 
-    if (DEMO_DATA / "loans.csv").is_file() and (DEMO_DATA / "bureau.csv").is_file():
-        typer.echo(f"   reusing {DEMO_DATA}/loans.csv and bureau.csv (delete the folder to regenerate)")
+    if dataset.loans.is_file() and dataset.bureau.is_file():
+        typer.echo(f"   reusing {dataset.loans} and bureau.csv (delete the folder to regenerate)")
+        return
+    if dataset.config == "home_credit":
+        _home_credit_data(dataset)
         return
     summary = generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
     typer.echo(f"   {summary.rows:,} loan applications of {summary.customers:,} customers, "
@@ -47,35 +84,96 @@ def _data(settings: Settings) -> None:
                f"real files; written to {DEMO_DATA}")
 
 
-def _model(settings: Settings) -> None:
-    from onnx_models.registry import Registry
+def _home_credit_data(dataset: DemoDataset) -> None:
+    from training.generate_home_credit import generate_home_credit_files
+
+    summary = generate_home_credit_files(rows=dataset.rows, seed=DEMO_SEED, out_dir=dataset.folder)
+    typer.echo(f"   {summary.rows:,} applicants ({summary.bad_rate:.1%} with payment difficulties) "
+               f"and {summary.bureau_rows:,} credits at other lenders "
+               f"({summary.applicants_without_bureau:,} applicants have none), with the dirt of "
+               f"the real files; written to {dataset.folder}")
+
+
+def _reads(version_card: dict[str, Any], loans: Path) -> bool:
+    """The model's application events can be built from this file's columns."""
+    from stream.replay import EventLayout
+
+    try:
+        required = EventLayout.from_card(version_card).required_columns
+    except (KeyError, ValueError):
+        return False
+    with loans.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = set(next(csv.reader(handle), []))
+    return set(required) <= header
+
+
+def _model(settings: Settings, dataset: DemoDataset) -> None:
+    from onnx_models.registry import Registry, RegistryError
     from training.pipeline import run_training
 
     registry = Registry(settings.registry_dir)
     live = registry.live_version()
+    if live is not None and not _reads(registry.load(live).card, dataset.loans):
+        # Another dataset's model is live: serve the latest model of this one, if any.
+        fitting = []
+        for version in registry.versions():
+            try:
+                if _reads(registry.load(version).card, dataset.loans):
+                    fitting.append(version)
+            except RegistryError:
+                continue
+        live = fitting[-1] if fitting else None
+        if live is not None:
+            registry.promote(live)
+            typer.echo(f"   promoted {live}, the latest {dataset.title} model")
+            _restart_our_worker(settings)
     if live is None:
-        typer.echo("   no live model: training one (clean, label, features, SMOTE + LightGBM, "
-                   "calibration, ONNX export)")
-        result = run_training(DEMO_DATA / "loans.csv", "generated", registry_dir=settings.registry_dir,
+        typer.echo("   no live model for this data: training one (clean, label, features, "
+                   "SMOTE + LightGBM, calibration, ONNX export)")
+        result = run_training(dataset.loans, dataset.config, registry_dir=settings.registry_dir,
                               log=lambda line: typer.echo(f"   {line}"))
         typer.echo(f"   report: {result.report_path}")
         live = result.version
+        _restart_our_worker(settings)
     test = registry.load(live).card["metrics"]["test"]
     typer.echo(f"   live model {live}: test AUC {test['auc']:.3f}, KS {test['ks']:.3f}, "
                f"Brier {test['brier']:.4f} (creditrisk model show live)")
 
 
-def _features(settings: Settings) -> None:
-    from features.materialize import materialize_bureau_features
+def _restart_our_worker(settings: Settings) -> None:
+    """A worker keeps the event contract it started with: one this stack started is restarted
+    on the newly live model (another dataset's); one it did not start is left alone."""
+    worker = stack.Worker(settings)
+    if not worker.answering():
+        return
+    if worker.our_pid() is None:
+        raise stack.StackError(
+            f"a worker not started by this stack answers on port {settings.worker_port} and "
+            "serves another dataset's events; stop it (or set "
+            "CREDITRISK_ALLOW_EVENT_CONTRACT_CHANGE=true for it) and run the demo again")
+    typer.echo(f"   {worker.stop()} (it served another dataset's model; started again below)")
+
+
+def _features(settings: Settings, dataset: DemoDataset) -> None:
+    from features.materialize import materialize_bureau_features, materialize_view
     from features.store import sync_client
+    from training.datasets import load_dataset_config
 
     # The generated bureau table is a historical snapshot; the demo loads it as today's
     # bureau pull so that applications submitted now find fresh values.
+    views = load_dataset_config(dataset.config).views
     client = sync_client(settings)
     try:
-        report = materialize_bureau_features(DEMO_DATA / "bureau.csv", client,
-                                             settings.feature_schema_version, settings.key_prefix,
-                                             as_of=datetime.now(UTC))
+        if views and views[0].aggregations:
+            report = materialize_view(dataset.bureau, client, views[0],
+                                      settings.feature_schema_version, settings.key_prefix,
+                                      as_of=datetime.now(UTC))
+            typer.echo(f"   view {views[0].name!r}: {len(views[0].fields)} aggregates per "
+                       f"applicant over {dataset.bureau}")
+        else:
+            report = materialize_bureau_features(dataset.bureau, client,
+                                                 settings.feature_schema_version,
+                                                 settings.key_prefix, as_of=datetime.now(UTC))
     finally:
         client.close()
     for line in report.summary().splitlines():
@@ -94,16 +192,17 @@ def _ledger(settings: Settings) -> None:
     typer.echo(f"   log: {ledger.log_path}; metrics: http://127.0.0.1:{settings.ledger_port}/metrics")
 
 
-def _outcomes_and_backtest(settings: Settings) -> None:
+def _outcomes_and_backtest(settings: Settings, dataset: DemoDataset) -> None:
     """Servicing reports what became of the replayed loans; the ledger judges the model."""
     import psycopg
 
     from infra.ledger_cli import reference_auc
     from stream.ledger.backtest import report_lines, run_backtest
-    from stream.replay import replay_outcomes
+    from stream.replay import live_event_layout, replay_outcomes
 
-    summary = replay_outcomes(DEMO_DATA / "loans.csv", settings.kafka_bootstrap,
-                              settings.topic_outcomes, DEMO_EVENTS, progress=False)
+    summary = replay_outcomes(dataset.loans, settings.kafka_bootstrap,
+                              settings.topic_outcomes, DEMO_EVENTS, progress=False,
+                              layout=live_event_layout(settings.registry_dir))
     typer.echo(f"   {summary.line()}")
     conninfo = settings.postgres_conninfo()
     deadline = time.monotonic() + 60
@@ -127,13 +226,14 @@ def _console(settings: Settings) -> None:
     typer.echo(f"   open http://127.0.0.1:{settings.console_port} to explain any decision above")
 
 
-def _replay_and_summarise(settings: Settings) -> None:
-    from stream.replay import replay_applications
+def _replay_and_summarise(settings: Settings, dataset: DemoDataset) -> None:
+    from stream.replay import live_event_layout, replay_applications
 
     decisions, dead_letters = _topic_tails(settings)
-    summary = replay_applications(DEMO_DATA / "loans.csv", settings.kafka_bootstrap,
+    summary = replay_applications(dataset.loans, settings.kafka_bootstrap,
                                   settings.topic_applications, DEMO_EVENTS, DEMO_RATE,
-                                  submitted_at="now")
+                                  submitted_at="now",
+                                  layout=live_event_layout(settings.registry_dir))
     typer.echo(f"   sent {summary.sent:,} applications at {DEMO_RATE:.0f}/s "
                f"(the same ids as any earlier demo run: stored decisions are reused)")
     decided, letters = _collect(decisions, dead_letters, summary.sent)
@@ -189,7 +289,7 @@ def _collect(decisions: Any, dead_letters: Any, expected: int, idle_s: float = 2
     return decided, letters
 
 
-def _show_where_to_look(settings: Settings) -> None:
+def _show_where_to_look(settings: Settings, dataset: DemoDataset) -> None:
     typer.echo(f"   Kafka bootstrap:  {settings.kafka_bootstrap} "
                f"(topics {settings.topic_applications}, {settings.topic_decisions}, "
                f"{settings.topic_dead_letters})")
@@ -203,27 +303,43 @@ def _show_where_to_look(settings: Settings) -> None:
     typer.echo(f"   Metrics in Prometheus: http://127.0.0.1:{settings.prometheus_port}/graph?"
                "g0.expr=sum%20by%20(decision)%20(rate(creditrisk_decisions_total%5B1m%5D))")
     typer.echo("   Follow decisions: creditrisk decisions tail; more load: creditrisk produce "
-               f"--data {DEMO_DATA}/loans.csv --rate 100 --count 5000 --start 2000")
+               f"--data {dataset.loans} --rate 100 --count 5000 --start 2000")
     typer.echo(f"   Console:          http://127.0.0.1:{settings.console_port}")
     typer.echo("   Stop it all (worker and console included) with: creditrisk stack down")
 
 
-def demo() -> None:
+def demo(
+    dataset: str = typer.Option("generated", "--dataset",
+                                help="'generated': Lending Club-shaped data (the default); "
+                                     "'home_credit': Home Credit-shaped application_train.csv "
+                                     "and bureau.csv"),
+) -> None:
     """Run the whole flow from nothing: stack, data, model, feature store, worker, replay,
     console."""
+    chosen = DEMO_DATASETS.get(dataset)
+    if chosen is None:
+        typer.secho(f"--dataset {dataset!r}: choose one of {', '.join(DEMO_DATASETS)}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
     settings = get_settings()
+
+    def with_data(action: Callable[[Settings, DemoDataset], None]) -> Callable[[Settings], None]:
+        return lambda current: action(current, chosen)
+
     try:
         _step("Local stack (Kafka, Redis, PostgreSQL, Prometheus)", _stack_up, settings)
-        _step("Loan data (Lending Club-shaped) and the bureau table", _data, settings)
-        _step("Model (trained offline, served from the ONNX registry)", _model, settings)
-        _step("Bureau features into the Redis feature store", _features, settings)
+        _step(f"Loan data ({chosen.title}) and the bureau table", with_data(_data), settings)
+        _step("Model (trained offline, served from the ONNX registry)", with_data(_model),
+              settings)
+        _step("Bureau features into the Redis feature store", with_data(_features), settings)
         _step("Scoring worker (Faust)", _worker, settings)
         _step("Decision ledger writer (PostgreSQL)", _ledger, settings)
-        _step("Applications replayed into Kafka, decisions read back", _replay_and_summarise,
+        _step("Applications replayed into Kafka, decisions read back",
+              with_data(_replay_and_summarise), settings)
+        _step("Loan outcomes from servicing, and the back-test", with_data(_outcomes_and_backtest),
               settings)
-        _step("Loan outcomes from servicing, and the back-test", _outcomes_and_backtest, settings)
         _step("Relationship-manager console", _console, settings)
-        _step("Where to look", _show_where_to_look, settings)
+        _step("Where to look", with_data(_show_where_to_look), settings)
     except stack.StackError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,22 +21,11 @@ INCOME_BANDS = ((0.0, 30_000.0), (30_000.0, 50_000.0), (50_000.0, 75_000.0), (75
 
 @contextmanager
 def bench_database(settings: Settings) -> Iterator[Settings]:
-    import psycopg
+    """A throw-away ledger database (and Redis key prefix) for one benchmark."""
+    from stream.ledger.schema import temporary_database
 
-    from stream.ledger.schema import migrate
-
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = settings.model_copy(update={"postgres_database": "postgres"}).postgres_conninfo()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    own = settings.model_copy(update={"postgres_database": name,
-                                      "key_prefix": f"bench-ledger:{name}:"})
-    migrate(own.postgres_conninfo())
-    try:
-        yield own
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_database(settings, "bench") as own:
+        yield own.model_copy(update={"key_prefix": f"bench-ledger:{own.postgres_database}:"})
 
 
 def _decision(index: int, moment: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -133,16 +121,20 @@ def bench_similar_lookup(settings: Settings, echo: Callable[[str], None],
         size = connection.execute("SELECT pg_size_pretty(pg_total_relation_size('decisions'))").fetchone()
     echo(f"  ledger filled with {rows:,} decisions by COPY in {time.perf_counter() - started:.0f}s "
          f"({size[0] if size else '?'} with indexes)")
+    from stream.console.card import ConsoleCard, SimilarGroup
+
     source = RedisDataSource(settings)
+    card = ConsoleCard({"feature_set": "lending_club"})  # the Lending Club serving contract
     timings, sizes = [], []
     for round_ in range(3):
         for purpose in PURPOSES:
             for band in INCOME_BANDS:
                 began = time.perf_counter()
-                found = source.similar(purpose, band, exclude_application="bench-0")
+                group = SimilarGroup({"purpose": purpose}, "annual_inc", band)
+                found = source.similar(card, group, exclude_application="bench-0")
                 if round_:  # the first round warms the cache
                     timings.append(time.perf_counter() - began)
-                    sizes.append(len(found))
+                    sizes.append(len(found.records))
     timings.sort()
     echo(f"  similar-customer look-up (purpose + income band, newest {max(sizes):,} with their "
          f"features): median {statistics.median(timings) * 1000:.0f} ms, p95 "

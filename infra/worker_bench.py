@@ -95,13 +95,14 @@ def _measure(settings: Settings, data: Path, topics: dict[str, str], events: int
              start_row: int, echo: Callable[[str], None]) -> None:
     from kafka import KafkaConsumer
 
-    from stream.replay import replay_applications
+    from stream.replay import live_event_layout, replay_applications
 
     consumer = KafkaConsumer(topics["decisions"], topics["dlq"], bootstrap_servers=settings.kafka_bootstrap,
                              group_id=None, auto_offset_reset="earliest")
     started = time.monotonic()
     summary = replay_applications(data, settings.kafka_bootstrap, topics["applications"], events,
-                                  rate, start=start_row, progress=False)
+                                  rate, start=start_row, progress=False,
+                                  layout=live_event_layout(settings.registry_dir))
     latencies: list[float] = []
     done = 0
     last = time.monotonic()

@@ -75,7 +75,8 @@ class ServiceState:
         metrics = worker_metrics()
         for code in DEAD_LETTER_CODES:  # every reason is a series from the start, at 0
             metrics.dead_letters.labels(reason=code)
-        models = ModelHolder(Registry(settings.registry_dir))
+        models = ModelHolder(Registry(settings.registry_dir),
+                             allow_event_contract_change=settings.allow_event_contract_change)
         model = models.current
         metrics.set_live_model(model.version, model.policy_version)
         models.on_event = _count_model_event  # from now on, loads are reloads

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from features import normalize
-from features.definitions import APPLICANT_FIELDS
+from features.serving import EventField, ServingSpec
 
 MAX_ID_LENGTH = 128
 MAX_TIMESTAMP_LENGTH = 64
@@ -210,20 +211,107 @@ def check_free_text(field: str, value: Any) -> None:
         raise _wrong_type(field, "a string or null", value)
 
 
-_CHECK_BY_FIELD: dict[str, Callable[[Any], Any]] = {
-    "loan_amnt": check_loan_amount,
-    "term": check_term,
-    "purpose": check_purpose,
-    "annual_inc": check_annual_income,
-    "emp_length": check_emp_length,
-    "home_ownership": check_home_ownership,
-    "verification_status": check_verification_status,
-    "addr_state": check_addr_state,
+# ---- any dataset's fields: numbers and categories as the file has them ------------------
+
+def _missing_codes(field: EventField) -> tuple[frozenset[str], frozenset[float]]:
+    texts = frozenset(code.strip().casefold() for code in field.missing_values)
+    numbers = frozenset(n for n in (normalize.parse_number(code) for code in field.missing_values)
+                        if n is not None)
+    return texts, numbers
+
+
+def number_check(field: EventField) -> Check:
+    """A JSON number or numeric text ('1,200.50'); null, blanks, placeholders ('n/a') and the
+    field's missing-value codes are missing (None), as training cleaning reads them."""
+    texts, numbers = _missing_codes(field)
+    expected = "a number (a JSON number or numeric text) or null"
+
+    def check(value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise _wrong_type(field.name, expected, value)
+        if isinstance(value, str):
+            if normalize.is_missing(value) or value.strip().casefold() in texts:
+                return None
+            number = normalize.parse_number(value)
+            if number is None:
+                raise FieldProblem("wrong_type", f"{field.name} must be {expected}, got text "
+                                                 "that is not a number")
+        else:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise FieldProblem("invalid_value", f"{field.name} must be a finite number")
+            try:
+                number = float(value)
+            except OverflowError:
+                raise FieldProblem("invalid_value", f"{field.name} is too large") from None
+        return None if number in numbers else number
+
+    return check
+
+
+def category_check(field: EventField) -> Check:
+    """Text (or a whole number, read as its digits); whitespace collapsed; null, blanks,
+    placeholders and the field's missing-value codes are missing (None)."""
+    texts, _numbers = _missing_codes(field)
+    expected = "a string or null"
+
+    def check(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise _wrong_type(field.name, expected, value)
+        text = value if isinstance(value, str) else str(value)
+        if len(text) > MAX_CATEGORY_TEXT_LENGTH:
+            raise FieldProblem("invalid_value", f"{field.name} is longer than "
+                                                f"{MAX_CATEGORY_TEXT_LENGTH} characters")
+        cleaned = " ".join(text.split())
+        if not cleaned or normalize.is_placeholder(cleaned) or cleaned.casefold() in texts:
+            return None
+        return cleaned
+
+    return check
+
+
+Check = Callable[[Any], Any]
+# Every check an event field may name in model.json (``serving.event_fields[].check``).
+FIELD_CHECKS: dict[str, Callable[[EventField], Check]] = {
+    "number": number_check,
+    "category": category_check,
+    "loan_amount": lambda _field: check_loan_amount,
+    "annual_income": lambda _field: check_annual_income,
+    "term": lambda _field: check_term,
+    "emp_length": lambda _field: check_emp_length,
+    "purpose": lambda _field: check_purpose,
+    "home_ownership": lambda _field: check_home_ownership,
+    "verification_status": lambda _field: check_verification_status,
+    "addr_state": lambda _field: check_addr_state,
 }
-# In the order problems are reported; the output ``application`` dict keeps this order.
-APPLICATION_CHECKS: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
-    (name, _CHECK_BY_FIELD[name]) for name in APPLICANT_FIELDS)
-# Required keys; only emp_length may be null.
-REQUIRED_FIELDS: tuple[str, ...] = IDENTITY_FIELDS + APPLICANT_FIELDS
-NULLABLE_FIELDS = frozenset({"emp_length"})
-KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + FREE_TEXT_FIELDS)
+
+
+@dataclass(frozen=True)
+class EventSchema:
+    """The application-event contract of one model, built from its serving spec."""
+
+    # In the order problems are reported; the output ``application`` dict keeps this order.
+    checks: tuple[tuple[str, Check], ...]
+    required: tuple[str, ...]
+    nullable: frozenset[str]
+    known: frozenset[str]
+
+    @classmethod
+    def from_spec(cls, spec: ServingSpec) -> EventSchema:
+        unknown = sorted({item.check for item in spec.event_fields} - set(FIELD_CHECKS))
+        if unknown:
+            raise ValueError(f"event checks {unknown} are unknown to this worker; known: "
+                             f"{', '.join(sorted(FIELD_CHECKS))}")
+        checks = tuple((item.name, FIELD_CHECKS[item.check](item)) for item in spec.event_fields)
+        required = IDENTITY_FIELDS + tuple(item.name for item in spec.event_fields
+                                           if item.required)
+        nullable = frozenset(item.name for item in spec.event_fields if item.nullable)
+        known = frozenset(IDENTITY_FIELDS + spec.event_field_names + FREE_TEXT_FIELDS)
+        return cls(checks, required, nullable, known)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _check in self.checks)

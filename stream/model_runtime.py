@@ -24,15 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from features.definitions import (
-    APPLICATION_INPUT_FIELDS,
-    BUREAU_FIELDS,
-    FEATURE_SET_LENDING_CLUB,
-    FeatureEncoder,
-    lending_club_feature_specs,
-)
+from features.definitions import FeatureEncoder
 from features.scoring import apply_calibration, decide, logit, risk_grade, score_points
+from features.serving import ServingSpec
 from onnx_models.registry import LIVE_POINTER, ModelRejectedError, RegisteredModel, Registry, RegistryError
+from stream.event_schema import EventSchema
 from stream.reasons import Reason, ReasonBuilder
 
 logger = logging.getLogger(__name__)
@@ -71,19 +67,18 @@ def policy_version(card: Mapping[str, Any]) -> str:
 
 def servable_feature_problems(card: Mapping[str, Any]) -> list[str]:
     """Why the real-time service cannot build this model's inputs (empty when it can):
-    every feature must come from the application event and the bureau feature store."""
-    if card.get("feature_set") != FEATURE_SET_LENDING_CLUB:
-        return [f"feature set {card.get('feature_set')!r} cannot be served in real time; "
-                f"only {FEATURE_SET_LENDING_CLUB!r} models read the application event and "
-                "the feature store"]
-    available = set(APPLICATION_INPUT_FIELDS) | set(BUREAU_FIELDS)
-    servable = {spec.name for spec in lending_club_feature_specs(True, True)
-                if set(spec.source_columns) <= available}
+    every feature must be built from the application event and the declared feature views."""
+    try:
+        serving = ServingSpec.from_card(card)
+        EventSchema.from_spec(serving)
+    except (ValueError, KeyError, TypeError) as error:
+        return [f"the serving spec of model.json is unusable: {error}"]
+    available = serving.available_inputs
     unservable = [entry.get("name") for entry in card["features"]
-                  if entry.get("name") not in servable]
+                  if not set(entry.get("source_columns") or [entry.get("name")]) <= available]
     if unservable:
         return [f"features {unservable} are not built from the application event and the "
-                "bureau feature store"]
+                "declared feature views"]
     return []
 
 
@@ -95,6 +90,8 @@ class LoadedModel:
         self.version = registered.version
         self.card = registered.card
         self.encoder = FeatureEncoder.from_model_card(self.card)
+        self.serving = ServingSpec.from_card(self.card)
+        self.event_schema = EventSchema.from_spec(self.serving)
         self.policy_version = policy_version(self.card)
         self.session = session
         self.explainer = explainer
@@ -240,8 +237,10 @@ class ModelHolder:
     """
 
     def __init__(self, registry: Registry, on_event: ModelEventCallback | None = None,
-                 retry_failed_after_seconds: float = 60.0) -> None:
+                 retry_failed_after_seconds: float = 60.0,
+                 allow_event_contract_change: bool = False) -> None:
         self.registry = registry
+        self.allow_event_contract_change = allow_event_contract_change
         self.on_event = on_event
         self.retry_failed_after_seconds = retry_failed_after_seconds
         self.reload_failures = 0
@@ -290,6 +289,7 @@ class ModelHolder:
                 self._failed_signature, self.last_reload_error = None, None
                 return False
             model = load_serving_model(self.registry, wanted)
+            self._check_same_event_contract(model)
         except Exception as error:  # noqa: BLE001 - any failure: keep serving what works
             self._failed_signature = signature
             self.reload_failures += 1
@@ -303,6 +303,21 @@ class ModelHolder:
         logger.info("now serving model %s (policy %s)", model.version, model.policy_version)
         self._report(ModelEvent("loaded", model.version, model.policy_version))
         return True
+
+    def _check_same_event_contract(self, model: LoadedModel) -> None:
+        """Producers send the serving model's events: a model that expects other fields
+        (another dataset) would dead-letter or misread every one of them."""
+        if self.allow_event_contract_change:
+            return
+        serving, wanted = self.current.serving, model.serving
+        if wanted.event_contract() == serving.event_contract():
+            return
+        raise ModelRejectedError(f"version {model.version}", [
+            f"it expects application events with fields {list(wanted.event_field_names)}, "
+            f"while the topic carries events for fields {list(serving.event_field_names)}; "
+            "serve it with its own topics and worker group (CREDITRISK_TOPIC_APPLICATIONS, "
+            "CREDITRISK_WORKER_GROUP), or set CREDITRISK_ALLOW_EVENT_CONTRACT_CHANGE=true if "
+            "the producers switch with it"])
 
     def _report(self, event: ModelEvent) -> None:
         if self.on_event is None:

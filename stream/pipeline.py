@@ -25,6 +25,7 @@ from config.settings import Settings
 from features.normalize import utc_timestamp
 from features.online import FeatureRequest, OnlineFeatureReader, OnlineFeatures
 from stream.decisions import DecisionRecord, DecisionStore, decision_id
+from stream.event_schema import EventSchema
 from stream.failures import (
     PROCESSING_ERROR,
     ModelRuntimeBroken,
@@ -112,7 +113,7 @@ class ScoringPipeline:
         self._switch_model_if_promoted()
         model = self.models.current  # one model for the whole batch
 
-        accepted, rejected = self._validate(events)
+        accepted, rejected = self._validate(events, model.event_schema)
         outcome = BatchOutcome()
         outcome.dead_letters = await self._retrying(lambda: self._send_dead_letters(rejected))
         decisions, failed, outcome.replayed = await self._retrying(
@@ -131,12 +132,13 @@ class ScoringPipeline:
             self.drift = self.drift_monitor(self.models.current.card)
             self.metrics.drift_psi.clear()
 
-    def _validate(self, events: Sequence[IncomingEvent]) -> tuple[list[_Accepted], list[Rejected]]:
+    def _validate(self, events: Sequence[IncomingEvent], schema: EventSchema,
+                  ) -> tuple[list[_Accepted], list[Rejected]]:
         accepted: list[_Accepted] = []
         rejected: list[Rejected] = []
         for event in events:
             try:
-                result = validate_application(event.value)
+                result = validate_application(event.value, schema)
             except Exception as error:  # noqa: BLE001 - one bad event must never stop the stream
                 log.error("validation failed unexpectedly: %s", type(error).__name__)
                 result = Rejection("invalid_value", "the event could not be validated")
@@ -245,7 +247,7 @@ class ScoringPipeline:
 
         async def enrich(positions: Sequence[int]) -> list[OnlineFeatures]:
             batch = await self.reader.read([requests[p] for p in positions],
-                                           record_velocity=record_velocity)
+                                           record_velocity=record_velocity, serving=model.serving)
             return batch.features
 
         features, errors = await isolate("enrich", range(len(requests)), enrich)
@@ -287,7 +289,7 @@ class ScoringPipeline:
         for item in scored:
             self.metrics.probability_of_default.observe(item.verdict.probability_of_default)
             self.metrics.score.observe(item.verdict.score)
-        self.metrics.missing_bureau.inc(sum(not item.features.bureau_found for item in scored))
+        self.metrics.missing_bureau.inc(sum(not item.features.views_found for item in scored))
         if self.drift is not None:
             self.drift.observe(np.asarray([item.inputs for item in scored], dtype=np.float32),
                                np.array([item.verdict.score for item in scored]),
@@ -304,10 +306,10 @@ class ScoringPipeline:
 
     # -- one application over HTTP (same steps, nothing published or stored) ----------------
     async def score_one(self, payload: bytes) -> dict[str, Any] | Rejection:
-        result = validate_application(payload)
+        model = self.models.current
+        result = validate_application(payload, model.event_schema)
         if isinstance(result, Rejection):
             return result
-        model = self.models.current
         scored, failures = await self._score([result], model, record_velocity=False)
         if failures:
             return Rejection(PROCESSING_ERROR, failures[result.application_id].detail,

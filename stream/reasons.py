@@ -17,21 +17,21 @@ with a positive impact; a review or decline with none gets its single largest co
 anyway, so every adverse decision carries 1-4 reasons. Missing bureau data is its own
 reason (:data:`MISSING_BUREAU_CODE`, impact 0) and comes first.
 
-Codes are stable per feature across model versions: :data:`REASON_CODES` fixes them for
-every ``lending_club`` feature. A feature outside the table (``generic`` feature set) gets
-``"RX"`` + the first 4 hex digits (upper case) of the SHA-256 of its name, which depends
-on the name only, never on the model or the feature's position.
+Codes are stable per feature across model versions: model.json records each feature's
+``reason_code`` (``features.definitions.reason_code``: a fixed table for the Lending Club
+features, else ``"RX"`` + 4 hex digits of the SHA-256 of the name).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from features.definitions import reason_code
 
 # Adverse-action notices name at most four principal reasons.
 MAX_REASONS = 4
@@ -40,34 +40,6 @@ MISSING_BUREAU_CODE = "R00"
 MISSING_BUREAU_FEATURE = "bureau_data"
 MISSING_BUREAU_TEXT = "Credit bureau information unavailable"
 
-# Never renumber: downstream systems and customer letters key on these codes.
-REASON_CODES: Mapping[str, str] = {
-    "loan_amnt": "R01",
-    "term": "R02",
-    "log_annual_inc": "R03",
-    "emp_length": "R04",
-    "credit_history_months": "R05",
-    "loan_to_income": "R06",
-    "payment_to_income": "R07",
-    "dti": "R08",
-    "revol_util": "R09",
-    "revol_bal_to_income": "R10",
-    "delinq_2yrs": "R11",
-    "inq_last_6mths": "R12",
-    "pub_rec": "R13",
-    "open_acc": "R14",
-    "total_acc": "R15",
-    "mths_since_last_delinq": "R16",
-    "ever_delinquent": "R17",
-    "home_ownership": "R18",
-    "verification_status": "R19",
-    "purpose": "R20",
-    "addr_state": "R21",
-    "grade": "R22",
-    "sub_grade": "R23",
-    "int_rate": "R24",
-    "installment": "R25",
-}
 
 UNAVAILABLE_VALUE_TEXT = "not available"
 
@@ -94,15 +66,6 @@ MISSING_BUREAU_REASON = Reason(MISSING_BUREAU_CODE, MISSING_BUREAU_FEATURE,
                                MISSING_BUREAU_TEXT, 0.0)
 
 
-def reason_code(feature_name: str) -> str:
-    """The feature's code from :data:`REASON_CODES`, else the name-hash fallback ``RXhhhh``."""
-    known = REASON_CODES.get(feature_name)
-    if known is not None:
-        return known
-    digest = hashlib.sha256(feature_name.encode("utf-8")).hexdigest()
-    return "RX" + digest[:4].upper()
-
-
 def calibration_slope(calibration: Mapping[str, Any]) -> float:
     """Factor from raw log-odds to the log-odds of the calibrated PD."""
     if calibration.get("method", "none") == "platt":
@@ -115,7 +78,8 @@ class ReasonBuilder:
 
     def __init__(self, features: Sequence[Mapping[str, Any]], slope: float) -> None:
         self.names = [str(entry["name"]) for entry in features]
-        self.codes = [reason_code(name) for name in self.names]
+        self.codes = [str(entry.get("reason_code") or reason_code(str(entry["name"])))
+                      for entry in features]
         self.descriptions = [str(entry.get("description") or entry["name"])
                              for entry in features]
         self.categories = [list(entry["categories"]) if entry.get("type") == "categorical"

@@ -1,4 +1,5 @@
-"""Replay a Lending Club-shaped loan file into Kafka as application events, and read decisions.
+"""Replay a loan file of the live model's dataset into Kafka as application events, and read
+decisions.
 
 ``replay_applications`` plays the part of the upstream origination systems: each row of the
 file becomes one application event (DESIGN.md, "Application event"), keyed by its
@@ -32,10 +33,27 @@ from features.normalize import (
     parse_term,
     utc_timestamp,
 )
+from features.serving import EventField, ServingSpec, SourceColumns
 
 SubmittedAt = Literal["now", "original"]
-REQUIRED_COLUMNS = ("id", "member_id", "loan_amnt", "term", "purpose", "annual_inc", "emp_length",
-                    "home_ownership", "verification_status", "addr_state")
+
+
+@dataclass(frozen=True)
+class EventLayout:
+    """Which columns of a loan file make a model's application event: its event fields (with
+    the check each must pass) and the identity columns, as the model card records them."""
+
+    fields: tuple[EventField, ...]
+    columns: SourceColumns
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> EventLayout:
+        return cls(ServingSpec.from_card(card).event_fields, SourceColumns.from_card(card))
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return (self.columns.id_column, self.columns.customer_id_column,
+                *(item.name for item in self.fields))
 
 
 @dataclass(frozen=True)
@@ -83,27 +101,40 @@ def _text(value: Any) -> Any:
     return str(value)
 
 
-def application_event(row: Mapping[str, Any], submitted_at: SubmittedAt = "now",
+def _term_or_text(value: Any) -> Any:
+    term = parse_term(value)
+    return term if term is not None else _text(value)
+
+
+# How a file's text becomes a JSON value, by the field's check: numbers become JSON numbers
+# where they read as numbers, everything else is sent as the file has it, so the worker
+# sees (and dead-letters) what the file really holds.
+_JSON_VALUE: dict[str, Callable[[Any], Any]] = {"term": _term_or_text,
+                                                "emp_length": parse_emp_length}
+
+
+def _json_value(field: EventField, value: Any) -> Any:
+    convert = _JSON_VALUE.get(field.check)
+    if convert is not None:
+        return convert(value)
+    return _number_or_text(value) if field.kind == "numeric" else _text(value)
+
+
+def application_event(row: Mapping[str, Any], layout: EventLayout,
+                      submitted_at: SubmittedAt = "now",
                       now: datetime | None = None) -> dict[str, Any]:
     """The application event for one raw loan-file row (values as read from the CSV)."""
-    if submitted_at == "original":
-        issued = parse_issue_month(row.get("issue_d"))
-        submitted = utc_timestamp(issued) if issued else _text(row.get("issue_d"))
+    date_column = layout.columns.date_column
+    if submitted_at == "original" and date_column:
+        issued = parse_issue_month(row.get(date_column))
+        submitted = utc_timestamp(issued) if issued else _text(row.get(date_column))
     else:
         submitted = utc_timestamp(now or datetime.now(UTC))
-    term = parse_term(row.get("term"))
     event = {
-        "application_id": _text(row.get("id")),
-        "customer_id": _text(row.get("member_id")),
+        "application_id": _text(row.get(layout.columns.id_column)),
+        "customer_id": _text(row.get(layout.columns.customer_id_column)),
         "submitted_at": submitted,
-        "loan_amnt": _number_or_text(row.get("loan_amnt")),
-        "term": term if term is not None else _text(row.get("term")),
-        "purpose": _text(row.get("purpose")),
-        "annual_inc": _number_or_text(row.get("annual_inc")),
-        "emp_length": parse_emp_length(row.get("emp_length")),
-        "home_ownership": _text(row.get("home_ownership")),
-        "verification_status": _text(row.get("verification_status")),
-        "addr_state": _text(row.get("addr_state")),
+        **{item.name: _json_value(item, row.get(item.name)) for item in layout.fields},
     }
     for optional in ("emp_title", "title"):
         value = row.get(optional)
@@ -119,20 +150,25 @@ def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
     return key, json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def read_loan_rows(path: Path, start: int = 0) -> Iterator[dict[str, Any]]:
+def read_loan_rows(path: Path, layout: EventLayout, start: int = 0,
+                   ) -> Iterator[dict[str, Any]]:
     """Rows of a loan file from data row ``start`` on, as text exactly as written ('' for blank;
     None for cells a short line lacks, e.g. the summary lines at the end of real LC files).
     The file and its header are checked at once; rows are then streamed (constant memory)."""
+    return _stream_rows(_checked_file(path, layout.required_columns), start)
+
+
+def _checked_file(path: Path, required: tuple[str, ...]) -> Path:
     if not path.is_file():
-        raise FileNotFoundError(f"no loan file at {path}: pass a loans.csv from "
-                                "`creditrisk data generate` or a Lending Club loan file.")
+        raise FileNotFoundError(f"no loan file at {path}: pass a file of the live model's "
+                                "dataset, e.g. loans.csv from `creditrisk data generate`.")
     with _open_text(path) as handle:
         header = set(next(csv.reader(handle), []))
-    absent = [column for column in REQUIRED_COLUMNS if column not in header]
+    absent = [column for column in required if column not in header]
     if absent:
-        raise ValueError(f"{path} lacks the Lending Club column(s) {', '.join(absent)}: an "
-                         "application event needs them. Is this a Lending Club-shaped loan file?")
-    return _stream_rows(path, start)
+        raise ValueError(f"{path} lacks the column(s) {', '.join(absent)} the live model's "
+                         "events need. Is this a file of the model's dataset?")
+    return path
 
 
 def _open_text(path: Path) -> TextIO:
@@ -182,23 +218,48 @@ class _Acknowledgements:
             self.first_error = f"{type(error).__name__}: {error}"
 
 
+def live_event_layout(registry_dir: Path) -> EventLayout:
+    """The event layout of the model the registry serves (what the worker will accept)."""
+    from onnx_models.registry import Registry
+
+    registry = Registry(registry_dir)
+    version = registry.live_version()
+    if version is None:
+        raise ValueError(f"no live model in {registry_dir}: the events are built for the live "
+                         "model's fields; train or promote a model first")
+    return EventLayout.from_card(registry.load(version).card)
+
+
 def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate: float = 0.0,
-                        start: int = 0, submitted_at: SubmittedAt = "now",
+                        start: int = 0, submitted_at: SubmittedAt = "now", *,
+                        layout: EventLayout,
                         progress: bool = True, producer_options: Mapping[str, Any] | None = None
                         ) -> ReplaySummary:
     """Send ``count`` application events from the loan file ``data`` (rows ``start`` on) to
     ``topic`` at ``rate`` events/s (0 = as fast as possible). Stops early at the end of the
     file. Returns once Kafka has acknowledged (or refused) every event."""
-    from kafka import KafkaProducer
-    from tqdm import tqdm
-
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}.")
     if rate < 0 or start < 0:
         raise ValueError(f"rate and start must not be negative (got rate={rate}, start={start}).")
     if submitted_at not in ("now", "original"):
         raise ValueError(f"submitted_at must be 'now' or 'original', got {submitted_at!r}.")
-    rows = read_loan_rows(Path(data), start)
+    rows = read_loan_rows(Path(data), layout, start)
+    # submitted_at is the moment of sending: the event is built after the pace's wait.
+    return _send_rows(rows, lambda row: encode_event(application_event(row, layout, submitted_at)),
+                      bootstrap, topic, count, rate, progress, "application events",
+                      producer_options)
+
+
+def _send_rows(rows: Iterator[dict[str, Any]],
+               message: Callable[[dict[str, Any]], tuple[bytes | None, bytes] | None],
+               bootstrap: str, topic: str, count: int, rate: float, progress: bool, kind: str,
+               producer_options: Mapping[str, Any] | None = None) -> ReplaySummary:
+    """Send one message per row (None: skip the row) at ``rate`` per second, up to ``count``
+    rows; return once Kafka has acknowledged (or refused) every message."""
+    from kafka import KafkaProducer
+    from tqdm import tqdm
+
     # Batches of up to 128 KiB (~400 events) cut kafka-python's per-send cost by about a
     # third at full speed; linger stays short so a paced replay adds little latency.
     options = {"acks": "all", "linger_ms": 5, "batch_size": 128 * 1024,
@@ -211,59 +272,13 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
         producer.partitions_for(topic)
         pace = _SteadyPace(rate)
         started = time.perf_counter()
-        with tqdm(total=count, unit="events", desc=f"produce → {topic}",
+        with tqdm(total=count, unit=kind.rsplit(maxsplit=1)[-1], desc=f"produce → {topic}",
                   disable=not progress) as bar:
             for handed_over, row in enumerate(rows, start=1):
-                pace.wait()  # before building the event: submitted_at is the moment of sending
-                key, value = encode_event(application_event(row, submitted_at))
-                future = producer.send(topic, key=key, value=value)
-                future.add_callback(acknowledgements.on_sent)
-                future.add_errback(acknowledgements.on_failed)
-                bar.update(1)
-                if handed_over >= count:
-                    break
-        producer.flush()
-    finally:
-        producer.close()
-    return ReplaySummary(topic=topic, requested=count, sent=acknowledgements.sent,
-                         failed=acknowledgements.failed, seconds=time.perf_counter() - started,
-                         first_error=acknowledgements.first_error)
-
-
-# ---------------------------------------------------------------- outcomes
-
-def outcome_event(row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """What servicing reports for one loan-file row: its status as of its last payment month
-    (else its issue month); None when the row has no id, status or readable date."""
-    application_id, status = _text(row.get("id")), _text(row.get("loan_status"))
-    as_of = parse_issue_month(row.get("last_pymnt_d")) or parse_issue_month(row.get("issue_d"))
-    if not application_id or not status or as_of is None:
-        return None
-    return {"application_id": application_id, "loan_status": status,
-            "as_of": as_of.date().isoformat()}
-
-
-def replay_outcomes(data: Path, bootstrap: str, topic: str, count: int, start: int = 0,
-                    progress: bool = True) -> ReplaySummary:
-    """Send the outcome of up to ``count`` loans of the file (rows ``start`` on) to ``topic``,
-    keyed by application id, as fast as Kafka takes them; rows without one are skipped."""
-    from kafka import KafkaProducer
-    from tqdm import tqdm
-
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}.")
-    rows = read_loan_rows(Path(data), start)
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5,
-                             batch_size=128 * 1024)
-    acknowledgements = _Acknowledgements()
-    started = time.perf_counter()
-    try:
-        with tqdm(total=count, unit="outcomes", desc=f"produce → {topic}", disable=not progress) as bar:
-            for handed_over, row in enumerate(rows, start=1):
-                event = outcome_event(row)
-                if event is not None:
-                    future = producer.send(topic, key=event["application_id"].encode(),
-                                           value=json.dumps(event, separators=(",", ":")).encode())
+                pace.wait()
+                built = message(row)
+                if built is not None:
+                    future = producer.send(topic, key=built[0], value=built[1])
                     future.add_callback(acknowledgements.on_sent)
                     future.add_errback(acknowledgements.on_failed)
                 bar.update(1)
@@ -274,7 +289,49 @@ def replay_outcomes(data: Path, bootstrap: str, topic: str, count: int, start: i
         producer.close()
     return ReplaySummary(topic=topic, requested=count, sent=acknowledgements.sent,
                          failed=acknowledgements.failed, seconds=time.perf_counter() - started,
-                         first_error=acknowledgements.first_error, kind="loan outcomes")
+                         first_error=acknowledgements.first_error, kind=kind)
+
+
+# ---------------------------------------------------------------- outcomes
+
+def outcome_event(row: Mapping[str, Any], columns: SourceColumns,
+                  today: datetime | None = None) -> dict[str, Any] | None:
+    """What servicing reports for one loan-file row: its status as of the file's outcome date
+    (e.g. the last payment month), else its application date, else today; None when the row
+    has no id or status."""
+    application_id = _text(row.get(columns.id_column))
+    status = _text(row.get(columns.target_column)) if columns.target_column else None
+    dates = [parse_issue_month(row.get(name)) for name in
+             (columns.outcome_date_column, columns.date_column) if name]
+    as_of = next((moment for moment in dates if moment is not None), None) or \
+        (today or datetime.now(UTC))
+    if not application_id or not status:
+        return None
+    return {"application_id": application_id, "loan_status": status,
+            "as_of": as_of.date().isoformat()}
+
+
+def _outcome_message(row: dict[str, Any], columns: SourceColumns) -> tuple[bytes, bytes] | None:
+    event = outcome_event(row, columns)
+    if event is None:
+        return None
+    return event["application_id"].encode(), json.dumps(event, separators=(",", ":")).encode()
+
+
+def replay_outcomes(data: Path, bootstrap: str, topic: str, count: int, start: int = 0,
+                    progress: bool = True, *, layout: EventLayout) -> ReplaySummary:
+    """Send the outcome of up to ``count`` loans of the file (rows ``start`` on) to ``topic``,
+    keyed by application id, as fast as Kafka takes them; rows without one are skipped."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}.")
+    columns = layout.columns
+    if columns.target_column is None:
+        raise ValueError("the live model's card does not name the file's outcome column; "
+                         "retrain it with this version of `creditrisk train`")
+    rows = _stream_rows(_checked_file(Path(data), (columns.id_column, columns.target_column)),
+                        start)
+    return _send_rows(rows, lambda row: _outcome_message(row, columns), bootstrap, topic, count,
+                      0.0, progress, "loan outcomes")
 
 
 # ---------------------------------------------------------------- decisions

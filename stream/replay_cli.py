@@ -25,8 +25,9 @@ def _kafka_unreachable(bootstrap: str, error: Exception) -> str:
 
 
 def produce_command(
-    data: Path = typer.Option(..., "--data", help="Loan file: loans.csv from `creditrisk data "
-                              "generate` or a Lending Club loan file."),
+    data: Path = typer.Option(..., "--data", help="Loan file of the live model's dataset (e.g. "
+                              "loans.csv from `creditrisk data generate`): each row becomes an "
+                              "event with the fields the live model expects."),
     rate: float = typer.Option(100.0, "--rate", min=0, help="events per second (0 = as fast as possible)"),
     count: int = typer.Option(1000, "--count", min=1, help="events to send (fewer if the file ends)"),
     start: int = typer.Option(0, "--start", min=0, help="skip this many data rows first"),
@@ -41,25 +42,23 @@ def produce_command(
     from kafka.errors import KafkaError
 
     from config.settings import get_settings
-    from stream.replay import SubmittedAt, replay_applications, replay_outcomes
+    from stream.replay import SubmittedAt, live_event_layout, replay_applications, replay_outcomes
 
     settings = get_settings()
-    if outcomes:
-        try:
-            summary = replay_outcomes(data, settings.kafka_bootstrap, topic or settings.topic_outcomes,
-                                      count=count, start=start)
-        except (FileNotFoundError, ValueError) as error:
-            _fail(str(error))
-        except KafkaError as error:
-            _fail(_kafka_unreachable(settings.kafka_bootstrap, error))
-        typer.echo(summary.line())
-        raise typer.Exit(code=1 if summary.failed else 0)
-    if submitted_at not in ("now", "original"):
+    if not outcomes and submitted_at not in ("now", "original"):
         _fail(f"--submitted-at must be 'now' or 'original', not {submitted_at!r}.")
     try:
-        summary = replay_applications(data, settings.kafka_bootstrap,
-                                      topic or settings.topic_applications, count=count, rate=rate,
-                                      start=start, submitted_at=cast(SubmittedAt, submitted_at))
+        layout = live_event_layout(settings.registry_dir)
+        if outcomes:
+            summary = replay_outcomes(data, settings.kafka_bootstrap,
+                                      topic or settings.topic_outcomes, count=count, start=start,
+                                      layout=layout)
+        else:
+            summary = replay_applications(data, settings.kafka_bootstrap,
+                                          topic or settings.topic_applications, count=count,
+                                          rate=rate, start=start,
+                                          submitted_at=cast(SubmittedAt, submitted_at),
+                                          layout=layout)
     except (FileNotFoundError, ValueError) as error:
         _fail(str(error))
     except KafkaError as error:

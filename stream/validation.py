@@ -4,7 +4,7 @@ rejection with a reason code out; and the dead-letter record a rejection becomes
 ``validate_application`` never raises on any input: bad input must not stop the worker
 (DESIGN principle 6). The first problem found decides the code (missing fields are all
 listed together); the order is: payload, identity fields, then the application fields in
-the order of ``event_schema.APPLICATION_CHECKS``. Rejection details name the field and what
+the order of the model's event fields (``EventSchema.checks``). Rejection details name the field and what
 is allowed, never the value sent (principle 8).
 """
 
@@ -19,11 +19,8 @@ from typing import Any
 
 from features.normalize import utc_timestamp
 from stream.event_schema import (
-    APPLICATION_CHECKS,
     FREE_TEXT_FIELDS,
-    KNOWN_FIELDS,
-    NULLABLE_FIELDS,
-    REQUIRED_FIELDS,
+    EventSchema,
     FieldProblem,
     check_application_id,
     check_customer_id,
@@ -61,8 +58,7 @@ class ValidApplication:
     application_id: str
     customer_id: str
     submitted_at: datetime  # timezone-aware, UTC
-    # loan_amnt float, term int (36|60), purpose str, annual_inc float, emp_length float|None,
-    # home_ownership, verification_status, addr_state (normalised text); never free text.
+    # The model's event fields, checked and normalised by its EventSchema (None: missing).
     application: dict[str, Any]
     # Names of extra fields (ignored; at most MAX_UNKNOWN_FIELDS, each name truncated).
     unknown_fields: tuple[str, ...] = ()
@@ -110,31 +106,31 @@ def _decode(payload: bytes | None, max_bytes: int) -> Any:
                                        "an integer too long to read, or nesting too deep") from None
 
 
-def _missing_fields(event: dict[str, Any]) -> list[str]:
-    return [name for name in REQUIRED_FIELDS
-            if name not in event or (event[name] is None and name not in NULLABLE_FIELDS)]
+def _missing_fields(event: dict[str, Any], schema: EventSchema) -> list[str]:
+    return [name for name in schema.required
+            if name not in event or (event[name] is None and name not in schema.nullable)]
 
 
-def _unknown_fields(event: dict[str, Any]) -> tuple[str, ...]:
-    if KNOWN_FIELDS.issuperset(event):
+def _unknown_fields(event: dict[str, Any], known: frozenset[str]) -> tuple[str, ...]:
+    if known.issuperset(event):
         return ()  # the usual case, one set operation
-    names = (name[:MAX_UNKNOWN_FIELD_NAME_LENGTH] for name in event if name not in KNOWN_FIELDS)
+    names = (name[:MAX_UNKNOWN_FIELD_NAME_LENGTH] for name in event if name not in known)
     return tuple(islice(names, MAX_UNKNOWN_FIELDS))
 
 
-def _validate_event(event: dict[str, Any]) -> ValidApplication:
-    missing = _missing_fields(event)
+def _validate_event(event: dict[str, Any], schema: EventSchema) -> ValidApplication:
+    missing = _missing_fields(event, schema)
     if missing:
         raise FieldProblem("missing_field", "required field(s) absent or null: "
                                             + ", ".join(missing))
     application_id = check_application_id(event["application_id"])
     customer_id = check_customer_id(event["customer_id"])
     submitted_at = check_submitted_at(event["submitted_at"])
-    application = {name: check(event[name]) for name, check in APPLICATION_CHECKS}
+    application = {name: check(event.get(name)) for name, check in schema.checks}
     for name in FREE_TEXT_FIELDS:
         check_free_text(name, event.get(name))
     return ValidApplication(application_id, customer_id, submitted_at, application,
-                            _unknown_fields(event))
+                            _unknown_fields(event, schema.known))
 
 
 def _readable_application_id(event: Any) -> str | None:
@@ -146,16 +142,16 @@ def _readable_application_id(event: Any) -> str | None:
         return None
 
 
-def validate_application(payload: bytes | None, max_bytes: int = DEFAULT_MAX_BYTES,
-                         ) -> ValidApplication | Rejection:
-    """Check one raw event against the application-event contract (DESIGN.md)."""
+def validate_application(payload: bytes | None, schema: EventSchema,
+                         max_bytes: int = DEFAULT_MAX_BYTES) -> ValidApplication | Rejection:
+    """Check one raw event against the application-event contract of a model (DESIGN.md)."""
     event: Any = None
     try:
         event = _decode(payload, max_bytes)
         if not isinstance(event, dict):
             raise FieldProblem("not_an_object", f"the message is JSON but {json_type_name(event)};"
                                                 " an application event is a JSON object")
-        return _validate_event(event)
+        return _validate_event(event, schema)
     except FieldProblem as problem:
         return Rejection(problem.code, problem.detail, _readable_application_id(event))
 

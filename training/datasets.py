@@ -11,8 +11,12 @@ from __future__ import annotations
 import csv
 import tomllib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from features.serving import EventField, NumericBand, ServingSpec, lending_club_serving
+from features.views import BUREAU_VIEW, Aggregation, FeatureView, FieldSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,6 +70,15 @@ class DatasetConfig:
     cleaning: CleaningLimits = field(default_factory=CleaningLimits)
     description: str = ""
     source: str = "<in code>"
+    # Serving: feature views read from the feature store (by customer id) instead of the
+    # application event, plain-language wording per feature, console grouping columns.
+    views: tuple[FeatureView, ...] = ()
+    feature_descriptions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    similar_by: tuple[str, ...] = ()
+    similar_band: NumericBand | None = None
+    amount_field: str | None = None
+    # Neutral names of fields ("Total income"), shown with a customer's own value.
+    field_labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._check_parameters()
@@ -107,6 +120,36 @@ class DatasetConfig:
                              "(as a feature, the id or the target); remove them from one list.")
         if not isinstance(self.allow_pricing, bool):
             raise TypeError(f"{where}: allow_pricing must be true or false, got {self.allow_pricing!r}.")
+        if self.views and not self.customer_id_column and not self.is_lending_club:
+            raise ValueError(f"{where}: [[views]] are read by customer id; set "
+                             "customer_id_column (the column the views' entity_column matches).")
+        try:
+            self.serving_spec()
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}.") from None
+
+    def serving_spec(self) -> ServingSpec:
+        """What the worker needs to serve a model of this dataset (recorded in model.json)."""
+        if self.is_lending_club:
+            return lending_club_serving(self.views or (BUREAU_VIEW,),
+                                        self.similar_by or ("purpose",))
+        from_views = {name for view in self.views for name in view.field_names}
+        fields = tuple(
+            EventField(name, "numeric" if kind == "numeric" else "categorical",
+                       "number" if kind == "numeric" else "category",
+                       missing_values=self.missing_values.get(name, ()))
+            for name, kind in self.features.items() if name not in from_views)
+        labels = {name: text for name, (text, _direction) in self.feature_descriptions.items()}
+        return ServingSpec(fields, self.views, date_field=None, similar_by=self.similar_by,
+                           field_labels={**labels, **self.field_labels},
+                           similar_band=self.similar_band, amount_field=self.amount_field)
+
+    @property
+    def model_features(self) -> dict[str, str]:
+        """The feature columns and types: the listed ones plus every view field (numeric)."""
+        extra = {name: "numeric" for view in self.views for name in view.field_names
+                 if name not in self.features}
+        return {**self.features, **extra} if not self.is_lending_club else dict(self.features)
 
     @property
     def is_lending_club(self) -> bool:
@@ -159,7 +202,9 @@ def _read_toml_with_base(name_or_path: str, seen: tuple[str, ...]) -> tuple[dict
 _TOP_LEVEL_KEYS = {"name", "description", "feature_set", "id_column", "customer_id_column",
                    "date_column", "exclude_columns", "known_at_application", "leakage_columns",
                    "pricing_columns", "allow_pricing", "target", "features", "missing_values",
-                   "cleaning"}
+                   "cleaning", "views", "serving"}
+_VIEW_KEYS = {"name", "source", "entity_column", "event_time_column", "max_age_days",
+              "ttl_days", "fields", "nullable", "aggregations", "description"}
 
 
 def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfig:
@@ -171,6 +216,12 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
     if not isinstance(target, dict) or not target.get("column"):
         raise ValueError(f"Dataset config {source}: missing [target] table with 'column' "
                          "(the column holding the outcome) and 'bad_values'/'good_values'.")
+    features, descriptions, labels = _features(document.get("features", {}), source)
+    serving = document.get("serving", {})
+    unknown_serving = sorted(set(serving) - {"similar_by", "similar_band", "amount_field"})
+    if unknown_serving:
+        raise ValueError(f"Dataset config {source}: unknown keys {unknown_serving} in [serving]; "
+                         "allowed: similar_by, similar_band, amount_field.")
     limits = document.get("cleaning", {})
     try:
         cleaning = CleaningLimits(**{k: float(v) for k, v in limits.items()})
@@ -188,7 +239,14 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
         bad_values=_strings(target.get("bad_values", []), "target.bad_values", source),
         good_values=_strings(target.get("good_values", []), "target.good_values", source),
         excluded_values=_strings(target.get("excluded_values", []), "target.excluded_values", source),
-        features={str(k): v for k, v in document.get("features", {}).items()},
+        features=features,
+        feature_descriptions={**_view_descriptions(document.get("views", []), source),
+                              **descriptions},
+        views=tuple(_view(entry, source) for entry in document.get("views", [])),
+        similar_by=_strings(serving.get("similar_by", []), "serving.similar_by", source),
+        similar_band=_similar_band(serving.get("similar_band"), source),
+        amount_field=serving.get("amount_field"),
+        field_labels={**_view_labels(document.get("views", [])), **labels},
         exclude_columns=_strings(document.get("exclude_columns", []), "exclude_columns", source),
         known_at_application=_strings(document.get("known_at_application", []),
                                       "known_at_application", source),
@@ -200,6 +258,103 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
         cleaning=cleaning,
         source=source,
     )
+
+
+def _similar_band(entry: Any, source: str) -> NumericBand | None:
+    """``similar_band = { field = "annual_inc", edges = [0, 30000, 50000] }``."""
+    if entry is None:
+        return None
+    try:
+        return NumericBand(str(entry["field"]), tuple(float(edge) for edge in entry["edges"]))
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"Dataset config {source}: [serving] similar_band needs 'field' (a "
+                         f"numeric event field) and ascending 'edges' ({error}).") from None
+
+
+def _features(table: dict[str, Any], source: str,
+              ) -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, str]]:
+    """``NAME = "numeric"``, or ``NAME = {type = "numeric", label = "...", description =
+    "...", direction = "higher_is_riskier"}`` for a feature explained in plain language."""
+    kinds: dict[str, str] = {}
+    descriptions: dict[str, tuple[str, str]] = {}
+    labels: dict[str, str] = {}
+    for name, value in table.items():
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {"type", "label", "description", "direction"})
+            if unknown or "type" not in value:
+                raise ValueError(f"Dataset config {source}: feature {name!r} needs 'type' and "
+                                 "may have 'label', 'description' and 'direction' "
+                                 f"(got {sorted(value)}).")
+            kinds[str(name)] = value["type"]
+            if "label" in value:
+                labels[str(name)] = str(value["label"])
+            if "description" in value or "direction" in value:
+                descriptions[str(name)] = (str(value.get("description") or name),
+                                           str(value.get("direction", "depends")))
+        else:
+            kinds[str(name)] = value
+    return kinds, descriptions, labels
+
+
+_DESCRIBED_KEYS = ("description", "direction")
+
+
+def _view_descriptions(entries: Any, source: str) -> dict[str, tuple[str, str]]:
+    """Plain-language wording of aggregated view fields: ``NAME = { column = ..., function =
+    ..., description = "...", direction = "higher_is_riskier" }``."""
+    descriptions: dict[str, tuple[str, str]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        for name, spec in (entry.get("aggregations") or {}).items():
+            if isinstance(spec, dict) and any(key in spec for key in _DESCRIBED_KEYS):
+                descriptions[str(name)] = (str(spec.get("description") or name),
+                                           str(spec.get("direction", "depends")))
+    return descriptions
+
+
+def _view_labels(entries: Any) -> dict[str, str]:
+    """Neutral names of aggregated view fields (``label = "..."``)."""
+    return {str(name): str(spec["label"])
+            for entry in (entries if isinstance(entries, list) else [])
+            for name, spec in (entry.get("aggregations") or {}).items()
+            if isinstance(spec, dict) and "label" in spec}
+
+
+def _view(entry: dict[str, Any], source: str) -> FeatureView:
+    """One ``[[views]]`` table: a feature view served from the feature store."""
+    where = f"Dataset config {source}: view {entry.get('name', '?')!r}"
+    unknown = sorted(set(entry) - _VIEW_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(_VIEW_KEYS)}.")
+    if not entry.get("name") or not entry.get("source"):
+        raise ValueError(f"{where}: 'name' and 'source' (the table file) are required.")
+    nullable = set(_strings(entry.get("nullable", []), "views.nullable", source))
+    try:
+        aggregations = {}
+        for name, spec in entry.get("aggregations", {}).items():
+            unknown_keys = sorted(set(spec) - {"column", "function", "value", "label",
+                                               *_DESCRIBED_KEYS})
+            if unknown_keys:
+                raise ValueError(f"aggregation {name!r} has unknown keys {unknown_keys}; allowed: "
+                                 "column, function, value, label, description, direction")
+            aggregations[str(name)] = Aggregation(str(spec["column"]), spec["function"],
+                                                  spec.get("value"))
+        fields = [FieldSpec(str(name), kind, nullable=str(name) in nullable)
+                  for name, kind in entry.get("fields", {}).items()]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {error}.") from None
+    bad_kinds = sorted(spec.name for spec in fields if spec.kind not in ("number", "date"))
+    if bad_kinds:
+        raise ValueError(f"{where}: fields {bad_kinds} need the kind 'number' or 'date'.")
+    fields += [FieldSpec(name, "number", nullable=name in nullable) for name in aggregations]
+    if not fields:
+        raise ValueError(f"{where}: declare its [views.fields] or [views.aggregations].")
+    return FeatureView(
+        name=str(entry["name"]), entity="customer_id", fields=tuple(fields),
+        max_age=timedelta(days=float(entry.get("max_age_days", 45))),
+        ttl=timedelta(days=float(entry.get("ttl_days", 365))),
+        source=str(entry["source"]), entity_column=str(entry.get("entity_column", "customer_id")),
+        event_time_column=entry.get("event_time_column"), aggregations=aggregations,
+        description=str(entry.get("description", "")))
 
 
 def _strings(values: Any, key: str, source: str) -> tuple[str, ...]:
@@ -261,4 +416,37 @@ def load_clean_labelled(path: str | Path, config: DatasetConfig
 
     cleaned, cleaning_report = clean_loans(load_raw(path, config), config)
     labelled, label_report = assign_label(cleaned, config)
+    if config.views and not config.is_lending_club:
+        labelled = join_views(labelled, config, Path(path).parent)
     return labelled, cleaning_report, label_report
+
+
+def view_source_path(view: FeatureView, data_dir: Path) -> Path:
+    """Where a view's source table is: its ``source`` path, relative to the loan file's folder."""
+    path = Path(view.source).expanduser()
+    return path if path.is_absolute() else data_dir / path
+
+
+def join_views(frame: pd.DataFrame, config: DatasetConfig, data_dir: Path) -> pd.DataFrame:
+    """Each application row with its customer's view values, computed by the same
+    ``aggregate_view`` that materializes them into the feature store (customers without rows
+    in a view get missing values, as the worker sees them)."""
+    import pandas as pd
+
+    from features.views import aggregate_view
+    from training.cleaning import CUSTOMER_ID
+
+    joined = frame
+    for view in config.views:
+        source = view_source_path(view, data_dir)
+        if not source.is_file():
+            raise FileNotFoundError(
+                f"view {view.name!r} of dataset config {config.name!r} reads {source}, which "
+                "does not exist; put the table beside the loan file or give its path in 'source'.")
+        table = pd.read_csv(source, low_memory=False)
+        values = aggregate_view(table, view)
+        keys = joined[CUSTOMER_ID].astype(str).str.strip()
+        joined = joined.assign(**{name: keys.map(values[name]).astype("float64")
+                                  if name in values.columns else float("nan")
+                                  for name in view.field_names})
+    return joined

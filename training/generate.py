@@ -494,17 +494,23 @@ def _split_evenly(total: int, parts: int) -> np.ndarray:
     return np.diff(edges)
 
 
+def prepared_output(rows: int, out_dir: str | Path) -> Path:
+    """Check a generator's row count and create its output folder."""
+    if not isinstance(rows, int) or rows < 100:
+        raise ValueError(f"rows must be an integer of at least 100, got {rows!r}.")
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def generate_loan_files(rows: int, seed: int, out_dir: str | Path,
                         show_progress: bool = True) -> GenerationSummary:
     """Write ``loans.csv`` (dirty, Lending Club layout) and ``bureau.csv`` (clean) into ``out_dir``."""
     import pandas as pd
     from tqdm import tqdm
 
-    if not isinstance(rows, int) or rows < 100:
-        raise ValueError(f"rows must be an integer of at least 100, got {rows!r}.")
+    out_dir = prepared_output(rows, out_dir)
     started = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     loans_path, bureau_path = out_dir / "loans.csv", out_dir / "bureau.csv"
 
     exact_total = int(rows * EXACT_DUPLICATE_SHARE)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from features.scoring import score_points
 from onnx_models.registry import MODEL_ONNX
 from training.diagnostics import warnings_to_card
@@ -39,12 +41,25 @@ def _search(run: TrainingRun) -> dict[str, Any]:
             "baseline": run.baseline_search}
 
 
+def _feature_importance(run: TrainingRun) -> dict[str, float]:
+    """Each input's share of the exported model's split gain (the console compares customers
+    on the most important ones)."""
+    booster = getattr(run.exported, "booster", None)
+    if booster is None or not hasattr(booster, "feature_importance"):
+        return {}
+    gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=np.float64)
+    total = max(float(gain.sum()), 1e-12)
+    names = [spec.name for spec in run.prepared.encoder.feature_specs_]
+    return {name: round(float(share) / total, 6) for name, share in zip(names, gain, strict=True)}
+
+
 def _model(run: TrainingRun) -> dict[str, Any]:
     name, exported = run.exported_name, run.exported
     return {"type": MODEL_TYPE[name], "variant": name, "description": VARIANT_LABEL[name],
             "trees": exported.trees, "fitted_on_rows": exported.training_rows,
             "synthetic_rows": exported.synthetic_rows, "settings": exported.settings,
             "learning_rate": run.config.lightgbm.learning_rate if name != "baseline" else None,
+            "feature_importance": _feature_importance(run),
             "cv_describes": "the same settings and number of trees fitted on each fold's "
                             "training part; the promoted model is that procedure on every "
                             "training row"}
@@ -69,6 +84,7 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
                  "missing_values": "NaN (numeric missing and unknown categories)"},
         **prepared.encoder.to_model_card(),
         "feature_set": dataset_config.feature_set,
+        "serving": dataset_config.serving_spec().to_card(),
         "calibration": run.exported.calibration,
         "thresholds": run.thresholds,
         "score_scale": dict(config.score_scale),
@@ -88,6 +104,12 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
         "data_fingerprint": {"sha256": run.fingerprint, "rows": len(prepared.frame),
                              "source": data_path},
         "dataset": {"name": dataset_config.name, "source": getattr(dataset_config, "source", ""),
+                    "id_column": dataset_config.id_column,
+                    "customer_id_column": dataset_config.customer_id_column,
+                    "target_column": dataset_config.target_column,
+                    # Lending Club files date an outcome by the last payment month.
+                    "outcome_date_column": "last_pymnt_d" if dataset_config.is_lending_club
+                    else None,
                     "date_column": dataset_config.date_column,
                     "allow_pricing": dataset_config.allow_pricing,
                     "known_at_application": list(getattr(dataset_config,
@@ -106,7 +128,8 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
             "score_population": "test set",
             "score": score_reference(run.test_pd, score_points(run.test_pd, config.score_scale)),
             "groups": group_statistics(prepared.frame.iloc[split.test_positions],
-                                       run.test_label, run.test_pd),
+                                       run.test_label, run.test_pd,
+                                       dataset_config.serving_spec()),
         },
         "training": {"config": config.to_dict(), "timings_s": run.timings,
                      "cleaning": cleaning, "label": labelling,

@@ -99,7 +99,9 @@ def run_training(data_path: str | Path, dataset: Any = "generated",
 def checked_encoder(dataset_config: Any, config: TrainingConfig) -> FeatureEncoder:
     """The (unfitted) feature encoder the dataset asks for, after the leakage guard."""
     encoder = FeatureEncoder(
-        feature_set=dataset_config.feature_set, columns=dict(dataset_config.features) or None,
+        feature_set=dataset_config.feature_set,
+        columns=dict(getattr(dataset_config, "model_features", dataset_config.features)) or None,
+        descriptions=getattr(dataset_config, "feature_descriptions", None),
         include_addr_state=config.include_addr_state,
         allow_pricing=bool(dataset_config.allow_pricing),
         reference_annual_rate=config.reference_annual_rate,

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import FeatureSpec
+from features.serving import ServingSpec
 
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 PD_BIN_EDGES = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20, 0.25, 0.30, 0.40,
                 0.50, 1.0)
-INCOME_BANDS = (0.0, 30_000.0, 50_000.0, 75_000.0, 100_000.0, 150_000.0, float("inf"))
 
 
 def numeric_reference(values: np.ndarray, bins: int = 10) -> dict[str, Any]:
@@ -69,22 +69,25 @@ def score_reference(probability_of_default: np.ndarray, scores: np.ndarray) -> d
 
 
 def group_statistics(frame: pd.DataFrame, label: np.ndarray,
-                     probability_of_default: np.ndarray) -> dict[str, Any]:
-    """Bad rate, mean PD and size per purpose and per income band (the console's groups)."""
+                     probability_of_default: np.ndarray, serving: ServingSpec) -> dict[str, Any]:
+    """Bad rate, mean PD and size per value of each of the console's grouping columns
+    (``serving.similar_by``) and per band of its numeric band field, if any."""
     table = pd.DataFrame({"bad": np.asarray(label, dtype=np.float64),
                           "pd": np.asarray(probability_of_default, dtype=np.float64)},
                          index=frame.index)
     groups: dict[str, Any] = {}
-    if "purpose" in frame.columns:
-        groups["purpose"] = _grouped(table, frame["purpose"].astype("object").fillna("<missing>"))
-    if "annual_inc" in frame.columns:
-        income = pd.to_numeric(frame["annual_inc"], errors="coerce")
-        labels = [f"{int(lo):,}-{'' if hi == float('inf') else f'{int(hi):,}'}"
-                  for lo, hi in itertools.pairwise(INCOME_BANDS)]
-        band = pd.cut(income, bins=list(INCOME_BANDS), labels=labels, right=False)
-        groups["income_band"] = _grouped(table, band.astype("object").fillna("<missing>"))
-        groups["income_band_edges"] = [edge if edge != float("inf") else None
-                                       for edge in INCOME_BANDS]
+    for column in serving.similar_by:
+        if column in frame.columns:
+            groups[column] = _grouped(table, frame[column].astype("object").fillna("<missing>"))
+    band = serving.similar_band
+    if band is not None and band.field in frame.columns:
+        values = pd.to_numeric(frame[band.field], errors="coerce")
+        edges = [*band.edges, float("inf")]
+        labels = [f"{lo:,.0f}-{'' if hi == float('inf') else f'{hi:,.0f}'}"
+                  for lo, hi in itertools.pairwise(edges)]
+        banded = pd.cut(values, bins=edges, labels=labels, right=False)
+        groups["band"] = {"field": band.field,
+                          "groups": _grouped(table, banded.astype("object").fillna("<missing>"))}
     return groups
 
 

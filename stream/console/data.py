@@ -10,7 +10,6 @@ down and what to do; the views show it, never a stack trace.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import urllib.error
@@ -29,6 +28,7 @@ from features.definitions import FeatureEncoder
 from features.normalize import utc_timestamp
 from features.scoring import score_points
 from features.store import as_text
+from stream.console.card import CompareFeature, ConsoleCard, FormField, SimilarGroup
 
 RECENT_LIMIT = 500
 # Below this many similar customers a distribution says more about chance than the group.
@@ -36,57 +36,25 @@ MIN_GROUP_SIZE = 10
 REQUEST_TIMEOUT_S = 5.0
 QUANTILE_LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 
-APPLICATION_LABELS: dict[str, str] = {
-    "loan_amnt": "Loan amount", "term": "Term (months)", "purpose": "Purpose",
-    "annual_inc": "Annual income", "emp_length": "Years in current job",
-    "home_ownership": "Home ownership", "verification_status": "Income verification",
-    "addr_state": "State",
-}
-BUREAU_LABELS: dict[str, str] = {
-    "earliest_cr_line": "First credit line opened", "delinq_2yrs": "Delinquencies (2 years)",
-    "inq_last_6mths": "Credit inquiries (6 months)", "open_acc": "Open credit lines",
-    "total_acc": "Credit lines in total", "pub_rec": "Derogatory public records",
-    "revol_bal": "Revolving balance", "revol_util": "Revolving utilisation (%)",
-    "mths_since_last_delinq": "Months since last delinquency",
-    "monthly_debt": "Existing monthly debt payments",
-}
-VELOCITY_LABELS: dict[str, str] = {
-    "applications_24h": "Applications in the last 24 hours",
-    "applications_7d": "Applications in the last 7 days",
-}
-
-
-@dataclass(frozen=True)
-class CompareFeature:
-    """A model input the Compare view plots, with words for it."""
-
-    name: str
-    label: str
-    noun: str                    # "utilisation" in "higher utilisation than 85 % of ..."
-    show_as_exp: bool = False    # log_annual_inc is shown as income
-    more: str = "Higher"
-    less: str = "Lower"
-
-
-COMPARE_FEATURES: tuple[CompareFeature, ...] = (
-    CompareFeature("revol_util", "Revolving credit utilisation (%)", "utilisation"),
-    CompareFeature("dti", "Debt-to-income ratio (%)", "debt-to-income"),
-    CompareFeature("log_annual_inc", "Annual income", "income", show_as_exp=True),
-    CompareFeature("loan_to_income", "Loan amount / annual income", "loan-to-income"),
-    CompareFeature("credit_history_months", "Credit history (months)", "credit history",
-                   more="Longer", less="Shorter"),
-    CompareFeature("inq_last_6mths", "Credit inquiries, last 6 months", "inquiries",
-                   more="More", less="Fewer"),
-)
-
 SIMILAR_GROUP_DEFINITION = (
-    "Similar customers: the same loan purpose and the same annual-income band, among every "
-    "decision in the ledger (the {count} most recent of them compared).")
+    "Similar customers: {definition}, among every decision in the ledger (the {count} most "
+    "recent of them compared).")
+SIMILAR_FALLBACK_DEFINITION = (
+    "Similar customers: {definition}, among the {count} most recent decisions kept in Redis "
+    "(the decision ledger does not answer, so older decisions are not searched).")
 SIMILAR_LIMIT = 5_000
 
 
 class ConsoleUnavailable(RuntimeError):
     """Something the console needs is down or missing; the text says what to do."""
+
+
+@dataclass(frozen=True)
+class SimilarCustomers:
+    """The similar group's decision records and the sentence saying where they come from."""
+
+    records: list[dict[str, Any]]
+    definition: str
 
 
 @dataclass(frozen=True)
@@ -113,8 +81,8 @@ class DataSource(Protocol):
 
     def score(self, event: dict[str, Any]) -> ScoreOutcome: ...
 
-    def similar(self, purpose: str | None, band: tuple[float, float | None] | None,
-                exclude_application: str | None) -> list[dict[str, Any]]: ...
+    def similar(self, card: ConsoleCard, group: SimilarGroup,
+                exclude_application: str | None) -> SimilarCustomers: ...
 
     def backtest(self) -> list[Any]: ...
 
@@ -210,28 +178,25 @@ class RedisDataSource:
                 "`creditrisk stack up` and the writer with `creditrisk ledger run`, then reload "
                 "this page.") from None
 
-    def similar(self, purpose: str | None, band: tuple[float, float | None] | None,
-                exclude_application: str | None) -> list[dict[str, Any]]:
-        """Decisions with this purpose and income band, newest first, from every decision in
-        the ledger (indexed on purpose and income)."""
-        if purpose is None or band is None:
-            return []
-        low, high = band
-
-        def query(connection: Any) -> list[dict[str, Any]]:
-            rows = connection.execute(
-                "SELECT application, features, application_id, decision, risk_grade FROM decisions "
-                "WHERE purpose = %s AND annual_inc >= %s AND annual_inc < %s "
-                "AND application_id <> %s AND lineage_complete "
-                "ORDER BY decided_at DESC LIMIT %s",
-                (purpose, low, high if high is not None else float("inf"),
-                 exclude_application or "", SIMILAR_LIMIT)).fetchall()
-            return [{"application": application, "features": features,
-                     "decision": {"application_id": app_id, "decision": decision,
-                                  "risk_grade": grade}}
-                    for application, features, app_id, decision, grade in rows]
-
-        return list(self._ledger(query))
+    def similar(self, card: ConsoleCard, group: SimilarGroup,
+                exclude_application: str | None) -> SimilarCustomers:
+        """Decisions in the customer's group, newest first, from every decision in the ledger
+        (the stored application matched by JSONB containment, GIN-indexed); the recent
+        decisions in Redis when the ledger does not answer."""
+        definition = card.group_definition()
+        if not group.complete:
+            return SimilarCustomers([], SIMILAR_GROUP_DEFINITION.format(
+                definition=definition, count=f"{SIMILAR_LIMIT:,}"))
+        try:
+            rows = self._ledger(lambda connection: similar_from_ledger(
+                connection, group, exclude_application, SIMILAR_LIMIT))
+        except ConsoleUnavailable:
+            recent = self.recent_records(RECENT_LIMIT)
+            return SimilarCustomers(
+                similar_records(recent, card, group, exclude_application),
+                SIMILAR_FALLBACK_DEFINITION.format(definition=definition, count=len(recent)))
+        return SimilarCustomers(rows, SIMILAR_GROUP_DEFINITION.format(
+            definition=definition, count=f"{SIMILAR_LIMIT:,}"))
 
     def backtest(self) -> list[Any]:
         """The back-test of every model version (stream.ledger.backtest)."""
@@ -291,12 +256,18 @@ def _safe_url(url: str) -> str:
 
 # ---- tables and filters ---------------------------------------------------------------
 
-def decisions_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per decision record, newest first as given."""
+FIXED_COLUMNS = ["application_id", "customer_id", "decided_at", "decision", "risk_grade",
+                 "score", "probability_of_default_pct"]
+
+
+def decisions_table(records: list[dict[str, Any]], card: ConsoleCard) -> pd.DataFrame:
+    """One row per decision record, newest first as given, with the card's amount field and
+    categorical event fields (see :meth:`ConsoleCard.find_columns`)."""
+    extra = ([card.amount_field] if card.amount_field else []) + card.find_columns()
     rows = []
     for record in records:
         decision, application = record.get("decision", {}), record.get("application", {})
-        rows.append({
+        row = {
             "application_id": decision.get("application_id"),
             "customer_id": decision.get("customer_id"),
             "decided_at": pd.to_datetime(decision.get("decided_at"), utc=True),
@@ -305,13 +276,12 @@ def decisions_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             "score": decision.get("score"),
             "probability_of_default_pct": round(100 * float(
                 decision.get("probability_of_default", float("nan"))), 1),
-            "loan_amnt": application.get("loan_amnt"),
-            "purpose": application.get("purpose"),
-            "home_ownership": application.get("home_ownership"),
-        })
-    columns = ["application_id", "customer_id", "decided_at", "decision", "risk_grade", "score",
-               "probability_of_default_pct", "loan_amnt", "purpose", "home_ownership"]
-    return pd.DataFrame(rows, columns=columns)
+        }
+        rows.append(row | {name: application.get(name) for name in extra})
+    table = pd.DataFrame(rows, columns=FIXED_COLUMNS + extra)
+    if card.amount_field:
+        table[card.amount_field] = pd.to_numeric(table[card.amount_field], errors="coerce")
+    return table
 
 
 @dataclass
@@ -320,22 +290,22 @@ class DecisionFilters:
 
     decisions: list[str] = field(default_factory=list)
     grades: list[str] = field(default_factory=list)
-    purposes: list[str] = field(default_factory=list)
-    home_ownership: list[str] = field(default_factory=list)
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    amount_field: str | None = None
     amount_range: tuple[float, float] | None = None
     date_range: tuple[Any, Any] | None = None
 
 
 def filter_decisions(table: pd.DataFrame, filters: DecisionFilters) -> pd.DataFrame:
     keep = pd.Series(True, index=table.index)
-    for column, chosen in (("decision", filters.decisions), ("risk_grade", filters.grades),
-                           ("purpose", filters.purposes),
-                           ("home_ownership", filters.home_ownership)):
+    chosen_columns = [("decision", filters.decisions), ("risk_grade", filters.grades),
+                      *filters.categories.items()]
+    for column, chosen in chosen_columns:
         if chosen:
-            keep &= table[column].isin(chosen)
-    if filters.amount_range is not None:
+            keep &= table[column].astype("object").isin(chosen)
+    if filters.amount_range is not None and filters.amount_field:
         low, high = filters.amount_range
-        keep &= table["loan_amnt"].between(low, high)
+        keep &= table[filters.amount_field].between(low, high)
     if filters.date_range is not None:
         start, end = filters.date_range
         day = table["decided_at"].dt.date
@@ -454,6 +424,7 @@ def risk_lowering_factors(card: dict[str, Any], model_dir: Path | None,
     contributions = _explainer(str(model_dir / "model.txt")).predict(
         inputs.astype(np.float64), pred_contrib=True, num_threads=1)[0, :-1]
     builder = ReasonBuilder.from_model_card(card)
+    console_card = ConsoleCard(card)
     impacts = contributions * builder.slope
     order = np.argsort(impacts, kind="stable")
     factors = []
@@ -461,70 +432,56 @@ def risk_lowering_factors(card: dict[str, Any], model_dir: Path | None,
         if impacts[position] >= 0:
             break
         value = float(inputs[0, position])
-        text = _lowering_text(card["features"][position], builder.text(position, value), value)
+        text = _lowering_text(card["features"][position], builder.text(position, value), value,
+                              console_card)
         factors.append(Factor(text, round(float(impacts[position]), 4)))
     return factors
 
 
-# Neutral names for model inputs: a factor that lowered the risk is shown with the
-# customer's own value (the reason texts name the risky side, which would not be true here).
-INPUT_LABELS: dict[str, str] = {
-    "loan_amnt": "Loan amount", "term": "Term (months)", "log_annual_inc": "Annual income",
-    "emp_length": "Years in current job", "credit_history_months": "Credit history (months)",
-    "loan_to_income": "Loan / annual income", "payment_to_income": "Monthly payment / income",
-    "dti": "Existing debt / income (%)", "revol_util": "Revolving utilisation (%)",
-    "revol_bal_to_income": "Revolving balance / income",
-    "delinq_2yrs": "Delinquencies (2 years)", "inq_last_6mths": "Credit inquiries (6 months)",
-    "pub_rec": "Derogatory public records", "open_acc": "Open credit lines",
-    "total_acc": "Credit lines in total", "mths_since_last_delinq": "Months since last delinquency",
-    "ever_delinquent": "Ever delinquent (1 = yes)",
-}
-
-
-def _lowering_text(feature: dict[str, Any], reason_text: str, value: float) -> str:
-    if feature.get("type") == "categorical" or math.isnan(value):
+def _lowering_text(feature: dict[str, Any], reason_text: str, value: float,
+                   card: ConsoleCard) -> str:
+    """A factor that lowered the risk, with the customer's own value under the input's
+    neutral name (the reason texts name the risky side, which would not be true here)."""
+    if feature.get("type") == "categorical":
         return reason_text
-    name = str(feature["name"])
-    if name == "log_annual_inc":
-        return f"Annual income: {math.exp(value):,.0f}"
+    label = card.input_label(str(feature["name"]))
+    if math.isnan(value):
+        return f"{label}: not available"
+    if feature.get("display") == "exp":
+        return f"{label}: {math.exp(value):,.0f}"
     shown = f"{value:,.2f}".rstrip("0").rstrip(".")
-    return f"{INPUT_LABELS.get(name, name.replace('_', ' '))}: {shown}"
+    return f"{label}: {shown}"
 
 
 # ---- comparison -----------------------------------------------------------------------
 
-def income_band(annual_income: float | None, card: dict[str, Any]) -> tuple[float, float | None] | None:
-    """The reference income band (model.json ``reference.groups.income_band_edges``)."""
-    if annual_income is None or (isinstance(annual_income, float) and math.isnan(annual_income)):
-        return None
-    edges = card.get("reference", {}).get("groups", {}).get("income_band_edges") or \
-        [0, 30_000, 50_000, 75_000, 100_000, 150_000, None]
-    for low, high in itertools.pairwise(edges):
-        if annual_income >= low and (high is None or annual_income < high):
-            return float(low), None if high is None else float(high)
-    return None
-
-
-def band_text(band: tuple[float, float | None] | None) -> str:
-    if band is None:
-        return "unknown income"
-    low, high = band
-    return f"income {low:,.0f} or more" if high is None else f"income {low:,.0f}–{high:,.0f}"
-
-
-def similar_records(records: list[dict[str, Any]], purpose: str | None,
-                    band: tuple[float, float | None] | None, card: dict[str, Any],
+def similar_records(records: list[dict[str, Any]], card: ConsoleCard, group: SimilarGroup,
                     exclude_application: str | None = None) -> list[dict[str, Any]]:
-    """Records with the same purpose and income band (the on-screen definition)."""
-    similar = []
-    for record in records:
-        application = record.get("application", {})
-        if record.get("decision", {}).get("application_id") == exclude_application:
-            continue
-        if application.get("purpose") == purpose and \
-                income_band(application.get("annual_inc"), card) == band:
-            similar.append(record)
-    return similar
+    """Records in the group (the on-screen definition), as the ledger query selects them."""
+    return [record for record in records
+            if record.get("decision", {}).get("application_id") != exclude_application
+            and group.holds(record.get("application") or {}, card.band_of)]
+
+
+def similar_from_ledger(connection: Any, group: SimilarGroup, exclude_application: str | None,
+                        limit: int) -> list[dict[str, Any]]:
+    """The group's decisions in the ledger, newest first: the grouping values by JSONB
+    containment on the stored application (GIN index), the band by its numeric value."""
+    sql = ("SELECT application, features, application_id, decision, risk_grade FROM decisions "
+           "WHERE application @> %s::jsonb AND application_id <> %s AND lineage_complete")
+    parameters: list[Any] = [json.dumps(dict(group.values)), exclude_application or ""]
+    if group.band_field is not None and group.band is not None:
+        low, high = group.band
+        sql += (" AND jsonb_typeof(application -> %s) = 'number'"
+                " AND (application ->> %s)::double precision >= %s"
+                " AND (application ->> %s)::double precision < %s")
+        parameters += [group.band_field, group.band_field, low, group.band_field,
+                       high if high is not None else float("inf")]
+    sql += " ORDER BY decided_at DESC LIMIT %s"
+    rows = connection.execute(sql, (*parameters, limit)).fetchall()
+    return [{"application": application, "features": features,
+             "decision": {"application_id": app_id, "decision": decision, "risk_grade": grade}}
+            for application, features, app_id, decision, grade in rows]
 
 
 def reference_quantiles(card: dict[str, Any], feature: CompareFeature,
@@ -567,69 +524,47 @@ def percentile_in_sample(value: float, sample: np.ndarray) -> float:
     return 100.0 * (np.sum(present < value) + 0.5 * np.sum(present == value)) / len(present)
 
 
-def reading(feature: CompareFeature, percentile: float, who: str) -> str:
-    """'Higher utilisation than 85 % of similar customers.'"""
+def reading(percentile: float, who: str) -> str:
+    """'Higher than 85 % of similar customers.'"""
     if math.isnan(percentile):
         return f"No {who} to compare with."
     if percentile >= 50:
-        return f"{feature.more} {feature.noun} than {percentile:.0f} % of {who}."
-    return f"{feature.less} {feature.noun} than {100 - percentile:.0f} % of {who}."
+        return f"Higher than {percentile:.0f} % of {who}."
+    return f"Lower than {100 - percentile:.0f} % of {who}."
 
 
 # ---- the new-application form ---------------------------------------------------------
 
-EMP_LENGTH_UNKNOWN = "unknown"
-
-
-def form_problems(fields: dict[str, Any], card: dict[str, Any]) -> list[str]:
-    """What is wrong with a typed-in application, in the worker's rules (empty when fine)."""
+def form_problems(values: dict[str, Any], fields: list[FormField]) -> list[str]:
+    """What must be put right before the form is sent (the worker checks the rest and its
+    422 answer is shown next to the form)."""
     problems = []
-    customer_id = str(fields.get("customer_id") or "").strip()
+    customer_id = str(values.get("customer_id") or "").strip()
     if not customer_id:
         problems.append("Customer ID is required.")
-    elif ":" in customer_id or " " in customer_id:
+    elif ":" in customer_id or any(character.isspace() for character in customer_id):
         problems.append("Customer ID cannot contain ':' or spaces.")
-    if not str(fields.get("application_id") or "").strip():
+    if not str(values.get("application_id") or "").strip():
         problems.append("Application ID is required.")
-    if not (fields.get("loan_amnt") or 0) > 0:
-        problems.append("Loan amount must be greater than 0.")
-    if fields.get("term") not in (36, 60):
-        problems.append("Term must be 36 or 60 months.")
-    if not (fields.get("annual_inc") or 0) > 0:
-        problems.append("Annual income must be greater than 0.")
-    emp_length = fields.get("emp_length")
-    if emp_length != EMP_LENGTH_UNKNOWN and not (isinstance(emp_length, int)
-                                                 and 0 <= emp_length <= 10):
-        problems.append("Years in current job must be 0-10 or unknown.")
-    for name in ("purpose", "home_ownership", "verification_status"):
-        allowed = category_choices(card, name)
-        if allowed and fields.get(name) not in allowed:
-            problems.append(f"{APPLICATION_LABELS[name]} must be one of: {', '.join(allowed)}.")
-    state = str(fields.get("addr_state") or "").strip()
-    if not (len(state) == 2 and state.isalpha() and state.isascii()):
-        problems.append("State must be a two-letter code such as CA.")
+    for item in fields:
+        if values.get(item.name) is None and not item.nullable:
+            problems.append(f"{item.label} is required.")
     return problems
 
 
-def category_choices(card: dict[str, Any], name: str) -> list[str]:
-    for feature in card.get("features", []):
-        if feature.get("name") == name and feature.get("type") == "categorical":
-            return [str(category) for category in feature.get("categories", [])]
-    return []
-
-
-def application_event(fields: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """The DESIGN application event for the form's fields."""
+def application_event(values: dict[str, Any], fields: list[FormField],
+                      now: datetime | None = None) -> dict[str, Any]:
+    """The application event for the form's values (blank optional fields left out)."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    emp_length = fields["emp_length"]
-    return {
-        "application_id": str(fields["application_id"]).strip(),
-        "customer_id": str(fields["customer_id"]).strip(),
-        "submitted_at": utc_timestamp(moment),
-        "loan_amnt": float(fields["loan_amnt"]), "term": int(fields["term"]),
-        "purpose": fields["purpose"], "annual_inc": float(fields["annual_inc"]),
-        "emp_length": None if emp_length == EMP_LENGTH_UNKNOWN else int(emp_length),
-        "home_ownership": fields["home_ownership"],
-        "verification_status": fields["verification_status"],
-        "addr_state": str(fields["addr_state"]).strip().upper(),
-    }
+    event: dict[str, Any] = {"application_id": str(values["application_id"]).strip(),
+                             "customer_id": str(values["customer_id"]).strip(),
+                             "submitted_at": utc_timestamp(moment)}
+    for item in fields:
+        value = values.get(item.name)
+        if isinstance(value, str):
+            value = value.strip() or None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if value is not None or item.nullable:
+            event[item.name] = value
+    return event

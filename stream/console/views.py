@@ -12,28 +12,19 @@ import pandas as pd
 import streamlit as st
 
 from stream.console import charts
+from stream.console.card import UNKNOWN_CHOICE, CompareFeature, ConsoleCard, FormField
 from stream.console.data import (
-    APPLICATION_LABELS,
-    BUREAU_LABELS,
-    COMPARE_FEATURES,
-    EMP_LENGTH_UNKNOWN,
     MIN_GROUP_SIZE,
     RECENT_LIMIT,
-    SIMILAR_GROUP_DEFINITION,
-    SIMILAR_LIMIT,
-    VELOCITY_LABELS,
     DataSource,
     DecisionFilters,
     application_event,
-    band_text,
-    category_choices,
     decision_bands,
     decisions_table,
     display_value,
     filter_decisions,
     form_problems,
     grade_bands_text,
-    income_band,
     model_inputs,
     percentile_in_reference,
     percentile_in_sample,
@@ -49,8 +40,7 @@ DECISION_TEXT_COLOURS = {"approve": "green", "review": "orange", "decline": "red
 TABLE_HEADINGS = {
     "application_id": "Application ID", "customer_id": "Customer ID", "decided_at": "Decided at",
     "decision": "Decision", "risk_grade": "Risk grade", "score": "Score",
-    "probability_of_default_pct": "Probability of default (%)", "loan_amnt": "Loan amount",
-    "purpose": "Purpose", "home_ownership": "Home ownership"}
+    "probability_of_default_pct": "Probability of default (%)"}
 CREDIT_WORDS = {"approve": "Good credit — approve", "review": "Borderline — refer for review",
                 "decline": "Bad credit — decline"}
 
@@ -97,16 +87,20 @@ def render_lookup(source: DataSource) -> None:
 
 def render_recent(source: DataSource) -> None:
     st.subheader("Recent decisions")
-    table = decisions_table(source.recent_records(RECENT_LIMIT))
-    if table.empty:
+    records = source.recent_records(RECENT_LIMIT)
+    if not records:
         st.info("No decisions yet. They appear here as soon as the scoring worker decides "
                 "applications (`creditrisk worker`, then `creditrisk produce --data PATH`), "
                 "or score one by hand in **New application**.")
         return
-    shown = filter_decisions(table, recent_filters(table))
+    card = ConsoleCard(source.model_card())
+    table = decisions_table(records, card)
+    shown = filter_decisions(table, recent_filters(table, card))
     st.caption(f"{len(shown)} of the {len(table)} most recent decisions match the filters.")
+    headings = TABLE_HEADINGS | {name: card.field_label(name) for name in table.columns
+                                 if name not in TABLE_HEADINGS}
     st.dataframe(shown, hide_index=True, width="stretch", key="recent_table",
-                 column_config=TABLE_HEADINGS)
+                 column_config=headings)
     if shown.empty:
         return
     chosen = st.selectbox("Open a decision from the list", shown["application_id"].tolist(),
@@ -115,19 +109,26 @@ def render_recent(source: DataSource) -> None:
         go_to("Decision", chosen)
 
 
-def recent_filters(table: pd.DataFrame) -> DecisionFilters:
-    columns = st.columns(4)
+def recent_filters(table: pd.DataFrame, card: ConsoleCard) -> DecisionFilters:
+    """Decision, grade, the card's categorical event fields, its amount field and the date."""
+    names = card.find_columns()
+    columns = st.columns(min(4, 2 + len(names)))
     filters = DecisionFilters(
         decisions=columns[0].multiselect("Decision", ["approve", "review", "decline"]),
-        grades=columns[1].multiselect("Risk grade", sorted(table["risk_grade"].dropna().unique())),
-        purposes=columns[2].multiselect("Purpose", sorted(table["purpose"].dropna().unique())),
-        home_ownership=columns[3].multiselect(
-            "Home ownership", sorted(table["home_ownership"].dropna().unique())))
-    amounts = table["loan_amnt"].dropna()
-    low, high = float(amounts.min()), float(amounts.max())
+        grades=columns[1].multiselect("Risk grade", sorted(table["risk_grade"].dropna().unique())))
+    for index, name in enumerate(names, start=2):
+        column = columns[index % len(columns)]
+        values = sorted(str(value) for value in table[name].dropna().unique())
+        filters.categories[name] = column.multiselect(card.field_label(name), values,
+                                                      key=f"filter-{name}")
     left, right = st.columns(2)
-    if high > low:
-        filters.amount_range = left.slider("Loan amount", low, high, (low, high))
+    if card.amount_field:
+        amounts = table[card.amount_field].dropna()
+        if len(amounts) and float(amounts.max()) > float(amounts.min()):
+            low, high = float(amounts.min()), float(amounts.max())
+            filters.amount_field = card.amount_field
+            filters.amount_range = left.slider(card.field_label(card.amount_field), low, high,
+                                               (low, high))
     days = table["decided_at"].dropna().dt.date
     if len(days):
         picked = right.date_input("Decided between", (days.min(), days.max()))
@@ -221,26 +222,27 @@ def render_profile(source: DataSource) -> None:
     record = selected_record(source)
     if record is None:
         return
-    decision, features = record["decision"], record.get("features", {})
+    card = ConsoleCard(source.model_card())
+    decision = record["decision"]
     missing = set(decision.get("missing_features", []))
     stale = set(record.get("stale_features", []))
     st.header(f"Customer {decision['customer_id']} — application {decision['application_id']}")
-    st.subheader("Application")
-    application = record.get("application", {})
-    st.table(pd.DataFrame([{"Field": label, "Value": _shown(application.get(name))}
-                           for name, label in APPLICATION_LABELS.items()]))
-    st.subheader("Credit bureau")
-    if missing or stale:
-        st.warning("Some bureau values were missing or stale (older than allowed); the model "
-                   "scored without them and such an application is never approved "
-                   "automatically.")
-    st.table(pd.DataFrame([{"Field": label, "Value": _shown(features.get(name)),
-                            "Status": _status(name, features.get(name), missing, stale)}
-                           for name, label in BUREAU_LABELS.items()]))
-    st.subheader("Recent activity")
-    velocity = record.get("velocity", {})
-    st.table(pd.DataFrame([{"Field": label, "Value": _shown(velocity.get(name))}
-                           for name, label in VELOCITY_LABELS.items()]))
+    for section in card.profile_sections():
+        st.subheader(section.title)
+        values = record.get(section.record_part) or {}
+        if not section.marks_missing:
+            st.table(pd.DataFrame([{"Field": row.label, "Value": _shown(values.get(row.name))}
+                                   for row in section.rows]))
+            continue
+        names = {row.name for row in section.rows}
+        if names & (missing | stale):
+            st.warning(f"Some values of “{section.title}” were missing or stale (older than "
+                       "allowed); the model scored without them and such an application is "
+                       "never approved automatically.")
+        st.table(pd.DataFrame([{"Field": row.label, "Value": _shown(values.get(row.name)),
+                                "Status": _status(row.name, values.get(row.name), row.nullable,
+                                                  missing, stale)}
+                               for row in section.rows]))
 
 
 def _shown(value: Any) -> str:
@@ -251,13 +253,13 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _status(name: str, value: Any, missing: set[str], stale: set[str]) -> str:
+def _status(name: str, value: Any, nullable: bool, missing: set[str], stale: set[str]) -> str:
     if name in stale:
         return "STALE — too old, not used"
     if name in missing:
         return "MISSING"
-    if value is None and name == "mths_since_last_delinq":
-        return "never delinquent"
+    if value is None and nullable:
+        return "none on record"
     if value is None:
         return "MISSING"
     return "ok"
@@ -269,40 +271,32 @@ def render_compare(source: DataSource) -> None:
     record = selected_record(source)
     if record is None:
         return
-    card = source.model_card()
-    application = record.get("application", {})
-    band = income_band(application.get("annual_inc"), card)
-    purpose = application.get("purpose")
-    similar = source.similar(purpose, band, record["decision"]["application_id"])
-    st.header(f"Compare application {record['decision']['application_id']}")
-    st.info(SIMILAR_GROUP_DEFINITION.format(count=f"{SIMILAR_LIMIT:,}") + f" Here: purpose "
-            f"“{purpose}”, {band_text(band)} — {len(similar)} customers."
-            + _group_training_text(card, purpose, band))
-    customer = model_inputs(card, [record.get("features", {})]).iloc[0]
-    group = model_inputs(card, [item.get("features", {}) for item in similar]) \
-        if len(similar) >= MIN_GROUP_SIZE else None
-    if group is None:
-        st.warning(f"Only {len(similar)} similar customers in the ledger (at least "
+    card = ConsoleCard(source.model_card())
+    application = record.get("application") or {}
+    group = card.similar_group(application)
+    application_id = record["decision"]["application_id"]
+    similar = source.similar(card, group, application_id)
+    st.header(f"Compare application {application_id}")
+    st.info(f"{similar.definition} Here: {card.group_text(group)} — {len(similar.records)} "
+            f"customers." + card.group_training_text(group))
+    customer = model_inputs(card.card, [record.get("features", {})]).iloc[0]
+    group_inputs = model_inputs(card.card, [item.get("features") or {} for item in similar.records]) \
+        if len(similar.records) >= MIN_GROUP_SIZE else None
+    if group_inputs is None:
+        st.warning(f"Only {len(similar.records)} similar customers found (at least "
                    f"{MIN_GROUP_SIZE} are needed): the plots show all customers only.")
     columns = st.columns(2)
-    for index, feature in enumerate(COMPARE_FEATURES):
+    raw = {**(record.get("features") or {}), **application}
+    for index, feature in enumerate(card.compare_features()):
         value = float(customer.get(feature.name, np.nan))
-        if feature.show_as_exp and application.get("annual_inc") is not None:
-            value = math.log(float(application["annual_inc"]))  # exact, not float32-rounded
+        exact = raw.get(feature.source) if feature.source else None
+        if feature.show_as_exp and isinstance(exact, int | float) and exact > 0:
+            value = math.log(float(exact))  # exact, not float32-rounded
         with columns[index % 2]:
-            render_comparison(card, feature, value, group)
+            render_comparison(card.card, feature, value, group_inputs)
 
 
-def _group_training_text(card: dict[str, Any], purpose: str | None, band: Any) -> str:
-    groups = card.get("reference", {}).get("groups", {})
-    by_purpose = groups.get("purpose", {}).get(str(purpose))
-    if not by_purpose:
-        return ""
-    return (f" In the training data {100 * by_purpose['bad_rate']:.0f} % of "
-            f"“{purpose}” loans were not repaid.")
-
-
-def render_comparison(card: dict[str, Any], feature: Any, value: float,
+def render_comparison(card: dict[str, Any], feature: CompareFeature, value: float,
                       group: pd.DataFrame | None) -> None:
     shown_value = display_value(feature, value)
     reference = reference_quantiles(card, feature)
@@ -318,11 +312,9 @@ def render_comparison(card: dict[str, Any], feature: Any, value: float,
         return
     lines = []
     if reference is not None:
-        lines.append(reading(feature, percentile_in_reference(shown_value, *reference),
-                             "all customers"))
+        lines.append(reading(percentile_in_reference(shown_value, *reference), "all customers"))
     if sample is not None and len(sample):
-        lines.append(reading(feature, percentile_in_sample(shown_value, sample),
-                             "similar customers"))
+        lines.append(reading(percentile_in_sample(shown_value, sample), "similar customers"))
     st.markdown(f"**{feature.label}: {_shown(round(shown_value, 2))}.** " + " ".join(lines))
 
 
@@ -330,52 +322,54 @@ def render_comparison(card: dict[str, Any], feature: Any, value: float,
 
 def render_new_application(source: DataSource) -> None:
     st.header("Score a new application")
-    card = source.model_card()
-    fields = application_form(card)
-    if fields is None:
+    card = ConsoleCard(source.model_card())
+    fields = card.form_fields()
+    values = application_form(fields)
+    if values is None:
         return
-    problems = form_problems(fields, card)
+    problems = form_problems(values, fields)
     if problems:
         st.error("The application cannot be scored yet:\n\n" +
                  "\n".join(f"- {problem}" for problem in problems))
         return
-    outcome = source.score(application_event(fields))
+    outcome = source.score(application_event(values, fields))
     if outcome.kind == "rejected":
         st.error(f"The scoring service refused the application: {outcome.detail}. Correct "
                  "that field and submit again.")
     elif outcome.kind == "unavailable":
         st.error(outcome.detail)
     else:
-        render_form_result(outcome.decision or {}, card)
+        render_form_result(outcome.decision or {}, card.card)
 
 
-def application_form(card: dict[str, Any]) -> dict[str, Any] | None:
-    """The form's values when submitted, else None."""
+def application_form(fields: list[FormField]) -> dict[str, Any] | None:
+    """The form's values when submitted, else None: one input per event field of the card."""
     # One suggested id per session: a default that changed on every run would make
     # Streamlit treat the field as a new widget and drop what was typed.
     suggested_id = st.session_state.setdefault("suggested_application_id",
                                                f"manual-{uuid.uuid4().hex[:10]}")
     with st.form("new_application"):
-        left, right = st.columns(2)
-        fields = {
-            "application_id": left.text_input("Application ID", value=suggested_id),
-            "customer_id": right.text_input("Customer ID"),
-            "loan_amnt": left.number_input("Loan amount", min_value=0.0, value=10_000.0,
-                                           step=500.0),
-            "term": right.selectbox("Term (months)", [36, 60]),
-            "annual_inc": left.number_input("Annual income", min_value=0.0, value=60_000.0,
-                                            step=1_000.0),
-            "emp_length": right.selectbox("Years in current job",
-                                          [EMP_LENGTH_UNKNOWN, *range(11)], index=6),
-            "purpose": left.selectbox("Purpose", category_choices(card, "purpose")),
-            "home_ownership": right.selectbox("Home ownership",
-                                              category_choices(card, "home_ownership")),
-            "verification_status": left.selectbox(
-                "Income verification", category_choices(card, "verification_status")),
-            "addr_state": right.text_input("State (2 letters)", value="CA", max_chars=2),
+        columns = st.columns(2)
+        values: dict[str, Any] = {
+            "application_id": columns[0].text_input("Application ID", value=suggested_id),
+            "customer_id": columns[1].text_input("Customer ID"),
         }
+        for index, item in enumerate(fields):
+            values[item.name] = _form_input(columns[index % 2], item)
         submitted = st.form_submit_button("Score application")
-    return fields if submitted else None
+    return values if submitted else None
+
+
+def _form_input(column: Any, item: FormField) -> Any:
+    label = f"{item.label} (optional)" if item.nullable else item.label
+    if item.kind == "number":
+        return column.number_input(label, value=item.default, key=f"form-{item.name}",
+                                   placeholder="unknown" if item.nullable else None)
+    if item.kind == "choice":
+        options = [*item.choices, UNKNOWN_CHOICE] if item.nullable else list(item.choices)
+        chosen = column.selectbox(label, options, key=f"form-{item.name}")
+        return None if chosen == UNKNOWN_CHOICE else chosen
+    return column.text_input(label, key=f"form-{item.name}") or None
 
 
 def render_form_result(decision: dict[str, Any], card: dict[str, Any]) -> None:

@@ -10,8 +10,13 @@ advisory lock lets several processes (the stack, a writer, a test) migrate at on
 from __future__ import annotations
 
 import hashlib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from config.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _LOCK_KEY = 7_316_001  # any constant shared by every migrating process
@@ -72,3 +77,22 @@ def migrate(conninfo: str, folder: Path = MIGRATIONS_DIR) -> list[str]:
                                (migration.version, migration.name, migration.checksum))
             lines.append(f"{label}: applied now")
     return lines
+
+
+@contextmanager
+def temporary_database(settings: Settings, prefix: str = "tmp") -> Iterator[Settings]:
+    """A fresh, migrated database on the same PostgreSQL server, dropped afterwards: the
+    settings to reach it (for benchmarks and tests that must not touch the real ledger)."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = settings.model_copy(update={"postgres_database": "postgres"}).postgres_conninfo()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    own = settings.model_copy(update={"postgres_database": name})
+    migrate(own.postgres_conninfo())
+    try:
+        yield own
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

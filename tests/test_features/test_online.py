@@ -78,7 +78,7 @@ def test_infinite_numbers_and_unreadable_dates_are_corrupt_too() -> None:
 def test_a_hash_without_a_readable_event_time_is_treated_as_no_bureau_data() -> None:
     batch, registry = read({"c": bureau(_event_ts="yesterday")}, "c")
     (item,) = batch.features
-    assert not item.bureau_found and item.incomplete
+    assert not item.views_found and item.incomplete
     assert item.corrupt == ["_event_ts"]
     assert registry.get_sample_value("creditrisk_feature_store_corrupt_values_total",
                                      {"view": "bureau", "feature": "_event_ts"}) == 1

@@ -62,3 +62,24 @@ def test_timestamps_compare_as_text_in_time_order(moment: datetime, step: timede
 def test_naive_timestamps_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         format_timestamp(datetime(2024, 1, 1))
+
+
+def test_an_aggregated_view_has_one_row_per_entity_with_each_aggregate() -> None:
+    import pandas as pd
+
+    from features.views import Aggregation, FeatureView, FieldSpec, aggregate_view
+
+    view = FeatureView("credits", "customer_id",
+                       tuple(FieldSpec(n) for n in ("N", "OPEN", "DEBT", "WORST")),
+                       max_age=timedelta(days=30), ttl=timedelta(days=60), entity_column="client",
+                       aggregations={"N": Aggregation("id", "count"),
+                                     "OPEN": Aggregation("state", "count_value", "open"),
+                                     "DEBT": Aggregation("debt", "sum"),
+                                     "WORST": Aggregation("overdue", "max")})
+    table = pd.DataFrame({"client": [1, 1, 2, 3], "id": [10, 11, 12, 13],
+                          "state": ["open", "closed", " open", "closed"],
+                          "debt": ["100.5", "", "7", "x"], "overdue": [0, 30, None, 5]})
+    values = aggregate_view(table, view)
+    assert values.loc["1"].tolist() == [2.0, 1.0, 100.5, 30.0]
+    assert values.loc["2"].tolist()[:3] == [1.0, 1.0, 7.0] and pd.isna(values.loc["2", "WORST"])
+    assert values.loc["3", "DEBT"] == 0.0  # nothing readable to add: sum of no values

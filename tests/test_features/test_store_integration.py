@@ -130,7 +130,7 @@ def test_online_read_reports_fresh_stale_and_missing_and_counts_them(namespace, 
                              _request("absent", now, "a3"), _request("partial", now, "a4")], metrics)
     fresh, stale, absent, partial = batch.features
 
-    assert fresh.missing == [] and fresh.stale == [] and fresh.bureau_found
+    assert fresh.missing == [] and fresh.stale == [] and fresh.views_found
     assert fresh.record["revol_util"] == 41.2 and fresh.record["loan_amnt"] == 12000.0
     assert fresh.age_seconds["bureau"] == pytest.approx(10 * 86400)
     assert stale.stale == list(BUREAU_FIELDS) and "revol_util" not in stale.record
@@ -214,10 +214,10 @@ def test_password_and_acl_user_are_used_and_wrong_credentials_are_a_clear_error(
     metrics = FeatureStoreMetrics(CollectorRegistry())
     moment = datetime(2026, 11, 2, tzinfo=UTC)
     (found,) = _read(scorer, [_request("c1", moment)], metrics).features
-    assert found.bureau_found
+    assert found.views_found
 
     default_user = base.model_copy(update={"redis_password": SecretStr("s3cret-default")})
-    assert _read(default_user, [_request("c1", moment)], metrics).features[0].bureau_found
+    assert _read(default_user, [_request("c1", moment)], metrics).features[0].views_found
 
     wrong = base.model_copy(update={"redis_username": "scorer", "redis_password": SecretStr("nope")})
     with pytest.raises(FeatureStoreUnavailable, match="CREDITRISK_REDIS_PASSWORD") as error:
@@ -239,7 +239,7 @@ def test_redis_stopped_mid_test_gives_a_typed_error_quickly_then_recovers(privat
         aclient = async_client(settings)
         reader = OnlineFeatureReader(aclient, metrics=metrics)
         try:
-            before = (await reader.read([_request("c1", moment)])).features[0].bureau_found
+            before = (await reader.read([_request("c1", moment)])).features[0].views_found
             private_redis.kill()
             started = time.monotonic()
             with pytest.raises(FeatureStoreUnavailable, match=r"could not be reached|did not answer"):
@@ -279,7 +279,7 @@ def test_tls_redis_is_used_with_the_configured_ca_and_refused_without_it(tls_red
     client.close()
     metrics = FeatureStoreMetrics(CollectorRegistry())
     moment = datetime(2026, 11, 2, tzinfo=UTC)
-    assert _read(settings, [_request("c1", moment)], metrics).features[0].bureau_found
+    assert _read(settings, [_request("c1", moment)], metrics).features[0].views_found
 
     untrusted = Settings(redis_url=url)  # the system CAs do not know the test CA
     with pytest.raises(FeatureStoreUnavailable, match="could not be reached"):

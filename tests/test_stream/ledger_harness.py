@@ -20,21 +20,10 @@ from config.settings import Settings
 @contextmanager
 def private_database(settings: Settings) -> Iterator[Settings]:
     """A fresh database on the stack's PostgreSQL, migrated; dropped afterwards."""
-    import psycopg
+    from stream.ledger.schema import temporary_database
 
-    from stream.ledger.schema import migrate
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = settings.model_copy(update={"postgres_database": "postgres"}).postgres_conninfo()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    own = settings.model_copy(update={"postgres_database": name})
-    migrate(own.postgres_conninfo())
-    try:
+    with temporary_database(settings, "t") as own:
         yield own
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class LedgerProcess(WorkerProcess):

@@ -22,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 from features.normalize import utc_timestamp
 from onnx_models.registry import Registry
 from stream.console import data
+from stream.console.card import ConsoleCard, SimilarGroup
 from stream.console.data import ConsoleUnavailable, ScoreOutcome
 from stream.decisions import DecisionRecord
 from stream.model_runtime import LoadedModel, load_serving_model
@@ -69,7 +70,7 @@ def _bureau(rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
 def _decide(model: LoadedModel, event: dict[str, Any], bureau: dict[str, Any] | None,
             stale: bool = False) -> dict[str, Any]:
     """One record as the worker stores it (same encoder, model, policy and JSON)."""
-    valid = validate_application(json.dumps(event).encode())
+    valid = validate_application(json.dumps(event).encode(), model.event_schema)
     assert isinstance(valid, ValidApplication)
     features: dict[str, Any] = {**valid.application, "issue_d": valid.submitted_at,
                                 "applications_24h": 1, "applications_7d": 2}
@@ -159,11 +160,13 @@ class FakeDataSource:
         self.scored.append(event)
         return self.outcome
 
-    def similar(self, purpose: str | None, band: Any, exclude_application: str | None,
-                ) -> list[dict[str, Any]]:
+    def similar(self, card: ConsoleCard, group: SimilarGroup, exclude_application: str | None,
+                ) -> data.SimilarCustomers:
         self._check()
-        return data.similar_records([self.records[a] for a in self.order], purpose, band, self.card,
-                                    exclude_application)
+        records = data.similar_records([self.records[a] for a in self.order], card, group,
+                                       exclude_application)
+        return data.SimilarCustomers(records, data.SIMILAR_GROUP_DEFINITION.format(
+            definition=card.group_definition(), count="5,000"))
 
     def backtest(self) -> list[Any]:
         """The back-test of these records, each loan bad with its own PD's odds (seeded)."""
@@ -332,18 +335,21 @@ def test_profile_marks_missing_and_stale_bureau_values(source):
 def test_compare_plots_the_customer_against_all_and_similar_customers(source):
     app = _app(source, view="Compare", application_id=TARGET)
     texts = _texts(app)
-    assert "same loan purpose and the same annual-income band" in texts
-    assert "income 50,000–75,000" in texts
-    assert len(_charts(app)) == len(data.COMPARE_FEATURES)
-    assert "Higher utilisation than 9" in texts  # 99 % utilisation: above ~95 % of all
+    assert "the same purpose and the same annual income band" in texts
+    assert "Purpose “debt_consolidation”, Annual income 50,000–75,000" in texts
+    compared = ConsoleCard(source.card).compare_features()
+    assert len(compared) == 6 and len(_charts(app)) == 6
+    assert "Revolving credit utilisation (%)" in [feature.label for feature in compared]
+    # 99 % utilisation: above ~95 % of all customers.
+    assert re.search(r"Revolving credit utilisation \(%\): 99\.\*\* Higher than 9\d % of all", texts)
     assert "of similar customers" in texts and "of all customers" in texts
     assert "this customer" in _charts(app)[0].proto.spec
 
 
 def test_a_small_similar_group_is_said_so(source):
     app = _app(source, view="Compare", application_id="app-001")
-    assert "similar customers in the ledger" in _texts(app)
-    assert len(_charts(app)) == len(data.COMPARE_FEATURES)
+    assert "similar customers found (at least 10 are needed)" in _texts(app)
+    assert len(_charts(app)) == 6
 
 
 # ---- New application -------------------------------------------------------------------
@@ -352,7 +358,7 @@ def _fill_form(app: AppTest, customer_id: str = "cust-new", state: str = "NY",
                application_id: str = "app-manual-1") -> AppTest:
     next(item for item in app.text_input if item.label == "Application ID").input(application_id)
     next(item for item in app.text_input if item.label == "Customer ID").input(customer_id)
-    next(item for item in app.text_input if item.label == "State (2 letters)").input(state)
+    next(item for item in app.text_input if item.label == "State").input(state)
     _button(app, "Score application").click().run()
     assert not app.exception
     return app
@@ -360,10 +366,21 @@ def _fill_form(app: AppTest, customer_id: str = "cust-new", state: str = "NY",
 
 def test_form_refuses_invalid_input_without_calling_the_worker(source):
     app = _app(source, view="New application")
-    _fill_form(app, customer_id="", state="N1")
+    _fill_form(app, customer_id="", state="")
     errors = _texts(app)
-    assert "Customer ID is required." in errors and "State must be a two-letter code" in errors
+    assert "Customer ID is required." in errors and "State is required." in errors
     assert source.scored == []
+
+
+def test_form_has_one_input_per_event_field_of_the_card(source):
+    app = _app(source, view="New application")
+    numbers = {item.label: item.value for item in app.number_input}
+    choices = {item.label: list(item.options) for item in app.selectbox}
+    assert set(numbers) == {"Loan amount", "Term (months)", "Annual income",
+                            "Years in current job (optional)"}
+    assert numbers["Term (months)"] in (36, 60) and numbers["Annual income"] > 10_000
+    assert "debt_consolidation" in choices["Purpose"] and "RENT" in choices["Home ownership"]
+    assert "Income verification" in choices
 
 
 def test_form_shows_the_services_decision_with_reasons(source, decision_records):
@@ -493,7 +510,7 @@ def test_console_reads_decisions_written_to_the_real_redis(namespace, decision_r
     _button(app, "Look up").click().run()
     assert "Bad credit — decline" in _texts(app)
     app.sidebar.radio(key="view").set_value("Compare").run()
-    assert len(_charts(app)) == len(data.COMPARE_FEATURES)
+    assert len(_charts(app)) == 6
 
 
 def test_model_performance_shows_the_back_test_of_matured_loans(source: FakeDataSource) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 import pandas as pd
 import pytest
 from ledger_harness import LedgerProcess, private_database, wait_for_rows
+from test_console_home_credit import ROWS as HOME_CREDIT_ROWS
+from test_console_home_credit import home_credit_files, home_credit_model  # noqa: F401 - pytest fixtures
 from worker_harness import (  # tests/test_stream/worker_harness.py
     TopicReader,
     WorkerProcess,
@@ -73,8 +75,45 @@ def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd
 
 
 @pytest.fixture
-def console_url(decided, tmp_path: Path) -> Iterator[str]:
-    worker, _ = decided
+def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  # noqa: F811 - fixtures
+                        tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, dict[str, Any]]]]:
+    """A worker serving the Home Credit model that has decided 300 replayed applications, its
+    bureau view materialized into Redis, and a ledger writer that has kept them."""
+    from features.materialize import materialize_view
+    from features.store import sync_client
+    from stream.replay import live_event_layout, replay_applications
+
+    registry = tmp_path / "registry"
+    shutil.copytree(home_credit_model.registered.path.parent, registry,
+                    ignore=shutil.ignore_patterns("_report"))
+    (view,) = home_credit_model.serving.views
+    client = sync_client(namespace.settings)
+    try:
+        materialize_view(home_credit_files / "bureau.csv", client, view,
+                         namespace.settings.feature_schema_version, namespace.settings.key_prefix)
+    finally:
+        client.close()
+    with private_database(namespace.settings) as ledger_settings:
+        worker = WorkerProcess(namespace, registry, tmp_path / "worker.log",
+                               CREDITRISK_POSTGRES_DATABASE=ledger_settings.postgres_database,
+                               CREDITRISK_POSTGRES_PASSWORD=ledger_settings.postgres_password_file.read_text())
+        ledger = LedgerProcess(namespace, ledger_settings, registry, tmp_path / "ledger.log")
+        worker.start()
+        ledger.start()
+        reader = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+        replay_applications(home_credit_files / "application_train.csv",
+                            namespace.settings.kafka_bootstrap, namespace.topic_applications,
+                            count=300, start=HOME_CREDIT_ROWS - 300, progress=False,
+                            layout=live_event_layout(registry))
+        reader.wait_for(lambda r: len(r.by_key) >= 300, 180, "300 decisions")
+        reader.close()
+        wait_for_rows(ledger_settings, 300, 60, "SELECT count(*) FROM decisions")
+        yield worker, {key: copies[0] for key, copies in reader.by_key.items()}
+        ledger.stop()
+        worker.stop()
+
+
+def _start_console(worker: WorkerProcess, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**worker.env, "CREDITRISK_CONSOLE_PORT": str(port),
            "CREDITRISK_WORKER_URL": f"http://127.0.0.1:{worker.port}"}
@@ -94,6 +133,18 @@ def console_url(decided, tmp_path: Path) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=20)
+
+
+@pytest.fixture
+def console_url(decided, tmp_path: Path) -> Iterator[str]:
+    worker, _ = decided
+    yield from _start_console(worker, tmp_path)
+
+
+@pytest.fixture
+def home_credit_console_url(decided_home_credit, tmp_path: Path) -> Iterator[str]:
+    worker, _ = decided_home_credit
+    yield from _start_console(worker, tmp_path)
 
 
 @pytest.fixture
@@ -211,6 +262,7 @@ def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_score
 
     page.click("New application")
     page.type_into("Customer ID", decline["customer_id"])
+    page.type_into("State", "CA")  # a free-text event field: the card lists no states
     page.click("Score application")
     page.wait_for_text("Result:", timeout_s=30)
     body = browser.find_element("tag name", "body").text
@@ -223,3 +275,48 @@ def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_score
     page.wait_for_text("matured", timeout_s=10)
     assert len(page.wait_for('[data-testid="stPlotlyChart"]', count=4)) >= 4
     page.screenshot("model-performance")
+
+
+def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparison(
+        decided_home_credit, home_credit_console_url: str, browser: Any,
+        home_credit_files: Path) -> None:  # noqa: F811 - the pytest fixture imported above
+    from training.datasets import load_dataset_config
+
+    _, decisions = decided_home_credit
+    decline = next(d for d in decisions.values()
+                   if d["decision"] == "decline" and not d["missing_features"])
+    described = {text for text, _ in load_dataset_config("home_credit").feature_descriptions.values()}
+    page = Page(browser)
+
+    browser.get(home_credit_console_url)
+    page.wait_for_text("Recent decisions")
+    page.wait_for_text("Contract type")
+    body = browser.find_element("tag name", "body").text
+    assert "Purpose" not in body and "Home ownership" not in body
+    page.screenshot("home-credit-find")
+
+    page.type_into("Application ID or customer ID", decline["application_id"])
+    page.click("Look up")
+    page.wait_for_text("Bad credit — decline")
+    for reason in decline["reasons"]:
+        assert reason["text"].split(":")[0] in described  # the config's plain words
+        page.wait_for_text(reason["text"])
+    page.wait_for('[data-testid="stPlotlyChart"]', count=2)
+    page.screenshot("home-credit-decision")
+
+    page.click("Profile")
+    page.wait_for_text("Credits at other lenders reported by the credit bureau")
+    page.wait_for_text("Total income")
+    page.screenshot("home-credit-profile")
+
+    page.click("Compare")
+    page.wait_for_text("the same contract type and the same income type")
+    applications = pd.read_csv(home_credit_files / "application_train.csv", dtype=str,
+                               keep_default_na=False).set_index("SK_ID_CURR")
+    applied = applications.loc[decline["application_id"]]
+    page.wait_for_text(f"Contract type “{applied['NAME_CONTRACT_TYPE']}”, "
+                       f"Income type “{applied['NAME_INCOME_TYPE']}”")
+    assert len(page.wait_for('[data-testid="stPlotlyChart"]', count=6)) >= 6
+    page.wait_for_text("% of all customers")
+    page.wait_for_text("% of similar customers")
+    page.screenshot("home-credit-compare")

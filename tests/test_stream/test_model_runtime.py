@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from features.definitions import REASON_CODES
 from features.scoring import logit
 from onnx_models.registry import LIVE_POINTER, RegisteredModel, Registry
 from stream.model_runtime import LoadedModel, ModelEvent, ModelHolder, NoLiveModelError, policy_version
-from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, REASON_CODES, calibration_slope
+from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, calibration_slope
 
 
 @pytest.fixture(scope="module")
@@ -256,15 +257,24 @@ def _no_explainer(files: dict[str, bytes], card: dict[str, Any]) -> None:
     del files["model.txt"]
 
 
-def _generic_feature_set(files: dict[str, bytes], card: dict[str, Any]) -> None:
-    card["feature_set"] = "generic"
+def _no_bureau_view(files: dict[str, bytes], card: dict[str, Any]) -> None:
+    card["serving"]["views"] = []
+
+
+def _other_event_contract(files: dict[str, bytes], card: dict[str, Any]) -> None:
+    """A model that wants another event (another dataset's producers) on the same topic."""
+    for field in card["serving"]["event_fields"]:
+        if field["name"] == "term":
+            field["check"] = "number"
+            field["required"] = False
 
 
 @pytest.mark.parametrize(("corrupt", "complaint"), [
     (_truncate_onnx, "model.onnx does not load"),
     (_drop_a_feature, "differs from the"),
     (_no_explainer, "missing file model.txt"),
-    (_generic_feature_set, "cannot be served in real time"),
+    (_no_bureau_view, "not built from the application event and the declared feature views"),
+    (_other_event_contract, "serve it with its own topics and worker group"),
 ])
 def test_a_broken_promotion_keeps_the_current_model_serving(registry_dir, realistic_inputs,
                                                             corrupt, complaint):

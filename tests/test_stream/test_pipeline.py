@@ -16,8 +16,10 @@ from redis.exceptions import ResponseError
 
 from config.settings import Settings
 from features.online import FeatureRequest, OnlineBatch, OnlineFeatures
+from features.serving import LENDING_CLUB_SERVING, ServingSpec
 from features.store import FeatureStoreUnavailable
 from stream.decisions import DecisionRecord
+from stream.event_schema import EventSchema
 from stream.failures import ModelRuntimeBroken
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import Verdict
@@ -54,6 +56,8 @@ class FakeModel:
         self.card: dict[str, Any] = {}
         self.feature_names = ["loan_amnt", "annual_inc"]
         self.encoder = FakeEncoder()
+        self.serving = LENDING_CLUB_SERVING
+        self.event_schema = EventSchema.from_spec(self.serving)
         self.fail_on_amount = fail_on_amount
         self.broken = False
         self.scored_rows = 0
@@ -107,7 +111,7 @@ class FakeReader:
         self.requests: list[list[str]] = []
 
     async def read(self, requests: Sequence[FeatureRequest], record_velocity: bool = True,
-                   ) -> OnlineBatch:
+                   serving: ServingSpec | None = None) -> OnlineBatch:
         if self.outages:
             self.outages -= 1
             raise FeatureStoreUnavailable("Redis feature store could not be reached")

@@ -9,15 +9,14 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from features.definitions import LENDING_CLUB_FEATURES, OPTIONAL_LENDING_CLUB_FEATURES, PRICING_FEATURES
-from stream.reasons import (
-    MAX_REASONS,
-    MISSING_BUREAU_CODE,
+from features.definitions import (
+    LENDING_CLUB_FEATURES,
+    OPTIONAL_LENDING_CLUB_FEATURES,
+    PRICING_FEATURES,
     REASON_CODES,
-    ReasonBuilder,
-    calibration_slope,
     reason_code,
 )
+from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, ReasonBuilder, calibration_slope
 
 FEATURES = [
     {"name": "revol_util", "type": "numeric", "description": "High utilisation of revolving credit"},

@@ -7,19 +7,31 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from stream.replay import (
-    application_event,
-    decision_line,
-    encode_event,
-    read_loan_rows,
-    replay_applications,
-    tail_decisions,
-)
+from features.serving import LENDING_CLUB_COLUMNS, LENDING_CLUB_SERVING
+from stream import replay
+from stream.replay import EventLayout, decision_line, encode_event, tail_decisions
 from stream.replay_cli import decisions_app, produce_command
+
+# The layout a Lending Club model's card declares.
+LAYOUT = EventLayout(LENDING_CLUB_SERVING.event_fields, LENDING_CLUB_COLUMNS)
+
+
+def application_event(row: dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    return replay.application_event(row, LAYOUT, *args, **kwargs)
+
+
+def read_loan_rows(path: Path, start: int = 0) -> Any:
+    return replay.read_loan_rows(path, LAYOUT, start)
+
+
+def replay_applications(*args: Any, **kwargs: Any) -> Any:
+    return replay.replay_applications(*args, layout=LAYOUT, **kwargs)
+
 
 CONTRACT_FIELDS = {"application_id", "customer_id", "submitted_at", "loan_amnt", "term", "purpose",
                    "annual_inc", "emp_length", "home_ownership", "verification_status", "addr_state"}
@@ -59,10 +71,13 @@ def test_generated_rows_become_contract_events(loans_csv: Path) -> None:
 
 
 def test_worker_accepts_the_events_of_all_but_the_rows_the_file_broke(loans_csv: Path) -> None:
+    from features.serving import LENDING_CLUB_SERVING
+    from stream.event_schema import EventSchema
     from stream.validation import ValidApplication, validate_application
 
+    schema = EventSchema.from_spec(LENDING_CLUB_SERVING)
     rows = list(read_loan_rows(loans_csv))
-    accepted = [isinstance(validate_application(encode_event(application_event(row))[1]),
+    accepted = [isinstance(validate_application(encode_event(application_event(row))[1], schema),
                            ValidApplication) for row in rows]
     assert sum(accepted) >= 0.99 * len(rows)
     for row, ok in zip(rows, accepted, strict=False):
@@ -124,7 +139,7 @@ def test_start_skips_rows(loans_csv: Path) -> None:
 def test_file_without_lending_club_columns_is_explained(tmp_path: Path) -> None:
     other = tmp_path / "other.csv"
     other.write_text("SK_ID_CURR,TARGET\n1,0\n")
-    with pytest.raises(ValueError, match="lacks the Lending Club column"):
+    with pytest.raises(ValueError, match=r"lacks the column.*loan_amnt"):
         read_loan_rows(other)
 
 
@@ -188,6 +203,7 @@ def test_replay_keeps_the_requested_rate(namespace, loans_csv: Path) -> None:
 
 @pytest.mark.integration
 def test_produce_command_stops_at_end_of_file(namespace, loans_csv: Path, tmp_path: Path,
+                                              registry_dir: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
@@ -196,6 +212,7 @@ def test_produce_command_stops_at_end_of_file(namespace, loans_csv: Path, tmp_pa
     short = tmp_path / "short.csv"
     short.write_text("".join(loans_csv.open().readlines()[:31]))
     monkeypatch.setenv("CREDITRISK_KAFKA_BOOTSTRAP", namespace.settings.kafka_bootstrap)
+    monkeypatch.setenv("CREDITRISK_REGISTRY_DIR", str(registry_dir))  # events for its model
     get_settings.cache_clear()
     app = typer.Typer()
     app.command()(produce_command)

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from features import normalize
 from features.definitions import APPLICANT_FIELDS
+from features.serving import LENDING_CLUB_SERVING
 from features.views import BUREAU_VIEW, feature_key
-from stream.event_schema import KNOWN_FIELDS, REQUIRED_FIELDS
+from stream.event_schema import EventSchema
 from stream.validation import (
     DEFAULT_DEAD_LETTER_PAYLOAD_BYTES,
     DEFAULT_MAX_BYTES,
@@ -25,8 +26,17 @@ from stream.validation import (
     Rejection,
     ValidApplication,
     dead_letter,
-    validate_application,
 )
+from stream.validation import validate_application as validate_with_schema
+
+SCHEMA = EventSchema.from_spec(LENDING_CLUB_SERVING)
+REQUIRED_FIELDS = SCHEMA.required
+KNOWN_FIELDS = SCHEMA.known
+
+
+def validate_application(payload: bytes | None) -> ValidApplication | Rejection:
+    """The Lending Club event contract, as a Lending Club model's card declares it."""
+    return validate_with_schema(payload, SCHEMA)
 
 RECEIVED_AT = datetime(2024, 5, 1, 12, 31, 5, 250000, tzinfo=UTC)
 DROP = object()  # marks a field to leave out of the event

@@ -150,3 +150,101 @@ def test_missing_file_and_wrong_id_column_are_clear_errors(tmp_path: Path) -> No
     path.write_text("ref,status\n1,good\n")
     with pytest.raises(ValueError, match="id column 'id'"):
         load_raw(path, config)
+
+
+# ---- serving: what a dataset config tells the worker --------------------------------------
+
+def test_lending_club_is_served_through_its_config() -> None:
+    from features.serving import LENDING_CLUB_SERVING
+    from features.views import BUREAU_VIEW
+
+    for name in ("lending_club", "generated"):
+        spec = load_dataset_config(name).serving_spec()
+        assert spec.event_contract() == LENDING_CLUB_SERVING.event_contract()
+        (view,) = spec.views
+        assert (view.name, view.fields, view.max_age, view.ttl) == (
+            BUREAU_VIEW.name, BUREAU_VIEW.fields, BUREAU_VIEW.max_age, BUREAU_VIEW.ttl)
+        assert spec.date_field == "issue_d" and spec.similar_by == ("purpose",)
+
+
+VIEWS_CONFIG = '''
+name = "book"
+id_column = "ref"
+customer_id_column = "client"
+[target]
+column = "status"
+bad_values = ["bad"]
+good_values = ["good"]
+[features]
+income = { type = "numeric", description = "Low income", direction = "lower_is_riskier" }
+segment = "categorical"
+[missing_values]
+income = ["-1"]
+[serving]
+similar_by = ["segment"]
+[[views]]
+name = "credits"
+source = "credits.csv"
+entity_column = "client"
+max_age_days = 30
+[views.aggregations]
+OPEN_CREDITS = { column = "state", function = "count_value", value = "open" }
+TOTAL_DEBT = { column = "debt", function = "sum" }
+'''
+
+
+def test_a_generic_config_declares_its_event_its_views_and_its_words(tmp_path: Path) -> None:
+    path = tmp_path / "book.toml"
+    path.write_text(VIEWS_CONFIG)
+    config = load_dataset_config(path)
+    spec = config.serving_spec()
+    assert [(f.name, f.kind, f.check, f.missing_values) for f in spec.event_fields] == [
+        ("income", "numeric", "number", ("-1",)), ("segment", "categorical", "category", ())]
+    (view,) = spec.views
+    assert view.field_names == ("OPEN_CREDITS", "TOTAL_DEBT") and view.max_age.days == 30
+    assert config.model_features == {"income": "numeric", "segment": "categorical",
+                                     "OPEN_CREDITS": "numeric", "TOTAL_DEBT": "numeric"}
+    assert config.feature_descriptions == {"income": ("Low income", "lower_is_riskier")}
+    assert spec.similar_by == ("segment",)
+
+
+@pytest.mark.parametrize(("change", "complaint"), [
+    (("customer_id_column = \"client\"\n", ""), "customer_id_column"),
+    ((", value = \"open\" }", " }"), "count_value"),
+    (("function = \"sum\"", "function = \"median\""), "median"),
+    (("max_age_days = 30", "max_age_days = 30\nrefresh = \"daily\""), "refresh"),
+    (("similar_by = [\"segment\"]", "similar_by = [\"region\"]"), "region"),
+])
+def test_a_bad_view_or_serving_table_is_explained(tmp_path: Path, change: tuple[str, str],
+                                                  complaint: str) -> None:
+    path = tmp_path / "book.toml"
+    path.write_text(VIEWS_CONFIG.replace(*change))
+    with pytest.raises(ValueError, match=complaint):
+        load_dataset_config(path)
+
+
+def test_home_credit_serves_its_bureau_view_with_plain_language_reasons() -> None:
+    config = load_dataset_config("home_credit")
+    assert config.customer_id_column == "SK_ID_CURR"
+    (view,) = config.views
+    assert view.name == "hc_bureau" and view.entity_column == "SK_ID_CURR"
+    assert view.aggregations["BUREAU_ACTIVE_CREDITS"].value == "Active"
+    spec = config.serving_spec()
+    assert spec.similar_by == ("NAME_CONTRACT_TYPE", "NAME_INCOME_TYPE")
+    assert "BUREAU_TOTAL_DEBT" not in spec.event_field_names  # read from Redis, not the event
+    assert config.model_features["BUREAU_TOTAL_DEBT"] == "numeric"
+    assert config.feature_descriptions["BUREAU_TOTAL_OVERDUE"] == (
+        "Amount overdue at other lenders", "higher_is_riskier")
+    assert config.feature_descriptions["EXT_SOURCE_2"][1] == "lower_is_riskier"
+    assert not {"CODE_GENDER", "DAYS_BIRTH", "NAME_FAMILY_STATUS"} & set(config.model_features)
+
+
+def test_an_aggregation_with_an_unknown_key_is_refused(tmp_path) -> None:
+    path = tmp_path / "book.toml"
+    path.write_text('id_column = "ref"\ncustomer_id_column = "cust"\n'
+                    '[target]\ncolumn = "s"\nbad_values = ["1"]\ngood_values = ["0"]\n'
+                    '[features]\namount = "numeric"\n'
+                    '[[views]]\nname = "v"\nsource = "t.csv"\n'
+                    '[views.aggregations]\nN = { column = "x", function = "count", colour = "red" }\n')
+    with pytest.raises(ValueError, match="colour"):
+        load_dataset_config(path)
