@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_KEY_FEATURES = ("dti", "revol_util", "log_annual_inc", "loan_to_income",
-                        "credit_history_months", "inq_last_6mths", "purpose")
+# How many model inputs are watched besides the score and the PD.
+KEY_FEATURE_COUNT = 7
 SCORE = "score"
 PROBABILITY_OF_DEFAULT = "probability_of_default"
 EMPTY_BIN_SHARE = 1e-4
@@ -78,11 +78,11 @@ class DriftMonitor:
     Features named in ``features`` but absent from the card are skipped (see ``skipped``).
     """
 
-    def __init__(self, card: Mapping[str, Any], features: Sequence[str] = DEFAULT_KEY_FEATURES,
+    def __init__(self, card: Mapping[str, Any], features: Sequence[str] | None = None,
                  window: int = DEFAULT_WINDOW, min_sample: int = DEFAULT_MIN_SAMPLE,
                  empty_bin_share: float = EMPTY_BIN_SHARE) -> None:
         self.card = card
-        self.features = tuple(features)
+        self.features = tuple(features) if features is not None else key_features(card)
         self.window = window
         self.min_sample = min_sample
         self.empty_bin_share = empty_bin_share
@@ -163,6 +163,16 @@ class DriftMonitor:
                     counts, binning.expected, self.empty_bin_share)
         return result
 
+
+
+def key_features(card: Mapping[str, Any], count: int = KEY_FEATURE_COUNT) -> tuple[str, ...]:
+    """The inputs worth watching for drift: the model's most important ones (its card's
+    split-gain shares) that have a training reference, else the first referenced ones."""
+    referenced = [entry["name"] for entry in card.get("features", [])
+                  if entry.get("name") in card.get("reference", {}).get("features", {})]
+    importance = card.get("model", {}).get("feature_importance") or {}
+    ranked = sorted(referenced, key=lambda name: -float(importance.get(name, 0.0)))
+    return tuple(ranked[:count])
 
 
 def _binnings(card: Mapping[str, Any], names: Sequence[str]) -> tuple[list[_Binning], tuple[str, ...]]:

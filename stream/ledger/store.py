@@ -18,8 +18,7 @@ DECISION_COLUMNS = (
     "decision_id", "application_id", "customer_id", "decision", "probability_of_default",
     "score", "risk_grade", "reasons", "missing_features", "model_version", "policy_version",
     "submitted_at", "decided_at", "application", "features", "feature_age_seconds",
-    "stale_features", "velocity", "lineage_complete", "purpose", "annual_inc", "loan_amnt",
-    "source_topic", "source_partition", "source_offset",
+    "stale_features", "velocity", "lineage_complete", "source_topic", "source_partition", "source_offset",
 )
 OUTCOME_COLUMNS = ("application_id", "loan_status", "outcome", "as_of", "source_topic",
                    "source_partition", "source_offset")

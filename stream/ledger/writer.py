@@ -91,15 +91,8 @@ def decision_row(decision: dict[str, Any], record: dict[str, Any] | None,
         as_json(record.get("stale_features")) if record else None,
         as_json(record.get("velocity")) if record else None,
         record is not None,
-        application.get("purpose") if application else None,
-        _number(application.get("annual_inc")) if application else None,
-        _number(application.get("loan_amnt")) if application else None,
         message.topic, message.partition, message.offset,
     )
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def outcome_row(value: bytes | None, classify: ClassifyOutcome,

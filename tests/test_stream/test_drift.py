@@ -11,7 +11,7 @@ import pytest
 
 from features.definitions import FeatureSpec
 from features.scoring import score_points
-from stream.drift import DriftMonitor, population_stability_index
+from stream.drift import DriftMonitor, key_features, population_stability_index
 from training.reference import feature_references, score_reference
 
 SCALE = {"base_score": 600.0, "base_odds": 30.0, "points_to_double_odds": 20.0}
@@ -69,9 +69,15 @@ def fed(card: dict, batches: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
 
 def test_same_population_is_stable(card: dict) -> None:
     psi = fed(card, [population(seed=2, rows=5000)]).psi()
-    assert set(psi) == {"dti", "revol_util", "log_annual_inc", "inq_last_6mths", "purpose",
-                        "score", "probability_of_default"}
+    assert set(psi) == {*key_features(card), "score", "probability_of_default"}
+    assert {"dti", "revol_util", "log_annual_inc", "purpose"} <= set(psi)
     assert max(psi.values()) < 0.02, psi
+
+
+def test_the_watched_inputs_are_the_models_most_important_ones(card: dict) -> None:
+    ranked = dict(card, model={"feature_importance": {"purpose": 0.5, "dti": 0.3, "term": 0.2}})
+    assert key_features(ranked, count=2) == ("purpose", "dti")
+    assert DriftMonitor(ranked).monitored[:2] == ("purpose", "dti")
 
 
 def test_utilisation_shift_is_significant_and_only_where_it_happened(card: dict) -> None:
