@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from features import normalize
@@ -38,6 +38,10 @@ LATEST_SUBMISSION_YEAR = 2099
 IDENTITY_FIELDS: tuple[str, ...] = ("application_id", "customer_id", "submitted_at")
 # Free text an upstream may send; personal data, never a feature, never passed on.
 FREE_TEXT_FIELDS: tuple[str, ...] = ("emp_title", "title")
+
+
+# One field's rule: the value a JSON object carried in, the normalised value out (or FieldProblem).
+Check = Callable[[Any], Any]
 
 
 class FieldProblem(Exception):
@@ -137,36 +141,45 @@ def _positive_amount(field: str, value: Any, limit: int) -> float:
     return float(value)
 
 
-def check_loan_amount(value: Any) -> float:
-    return _positive_amount("loan_amnt", value, MAX_LOAN_AMOUNT)
+def amount_check(limit: int) -> Callable[[EventField], Check]:
+    """A positive JSON number up to ``limit`` (an amount of money)."""
+    def factory(field: EventField) -> Check:
+        return partial(_positive_amount, field.name, limit=limit)
+    return factory
 
 
-def check_annual_income(value: Any) -> float:
-    return _positive_amount("annual_inc", value, MAX_ANNUAL_INCOME)
+def term_check(field: EventField) -> Check:
+    """36 or 60 as a number, or a loan-file text form such as ' 36 months'."""
+    name = field.name
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise _wrong_type(name, "36 or 60 (months)", value)
+        term = normalize.parse_term(value)
+        if term is None:
+            raise FieldProblem("unknown_term", f"{name} must be 36 or 60 months")
+        return term
+
+    return check
 
 
-def check_term(value: Any) -> int:
-    """36 or 60 as a number, or a Lending Club text form such as ' 36 months'."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise _wrong_type("term", "36 or 60 (months)", value)
-    term = normalize.parse_term(value)
-    if term is None:
-        raise FieldProblem("unknown_term", "term must be 36 or 60 months")
-    return term
+def employment_years_check(field: EventField) -> Check:
+    """Years 0-10 as a number, a loan-file text form ('10+ years', '< 1 year'), or null /
+    'n/a' for unknown."""
+    name = field.name
 
+    def check(value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise _wrong_type(name, "a number of years 0-10 or null", value)
+        years = normalize.parse_emp_length(value)
+        if years is None and not normalize.is_missing(value):
+            raise FieldProblem("invalid_value", f"{name} must be years between 0 and 10, a "
+                                                "text such as '10+ years' or '< 1 year', or null")
+        return years
 
-def check_emp_length(value: Any) -> float | None:
-    """Years 0-10 as a number, a Lending Club text form ('10+ years', '< 1 year'), or null
-    / 'n/a' for unknown."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise _wrong_type("emp_length", "a number of years 0-10 or null", value)
-    years = normalize.parse_emp_length(value)
-    if years is None and not normalize.is_missing(value):
-        raise FieldProblem("invalid_value", "emp_length must be years between 0 and 10, a "
-                                            "text such as '10+ years' or '< 1 year', or null")
-    return years
+    return check
 
 
 # Distinct spellings of a category are few; caching the shared normaliser per spelling cuts
@@ -174,35 +187,26 @@ def check_emp_length(value: Any) -> float | None:
 CATEGORY_CACHE_SIZE = 1024
 
 
-def _category(field: str, normaliser: Callable[[Any], str | None], allowed: str,
-              ) -> Callable[[Any], str]:
+def normalised_category_check(normaliser: Callable[[Any], str | None], allowed: str,
+                              ) -> Callable[[EventField], Check]:
+    """A category read by one of the shared loan-file normalisers (``features.normalize``)."""
     cached_normaliser = lru_cache(maxsize=CATEGORY_CACHE_SIZE)(normaliser)
 
-    def check(value: Any) -> str:
-        if not isinstance(value, str):
-            raise _wrong_type(field, "a string", value)
-        normalised = (cached_normaliser(value) if len(value) <= MAX_CATEGORY_TEXT_LENGTH
-                      else None)
-        if normalised is None:
-            raise FieldProblem("invalid_value", f"{field} must be {allowed}")
-        return normalised
+    def factory(field: EventField) -> Check:
+        name = field.name
 
-    check.__name__ = f"check_{field}"
-    return check
+        def check(value: Any) -> str:
+            if not isinstance(value, str):
+                raise _wrong_type(name, "a string", value)
+            normalised = (cached_normaliser(value) if len(value) <= MAX_CATEGORY_TEXT_LENGTH
+                          else None)
+            if normalised is None:
+                raise FieldProblem("invalid_value", f"{name} must be {allowed}")
+            return normalised
 
+        return check
 
-check_purpose = _category(
-    "purpose", normalize.normalize_purpose,
-    f"a non-empty loan purpose of at most {MAX_CATEGORY_TEXT_LENGTH} characters, "
-    "e.g. debt_consolidation")
-check_home_ownership = _category(
-    "home_ownership", normalize.normalize_home_ownership,
-    "one of " + ", ".join(sorted(normalize.HOME_OWNERSHIP_VALUES)))
-check_verification_status = _category(
-    "verification_status", normalize.normalize_verification_status,
-    "one of " + ", ".join(normalize.VERIFICATION_STATUS_VALUES.values()))
-check_addr_state = _category(
-    "addr_state", normalize.normalize_addr_state, "a two-letter state code such as CA")
+    return factory
 
 
 def check_free_text(field: str, value: Any) -> None:
@@ -273,19 +277,26 @@ def category_check(field: EventField) -> Check:
     return check
 
 
-Check = Callable[[Any], Any]
 # Every check an event field may name in model.json (``serving.event_fields[].check``).
 FIELD_CHECKS: dict[str, Callable[[EventField], Check]] = {
     "number": number_check,
     "category": category_check,
-    "loan_amount": lambda _field: check_loan_amount,
-    "annual_income": lambda _field: check_annual_income,
-    "term": lambda _field: check_term,
-    "emp_length": lambda _field: check_emp_length,
-    "purpose": lambda _field: check_purpose,
-    "home_ownership": lambda _field: check_home_ownership,
-    "verification_status": lambda _field: check_verification_status,
-    "addr_state": lambda _field: check_addr_state,
+    "loan_amount": amount_check(MAX_LOAN_AMOUNT),
+    "annual_income": amount_check(MAX_ANNUAL_INCOME),
+    "term": term_check,
+    "emp_length": employment_years_check,
+    "purpose": normalised_category_check(
+        normalize.normalize_purpose,
+        f"a non-empty loan purpose of at most {MAX_CATEGORY_TEXT_LENGTH} characters, "
+        "e.g. debt_consolidation"),
+    "home_ownership": normalised_category_check(
+        normalize.normalize_home_ownership,
+        "one of " + ", ".join(sorted(normalize.HOME_OWNERSHIP_VALUES))),
+    "verification_status": normalised_category_check(
+        normalize.normalize_verification_status,
+        "one of " + ", ".join(normalize.VERIFICATION_STATUS_VALUES.values())),
+    "addr_state": normalised_category_check(
+        normalize.normalize_addr_state, "a two-letter state code such as CA"),
 }
 
 
