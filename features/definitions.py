@@ -75,21 +75,31 @@ def _categorical(name: str, description: str) -> FeatureSpec:
                        label=LENDING_CLUB_INPUT_LABELS.get(name, ""))
 
 
+# Plain-language names of the Lending Club raw fields (the console's profile and form).
+LENDING_CLUB_FIELD_LABELS: dict[str, str] = {
+    "loan_amnt": "Loan amount", "term": "Term (months)", "purpose": "Purpose",
+    "annual_inc": "Annual income", "emp_length": "Years in current job",
+    "home_ownership": "Home ownership", "verification_status": "Income verification",
+    "addr_state": "State",
+    "earliest_cr_line": "First credit line opened", "delinq_2yrs": "Delinquencies (2 years)",
+    "inq_last_6mths": "Credit inquiries (6 months)", "open_acc": "Open credit lines",
+    "total_acc": "Credit lines in total", "pub_rec": "Derogatory public records",
+    "revol_bal": "Revolving balance", "revol_util": "Revolving utilisation (%)",
+    "mths_since_last_delinq": "Months since last delinquency",
+    "monthly_debt": "Existing monthly debt payments",
+}
 # Neutral names of the Lending Club model inputs (the console shows a customer's own value
-# with them; the descriptions above are the reasons' risky-side wording).
+# with them; the descriptions above are the reasons' risky-side wording): a raw field's own
+# name where the input is that field, then the engineered inputs.
 LENDING_CLUB_INPUT_LABELS: dict[str, str] = {
-    "loan_amnt": "Loan amount", "term": "Term (months)", "log_annual_inc": "Annual income",
-    "emp_length": "Years in current job", "credit_history_months": "Credit history (months)",
+    **LENDING_CLUB_FIELD_LABELS,
+    "log_annual_inc": "Annual income", "credit_history_months": "Credit history (months)",
     "loan_to_income": "Loan amount / annual income",
     "payment_to_income": "Monthly payment / income",
     "dti": "Debt-to-income ratio (%)", "revol_util": "Revolving credit utilisation (%)",
     "revol_bal_to_income": "Revolving balance / income",
-    "delinq_2yrs": "Delinquencies (2 years)", "inq_last_6mths": "Credit inquiries, last 6 months",
-    "pub_rec": "Derogatory public records", "open_acc": "Open credit lines",
-    "total_acc": "Credit lines in total", "mths_since_last_delinq": "Months since last delinquency",
-    "ever_delinquent": "Ever delinquent (1 = yes)", "home_ownership": "Home ownership",
-    "verification_status": "Income verification", "purpose": "Purpose",
-    "addr_state": "State",
+    "inq_last_6mths": "Credit inquiries, last 6 months",
+    "ever_delinquent": "Ever delinquent (1 = yes)",
 }
 
 

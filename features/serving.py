@@ -14,7 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from features.definitions import APPLICANT_FIELDS, BUREAU_FIELDS, FEATURE_SET_LENDING_CLUB
+from features.definitions import (
+    APPLICANT_FIELDS,
+    BUREAU_FIELDS,
+    FEATURE_SET_LENDING_CLUB,
+    LENDING_CLUB_FIELD_LABELS,
+)
 from features.views import BUREAU_VIEW, FeatureView
 
 EventFieldKind = Literal["numeric", "categorical"]
@@ -27,19 +32,6 @@ LENDING_CLUB_EVENT_CHECKS: dict[str, str] = {
     "addr_state": "addr_state",
 }
 LENDING_CLUB_NULLABLE = frozenset({"emp_length"})
-# Plain-language names of the Lending Club raw fields (the console's profile and form).
-LENDING_CLUB_FIELD_LABELS: dict[str, str] = {
-    "loan_amnt": "Loan amount", "term": "Term (months)", "purpose": "Purpose",
-    "annual_inc": "Annual income", "emp_length": "Years in current job",
-    "home_ownership": "Home ownership", "verification_status": "Income verification",
-    "addr_state": "State",
-    "earliest_cr_line": "First credit line opened", "delinq_2yrs": "Delinquencies (2 years)",
-    "inq_last_6mths": "Credit inquiries (6 months)", "open_acc": "Open credit lines",
-    "total_acc": "Credit lines in total", "pub_rec": "Derogatory public records",
-    "revol_bal": "Revolving balance", "revol_util": "Revolving utilisation (%)",
-    "mths_since_last_delinq": "Months since last delinquency",
-    "monthly_debt": "Existing monthly debt payments",
-}
 # Similar Lending Club customers also share an annual-income band.
 LENDING_CLUB_INCOME_BANDS: tuple[float, ...] = (0, 30_000, 50_000, 75_000, 100_000, 150_000)
 

@@ -219,7 +219,6 @@ class ScoringPipeline:
                 record = DecisionRecord(decision, dict(app.application), item.features.record,
                                         item.features.stale, item.features.velocity,
                                         dict(item.features.age_seconds))
-                record.to_json()  # a record that cannot be stored fails here, for this event
                 built.append((decision, record))
             return built
 
