@@ -295,6 +295,14 @@ def engineer_lending_club(frame: pd.DataFrame, reference_annual_rate: float) -> 
     return result.replace([np.inf, -np.inf], np.nan)
 
 
+def inputs_by_importance(card: Mapping[str, Any]) -> list[str]:
+    """The model card's inputs, the most important first (``model.feature_importance``,
+    each input's share of split gain); ties and cards without it keep model.json order."""
+    importance = card.get("model", {}).get("feature_importance") or {}
+    names = [str(entry["name"]) for entry in card.get("features", [])]
+    return sorted(names, key=lambda name: -float(importance.get(name, 0.0)))
+
+
 def _category_code(lookup: Mapping[str, float], value: str | None) -> float | None:
     return None if value is None else lookup.get(category_key(value))
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from features.definitions import inputs_by_importance
+
 # How many model inputs are watched besides the score and the PD.
 KEY_FEATURE_COUNT = 7
 SCORE = "score"
@@ -168,11 +170,8 @@ class DriftMonitor:
 def key_features(card: Mapping[str, Any], count: int = KEY_FEATURE_COUNT) -> tuple[str, ...]:
     """The inputs worth watching for drift: the model's most important ones (its card's
     split-gain shares) that have a training reference, else the first referenced ones."""
-    referenced = [entry["name"] for entry in card.get("features", [])
-                  if entry.get("name") in card.get("reference", {}).get("features", {})]
-    importance = card.get("model", {}).get("feature_importance") or {}
-    ranked = sorted(referenced, key=lambda name: -float(importance.get(name, 0.0)))
-    return tuple(ranked[:count])
+    referenced = card.get("reference", {}).get("features", {})
+    return tuple([name for name in inputs_by_importance(card) if name in referenced][:count])
 
 
 def _binnings(card: Mapping[str, Any], names: Sequence[str]) -> tuple[list[_Binning], tuple[str, ...]]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from features.definitions import inputs_by_importance
 from features.serving import EventField, ServingSpec
 from features.views import VELOCITY_LABELS, VELOCITY_VIEW
 
@@ -135,12 +136,9 @@ class ConsoleCard:
     def compare_features(self, limit: int = COMPARE_LIMIT) -> list[CompareFeature]:
         """Numeric inputs with training quantiles, the model's most important first."""
         references = self.card.get("reference", {}).get("features", {})
-        importance = self.card.get("model", {}).get("feature_importance") or {}
-        order = list(self.features)
-        candidates = [name for name in order
+        candidates = [name for name in inputs_by_importance(self.card)
                       if self.features[name].get("type") == "numeric"
                       and references.get(name, {}).get("quantiles")]
-        candidates.sort(key=lambda name: (-float(importance.get(name, 0.0)), order.index(name)))
         return [self._compare_feature(name) for name in candidates[:limit]]
 
     def _compare_feature(self, name: str) -> CompareFeature:
