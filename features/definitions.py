@@ -18,13 +18,16 @@ Encoding rules (also written into ``model.json`` so the worker needs nothing els
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from onnx_models.card import CardFeature, ModelCard
 
 FeatureKind = Literal["numeric", "categorical"]
 RiskDirection = Literal["higher_is_riskier", "lower_is_riskier", "depends"]
@@ -295,14 +298,6 @@ def engineer_lending_club(frame: pd.DataFrame, reference_annual_rate: float) -> 
     return result.replace([np.inf, -np.inf], np.nan)
 
 
-def inputs_by_importance(card: Mapping[str, Any]) -> list[str]:
-    """The model card's inputs, the most important first (``model.feature_importance``,
-    each input's share of split gain); ties and cards without it keep model.json order."""
-    importance = card.get("model", {}).get("feature_importance") or {}
-    names = [str(entry["name"]) for entry in card.get("features", [])]
-    return sorted(names, key=lambda name: -float(importance.get(name, 0.0)))
-
-
 def _category_code(lookup: Mapping[str, float], value: str | None) -> float | None:
     return None if value is None else lookup.get(category_key(value))
 
@@ -443,23 +438,31 @@ class FeatureEncoder:
         return {"features": features, "feature_params": params}
 
     @classmethod
-    def from_model_card(cls, card: Mapping[str, Any]) -> FeatureEncoder:
+    def from_model_card(cls, card: ModelCard) -> FeatureEncoder:
         """Rebuild the fitted encoder from model.json (no pickles, no refit)."""
-        params = dict(card["feature_params"])
+        return cls.from_features(card.features, card.feature_params)
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> FeatureEncoder:
+        """Rebuild it from the ``features`` / ``feature_params`` that :meth:`to_model_card`
+        wrote (checked as the model card checks them)."""
+        from onnx_models.card import CardFeature
+
+        return cls.from_features([CardFeature.model_validate(entry)
+                                  for entry in section["features"]], section["feature_params"])
+
+    @classmethod
+    def from_features(cls, features: Sequence[CardFeature],
+                      params: Mapping[str, Any]) -> FeatureEncoder:
         encoder = cls(feature_set=params["feature_set"], columns=params.get("columns"),
                       include_addr_state=params.get("include_addr_state", False),
                       allow_pricing=params.get("allow_pricing", False),
                       reference_annual_rate=params["reference_annual_rate"],
                       min_category_count=params.get("min_category_count", 20))
-        specs = []
-        for entry in card["features"]:
-            specs.append(FeatureSpec(entry["name"], entry["type"],
-                                     entry.get("description", entry["name"]),
-                                     entry.get("direction", "depends"),
-                                     tuple(entry.get("source_columns", (entry["name"],))),
-                                     str(entry.get("label", "")),
-                                     str(entry.get("display", "value"))))
-        encoder.feature_specs_ = tuple(specs)
-        encoder.categories_ = {entry["name"]: list(entry["categories"])
-                               for entry in card["features"] if entry["type"] == "categorical"}
+        encoder.feature_specs_ = tuple(
+            FeatureSpec(feature.name, feature.type, feature.described, feature.direction,
+                        feature.inputs, feature.label, feature.display)
+            for feature in features)
+        encoder.categories_ = {feature.name: list(feature.categories or ())
+                               for feature in features if feature.type == "categorical"}
         return encoder

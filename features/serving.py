@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from features.definitions import (
     APPLICANT_FIELDS,
@@ -21,6 +21,9 @@ from features.definitions import (
     LENDING_CLUB_FIELD_LABELS,
 )
 from features.views import BUREAU_VIEW, FeatureView
+
+if TYPE_CHECKING:
+    from onnx_models.card import ModelCard
 
 EventFieldKind = Literal["numeric", "categorical"]
 
@@ -152,12 +155,12 @@ class ServingSpec:
                 "amount_field": self.amount_field}
 
     @classmethod
-    def from_card(cls, card: Mapping[str, Any]) -> ServingSpec:
+    def from_card(cls, card: ModelCard) -> ServingSpec:
         """The spec of a model card; cards written before serving specs existed are
         Lending Club cards, served by the Lending Club contract."""
-        serving = card.get("serving")
+        serving = card.serving
         if serving is None:
-            if card.get("feature_set") == FEATURE_SET_LENDING_CLUB:
+            if card.feature_set == FEATURE_SET_LENDING_CLUB:
                 return lending_club_serving()
             raise ValueError("model.json has no 'serving' section: retrain the model with "
                              "this version of `creditrisk train`")
@@ -202,14 +205,15 @@ class SourceColumns:
     outcome_date_column: str | None = None
 
     @classmethod
-    def from_card(cls, card: Mapping[str, Any]) -> SourceColumns:
-        dataset = card.get("dataset", {})
-        if "id_column" not in dataset and card.get("feature_set") == FEATURE_SET_LENDING_CLUB:
-            return LENDING_CLUB_COLUMNS  # cards written before the columns were recorded
-        id_column = str(dataset["id_column"])
-        return cls(id_column, str(dataset.get("customer_id_column") or id_column),
-                   dataset.get("date_column"), dataset.get("target_column"),
-                   dataset.get("outcome_date_column"))
+    def from_card(cls, card: ModelCard) -> SourceColumns:
+        dataset = card.dataset
+        if dataset.id_column is None:
+            if card.feature_set == FEATURE_SET_LENDING_CLUB:
+                return LENDING_CLUB_COLUMNS  # cards written before the columns were recorded
+            raise ValueError("model.json dataset has no id_column: retrain the model with "
+                             "this version of `creditrisk train`")
+        return cls(dataset.id_column, dataset.customer_id_column or dataset.id_column,
+                   dataset.date_column, dataset.target_column, dataset.outcome_date_column)
 
 
 LENDING_CLUB_COLUMNS = SourceColumns("id", "member_id", "issue_d", "loan_status", "last_pymnt_d")

@@ -22,6 +22,7 @@ import typer
 
 from config.settings import REPO_ROOT, Settings, get_settings
 from infra import stack
+from onnx_models.card import ModelCard
 
 DEMO_DATA = REPO_ROOT / "data" / "demo"
 DEMO_ROWS = 100_000
@@ -94,7 +95,7 @@ def _home_credit_data(dataset: DemoDataset) -> None:
                f"the real files; written to {dataset.folder}")
 
 
-def _reads(version_card: dict[str, Any], loans: Path) -> bool:
+def _reads(version_card: ModelCard, loans: Path) -> bool:
     """The model's application events can be built from this file's columns."""
     from stream.replay import EventLayout
 
@@ -135,9 +136,9 @@ def _model(settings: Settings, dataset: DemoDataset) -> None:
         typer.echo(f"   report: {result.report_path}")
         live = result.version
         _restart_our_worker(settings)
-    test = registry.load(live).card["metrics"]["test"]
-    typer.echo(f"   live model {live}: test AUC {test['auc']:.3f}, KS {test['ks']:.3f}, "
-               f"Brier {test['brier']:.4f} (creditrisk model show live)")
+    test = registry.load(live).card.metrics.test
+    typer.echo(f"   live model {live}: test AUC {test.auc:.3f}, KS {test.ks:.3f}, "
+               f"Brier {test.brier:.4f} (creditrisk model show live)")
 
 
 def _restart_our_worker(settings: Settings) -> None:

@@ -44,8 +44,8 @@ def reference_auc(settings: Settings):  # type: ignore[no-untyped-def]  # return
     def lookup(version: str) -> float | None:
         if version not in cache:
             try:
-                cache[version] = float(registry.load(version).card["metrics"]["test"]["auc"])
-            except (RegistryError, KeyError, TypeError, ValueError, OSError):
+                cache[version] = registry.load(version).card.metrics.test.auc
+            except (RegistryError, OSError):
                 cache[version] = None
         return cache[version]
 

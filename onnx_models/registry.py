@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from onnx_models.card import CardError, ModelCard
+
 MODEL_ONNX = "model.onnx"
 MODEL_CARD = "model.json"
 LIVE_POINTER = "live.json"
@@ -91,7 +93,7 @@ def validate_card(card: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def validate_model_dir(path: Path, where: str | None = None) -> dict[str, Any]:
+def validate_model_dir(path: Path, where: str | None = None) -> ModelCard:
     """The model card of a model folder, or :class:`ModelRejectedError` with every problem."""
     where = where or str(path)
     onnx_path, card_path = path / MODEL_ONNX, path / MODEL_CARD
@@ -105,10 +107,14 @@ def validate_model_dir(path: Path, where: str | None = None) -> dict[str, Any]:
     problems = validate_card(card) if isinstance(card, dict) else ["model.json is not an object"]
     if problems:
         raise ModelRejectedError(where, problems)
-    problems += _onnx_problems(onnx_path, len(card["features"]))
+    try:
+        parsed = ModelCard.parse(card)
+    except CardError as error:
+        raise ModelRejectedError(where, error.problems) from None
+    problems += _onnx_problems(onnx_path, len(parsed.features))
     if problems:
         raise ModelRejectedError(where, problems)
-    return card
+    return parsed
 
 
 def _onnx_problems(onnx_path: Path, n_features: int) -> list[str]:
@@ -147,7 +153,7 @@ class RegisteredModel:
 
     version: str
     path: Path
-    card: dict[str, Any]
+    card: ModelCard
 
     @property
     def onnx_path(self) -> Path:
@@ -170,7 +176,7 @@ class RegisteredModel:
         session = session or self.session()
         raw = session.run(["probabilities"],
                           {"features": np.asarray(matrix, dtype=np.float32)})[0][:, 1]
-        return apply_calibration(raw, self.card["calibration"])
+        return apply_calibration(raw, self.card.calibration)
 
     def encoder(self) -> Any:
         """The fitted :class:`features.definitions.FeatureEncoder` of this version."""
@@ -221,9 +227,9 @@ class Registry:
         if not path.is_dir():
             raise VersionNotFoundError(version, self.root)
         card = validate_model_dir(path)
-        if card.get("version") != version:
+        if card.version != version:
             raise ModelRejectedError(str(path), [f"model.json names version "
-                                                 f"{card.get('version')!r}, folder is {version!r}"])
+                                                 f"{card.version!r}, folder is {version!r}"])
         pointer = {"version": version,
                    "promoted_at": datetime.now(UTC).isoformat(timespec="seconds")}
         _atomic_write(self.root / LIVE_POINTER, json.dumps(pointer, indent=2).encode())

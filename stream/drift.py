@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from features.definitions import inputs_by_importance
+from onnx_models.card import ModelCard
 
 # How many model inputs are watched besides the score and the PD.
 KEY_FEATURE_COUNT = 7
@@ -80,7 +80,7 @@ class DriftMonitor:
     Features named in ``features`` but absent from the card are skipped (see ``skipped``).
     """
 
-    def __init__(self, card: Mapping[str, Any], features: Sequence[str] | None = None,
+    def __init__(self, card: ModelCard, features: Sequence[str] | None = None,
                  window: int = DEFAULT_WINDOW, min_sample: int = DEFAULT_MIN_SAMPLE,
                  empty_bin_share: float = EMPTY_BIN_SHARE) -> None:
         self.card = card
@@ -89,7 +89,7 @@ class DriftMonitor:
         self.min_sample = min_sample
         self.empty_bin_share = empty_bin_share
         self._check_parameters()
-        self.feature_count = len(card["features"])
+        self.feature_count = len(card.features)
         self.binnings, self.skipped = _binnings(card, self.features)
         self._by_name = {binning.name: binning for binning in self.binnings}
         self._slots = sum(binning.bins for binning in self.binnings)
@@ -99,12 +99,9 @@ class DriftMonitor:
         self._feature_binnings = [b for b in self.binnings if b.column is not None]
 
     def _check_parameters(self) -> None:
-        if not isinstance(self.card, Mapping) or "features" not in self.card:
-            raise TypeError("DriftMonitor needs the model card (model.json as a dict) with a "
-                            "'features' list.")
-        if "reference" not in self.card:
-            raise ValueError("the model card has no 'reference' section: retrain the model with "
-                             "a version of `creditrisk train` that records reference distributions.")
+        if not isinstance(self.card, ModelCard):
+            raise TypeError("DriftMonitor needs the model card (onnx_models.card.ModelCard, as "
+                            "a registered version's .card).")
         if not isinstance(self.window, int) or self.window < 1:
             raise ValueError(f"window must be a positive number of applications, got {self.window!r}.")
         if not isinstance(self.min_sample, int) or self.min_sample < 1:
@@ -167,18 +164,17 @@ class DriftMonitor:
 
 
 
-def key_features(card: Mapping[str, Any], count: int = KEY_FEATURE_COUNT) -> tuple[str, ...]:
+def key_features(card: ModelCard, count: int = KEY_FEATURE_COUNT) -> tuple[str, ...]:
     """The inputs worth watching for drift: the model's most important ones (its card's
     split-gain shares) that have a training reference, else the first referenced ones."""
-    referenced = card.get("reference", {}).get("features", {})
-    return tuple([name for name in inputs_by_importance(card) if name in referenced][:count])
+    referenced = card.reference.features
+    return tuple([name for name in card.inputs_by_importance() if name in referenced][:count])
 
 
-def _binnings(card: Mapping[str, Any], names: Sequence[str]) -> tuple[list[_Binning], tuple[str, ...]]:
+def _binnings(card: ModelCard, names: Sequence[str]) -> tuple[list[_Binning], tuple[str, ...]]:
     """Binnings for the key features the card knows, then the score and the PD."""
-    reference = card["reference"]
-    feature_references = reference.get("features", {})
-    positions = {entry["name"]: index for index, entry in enumerate(card["features"])}
+    feature_references = card.reference.features
+    positions = {name: index for index, name in enumerate(card.feature_names)}
     binnings: list[_Binning] = []
     skipped: list[str] = []
     offset = 0
@@ -191,7 +187,7 @@ def _binnings(card: Mapping[str, Any], names: Sequence[str]) -> tuple[list[_Binn
             continue
         binnings.append(binning)
         offset += binning.bins
-    score_reference = reference.get("score", {})
+    score_reference = card.reference.score
     extra = [(SCORE, score_reference.get("score")),
              (PROBABILITY_OF_DEFAULT, _pd_as_numeric(score_reference))]
     for name, entry in extra:

@@ -13,12 +13,10 @@ decision of the batch carries the version and policy that made it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +25,7 @@ import numpy as np
 from features.definitions import FeatureEncoder
 from features.scoring import apply_calibration, decide, logit, risk_grade, score_points
 from features.serving import ServingSpec
+from onnx_models.card import ModelCard
 from onnx_models.registry import LIVE_POINTER, ModelRejectedError, RegisteredModel, Registry, RegistryError
 from stream.event_schema import EventSchema
 from stream.reasons import Reason, ReasonBuilder
@@ -34,7 +33,6 @@ from stream.reasons import Reason, ReasonBuilder
 logger = logging.getLogger(__name__)
 
 EXPLAINER_FILE = "model.txt"
-POLICY_KEYS = ("thresholds", "score_scale", "risk_grades", "calibration")
 # model.txt and model.onnx are the same trees: their log-odds agree to float32 rounding.
 EXPLAINER_TOLERANCE = 1e-4
 
@@ -57,15 +55,7 @@ class Verdict:
     reasons: tuple[Reason, ...]     # 1-4 for review/decline, empty for approve
 
 
-def policy_version(card: Mapping[str, Any]) -> str:
-    """12 hex digits identifying the decision policy of a model card: changes whenever the
-    thresholds, score scale, risk grades or calibration change, and only then."""
-    policy = {key: card.get(key) for key in POLICY_KEYS}
-    canonical = json.dumps(policy, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
-
-
-def servable_feature_problems(card: Mapping[str, Any]) -> list[str]:
+def servable_feature_problems(card: ModelCard) -> list[str]:
     """Why the real-time service cannot build this model's inputs (empty when it can):
     every feature must be built from the application event and the declared feature views."""
     try:
@@ -74,8 +64,8 @@ def servable_feature_problems(card: Mapping[str, Any]) -> list[str]:
     except (ValueError, KeyError, TypeError) as error:
         return [f"the serving spec of model.json is unusable: {error}"]
     available = serving.available_inputs
-    unservable = [entry.get("name") for entry in card["features"]
-                  if not set(entry.get("source_columns") or [entry.get("name")]) <= available]
+    unservable = [feature.name for feature in card.features
+                  if not set(feature.inputs) <= available]
     if unservable:
         return [f"features {unservable} are not built from the application event and the "
                 "declared feature views"]
@@ -92,14 +82,11 @@ class LoadedModel:
         self.encoder = FeatureEncoder.from_model_card(self.card)
         self.serving = ServingSpec.from_card(self.card)
         self.event_schema = EventSchema.from_spec(self.serving)
-        self.policy_version = policy_version(self.card)
+        self.policy_version = self.card.policy_version
         self.session = session
         self.explainer = explainer
-        self.feature_names = [str(entry["name"]) for entry in self.card["features"]]
-        onnx = self.card.get("onnx", {})
-        self._input_name = onnx.get("input", "features")
-        self._output_name = onnx.get("output", "probabilities")
-        self._bad_column = int(onnx.get("output_column_bad", 1))
+        self.feature_names = self.card.feature_names
+        self._onnx = self.card.onnx
         self._reasons = ReasonBuilder.from_model_card(self.card)
 
     @classmethod
@@ -124,7 +111,7 @@ class LoadedModel:
         except lightgbm.basic.LightGBMError as error:
             raise ModelRejectedError(where, [f"{EXPLAINER_FILE} does not load ({error})"]) \
                 from None
-        n_features = len(registered.card["features"])
+        n_features = len(registered.card.features)
         if explainer.num_feature() != n_features:
             raise ModelRejectedError(where, [f"{EXPLAINER_FILE} has {explainer.num_feature()} "
                                              f"features, model.json lists {n_features}"])
@@ -134,8 +121,8 @@ class LoadedModel:
 
     def raw_probability(self, inputs: np.ndarray) -> np.ndarray:
         """The ONNX model's uncalibrated P(bad) per row (one onnxruntime call)."""
-        output = self.session.run([self._output_name], {self._input_name: inputs})[0]
-        return output[:, self._bad_column].astype(np.float64)
+        output = self.session.run([self._onnx.output], {self._onnx.input: inputs})[0]
+        return output[:, self._onnx.output_column_bad].astype(np.float64)
 
     def contributions(self, inputs: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP contributions [N, F + 1] in raw log-odds (last column: bias)."""
@@ -148,10 +135,10 @@ class LoadedModel:
         if len(matrix) == 0:
             return []
         missing = np.asarray(bureau_missing, dtype=bool)
-        probability = apply_calibration(self.raw_probability(matrix), self.card["calibration"])
-        scores = score_points(probability, self.card["score_scale"])
-        grades = risk_grade(probability, self.card["risk_grades"])
-        decisions = decide(probability, self.card["thresholds"])
+        probability = apply_calibration(self.raw_probability(matrix), self.card.calibration)
+        scores = score_points(probability, self.card.score_scale)
+        grades = risk_grade(probability, self.card.risk_grades)
+        decisions = decide(probability, self.card.thresholds)
         # Without bureau data the model has not seen the applicant's credit record.
         decisions[missing & (decisions == "approve")] = "review"
         adverse = np.flatnonzero(decisions != "approve")
@@ -329,5 +316,5 @@ class ModelHolder:
 
 
 __all__ = ["LoadedModel", "ModelEvent", "ModelEventCallback", "ModelHolder", "NoLiveModelError",
-           "Reason", "Verdict", "load_serving_model", "policy_version",
+           "Reason", "Verdict", "load_serving_model",
            "servable_feature_problems"]

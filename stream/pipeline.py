@@ -24,6 +24,7 @@ import numpy as np
 from config.settings import Settings
 from features.normalize import utc_timestamp
 from features.online import FeatureRequest, OnlineFeatureReader, OnlineFeatures
+from onnx_models.card import ModelCard
 from stream.decisions import DecisionRecord, DecisionStore, decision_id
 from stream.event_schema import EventSchema
 from stream.failures import (
@@ -87,7 +88,7 @@ class ScoringPipeline:
 
     def __init__(self, settings: Settings, models: Any, reader: OnlineFeatureReader,
                  store: DecisionStore, publish: Publish, metrics: WorkerMetrics,
-                 drift_monitor: Callable[[dict[str, Any]], Any] | None = None,
+                 drift_monitor: Callable[[ModelCard], Any] | None = None,
                  max_backoff_s: float = 10.0,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self.settings = settings

@@ -25,13 +25,16 @@ features, else ``"RX"`` + 4 hex digits of the SHA-256 of the name).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from features.definitions import reason_code
+
+if TYPE_CHECKING:
+    from onnx_models.card import CardFeature, ModelCard
 
 # Adverse-action notices name at most four principal reasons.
 MAX_REASONS = 4
@@ -66,29 +69,20 @@ MISSING_BUREAU_REASON = Reason(MISSING_BUREAU_CODE, MISSING_BUREAU_FEATURE,
                                MISSING_BUREAU_TEXT, 0.0)
 
 
-def calibration_slope(calibration: Mapping[str, Any]) -> float:
-    """Factor from raw log-odds to the log-odds of the calibrated PD."""
-    if calibration.get("method", "none") == "platt":
-        return float(calibration["slope"])
-    return 1.0
-
-
 class ReasonBuilder:
     """Turns one row's contributions into reasons, using the model card's feature list."""
 
-    def __init__(self, features: Sequence[Mapping[str, Any]], slope: float) -> None:
-        self.names = [str(entry["name"]) for entry in features]
-        self.codes = [str(entry.get("reason_code") or reason_code(str(entry["name"])))
-                      for entry in features]
-        self.descriptions = [str(entry.get("description") or entry["name"])
-                             for entry in features]
-        self.categories = [list(entry["categories"]) if entry.get("type") == "categorical"
-                           else None for entry in features]
+    def __init__(self, features: Sequence[CardFeature], slope: float) -> None:
+        self.names = [feature.name for feature in features]
+        self.codes = [feature.reason_code or reason_code(feature.name) for feature in features]
+        self.descriptions = [feature.described for feature in features]
+        self.categories = [list(feature.categories or ()) if feature.type == "categorical"
+                           else None for feature in features]
         self.slope = slope
 
     @classmethod
-    def from_model_card(cls, card: Mapping[str, Any]) -> ReasonBuilder:
-        return cls(card["features"], calibration_slope(card["calibration"]))
+    def from_model_card(cls, card: ModelCard) -> ReasonBuilder:
+        return cls(card.features, card.calibration.log_odds_factor)
 
     def text(self, position: int, value: float) -> str:
         """Plain language for a feature at this value; categories are named (a loan

@@ -34,6 +34,7 @@ from features.normalize import (
     utc_timestamp,
 )
 from features.serving import EventField, ServingSpec, SourceColumns
+from onnx_models.card import ModelCard
 
 SubmittedAt = Literal["now", "original"]
 
@@ -47,7 +48,7 @@ class EventLayout:
     columns: SourceColumns
 
     @classmethod
-    def from_card(cls, card: Mapping[str, Any]) -> EventLayout:
+    def from_card(cls, card: ModelCard) -> EventLayout:
         return cls(ServingSpec.from_card(card).event_fields, SourceColumns.from_card(card))
 
     @property

@@ -199,7 +199,7 @@ def show_command(version: str = typer.Argument(..., help="Version to show ('live
         model = store.load(version)
     except RegistryError as error:
         _fail(str(error))
-    card = model.card
+    card = model.card.to_document()  # the whole card, training's report sections included
     if raw:
         typer.echo(json.dumps(card, indent=2))
         return

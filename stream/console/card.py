@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from features.definitions import inputs_by_importance
 from features.serving import EventField, ServingSpec
 from features.views import VELOCITY_LABELS, VELOCITY_VIEW
+from onnx_models.card import CardFeature, ModelCard
 
 # How many model inputs the Compare view plots (the most important ones with a reference).
 COMPARE_LIMIT = 6
@@ -93,11 +93,10 @@ class FormField:
 class ConsoleCard:
     """The live model card as the console reads it."""
 
-    def __init__(self, card: dict[str, Any]) -> None:
+    def __init__(self, card: ModelCard) -> None:
         self.card = card
         self.serving = ServingSpec.from_card(card)
-        self.features: dict[str, Mapping[str, Any]] = {
-            str(entry["name"]): entry for entry in card.get("features", [])}
+        self.features: dict[str, CardFeature] = {feature.name: feature for feature in card.features}
 
     # -- words ------------------------------------------------------------------------
     def field_label(self, name: str) -> str:
@@ -105,14 +104,14 @@ class ConsoleCard:
         label = self.serving.field_labels.get(name) or VELOCITY_LABELS.get(name)
         if label:
             return str(label)
-        entry = self.features.get(name, {})
-        return str(entry.get("label") or plain_name(name))
+        feature = self.features.get(name)
+        return (feature.label if feature else "") or plain_name(name)
 
     def input_label(self, name: str) -> str:
         """A model input's neutral name (for showing the customer's own value)."""
-        entry = self.features.get(name, {})
-        return str(entry.get("label") or self.serving.field_labels.get(name)
-                   or plain_name(name))
+        feature = self.features.get(name)
+        return ((feature.label if feature else "") or self.serving.field_labels.get(name)
+                or plain_name(name))
 
     def view_title(self, name: str, description: str) -> str:
         return description or plain_name(name)
@@ -135,16 +134,16 @@ class ConsoleCard:
     # -- comparisons --------------------------------------------------------------------
     def compare_features(self, limit: int = COMPARE_LIMIT) -> list[CompareFeature]:
         """Numeric inputs with training quantiles, the model's most important first."""
-        references = self.card.get("reference", {}).get("features", {})
-        candidates = [name for name in inputs_by_importance(self.card)
-                      if self.features[name].get("type") == "numeric"
+        references = self.card.reference.features
+        candidates = [name for name in self.card.inputs_by_importance()
+                      if self.features[name].type == "numeric"
                       and references.get(name, {}).get("quantiles")]
         return [self._compare_feature(name) for name in candidates[:limit]]
 
     def _compare_feature(self, name: str) -> CompareFeature:
-        entry = self.features[name]
-        sources = list(entry.get("source_columns") or [name])
-        return CompareFeature(name, self.input_label(name), entry.get("display") == "exp",
+        feature = self.features[name]
+        sources = feature.inputs
+        return CompareFeature(name, self.input_label(name), feature.display == "exp",
                               sources[0] if len(sources) == 1 else None)
 
     # -- similar customers -------------------------------------------------------------
@@ -186,7 +185,7 @@ class ConsoleCard:
 
     def group_training_text(self, group: SimilarGroup) -> str:
         """What the training data said about the customer's group values (bad rates)."""
-        groups = self.card.get("reference", {}).get("groups", {})
+        groups = self.card.reference.groups
         lines = []
         for name, value in group.values.items():
             stats = groups.get(name, {}).get(str(value)) if value is not None else None
@@ -224,18 +223,17 @@ class ConsoleCard:
         return FormField(item.name, label, kind, item.required, item.nullable, tuple(choices))
 
     def category_choices(self, name: str) -> list[str]:
-        entry = self.features.get(name)
-        if entry is None or entry.get("type") != "categorical":
+        feature = self.features.get(name)
+        if feature is None or feature.type != "categorical":
             return []
-        return [str(category) for category in entry.get("categories", [])]
+        return list(feature.categories or ())
 
     def _typical_value(self, name: str) -> float | None:
         """The training median of the field (through the input computed from it alone)."""
-        references = self.card.get("reference", {}).get("features", {})
-        for entry_name, entry in self.features.items():
-            sources = list(entry.get("source_columns") or [entry_name])
-            median = references.get(entry_name, {}).get("quantiles", {}).get("0.5")
-            if sources == [name] and median is not None:
-                value = math.exp(float(median)) if entry.get("display") == "exp" else float(median)
+        references = self.card.reference.features
+        for feature in self.card.features:
+            median = references.get(feature.name, {}).get("quantiles", {}).get("0.5")
+            if feature.inputs == (name,) and median is not None:
+                value = math.exp(float(median)) if feature.display == "exp" else float(median)
                 return float(round(value)) if abs(value) >= 10 else round(value, 3)
         return None

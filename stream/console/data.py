@@ -26,8 +26,9 @@ import pandas as pd
 from config.settings import Settings
 from features.definitions import FeatureEncoder
 from features.normalize import utc_timestamp
-from features.scoring import score_points
+from features.scoring import ScoreScale, score_points
 from features.store import as_text
+from onnx_models.card import CardFeature, ModelCard
 from stream.console.card import CompareFeature, ConsoleCard, FormField, SimilarGroup
 
 RECENT_LIMIT = 500
@@ -69,7 +70,7 @@ class ScoreOutcome:
 class DataSource(Protocol):
     """Where the console reads from; the app uses Redis + registry + worker, tests a fake."""
 
-    def model_card(self) -> dict[str, Any]: ...
+    def model_card(self) -> ModelCard: ...
 
     def model_dir(self, version: str) -> Path | None: ...
 
@@ -102,10 +103,10 @@ class RedisDataSource:
         self.prefix = settings.key_prefix
         self.client = sync_client(settings)
         self.worker = worker_url(settings)
-        self._cards: dict[str, dict[str, Any]] = {}
+        self._cards: dict[str, ModelCard] = {}
 
     # -- registry ---------------------------------------------------------------------
-    def model_card(self) -> dict[str, Any]:
+    def model_card(self) -> ModelCard:
         """The live card; checked (ONNX included) once per version, then kept."""
         from onnx_models.registry import Registry, RegistryError
 
@@ -205,16 +206,14 @@ class RedisDataSource:
         return list(self._ledger(lambda connection: run_backtest(connection, self._reference_auc)))
 
     def _reference_auc(self, version: str) -> float | None:
-        card = self._cards.get(version)
-        if card is None and self.model_dir(version) is not None:
+        from onnx_models.registry import Registry, RegistryError
+
+        if version not in self._cards:
             try:
-                card = json.loads((Path(self.settings.registry_dir) / version / "model.json").read_text())
-            except (OSError, ValueError):
+                self._cards[version] = Registry(self.settings.registry_dir).load(version).card
+            except (RegistryError, OSError):
                 return None
-        try:
-            return float(card["metrics"]["test"]["auc"]) if card else None
-        except (KeyError, TypeError, ValueError):
-            return None
+        return self._cards[version].metrics.test.auc
 
 
 def post_score(base_url: str, event: dict[str, Any]) -> ScoreOutcome:
@@ -315,11 +314,10 @@ def filter_decisions(table: pd.DataFrame, filters: DecisionFilters) -> pd.DataFr
 
 # ---- the score in words ---------------------------------------------------------------
 
-def score_meaning(score: int, score_scale: dict[str, Any]) -> str:
+def score_meaning(score: int, score_scale: ScoreScale) -> str:
     """The score in plain words, from model.json's ``score_scale``."""
-    base_score = float(score_scale["base_score"])
-    base_odds = float(score_scale["base_odds"])
-    doubling = float(score_scale["points_to_double_odds"])
+    base_score, base_odds = score_scale.base_score, score_scale.base_odds
+    doubling = score_scale.points_to_double_odds
     odds = base_odds * 2 ** ((score - base_score) / doubling)
     return (f"A score of {score} points means odds of about {_odds_text(odds)} that the loan "
             f"is repaid rather than defaulted. On this scale {base_score:.0f} points means "
@@ -331,8 +329,8 @@ def _odds_text(odds: float) -> str:
     return f"{odds:.0f}:1" if odds >= 1.5 else f"1:{1 / odds:.1f}"
 
 
-def pd_to_points(probability_of_default: float, card: dict[str, Any]) -> int:
-    return int(score_points(np.array([probability_of_default]), card["score_scale"])[0])
+def pd_to_points(probability_of_default: float, card: ModelCard) -> int:
+    return int(score_points(np.array([probability_of_default]), card.score_scale)[0])
 
 
 @dataclass(frozen=True)
@@ -346,12 +344,11 @@ class ScoreBand:
 DECISION_COLOURS = {"approve": "#2e7d32", "review": "#f9a825", "decline": "#c62828"}
 
 
-def decision_bands(card: dict[str, Any], score: int) -> tuple[list[ScoreBand], tuple[int, int]]:
+def decision_bands(card: ModelCard, score: int) -> tuple[list[ScoreBand], tuple[int, int]]:
     """The score axis split into decline / review / approve from model.json thresholds
     (PD thresholds turned into points), and an axis range that holds the score."""
-    thresholds = card["thresholds"]
-    decline_at = pd_to_points(float(thresholds["decline_at_or_above"]), card)
-    approve_from = pd_to_points(float(thresholds["approve_below"]), card)
+    decline_at = pd_to_points(card.thresholds.decline_at_or_above, card)
+    approve_from = pd_to_points(card.thresholds.approve_below, card)
     low = min(pd_to_points(0.6, card), score - 10)
     high = max(pd_to_points(0.01, card), score + 10)
     bands = [ScoreBand(low, decline_at, "decline", DECISION_COLOURS["decline"]),
@@ -360,18 +357,18 @@ def decision_bands(card: dict[str, Any], score: int) -> tuple[list[ScoreBand], t
     return bands, (low, high)
 
 
-def grade_bands_text(card: dict[str, Any]) -> str:
+def grade_bands_text(card: ModelCard) -> str:
     """'A: 683+ · B: 662-682 ...' — each grade's range in points."""
     parts = []
     upper: int | None = None
-    for band in card["risk_grades"]:
-        lower = pd_to_points(float(band["max_pd"]), card) + 1 if float(band["max_pd"]) < 1 else None
+    for band in card.risk_grades:
+        lower = pd_to_points(band.max_pd, card) + 1 if band.max_pd < 1 else None
         if upper is None:
-            parts.append(f"{band['grade']}: {lower}+")
+            parts.append(f"{band.grade}: {lower}+")
         elif lower is None:
-            parts.append(f"{band['grade']}: below {upper + 1}")
+            parts.append(f"{band.grade}: below {upper + 1}")
         else:
-            parts.append(f"{band['grade']}: {lower}-{upper}")
+            parts.append(f"{band.grade}: {lower}-{upper}")
         upper = (lower - 1) if lower is not None else upper
     return " · ".join(parts)
 
@@ -395,7 +392,7 @@ def risk_raising_factors(decision: dict[str, Any]) -> list[Factor]:
             for reason in decision.get("reasons", [])]
 
 
-def model_inputs(card: dict[str, Any], features_records: list[dict[str, Any]]) -> pd.DataFrame:
+def model_inputs(card: ModelCard, features_records: list[dict[str, Any]]) -> pd.DataFrame:
     """The model inputs of stored feature records (same encoder the worker used)."""
     encoder = FeatureEncoder.from_model_card(card)
     frame = pd.DataFrame.from_records(features_records)
@@ -412,7 +409,7 @@ def _explainer(model_txt: str) -> Any:
     return lightgbm.Booster(model_file=model_txt)
 
 
-def risk_lowering_factors(card: dict[str, Any], model_dir: Path | None,
+def risk_lowering_factors(card: ModelCard, model_dir: Path | None,
                           features_record: dict[str, Any], limit: int = 4) -> list[Factor]:
     """The factors that pulled this applicant's risk down (TreeSHAP of the version's
     model.txt, scaled like the published reasons); empty when the model files are gone."""
@@ -432,22 +429,22 @@ def risk_lowering_factors(card: dict[str, Any], model_dir: Path | None,
         if impacts[position] >= 0:
             break
         value = float(inputs[0, position])
-        text = _lowering_text(card["features"][position], builder.text(position, value), value,
+        text = _lowering_text(card.features[position], builder.text(position, value), value,
                               console_card)
         factors.append(Factor(text, round(float(impacts[position]), 4)))
     return factors
 
 
-def _lowering_text(feature: dict[str, Any], reason_text: str, value: float,
+def _lowering_text(feature: CardFeature, reason_text: str, value: float,
                    card: ConsoleCard) -> str:
     """A factor that lowered the risk, with the customer's own value under the input's
     neutral name (the reason texts name the risky side, which would not be true here)."""
-    if feature.get("type") == "categorical":
+    if feature.type == "categorical":
         return reason_text
-    label = card.input_label(str(feature["name"]))
+    label = card.input_label(feature.name)
     if math.isnan(value):
         return f"{label}: not available"
-    if feature.get("display") == "exp":
+    if feature.display == "exp":
         return f"{label}: {math.exp(value):,.0f}"
     shown = f"{value:,.2f}".rstrip("0").rstrip(".")
     return f"{label}: {shown}"
@@ -484,10 +481,10 @@ def similar_from_ledger(connection: Any, group: SimilarGroup, exclude_applicatio
             for application, features, app_id, decision, grade in rows]
 
 
-def reference_quantiles(card: dict[str, Any], feature: CompareFeature,
+def reference_quantiles(card: ModelCard, feature: CompareFeature,
                         ) -> tuple[list[float], list[float]] | None:
     """(values, levels) of the training reference for a feature, in display units."""
-    entry = card.get("reference", {}).get("features", {}).get(feature.name, {})
+    entry = card.reference.features.get(feature.name, {})
     quantiles = entry.get("quantiles") or {}
     if not quantiles:
         return None

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from onnx_models.card import ModelCard
 from stream.console import charts
 from stream.console.card import UNKNOWN_CHOICE, CompareFeature, ConsoleCard, FormField
 from stream.console.data import (
@@ -166,7 +167,7 @@ def render_decision(source: DataSource) -> None:
                f"{decision.get('decided_at')} · decision ID {decision.get('decision_id')}")
 
 
-def render_verdict(decision: dict[str, Any], card: dict[str, Any]) -> None:
+def render_verdict(decision: dict[str, Any], card: ModelCard) -> None:
     outcome = str(decision["decision"])
     colour = DECISION_TEXT_COLOURS.get(outcome, "gray")
     st.header(f"Application {decision['application_id']}")
@@ -181,14 +182,14 @@ def render_verdict(decision: dict[str, Any], card: dict[str, Any]) -> None:
     score = int(decision["score"])
     bands, axis_range = decision_bands(card, score)
     st.plotly_chart(charts.score_gauge(score, outcome, bands, axis_range), key="score_gauge")
-    st.write(score_meaning(score, card["score_scale"]))
+    st.write(score_meaning(score, card.score_scale))
     st.caption("Risk grades in points: " + grade_bands_text(card))
 
 
-def _lowering_factors(source: DataSource, card: dict[str, Any],
+def _lowering_factors(source: DataSource, card: ModelCard,
                       record: dict[str, Any]) -> list[Any]:
     version = record["decision"].get("model_version")
-    model_card = card if card.get("version") == version else None
+    model_card = card if card.version == version else None
     if model_card is None:
         return []  # another version decided: its own contributions are not at hand
     try:
@@ -296,7 +297,7 @@ def render_compare(source: DataSource) -> None:
             render_comparison(card.card, feature, value, group_inputs)
 
 
-def render_comparison(card: dict[str, Any], feature: CompareFeature, value: float,
+def render_comparison(card: ModelCard, feature: CompareFeature, value: float,
                       group: pd.DataFrame | None) -> None:
     shown_value = display_value(feature, value)
     reference = reference_quantiles(card, feature)
@@ -372,7 +373,7 @@ def _form_input(column: Any, item: FormField) -> Any:
     return column.text_input(label, key=f"form-{item.name}") or None
 
 
-def render_form_result(decision: dict[str, Any], card: dict[str, Any]) -> None:
+def render_form_result(decision: dict[str, Any], card: ModelCard) -> None:
     outcome = str(decision.get("decision"))
     colour = DECISION_TEXT_COLOURS.get(outcome, "gray")
     st.markdown(f"### Result: :{colour}[**{CREDIT_WORDS.get(outcome, outcome)}**]")
@@ -381,7 +382,7 @@ def render_form_result(decision: dict[str, Any], card: dict[str, Any]) -> None:
                       f"{100 * float(decision['probability_of_default']):.1f} %")
     columns[1].metric("Score", f"{decision['score']} points")
     columns[2].metric("Risk grade", str(decision["risk_grade"]))
-    st.write(score_meaning(int(decision["score"]), card["score_scale"]))
+    st.write(score_meaning(int(decision["score"]), card.score_scale))
     if decision.get("missing_features"):
         st.warning("The customer has no usable credit-bureau record, so the application "
                    "cannot be approved automatically.")

@@ -99,7 +99,7 @@ def test_records_path_equals_frame_path_bit_for_bit(encoder):
 
 def test_model_card_round_trip_rebuilds_the_same_encoder(encoder):
     card = encoder.to_model_card()
-    rebuilt = FeatureEncoder.from_model_card(card)
+    rebuilt = FeatureEncoder.from_section(card)
     rows = [_application(), _application(purpose="car", annual_inc=None)]
     np.testing.assert_array_equal(encoder.transform_records(rows),
                                   rebuilt.transform_records(rows))

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cards import model_card  # tests/cards.py
 from typer.testing import CliRunner
 
 from infra.cli import app
 from infra.demo import DEMO_DATASETS, _reads
+from onnx_models.card import ModelCard
 
 
-def _card(id_column: str, fields: list[str]) -> dict:
-    return {"dataset": {"id_column": id_column, "customer_id_column": id_column},
-            "serving": {"event_fields": [{"name": name, "kind": "numeric", "check": "number"}
-                                         for name in fields]}}
+def _card(id_column: str, fields: list[str]) -> ModelCard:
+    return model_card(dataset={"id_column": id_column, "customer_id_column": id_column},
+                      serving={"event_fields": [{"name": name, "kind": "numeric",
+                                                 "check": "number"} for name in fields]})
 
 
 def test_a_model_serves_a_demo_file_only_when_the_file_has_its_event_columns(tmp_path: Path) -> None:
@@ -21,7 +23,7 @@ def test_a_model_serves_a_demo_file_only_when_the_file_has_its_event_columns(tmp
     applications.write_text("SK_ID_CURR,TARGET,EXT_SOURCE_2,AMT_CREDIT\n100002,0,0.3,1000.0\n")
     assert _reads(_card("SK_ID_CURR", ["EXT_SOURCE_2", "AMT_CREDIT"]), applications)
     assert not _reads(_card("id", ["loan_amnt"]), applications)
-    assert not _reads({"feature_set": "generic"}, applications)  # a card without serving
+    assert not _reads(model_card(), applications)  # a card without serving
 
 
 def test_demo_offers_lending_club_by_default_and_home_credit() -> None:

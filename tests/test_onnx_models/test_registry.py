@@ -40,6 +40,7 @@ def _card(version: str, n_features: int = 3, parity_passed: bool = True) -> dict
         "version": version, "created_at": "2026-11-22T13:15:00+00:00",
         "features": [{"name": f"f{i}", "type": "numeric"} for i in range(n_features)],
         "feature_set": "generic", "calibration": {"method": "none"},
+        "feature_params": {"feature_set": "generic", "reference_annual_rate": 0.12},
         "thresholds": {"approve_below": 0.1, "decline_at_or_above": 0.2},
         "score_scale": {"base_score": 600, "base_odds": 30, "points_to_double_odds": 20},
         "risk_grades": [{"grade": "A", "max_pd": 1.0}],

@@ -20,6 +20,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from features.normalize import utc_timestamp
+from features.scoring import ScoreScale
 from onnx_models.registry import Registry
 from stream.console import data
 from stream.console.card import ConsoleCard, SimilarGroup
@@ -480,7 +481,7 @@ def test_percentile_reads_the_reference_quantiles():
 
 
 def test_score_meaning_follows_the_model_card_scale():
-    scale = {"base_score": 600, "base_odds": 30, "points_to_double_odds": 20}
+    scale = ScoreScale(base_score=600, base_odds=30, points_to_double_odds=20)
     assert "odds of about 60:1" in data.score_meaning(620, scale)
     assert "odds of about 15:1" in data.score_meaning(580, scale)
 

@@ -132,7 +132,7 @@ def test_a_home_credit_decline_is_explained_in_the_configs_words(hc_source, home
     if "**What pulled the risk down:**" in shown:
         lowering = shown[shown.index("**What pulled the risk down:**") + 1]
         labels = {ConsoleCard(hc_source.card).input_label(name) for name in
-                  (entry["name"] for entry in hc_source.card["features"])}
+                  hc_source.card.feature_names}
         assert all(line[2:].split(":")[0] in labels | described
                    for line in lowering.splitlines())
 
@@ -164,9 +164,9 @@ def test_compare_groups_by_contract_and_income_type(hc_source, home_credit_recor
             f"Income type “{application['NAME_INCOME_TYPE']}”") in texts
     compared = ConsoleCard(hc_source.card).compare_features()
     assert len(compared) == 6 and len(_charts(app)) == 6
-    importance = hc_source.card["model"]["feature_importance"]
-    assert compared[0].name == max((f["name"] for f in hc_source.card["features"]
-                                    if f["type"] == "numeric"), key=importance.get)
+    importance = hc_source.card.model.feature_importance
+    assert compared[0].name == max((f.name for f in hc_source.card.features
+                                    if f.type == "numeric"), key=importance.__getitem__)
     assert all(f"**{feature.label}:" in texts for feature in compared)
     assert "of all customers" in texts
     assert "Loan purpose" not in texts and "annual income" not in texts.lower()

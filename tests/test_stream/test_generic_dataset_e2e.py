@@ -15,6 +15,7 @@ from worker_harness import TopicReader, WorkerProcess, produce  # tests/test_str
 
 from features.definitions import FeatureEncoder
 from features.scoring import apply_calibration
+from onnx_models.card import ModelCard
 from onnx_models.registry import Registry
 from stream.replay import live_event_layout, replay_applications
 
@@ -69,7 +70,7 @@ def _book(rows: int, seed: int, start: int) -> pd.DataFrame:
         "contact_email": [f"owner{i}@example.com" for i in range(rows)], "status": status})
 
 
-def _offline_probabilities(card: dict, model_dir: Path, frame: pd.DataFrame) -> dict[str, float]:
+def _offline_probabilities(card: ModelCard, model_dir: Path, frame: pd.DataFrame) -> dict[str, float]:
     """Offline scoring: the training cleaner, the card's encoder, the ONNX model, calibration."""
     from training.cleaning import clean_loans
     from training.datasets import load_dataset_config
@@ -77,10 +78,10 @@ def _offline_probabilities(card: dict, model_dir: Path, frame: pd.DataFrame) -> 
     config = load_dataset_config(model_dir / "sme_book.toml")
     cleaned, _report = clean_loans(frame, config)
     inputs = FeatureEncoder.from_model_card(card).transform(cleaned)
-    session = onnxruntime.InferenceSession(str(model_dir / card["version"] / "model.onnx"),
+    session = onnxruntime.InferenceSession(str(model_dir / card.version / "model.onnx"),
                                            providers=["CPUExecutionProvider"])
     raw = session.run(["probabilities"], {"features": inputs})[0][:, 1].astype(np.float64)
-    probability = apply_calibration(raw, card["calibration"])
+    probability = apply_calibration(raw, card.calibration)
     return dict(zip(cleaned["application_id"], probability, strict=True))
 
 
@@ -100,7 +101,8 @@ def test_a_generic_config_model_is_served_with_offline_probabilities(
                  log=lambda _line: None)
     registry = Registry(registry_dir)
     card = registry.load(registry.live_version() or "").card
-    assert [entry["name"] for entry in card["serving"]["event_fields"]] == [
+    assert card.serving is not None
+    assert [entry["name"] for entry in card.serving["event_fields"]] == [
         "turnover", "years_trading", "requested_amount", "sector", "region"]
 
     worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")

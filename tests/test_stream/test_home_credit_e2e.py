@@ -16,6 +16,7 @@ from worker_harness import TopicReader, WorkerProcess  # tests/test_stream/worke
 
 from features.definitions import FeatureEncoder
 from features.scoring import apply_calibration
+from onnx_models.card import ModelCard
 from onnx_models.registry import Registry
 from stream.reasons import MISSING_BUREAU_TEXT
 from stream.replay import live_event_layout, replay_applications
@@ -40,16 +41,16 @@ def _split(source: Path, tmp_path: Path) -> tuple[Path, Path]:
     return folders[0], folders[1]
 
 
-def _offline_probabilities(card: dict, registry_dir: Path, path: Path) -> dict[str, float]:
+def _offline_probabilities(card: ModelCard, registry_dir: Path, path: Path) -> dict[str, float]:
     """Offline scoring: clean, join the bureau view, the card's encoder, ONNX, calibration."""
     from training.datasets import load_clean_labelled, load_dataset_config
 
     frame, _cleaning, _labels = load_clean_labelled(path, load_dataset_config("home_credit"))
     inputs = FeatureEncoder.from_model_card(card).transform(frame)
-    session = onnxruntime.InferenceSession(str(registry_dir / card["version"] / "model.onnx"),
+    session = onnxruntime.InferenceSession(str(registry_dir / card.version / "model.onnx"),
                                            providers=["CPUExecutionProvider"])
     raw = session.run(["probabilities"], {"features": inputs})[0][:, 1].astype(np.float64)
-    return dict(zip(frame["application_id"], apply_calibration(raw, card["calibration"]),
+    return dict(zip(frame["application_id"], apply_calibration(raw, card.calibration),
                     strict=True))
 
 
@@ -71,7 +72,7 @@ def test_home_credit_is_served_with_offline_probabilities_and_plain_reasons(
                  log=lambda _line: None)
     registry = Registry(registry_dir)
     card = registry.load(registry.live_version() or "").card
-    assert card["metrics"]["test"]["auc"] > 0.68
+    assert card.metrics.test.auc > 0.68
 
     config = load_dataset_config("home_credit")
     (view,) = config.views

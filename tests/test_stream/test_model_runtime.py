@@ -3,7 +3,6 @@ and hot reload that refuses broken versions."""
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 from collections import Counter
@@ -16,9 +15,10 @@ import pytest
 
 from features.definitions import REASON_CODES
 from features.scoring import logit
+from onnx_models.card import ModelCard, policy_version
 from onnx_models.registry import LIVE_POINTER, RegisteredModel, Registry
-from stream.model_runtime import LoadedModel, ModelEvent, ModelHolder, NoLiveModelError, policy_version
-from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, calibration_slope
+from stream.model_runtime import LoadedModel, ModelEvent, ModelHolder, NoLiveModelError
+from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,10 @@ def realistic_inputs(generated_data: Path, live_model: LoadedModel) -> np.ndarra
 
 
 def _with_card(model: LoadedModel, change: Callable[[dict[str, Any]], None]) -> LoadedModel:
-    card = copy.deepcopy(model.card)
+    card = model.card.to_document()
     change(card)
-    return LoadedModel.load(RegisteredModel(model.version, model.registered.path, card))
+    return LoadedModel.load(RegisteredModel(model.version, model.registered.path,
+                                            ModelCard.parse(card)))
 
 
 def _verdicts(model: LoadedModel, inputs: np.ndarray, missing: bool = False) -> list:
@@ -59,7 +60,7 @@ def test_verdicts_carry_calibrated_pd_score_grade_and_decision(live_model, reali
     # Same graph and calibration as the registry's reference path; only onnxruntime's
     # threading changes the float32 summation order.
     np.testing.assert_allclose(published, reference, rtol=0, atol=1e-6)
-    grades = [band["grade"] for band in live_model.card["risk_grades"]]
+    grades = [band.grade for band in live_model.card.risk_grades]
     for verdict in verdicts:
         assert 0.0 < verdict.probability_of_default < 1.0
         assert isinstance(verdict.score, int) and 300 < verdict.score < 900
@@ -121,7 +122,7 @@ def test_mixed_batch_flags_apply_to_their_own_rows(live_model, realistic_inputs)
 
 
 def test_policy_version_is_stable_and_tracks_policy_only(live_model):
-    card = copy.deepcopy(live_model.card)
+    card = live_model.card.to_document()
     assert policy_version(card) == live_model.policy_version
     card["metrics"] = {}
     card["created_at"] = "another time"
@@ -129,7 +130,7 @@ def test_policy_version_is_stable_and_tracks_policy_only(live_model):
     for key, change in [("thresholds", {"approve_below": 0.01}),
                         ("score_scale", {"base_score": 500.0}),
                         ("calibration", {"intercept": 0.5})]:
-        edited = copy.deepcopy(live_model.card)
+        edited = live_model.card.to_document()
         edited[key].update(change)
         assert policy_version(edited) != live_model.policy_version
 
@@ -152,11 +153,11 @@ def test_contributions_add_up_to_the_onnx_models_log_odds(live_model, realistic_
     contributions = live_model.contributions(realistic_inputs)
     raw = live_model.raw_probability(realistic_inputs)
     assert np.max(np.abs(contributions.sum(axis=1) - logit(raw))) < 1e-4
-    calibration = live_model.card["calibration"]
+    calibration = live_model.card.calibration
     published = np.array([v.probability_of_default
                           for v in _verdicts(live_model, realistic_inputs)])
-    calibrated_terms = calibration_slope(calibration) * contributions.sum(axis=1) \
-        + float(calibration.get("intercept", 0.0))
+    calibrated_terms = calibration.log_odds_factor * contributions.sum(axis=1) \
+        + calibration.intercept
     assert np.max(np.abs(calibrated_terms - logit(published))) < 1e-4
 
 
@@ -164,7 +165,7 @@ def test_every_review_and_decline_carries_its_largest_risk_raising_factors(live_
                                                                             realistic_inputs):
     verdicts = _verdicts(live_model, realistic_inputs)
     contributions = live_model.contributions(realistic_inputs)[:, :-1]
-    impacts = contributions * calibration_slope(live_model.card["calibration"])
+    impacts = contributions * live_model.card.calibration.log_odds_factor
     names = live_model.feature_names
     adverse = 0
     for verdict, row_impacts in zip(verdicts, impacts, strict=False):

@@ -16,7 +16,9 @@ from features.definitions import (
     REASON_CODES,
     reason_code,
 )
-from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, ReasonBuilder, calibration_slope
+from features.scoring import Calibration
+from onnx_models.card import CardFeature
+from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, ReasonBuilder
 
 FEATURES = [
     {"name": "revol_util", "type": "numeric", "description": "High utilisation of revolving credit"},
@@ -31,7 +33,7 @@ VALUES = np.array([90.0, 30.0, 2.0, 3.0, 60.0, 1.0], dtype=np.float32)
 
 
 def _builder(slope: float = 1.0) -> ReasonBuilder:
-    return ReasonBuilder(FEATURES, slope)
+    return ReasonBuilder([CardFeature.model_validate(entry) for entry in FEATURES], slope)
 
 
 def test_every_lending_club_feature_has_its_own_fixed_code():
@@ -98,8 +100,8 @@ def test_missing_bureau_data_comes_first_and_keeps_at_most_four_reasons():
 
 
 def test_impact_is_in_calibrated_log_odds():
-    assert calibration_slope({"method": "platt", "slope": 1.5, "intercept": -2.0}) == 1.5
-    assert calibration_slope({"method": "none"}) == 1.0
+    assert Calibration(method="platt", slope=1.5, intercept=-2.0).log_odds_factor == 1.5
+    assert Calibration(method="none").log_odds_factor == 1.0
     reasons = _builder(slope=1.5).reasons(np.array([0.123456, 0, 0, 0, 0, 0.0]), VALUES)
     assert reasons[0].impact == round(1.5 * 0.123456, 4)
 

@@ -37,7 +37,7 @@ def test_train_register_and_score_with_onnxruntime(loan_file: Path, tmp_path: Pa
     registry = Registry(tmp_path / "registry")
     assert registry.live_version() == result.version
     model = registry.load(result.version)
-    card = model.card
+    card = model.card.to_document()
     for key in ("version", "created_at", "features", "calibration", "thresholds", "score_scale",
                 "risk_grades", "parity", "data_fingerprint", "reference", "smote", "baseline",
                 "search", "warnings", "model"):
@@ -170,7 +170,7 @@ def test_the_baseline_can_be_promoted_and_the_worker_serves_and_explains_it(loan
         "baseline", "--folds", "3", "--search-budget", "4", "--report-dir", str(tmp_path / "report")])
     assert outcome.exit_code == 0, outcome.output
     registry = Registry(registry_dir)
-    card = registry.load(registry.live_version()).card
+    card = registry.load(registry.live_version()).card.to_document()
     assert card["model_type"] == "scorecard" and card["model"]["variant"] == "baseline"
     assert card["metrics"]["test"] == card["baseline"]["calibrated"]
     assert card["parity"]["passed"]
