@@ -155,7 +155,58 @@ def _restart_our_worker(settings: Settings) -> None:
     typer.echo(f"   {worker.stop()} (it served another dataset's model; started again below)")
 
 
+def _replays_history(dataset: DemoDataset) -> bool:
+    """The dataset's applications carry their own dates and its bureau view is the loan file's
+    own columns: the demo replays them as of those dates, with the bureau values of then."""
+    from training.datasets import load_dataset_config
+
+    config = load_dataset_config(dataset.config)
+    return bool(config.date_column) and not any(view.aggregations for view in config.views)
+
+
+def _replayed_applications(dataset: DemoDataset, labelled: bool = False) -> Any:
+    """The replayed rows (the file's first ``DEMO_EVENTS``) cleaned as training cleans them;
+    ``labelled``: only those with a known outcome, labelled and joined with their views as
+    training evaluates them (the offline side of the back-test)."""
+    import pandas as pd
+
+    from training.cleaning import clean_loans
+    from training.datasets import load_clean_labelled, load_dataset_config, load_raw
+
+    config = load_dataset_config(dataset.config)
+    replayed = pd.read_csv(dataset.loans, dtype=str, keep_default_na=False, usecols=[config.id_column],
+                           nrows=DEMO_EVENTS)[config.id_column].str.strip()
+    if labelled:
+        frame, _, _ = load_clean_labelled(dataset.loans, config)
+    else:
+        frame, _ = clean_loans(load_raw(dataset.loans, config), config)
+    return frame[frame["application_id"].astype(str).isin(set(replayed))]
+
+
 def _features(settings: Settings, dataset: DemoDataset) -> None:
+    """Replayed history is enriched as of its own dates; otherwise (and after the replay, see
+    :func:`_todays_bureau`) the bureau table is loaded as of today's pull."""
+    if not _replays_history(dataset):
+        _todays_bureau(settings, dataset)
+        return
+    from features.materialize import materialize_as_of_applications
+    from features.store import sync_client
+
+    applications = _replayed_applications(dataset)
+    client = sync_client(settings)
+    try:
+        report = materialize_as_of_applications(applications, client,
+                                                schema_version=settings.feature_schema_version,
+                                                key_prefix=settings.key_prefix)
+    finally:
+        client.close()
+    typer.echo(f"   the bureau values of the {len(applications):,} applications to replay, each true "
+               "as of its own application month (point in time, as training saw them)")
+    for line in report.summary().splitlines():
+        typer.echo(f"   {line}")
+
+
+def _todays_bureau(settings: Settings, dataset: DemoDataset) -> None:
     from features.materialize import materialize_bureau_features, materialize_view
     from features.store import sync_client
     from training.datasets import load_dataset_config
@@ -181,6 +232,13 @@ def _features(settings: Settings, dataset: DemoDataset) -> None:
         typer.echo(f"   {line}")
 
 
+def _todays_bureau_after_history(settings: Settings, dataset: DemoDataset) -> None:
+    if not _replays_history(dataset):
+        typer.echo("   loaded before the replay (the applications were submitted now)")
+        return
+    _todays_bureau(settings, dataset)
+
+
 def _worker(settings: Settings) -> None:
     worker = stack.Worker(settings)
     typer.echo(f"   {worker.start(echo=lambda line: typer.echo(f'   {line}'))}")
@@ -198,8 +256,10 @@ def _outcomes_and_backtest(settings: Settings, dataset: DemoDataset) -> None:
     import psycopg
 
     from infra.ledger_cli import reference_auc
+    from onnx_models.registry import Registry
     from stream.ledger.backtest import report_lines, run_backtest
     from stream.replay import live_event_layout, replay_outcomes
+    from training.evaluate import evaluate_registered_model
 
     summary = replay_outcomes(dataset.loans, settings.kafka_bootstrap,
                               settings.topic_outcomes, DEMO_EVENTS, progress=False,
@@ -216,9 +276,22 @@ def _outcomes_and_backtest(settings: Settings, dataset: DemoDataset) -> None:
                 break
             time.sleep(1)
         typer.echo(f"   ledger: {rows:,} decisions, {outcomes:,} loan outcomes")
-        for line in report_lines(run_backtest(connection, reference_auc(settings)))[:3]:
+        results = run_backtest(connection, reference_auc(settings))
+        for line in report_lines(results)[:3]:
             typer.echo(f"   {line}")
-    typer.echo("   the whole back-test: creditrisk monitor; the console's Model performance page")
+        live = Registry(settings.registry_dir).live_version()
+        realised = next((result for result in results if result.model_version == live), None)
+        matured = {application_id for (application_id,) in connection.execute(
+            "SELECT d.application_id FROM decisions d JOIN loan_outcomes o USING (application_id) "
+            "WHERE o.outcome IN ('bad', 'good') AND d.model_version = %s", (live,)).fetchall()}
+    if realised is not None and realised.auc is not None and live is not None:
+        offline = evaluate_registered_model(_replayed_applications(dataset, labelled=True), matured,
+                                            settings.registry_dir, live)
+        typer.echo(f"   realised AUC {realised.auc:.4f} on {realised.matured:,} matured loans; offline "
+                   f"evaluation of the same loans {offline.auc:.4f} ({offline.rows:,} rows): "
+                   f"difference {realised.auc - offline.auc:+.4f}")
+    typer.echo("   the whole back-test: creditrisk monitor; the ledger writer's /metrics "
+               "(creditrisk_backtest_auc); the console's Model performance page")
 
 
 def _console(settings: Settings) -> None:
@@ -233,9 +306,10 @@ def _replay_and_summarise(settings: Settings, dataset: DemoDataset) -> None:
     decisions, dead_letters = _topic_tails(settings)
     summary = replay_applications(dataset.loans, settings.kafka_bootstrap,
                                   settings.topic_applications, DEMO_EVENTS, DEMO_RATE,
-                                  submitted_at="now",
+                                  submitted_at="original" if _replays_history(dataset) else "now",
                                   layout=live_event_layout(settings.registry_dir))
-    typer.echo(f"   sent {summary.sent:,} applications at {DEMO_RATE:.0f}/s "
+    when = "each submitted in its own application month" if _replays_history(dataset) else "submitted now"
+    typer.echo(f"   sent {summary.sent:,} applications at {DEMO_RATE:.0f}/s, {when} "
                f"(the same ids as any earlier demo run: stored decisions are reused)")
     decided, letters = _collect(decisions, dead_letters, summary.sent)
     outcomes = Counter(decision["decision"] for decision in decided.values())
@@ -339,6 +413,8 @@ def demo(
               with_data(_replay_and_summarise), settings)
         _step("Loan outcomes from servicing, and the back-test", with_data(_outcomes_and_backtest),
               settings)
+        _step("Today's bureau pull into the feature store (for new applications)",
+              with_data(_todays_bureau_after_history), settings)
         _step("Relationship-manager console", _console, settings)
         _step("Where to look", with_data(_show_where_to_look), settings)
     except stack.StackError as error:

@@ -1,5 +1,6 @@
 """Ledger benchmarks: write throughput of the ledger writer, and the console's similar-customer
-look-up on a ledger of a million decisions. Runs in a database of its own, dropped after."""
+look-up and Find page filters on a ledger of a million decisions. Runs in a database of its
+own, dropped after."""
 
 from __future__ import annotations
 
@@ -144,3 +145,49 @@ def bench_similar_lookup(settings: Settings, echo: Callable[[str], None],
          f"features): median {statistics.median(timings) * 1000:.0f} ms, p95 "
          f"{timings[int(len(timings) * 0.95)] * 1000:.0f} ms over {len(timings)} look-ups "
          f"(groups of {min(sizes):,}–{max(sizes):,})")
+    bench_find_filters(settings, echo, now)
+
+
+def find_filters_to_time(now: datetime) -> dict[str, Any]:
+    """The Find page's filters a relationship manager would set, by name."""
+    from stream.console.find import DecisionFilters
+
+    last_month = ((now - timedelta(days=30)).date(), now.date())
+    return {
+        "no filter (newest 50 and the total)": DecisionFilters(),
+        "decision = decline": DecisionFilters(decisions=["decline"]),
+        "risk grade E or F": DecisionFilters(grades=["E", "F"]),
+        "score 600-620": DecisionFilters(score_range=(600, 620)),
+        "purpose wedding": DecisionFilters(categories={"purpose": ["wedding"]}),
+        "purpose car + decline + last 30 days": DecisionFilters(
+            decisions=["decline"], categories={"purpose": ["car"]}, date_range=last_month),
+        "one customer": DecisionFilters(customer_id="c12345"),
+        "model version + a day a year ago": DecisionFilters(
+            model_version="bench", date_range=((now - timedelta(days=365)).date(),) * 2),
+        "loan amount 10,000-10,100": DecisionFilters(amount_field="loan_amnt",
+                                                     amount_range=(10_000.0, 10_100.0)),
+    }
+
+
+def bench_find_filters(settings: Settings, echo: Callable[[str], None], now: datetime,
+                       rounds: int = 5) -> None:
+    """The Find page's query (the total that match, then the newest page of 50) per filter."""
+    import psycopg
+
+    from stream.console.find import PAGE_SIZE, find_in_ledger
+
+    all_timings = []
+    with psycopg.connect(settings.postgres_conninfo()) as connection:
+        for name, filters in find_filters_to_time(now).items():
+            timings = []
+            for round_ in range(rounds + 1):
+                began = time.perf_counter()
+                page = find_in_ledger(connection, filters, PAGE_SIZE, 0)
+                if round_:  # the first round warms the cache
+                    timings.append(time.perf_counter() - began)
+            all_timings += timings
+            echo(f"  find page, {name}: {page.total:,} match, median "
+                 f"{statistics.median(timings) * 1000:.0f} ms")
+    all_timings.sort()
+    echo(f"  find page over all filters: median {statistics.median(all_timings) * 1000:.0f} ms, "
+         f"p95 {all_timings[int(len(all_timings) * 0.95)] * 1000:.0f} ms over {len(all_timings)} queries")

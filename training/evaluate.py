@@ -3,8 +3,9 @@ calibration error) and what the decision thresholds do to a loan book."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,3 +108,18 @@ def decision_outcomes(label: np.ndarray, probability_of_default: np.ndarray,
         },
         "rows": rows,
     }
+
+
+def evaluate_registered_model(labelled: Any, application_ids: Collection[str], registry_dir: Path,
+                              version: str) -> BinaryMetrics:
+    """Training's own evaluation of a registered model on the labelled rows of these
+    applications (its encoder, its ONNX graph and calibration): what a back-test of the same
+    loans in the ledger should find."""
+    from onnx_models.registry import Registry
+    from training.label import LABEL_COLUMN
+
+    wanted = {str(application_id) for application_id in application_ids}
+    rows = labelled[labelled["application_id"].astype(str).isin(wanted)]
+    model = Registry(registry_dir).load(version)
+    probability = model.probability_of_default(model.encoder().transform(rows))
+    return evaluate_probabilities(rows[LABEL_COLUMN].to_numpy(), np.asarray(probability))

@@ -205,6 +205,10 @@ class ConsoleCard:
         ordered += [name for name in categorical if name not in ordered]
         return ordered[:FIND_CATEGORY_LIMIT]
 
+    def risk_grades(self) -> list[str]:
+        """The card's risk grades, safest first."""
+        return [str(band["grade"]) for band in self.card.get("risk_grades", [])]
+
     @property
     def amount_field(self) -> str | None:
         return self.serving.amount_field

@@ -14,7 +14,7 @@ import json
 import math
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +30,7 @@ from features.scoring import ScoreScale, score_points
 from features.store import as_text
 from onnx_models.card import CardFeature, ModelCard
 from stream.console.card import CompareFeature, ConsoleCard, FormField, SimilarGroup
+from stream.console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_ledger, find_in_records
 
 RECENT_LIMIT = 500
 # Below this many similar customers a distribution says more about chance than the group.
@@ -84,6 +85,9 @@ class DataSource(Protocol):
 
     def similar(self, card: ConsoleCard, group: SimilarGroup,
                 exclude_application: str | None) -> SimilarCustomers: ...
+
+    def find(self, card: ConsoleCard, filters: DecisionFilters, limit: int = PAGE_SIZE,
+             offset: int = 0) -> DecisionPage: ...
 
     def backtest(self) -> list[Any]: ...
 
@@ -199,6 +203,16 @@ class RedisDataSource:
         return SimilarCustomers(rows, SIMILAR_GROUP_DEFINITION.format(
             definition=definition, count=f"{SIMILAR_LIMIT:,}"))
 
+    def find(self, card: ConsoleCard, filters: DecisionFilters, limit: int = PAGE_SIZE,
+             offset: int = 0) -> DecisionPage:
+        """The Find page: the decisions that match the filters among every decision in the
+        ledger, newest first, one page of them and how many match; the recent decisions in
+        Redis when the ledger does not answer (the page says so)."""
+        try:
+            return self._ledger(lambda connection: find_in_ledger(connection, filters, limit, offset))
+        except ConsoleUnavailable:
+            return find_in_records(self.recent_records(RECENT_LIMIT), card, filters, limit, offset)
+
     def backtest(self) -> list[Any]:
         """The back-test of every model version (stream.ledger.backtest)."""
         from stream.ledger.backtest import run_backtest
@@ -251,65 +265,6 @@ def _safe_url(url: str) -> str:
 
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
-
-
-# ---- tables and filters ---------------------------------------------------------------
-
-FIXED_COLUMNS = ["application_id", "customer_id", "decided_at", "decision", "risk_grade",
-                 "score", "probability_of_default_pct"]
-
-
-def decisions_table(records: list[dict[str, Any]], card: ConsoleCard) -> pd.DataFrame:
-    """One row per decision record, newest first as given, with the card's amount field and
-    categorical event fields (see :meth:`ConsoleCard.find_columns`)."""
-    extra = ([card.amount_field] if card.amount_field else []) + card.find_columns()
-    rows = []
-    for record in records:
-        decision, application = record.get("decision", {}), record.get("application", {})
-        row = {
-            "application_id": decision.get("application_id"),
-            "customer_id": decision.get("customer_id"),
-            "decided_at": pd.to_datetime(decision.get("decided_at"), utc=True),
-            "decision": decision.get("decision"),
-            "risk_grade": decision.get("risk_grade"),
-            "score": decision.get("score"),
-            "probability_of_default_pct": round(100 * float(
-                decision.get("probability_of_default", float("nan"))), 1),
-        }
-        rows.append(row | {name: application.get(name) for name in extra})
-    table = pd.DataFrame(rows, columns=FIXED_COLUMNS + extra)
-    if card.amount_field:
-        table[card.amount_field] = pd.to_numeric(table[card.amount_field], errors="coerce")
-    return table
-
-
-@dataclass
-class DecisionFilters:
-    """The Find view's filters; empty lists / None mean "any"."""
-
-    decisions: list[str] = field(default_factory=list)
-    grades: list[str] = field(default_factory=list)
-    categories: dict[str, list[str]] = field(default_factory=dict)
-    amount_field: str | None = None
-    amount_range: tuple[float, float] | None = None
-    date_range: tuple[Any, Any] | None = None
-
-
-def filter_decisions(table: pd.DataFrame, filters: DecisionFilters) -> pd.DataFrame:
-    keep = pd.Series(True, index=table.index)
-    chosen_columns = [("decision", filters.decisions), ("risk_grade", filters.grades),
-                      *filters.categories.items()]
-    for column, chosen in chosen_columns:
-        if chosen:
-            keep &= table[column].astype("object").isin(chosen)
-    if filters.amount_range is not None and filters.amount_field:
-        low, high = filters.amount_range
-        keep &= table[filters.amount_field].between(low, high)
-    if filters.date_range is not None:
-        start, end = filters.date_range
-        day = table["decided_at"].dt.date
-        keep &= (day >= start) & (day <= end)
-    return table[keep]
 
 
 # ---- the score in words ---------------------------------------------------------------

@@ -16,14 +16,10 @@ from stream.console import charts
 from stream.console.card import UNKNOWN_CHOICE, CompareFeature, ConsoleCard, FormField
 from stream.console.data import (
     MIN_GROUP_SIZE,
-    RECENT_LIMIT,
     DataSource,
-    DecisionFilters,
     application_event,
     decision_bands,
-    decisions_table,
     display_value,
-    filter_decisions,
     form_problems,
     grade_bands_text,
     model_inputs,
@@ -35,13 +31,18 @@ from stream.console.data import (
     risk_raising_factors,
     score_meaning,
 )
+from stream.console.find import PAGE_SIZE, DecisionFilters, decisions_table
 
 VIEWS = ("Find", "Decision", "Profile", "Compare", "New application", "Model performance")
 DECISION_TEXT_COLOURS = {"approve": "green", "review": "orange", "decline": "red"}
 TABLE_HEADINGS = {
     "application_id": "Application ID", "customer_id": "Customer ID", "decided_at": "Decided at",
     "decision": "Decision", "risk_grade": "Risk grade", "score": "Score",
-    "probability_of_default_pct": "Probability of default (%)"}
+    "probability_of_default_pct": "Probability of default (%)", "model_version": "Model version"}
+FIND_FALLBACK = ("The decision ledger (PostgreSQL) does not answer, so only the {count:,} most "
+                 "recent decisions kept in Redis are searched; older decisions are not shown. "
+                 "Start the stack (`creditrisk stack up`) and the ledger writer (`creditrisk "
+                 "ledger run`), then reload this page.")
 CREDIT_WORDS = {"approve": "Good credit — approve", "review": "Borderline — refer for review",
                 "decline": "Bad credit — decline"}
 
@@ -60,7 +61,7 @@ def render_find(source: DataSource) -> None:
     st.header("Find a decision")
     render_lookup(source)
     st.divider()
-    render_recent(source)
+    render_search(source)
 
 
 def render_lookup(source: DataSource) -> None:
@@ -86,56 +87,87 @@ def render_lookup(source: DataSource) -> None:
         go_to("Decision", chosen)
 
 
-def render_recent(source: DataSource) -> None:
-    st.subheader("Recent decisions")
-    records = source.recent_records(RECENT_LIMIT)
-    if not records:
-        st.info("No decisions yet. They appear here as soon as the scoring worker decides "
-                "applications (`creditrisk worker`, then `creditrisk produce --data PATH`), "
-                "or score one by hand in **New application**.")
-        return
+def render_search(source: DataSource) -> None:
+    """Every decision in the ledger, filtered in SQL, newest first, a page at a time."""
+    st.subheader("Decisions")
     card = ConsoleCard(source.model_card())
-    table = decisions_table(records, card)
-    shown = filter_decisions(table, recent_filters(table, card))
-    st.caption(f"{len(shown)} of the {len(table)} most recent decisions match the filters.")
+    filters = search_filters(card)
+    wanted_page = int(st.session_state.get("find_page") or 1)
+    page = source.find(card, filters, PAGE_SIZE, (wanted_page - 1) * PAGE_SIZE)
+    pages = max(1, -(-page.total // PAGE_SIZE))
+    if wanted_page > pages:  # the filters narrowed the list below the page that was open
+        st.session_state["find_page"] = wanted_page = pages
+        page = source.find(card, filters, PAGE_SIZE, (pages - 1) * PAGE_SIZE)
+    if page.searched == "recent":
+        st.warning(FIND_FALLBACK.format(count=page.searched_count or 0))
+    if page.total == 0:
+        if filters.is_empty:
+            st.info("No decisions yet. They appear here as soon as the scoring worker decides "
+                    "applications (`creditrisk worker`, then `creditrisk produce --data PATH`), "
+                    "or score one by hand in **New application**.")
+        else:
+            st.info("No decision matches these filters.")
+        return
+    shown = f"showing {page.offset + 1:,}–{page.offset + len(page.records):,}, newest first"
+    if page.searched == "ledger":
+        noun = "decision" if page.total == 1 else "decisions"
+        st.caption(f"{page.total:,} {noun} in the ledger match the filters; {shown}.")
+    else:
+        st.caption(f"{page.total:,} of the {page.searched_count or 0:,} most recent decisions "
+                   f"match the filters; {shown}.")
+    table = decisions_table(page.records, card)
     headings = TABLE_HEADINGS | {name: card.field_label(name) for name in table.columns
                                  if name not in TABLE_HEADINGS}
-    st.dataframe(shown, hide_index=True, width="stretch", key="recent_table",
+    st.dataframe(table, hide_index=True, width="stretch", key="found_table",
                  column_config=headings)
-    if shown.empty:
-        return
-    chosen = st.selectbox("Open a decision from the list", shown["application_id"].tolist(),
-                          key="recent_choice")
-    if st.button("Open decision", key="open_recent"):
+    if pages > 1:
+        st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, step=1,
+                        key="find_page")
+    chosen = st.selectbox("Open a decision from the list", table["application_id"].tolist(),
+                          key="found_choice")
+    if st.button("Open decision", key="open_found"):
         go_to("Decision", chosen)
 
 
-def recent_filters(table: pd.DataFrame, card: ConsoleCard) -> DecisionFilters:
-    """Decision, grade, the card's categorical event fields, its amount field and the date."""
-    names = card.find_columns()
-    columns = st.columns(min(4, 2 + len(names)))
+def search_filters(card: ConsoleCard) -> DecisionFilters:
+    """Decision, grade, score, dates, IDs, model version, and the card's categorical event
+    fields and amount field (no field is named here: they come from the card)."""
+    columns = st.columns(4)
     filters = DecisionFilters(
-        decisions=columns[0].multiselect("Decision", ["approve", "review", "decline"]),
-        grades=columns[1].multiselect("Risk grade", sorted(table["risk_grade"].dropna().unique())))
-    for index, name in enumerate(names, start=2):
+        decisions=columns[0].multiselect("Decision", ["approve", "review", "decline"],
+                                         key="find-decision"),
+        grades=columns[1].multiselect("Risk grade", card.risk_grades(), key="find-grade"),
+        customer_id=columns[2].text_input("Customer ID", key="find-customer"),
+        application_id=columns[3].text_input("Application ID", key="find-application"))
+    names = card.find_columns()
+    for index, name in enumerate(names):
         column = columns[index % len(columns)]
-        values = sorted(str(value) for value in table[name].dropna().unique())
-        filters.categories[name] = column.multiselect(card.field_label(name), values,
-                                                      key=f"filter-{name}")
-    left, right = st.columns(2)
+        choices = card.category_choices(name)
+        label = card.field_label(name)
+        if choices:
+            filters.categories[name] = column.multiselect(label, choices, key=f"filter-{name}")
+        else:  # a free-text field: the exact value typed
+            typed = column.text_input(label, key=f"filter-{name}").strip()
+            filters.categories[name] = [typed] if typed else []
+    columns = st.columns(4)
+    filters.score_range = (
+        _whole(columns[0].number_input("Score from", value=None, step=1, key="find-score-low")),
+        _whole(columns[1].number_input("Score to", value=None, step=1, key="find-score-high")))
+    filters.date_range = (columns[2].date_input("Decided from", value=None, key="find-from"),
+                          columns[3].date_input("Decided to", value=None, key="find-to"))
+    columns = st.columns(4)
     if card.amount_field:
-        amounts = table[card.amount_field].dropna()
-        if len(amounts) and float(amounts.max()) > float(amounts.min()):
-            low, high = float(amounts.min()), float(amounts.max())
-            filters.amount_field = card.amount_field
-            filters.amount_range = left.slider(card.field_label(card.amount_field), low, high,
-                                               (low, high))
-    days = table["decided_at"].dropna().dt.date
-    if len(days):
-        picked = right.date_input("Decided between", (days.min(), days.max()))
-        if isinstance(picked, tuple) and len(picked) == 2:
-            filters.date_range = picked
+        label = card.field_label(card.amount_field)
+        filters.amount_field = card.amount_field
+        filters.amount_range = (
+            columns[0].number_input(f"{label} from", value=None, key="find-amount-low"),
+            columns[1].number_input(f"{label} to", value=None, key="find-amount-high"))
+    filters.model_version = columns[2].text_input("Model version", key="find-model")
     return filters
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 # ---- Decision --------------------------------------------------------------------------

@@ -10,14 +10,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from ledger_harness import LedgerProcess, ledger_count, private_database, wait_for_rows
 from worker_harness import WorkerProcess, metric_sum, produce
 
 from config.settings import Settings
-from features.definitions import BUREAU_FIELDS
 from onnx_models.registry import Registry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -40,35 +38,30 @@ def _events(frame: pd.DataFrame) -> list[tuple[bytes, bytes]]:
     return payloads
 
 
-def _materialize_bureau_as_of_issue(settings: Settings, frame: pd.DataFrame, path: Path) -> None:
+def _materialize_bureau_as_of_issue(settings: Settings, frame: pd.DataFrame) -> None:
     """The bureau values the loan file holds, true as of each loan's issue month."""
-    from features.materialize import materialize_bureau_features
+    from features.materialize import materialize_as_of_applications
     from features.store import sync_client
 
-    bureau = frame[["customer_id", *BUREAU_FIELDS]].copy()
-    bureau["earliest_cr_line"] = bureau["earliest_cr_line"].dt.strftime("%Y-%m-%d")
-    bureau["as_of"] = frame["issue_d"].dt.strftime("%Y-%m-%dT00:00:00+00:00")
-    bureau.to_csv(path, index=False)
     client = sync_client(settings)
     try:
-        materialize_bureau_features(path, client, key_prefix=settings.key_prefix)
+        report = materialize_as_of_applications(frame, client, key_prefix=settings.key_prefix)
     finally:
         client.close()
+    assert report.written == frame["customer_id"].nunique(), report.summary()
 
 
 def _offline_auc(frame: pd.DataFrame, matured_ids: set[str], registry_dir: Path) -> float:
     """Training's own evaluation: label the loans, encode, score with the registered model."""
     from training.datasets import load_dataset_config
-    from training.evaluate import evaluate_probabilities
-    from training.label import LABEL_COLUMN, assign_label
+    from training.evaluate import evaluate_registered_model
+    from training.label import assign_label
 
     labelled, _ = assign_label(frame, load_dataset_config("generated"))
-    rows = labelled[labelled["application_id"].astype(str).isin(matured_ids)]
-    assert len(rows) == len(matured_ids), "offline labels and ledger outcomes cover other loans"
-    registry = Registry(registry_dir)
-    model = registry.load(registry.live_version() or "")
-    probability = model.probability_of_default(model.encoder().transform(rows))
-    return float(evaluate_probabilities(rows[LABEL_COLUMN].to_numpy(), np.asarray(probability)).auc)
+    metrics = evaluate_registered_model(labelled, matured_ids, registry_dir,
+                                        Registry(registry_dir).live_version() or "")
+    assert metrics.rows == len(matured_ids), "offline labels and ledger outcomes cover other loans"
+    return metrics.auc
 
 
 def test_realised_auc_of_matured_loans_matches_offline_evaluation(
@@ -80,7 +73,7 @@ def test_realised_auc_of_matured_loans_matches_offline_evaluation(
     frame = frame.dropna(subset=["loan_amnt", "term", "purpose", "annual_inc", "home_ownership",
                                  "verification_status", "addr_state", "issue_d"])
     frame = frame.drop_duplicates("customer_id").head(APPLICATIONS).reset_index(drop=True)
-    _materialize_bureau_as_of_issue(namespace.settings, frame, tmp_path / "bureau.csv")
+    _materialize_bureau_as_of_issue(namespace.settings, frame)
 
     with private_database(namespace.settings) as ledger_settings:
         worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")

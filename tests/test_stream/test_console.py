@@ -25,6 +25,7 @@ from onnx_models.registry import Registry
 from stream.console import data
 from stream.console.card import ConsoleCard, SimilarGroup
 from stream.console.data import ConsoleUnavailable, ScoreOutcome
+from stream.console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_records
 from stream.decisions import DecisionRecord
 from stream.model_runtime import LoadedModel, load_serving_model
 from stream.pipeline import build_decision
@@ -125,8 +126,9 @@ class FakeDataSource:
 
     def __init__(self, card: dict[str, Any], records: list[dict[str, Any]],
                  model_dir: Path | None = None, outcome: ScoreOutcome | None = None,
-                 failure: Exception | None = None) -> None:
+                 failure: Exception | None = None, ledger_down: bool = False) -> None:
         self.card = card
+        self.ledger_down = ledger_down
         self.records = {item["decision"]["application_id"]: item for item in records}
         self.order = [item["decision"]["application_id"] for item in records]
         self.directory = model_dir
@@ -156,6 +158,19 @@ class FakeDataSource:
         self._check()
         return [app_id for app_id in self.order
                 if self.records[app_id]["decision"]["customer_id"] == customer_id]
+
+    def find(self, card: ConsoleCard, filters: DecisionFilters, limit: int = PAGE_SIZE,
+             offset: int = 0) -> DecisionPage:
+        """The ledger's answer over these records (the same filters); the recent ones when
+        the ledger is down."""
+        import dataclasses
+
+        self._check()
+        everything = [self.records[a] for a in self.order]
+        if self.ledger_down:
+            return find_in_records(everything[:data.RECENT_LIMIT], card, filters, limit, offset)
+        page = find_in_records(everything, card, filters, limit, offset)
+        return dataclasses.replace(page, searched="ledger", searched_count=None)
 
     def score(self, event: dict[str, Any]) -> ScoreOutcome:
         self.scored.append(event)
@@ -225,17 +240,86 @@ def test_no_decisions_yet_shows_an_empty_state(serving_model):
     assert "No decisions yet" in _texts(app)
 
 
-def test_recent_decisions_are_listed_newest_first_and_filtered(source, decision_records):
+def test_decisions_are_listed_newest_first_and_filtered(source, decision_records):
     app = _app(source)
     table = app.dataframe[0].value
     assert len(table) == len(decision_records)
     assert table["decided_at"].is_monotonic_decreasing
+    assert f"{len(decision_records)} decisions in the ledger match" in _texts(app)
     next(item for item in app.multiselect if item.label == "Decision").set_value(["decline"]).run()
     declined = app.dataframe[0].value
     expected = sum(item["decision"]["decision"] == "decline" for item in decision_records)
     assert len(declined) == expected > 0
     assert set(declined["decision"]) == {"decline"}
-    assert f"{expected} of the {len(decision_records)} most recent" in _texts(app)
+    assert f"{expected} decisions in the ledger match the filters" in _texts(app)
+
+
+def test_find_filters_by_score_category_customer_and_model_version(source, decision_records):
+    app = _app(source)
+    assert {"Decision", "Risk grade", "Purpose", "Home ownership"} <= {item.label for item in app.multiselect}
+    next(item for item in app.multiselect if item.label == "Purpose") \
+        .set_value(["debt_consolidation"]).run()
+    app.number_input(key="find-score-high").set_value(600).run()
+    table = app.dataframe[0].value
+    expected = [item["decision"]["application_id"] for item in decision_records
+                if item["application"]["purpose"] == "debt_consolidation"
+                and item["decision"]["score"] <= 600]
+    assert table["application_id"].tolist() == expected and expected
+    app.text_input(key="find-customer").input("cust-target").run()
+    assert app.dataframe[0].value["application_id"].tolist() == [TARGET]
+    app.text_input(key="find-model").input("no-such-version").run()
+    assert "No decision matches these filters." in _texts(app)
+
+
+def test_find_pages_through_every_match(serving_model, decision_records):
+    many = []
+    for copy in range(3):  # 123 decisions: three pages of 50
+        for item in decision_records:
+            clone = json.loads(json.dumps(item))
+            clone["decision"]["application_id"] = f"{item['decision']['application_id']}-{copy}"
+            many.append(clone)
+    app = _app(FakeDataSource(serving_model.card, many))
+    assert len(app.dataframe[0].value) == PAGE_SIZE
+    assert f"{len(many)} decisions in the ledger match the filters; showing 1–50" in _texts(app)
+    app.number_input(key="find_page").set_value(3).run()
+    last = app.dataframe[0].value
+    assert last["application_id"].tolist() == [r["decision"]["application_id"] for r in many[100:]]
+    next(item for item in app.multiselect if item.label == "Decision").set_value(["decline"]).run()
+    assert not app.exception and len(app.dataframe[0].value) > 0  # back to a page that exists
+
+
+def test_find_says_when_only_the_recent_decisions_in_redis_are_searched(serving_model,
+                                                                       decision_records):
+    app = _app(FakeDataSource(serving_model.card, decision_records, ledger_down=True))
+    warning = " ".join(item.value for item in app.warning)
+    assert "decision ledger (PostgreSQL) does not answer" in warning
+    assert f"only the {len(decision_records)} most recent decisions kept in Redis" in warning
+    assert f"{len(decision_records)} of the {len(decision_records)} most recent" in _texts(app)
+
+
+def test_the_filters_select_the_same_decisions_in_redis_as_in_the_ledger_sql():
+    from datetime import date
+
+    from stream.console.find import ledger_conditions
+
+    filters = DecisionFilters(decisions=["decline"], grades=["E", "F"], score_range=(550, None),
+                              date_range=(date(2026, 11, 1), date(2026, 11, 2)),
+                              customer_id=" cust-1 ", model_version="v9",
+                              categories={"purpose": ["car", "it's"], "term": []},
+                              amount_field="loan_amnt", amount_range=(None, 20_000.0))
+    conditions, parameters = ledger_conditions(filters)
+    assert conditions == [
+        "decision = ANY(%s)", "risk_grade = ANY(%s)", "score >= %s", "decided_at >= %s",
+        "decided_at < %s", "customer_id = %s", "model_version = %s",
+        "(application @> %s::jsonb OR application @> %s::jsonb)",
+        "CASE WHEN jsonb_typeof(application -> %s) = 'number' THEN (application ->> %s)::double "
+        "precision END <= %s"]
+    assert parameters == [
+        ["decline"], ["E", "F"], 550, datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 11, 3, tzinfo=UTC), "cust-1", "v9",
+        '{"purpose": "car"}', '{"purpose": "it\'s"}', "loan_amnt", "loan_amnt", 20_000.0]
+    assert ledger_conditions(DecisionFilters()) == ([], [])
+    assert DecisionFilters().is_empty and not filters.is_empty
 
 
 def test_looking_up_an_application_id_opens_its_decision_with_reasons(source, decision_records):
@@ -488,13 +572,9 @@ def test_score_meaning_follows_the_model_card_scale():
 
 # ---- integration: the real Redis ---------------------------------------------------------
 
-@pytest.mark.integration
-def test_console_reads_decisions_written_to_the_real_redis(namespace, decision_records,
-                                                           trained_registry_template):
+def _write_to_redis(settings: Any, decision_records: list[dict[str, Any]]) -> None:
     from features.store import async_client
     from stream.decisions import DecisionStore
-
-    settings = namespace.settings.model_copy(update={"registry_dir": trained_registry_template})
 
     async def write() -> None:
         client = async_client(settings)
@@ -505,13 +585,48 @@ def test_console_reads_decisions_written_to_the_real_redis(namespace, decision_r
         await client.aclose()
 
     asyncio.run(write())
+
+
+@pytest.mark.integration
+def test_console_finds_decisions_in_the_real_ledger_and_reads_them_from_redis(
+        namespace, decision_records, trained_registry_template):
+    import psycopg
+    from ledger_harness import private_database
+
+    from stream.ledger.store import insert_decisions
+    from stream.ledger.writer import LedgerMessage, decision_row
+
+    with private_database(namespace.settings) as ledger_settings:
+        settings = ledger_settings.model_copy(update={"registry_dir": trained_registry_template})
+        _write_to_redis(settings, decision_records)
+        rows = [decision_row(item["decision"], item, LedgerMessage("t", 0, index, None))
+                for index, item in enumerate(decision_records)]
+        with psycopg.connect(settings.postgres_conninfo()) as connection, connection.transaction():
+            insert_decisions(connection, rows)
+        app = _app(data.RedisDataSource(settings))
+        table = app.dataframe[0].value
+        assert table["application_id"].tolist() == [r["decision"]["application_id"]
+                                                    for r in decision_records]
+        assert f"{len(decision_records)} decisions in the ledger match" in _texts(app)
+        next(item for item in app.multiselect if item.label == "Decision").set_value(["decline"]).run()
+        assert set(app.dataframe[0].value["decision"]) == {"decline"}
+        app.text_input(key="lookup_id").input(TARGET)
+        _button(app, "Look up").click().run()
+        assert "Bad credit — decline" in _texts(app)
+        app.sidebar.radio(key="view").set_value("Compare").run()
+        assert len(_charts(app)) == 6
+
+
+@pytest.mark.integration
+def test_console_lists_the_recent_decisions_in_redis_when_the_ledger_is_down(
+        namespace, decision_records, trained_registry_template):
+    settings = namespace.settings.model_copy(update={"registry_dir": trained_registry_template,
+                                                     "postgres_port": 9})
+    _write_to_redis(settings, decision_records)
     app = _app(data.RedisDataSource(settings))
     assert len(app.dataframe[0].value) == len(decision_records)
-    app.text_input(key="lookup_id").input(TARGET)
-    _button(app, "Look up").click().run()
-    assert "Bad credit — decline" in _texts(app)
-    app.sidebar.radio(key="view").set_value("Compare").run()
-    assert len(_charts(app)) == 6
+    assert "decision ledger (PostgreSQL) does not answer" in app.warning[0].value
+    assert f"{len(decision_records)} of the {len(decision_records)} most recent" in _texts(app)
 
 
 def test_model_performance_shows_the_back_test_of_matured_loans(source: FakeDataSource) -> None:

@@ -186,14 +186,16 @@ class Page:
             time.sleep(0.3)
         raise AssertionError(f"no {css} on the page")
 
-    def type_into(self, label: str, text: str) -> None:
+    def type_into(self, label: str, text: str, enter: bool = False) -> None:
         from selenium.common.exceptions import StaleElementReferenceException
+        from selenium.webdriver.common.keys import Keys
 
         for _ in range(5):
             try:
                 field = self.wait_for(f'input[aria-label="{label}"]')[0]
                 field.clear()
-                field.send_keys(text)  # committed when the form's button is clicked
+                # committed when the form's button is clicked, or by Enter outside a form
+                field.send_keys(text + (Keys.ENTER if enter else ""))
                 return
             except StaleElementReferenceException:
                 time.sleep(0.5)
@@ -237,8 +239,12 @@ def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_score
     page = Page(browser)
 
     browser.get(console_url)
-    page.wait_for_text("Recent decisions")
+    page.wait_for_text(f"{len(decisions)} decisions in the ledger match the filters")
     page.screenshot("find")
+    # The Find page's filters run in the ledger: this customer's decisions only.
+    theirs = sum(d["customer_id"] == decline["customer_id"] for d in decisions.values())
+    page.type_into("Customer ID", decline["customer_id"], enter=True)
+    page.wait_for_text(f"{theirs} decision{'' if theirs == 1 else 's'} in the ledger match the filters")
 
     page.type_into("Application ID or customer ID", decline["application_id"])
     page.click("Look up")
@@ -289,7 +295,7 @@ def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparis
     page = Page(browser)
 
     browser.get(home_credit_console_url)
-    page.wait_for_text("Recent decisions")
+    page.wait_for_text("decisions in the ledger match the filters")
     page.wait_for_text("Contract type")
     body = browser.find_element("tag name", "body").text
     assert "Purpose" not in body and "Home ownership" not in body

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -165,3 +165,70 @@ def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger
     assert all(item["application"]["purpose"] == "car" and item["features"] for item in similar)
     assert source.similar(card, SimilarGroup({"purpose": "car"}, "annual_inc", (100_000.0, None)),
                           None).records == []
+
+
+def test_console_find_filters_every_decision_in_the_ledger_newest_first(ledger_settings: Settings) -> None:
+    import psycopg
+
+    from stream.console.card import ConsoleCard
+    from stream.console.data import RECENT_LIMIT, RedisDataSource
+    from stream.console.find import DecisionFilters
+    from stream.ledger.store import insert_decisions
+    from stream.ledger.writer import LedgerMessage, decision_row
+
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    expected: list[dict] = []
+    rows = []
+    for index in range(1_500):  # three times the recent decisions Redis lists
+        decision, record = synthetic_decision(index, decided_at=now - timedelta(hours=index),
+                                              model_version="m-old" if index >= 1_200 else "m-test")
+        record["application"]["purpose"] = ("car", "wedding", "medical")[index % 3 if index % 5 else 1]
+        rows.append(decision_row(decision, record, LedgerMessage("t", 0, index, None)))
+        expected.append({**decision, **record["application"]})
+    with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
+        insert_decisions(connection, rows)
+    source = RedisDataSource(ledger_settings)
+    card = ConsoleCard({"feature_set": "lending_club"})
+
+    def found(filters: DecisionFilters, limit: int = 5_000, offset: int = 0) -> list[str]:
+        page = source.find(card, filters, limit, offset)
+        assert page.searched == "ledger"
+        return [record["decision"]["application_id"] for record in page.records]
+
+    def wanted(keep) -> list[str]:  # newest first, as the page lists them
+        return [d["application_id"] for d in expected if keep(d)]
+
+    everything = source.find(card, DecisionFilters(), 50, 0)
+    assert everything.total == 1_500 > RECENT_LIMIT
+    assert [r["decision"]["application_id"] for r in everything.records] == wanted(lambda d: True)[:50]
+    assert found(DecisionFilters(), 50, 1_450) == wanted(lambda d: True)[1_450:]  # the oldest page
+
+    declined_e = DecisionFilters(decisions=["decline"], grades=["E"])
+    assert found(declined_e) == wanted(lambda d: d["decision"] == "decline" and d["risk_grade"] == "E")
+    wedding = DecisionFilters(categories={"purpose": ["wedding", "medical"]}, score_range=(600, 650))
+    assert found(wedding) == wanted(lambda d: d["purpose"] in ("wedding", "medical")
+                                    and 600 <= d["score"] <= 650)
+    assert len(found(wedding)) > 100
+    old_days = DecisionFilters(date_range=(date(2026, 10, 1), date(2026, 10, 10)), model_version="m-old")
+    assert found(old_days) == wanted(lambda d: d["model_version"] == "m-old"
+                                     and "2026-10-01" <= d["decided_at"][:10] <= "2026-10-10")
+    assert found(old_days)  # older than the recent decisions in Redis
+    customer = expected[1_400]["customer_id"]
+    assert found(DecisionFilters(customer_id=customer)) == wanted(lambda d: d["customer_id"] == customer)
+    assert found(DecisionFilters(application_id="app-1499")) == ["app-1499"]
+    amount = DecisionFilters(amount_field="loan_amnt", amount_range=(2_000.0, 2_010.0))
+    assert found(amount) == wanted(lambda d: 2_000.0 <= d["loan_amnt"] <= 2_010.0)
+    assert source.find(card, declined_e, 10, 0).total == len(found(declined_e))
+
+
+def test_console_find_falls_back_to_the_recent_decisions_in_redis(ledger_settings: Settings) -> None:
+    from stream.console.card import ConsoleCard
+    from stream.console.data import RedisDataSource
+    from stream.console.find import DecisionFilters
+
+    pairs = [synthetic_decision(i) for i in range(30)]
+    store_records(ledger_settings, [record for _, record in pairs])
+    down = ledger_settings.model_copy(update={"postgres_port": 9})
+    page = RedisDataSource(down).find(ConsoleCard({"feature_set": "lending_club"}),
+                                      DecisionFilters(decisions=["decline"]))
+    assert page.searched == "recent" and page.total == 0  # nothing in decisions:recent
