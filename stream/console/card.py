@@ -207,7 +207,7 @@ class ConsoleCard:
 
     def risk_grades(self) -> list[str]:
         """The card's risk grades, safest first."""
-        return [str(band["grade"]) for band in self.card.get("risk_grades", [])]
+        return [band.grade for band in self.card.risk_grades]
 
     @property
     def amount_field(self) -> str | None:
