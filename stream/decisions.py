@@ -7,9 +7,13 @@ decisions for one application and model.
 
 Redis keys (besides the feature store's), all with ``CREDITRISK_KEY_PREFIX`` in front:
 - ``decision:<application_id>`` — JSON record: the decision plus the application, the
-  features used and what was missing or stale (for the console), TTL 90 days;
-- ``decisions:customer:<customer_id>`` — sorted set of the customer's application ids;
-- ``decisions:recent`` — sorted set of the latest application ids (trimmed).
+  features used and what was missing or stale (idempotency, the ledger's lineage and the
+  console's quick look-up), TTL 90 days;
+- ``decisions:recent`` — sorted set of the latest application ids (trimmed), one command
+  per batch.
+
+The decision ledger (PostgreSQL) is the book of record: every decision, searchable by
+customer and by any field, for as long as retention says.
 """
 
 from __future__ import annotations
@@ -152,15 +156,12 @@ class DecisionStore:
         if not records:
             return
         pipe = self.client.pipeline(transaction=False)
-        recent = f"{self.prefix}decisions:recent"
         for record in records:
-            decision = record.decision
-            decided = decision.decided_timestamp
-            pipe.set(self._key(decision.application_id), record.to_json(), ex=DECISION_TTL_S)
-            customer_key = f"{self.prefix}decisions:customer:{decision.customer_id}"
-            pipe.zadd(customer_key, {decision.application_id: decided})
-            pipe.expire(customer_key, DECISION_TTL_S)
-            pipe.zadd(recent, {decision.application_id: decided})
+            pipe.set(self._key(record.decision.application_id), record.to_json(),
+                     ex=DECISION_TTL_S)
+        recent = f"{self.prefix}decisions:recent"
+        pipe.zadd(recent, {record.decision.application_id: record.decision.decided_timestamp
+                           for record in records})
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
         await pipe.execute()
 
