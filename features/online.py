@@ -27,10 +27,15 @@ from features.store import (
     READ_CUSTOMER,
     UNAVAILABLE_ERRORS,
     FeatureStoreUnavailable,
-    as_text,
     parse_timestamp,
 )
-from features.views import VELOCITY_VIEW, VELOCITY_WINDOWS, FeatureView, feature_key
+from features.views import (
+    VELOCITY_VIEW,
+    VELOCITY_WINDOWS,
+    FeatureView,
+    checked_entity_id,
+    view_key_prefix,
+)
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,6 @@ class OnlineFeatureReader:
         self.metrics = metrics or default_metrics()
         self._script_sha: str | None = None
 
-    def _key(self, view: FeatureView, customer_id: str) -> str:
-        return feature_key(view, customer_id, self.schema_version, self.key_prefix)
-
     async def read(self, requests: Sequence[FeatureRequest], record_velocity: bool = True,
                    serving: ServingSpec | None = None) -> OnlineBatch:
         """Enrich a batch for a model's serving spec (default: the Lending Club contract).
@@ -133,17 +135,19 @@ class OnlineFeatureReader:
         if self._script_sha is None:
             self._script_sha = await self.client.script_load(READ_CUSTOMER)
         widest = max(VELOCITY_WINDOWS.values()).total_seconds()
+        windows = [window.total_seconds() for window in VELOCITY_WINDOWS.values()]
         ttl = int(VELOCITY_VIEW.ttl.total_seconds())
+        key_prefixes = [view_key_prefix(view, self.schema_version, self.key_prefix)
+                        for view in (*views, VELOCITY_VIEW)]
+        record = "1" if record_velocity else "0"
         pipe = self.client.pipeline(transaction=False)
         for request in requests:
             now = request.submitted_at.timestamp()
-            pipe.evalsha(
-                self._script_sha, len(views) + 1,
-                *(self._key(view, request.customer_id) for view in views),
-                self._key(VELOCITY_VIEW, request.customer_id),
-                "1" if record_velocity else "0", request.application_id, now,
-                now - widest - 86400, ttl,
-                *(now - window.total_seconds() for window in VELOCITY_WINDOWS.values()))
+            customer = checked_entity_id(request.customer_id)
+            pipe.evalsha(self._script_sha, len(key_prefixes),
+                         *[key_prefix + customer for key_prefix in key_prefixes],
+                         record, request.application_id, now, now - widest - 86400, ttl,
+                         *[now - window for window in windows])
         try:
             return await pipe.execute()
         except NoScriptError:  # Redis restarted and lost its script cache
@@ -168,7 +172,8 @@ class OnlineFeatureReader:
     @staticmethod
     def _assemble_view(result: OnlineFeatures, request: FeatureRequest, view: FeatureView,
                        flat_hash: list[Any]) -> None:
-        stored = {as_text(k): as_text(v) for k, v in zip(flat_hash[::2], flat_hash[1::2], strict=True)}
+        texts = [item.decode() if isinstance(item, bytes) else item for item in flat_hash]
+        stored = dict(zip(texts[::2], texts[1::2], strict=True))
         event_time = _parsed(parse_timestamp, stored.get(EVENT_TS))
         if event_time is None:
             result.age_seconds[view.name] = None

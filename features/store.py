@@ -16,6 +16,7 @@ import pandas as pd
 import redis
 import redis.asyncio
 from redis.backoff import ExponentialBackoff
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -134,12 +135,34 @@ def sync_client(settings: Settings) -> redis.Redis:
 
 
 def async_client(settings: Settings) -> redis.asyncio.Redis:
-    """The worker's client: short timeouts, two retries with backoff, then a typed error."""
+    """The worker's client: short timeouts, two retries with backoff, then a typed error;
+    commands packed in C (see :class:`_CPacking`)."""
     from redis.asyncio.retry import Retry as AsyncRetry
 
+    tls = settings.redis_url.startswith("rediss://")
     return redis.asyncio.Redis.from_url(
         settings.redis_url,
         retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        connection_class=_CPackedTLSConnection if tls else _CPackedConnection,
         **_connection_options(settings),
     )
+
+
+class _CPacking:
+    """Command packing by hiredis, as the blocking client already does: redis-py's asyncio
+    connection packs every argument in Python, a quarter of the worker's Redis time."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        packed: list[bytes] = self._packer.pack(*args)
+        return packed
+
+
+class _CPackedConnection(_CPacking, redis.asyncio.Connection):
+    pass
+
+
+class _CPackedTLSConnection(_CPacking, redis.asyncio.SSLConnection):
+    pass

@@ -11,6 +11,7 @@ Keys are explicit, versioned and readable: ``<prefix>fs:<schema_version>:<view>:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -182,9 +183,21 @@ VELOCITY_VIEW = FeatureView(
 
 def feature_key(view: FeatureView, entity_id: str, schema_version: str, prefix: str = "") -> str:
     """The Redis key of one entity's values in one view."""
-    if not entity_id or ":" in entity_id or any(c.isspace() for c in entity_id):
+    return view_key_prefix(view, schema_version, prefix) + checked_entity_id(entity_id)
+
+
+def view_key_prefix(view: FeatureView, schema_version: str, prefix: str = "") -> str:
+    """What every key of the view starts with; the entity id follows it."""
+    return f"{prefix}fs:{schema_version}:{view.name}:"
+
+
+_NOT_IN_ENTITY_IDS = re.compile(r"[:\s]")
+
+
+def checked_entity_id(entity_id: str) -> str:
+    if not entity_id or _NOT_IN_ENTITY_IDS.search(entity_id):
         raise ValueError(
             "an entity id cannot be used in a feature key: it must be non-empty, "
             "without ':' or whitespace"
         )
-    return f"{prefix}fs:{schema_version}:{view.name}:{entity_id}"
+    return entity_id

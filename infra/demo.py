@@ -16,13 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from config.settings import REPO_ROOT, Settings, get_settings
 from infra import stack
 from onnx_models.card import ModelCard
+
+if TYPE_CHECKING:
+    from stream.decisions import Decision
 
 DEMO_DATA = REPO_ROOT / "data" / "demo"
 DEMO_ROWS = 100_000
@@ -312,19 +315,19 @@ def _replay_and_summarise(settings: Settings, dataset: DemoDataset) -> None:
     typer.echo(f"   sent {summary.sent:,} applications at {DEMO_RATE:.0f}/s, {when} "
                f"(the same ids as any earlier demo run: stored decisions are reused)")
     decided, letters = _collect(decisions, dead_letters, summary.sent)
-    outcomes = Counter(decision["decision"] for decision in decided.values())
+    outcomes = Counter(decision.decision for decision in decided.values())
     counts = ", ".join(f"{k} {v:,}" for k, v in outcomes.most_common())
     typer.echo(f"   decisions: {len(decided):,} ({counts})")
     reasons = Counter(letter["error"] for letter in letters)
     typer.echo(f"   dead letters (dirty rows of the file): {len(letters):,} "
                f"({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})")
-    example = next((d for d in decided.values() if d["decision"] == "decline"), None)
+    example = next((d for d in decided.values() if d.decision == "decline"), None)
     if example:
-        typer.echo(f"   e.g. {example['application_id']}: decline, "
-                   f"PD {example['probability_of_default']:.1%}, "
-                   f"score {example['score']}, grade {example['risk_grade']}, because:")
-        for reason in example["reasons"]:
-            typer.echo(f"     {reason['code']} {reason['text']}")
+        typer.echo(f"   e.g. {example.application_id}: decline, "
+                   f"PD {example.probability_of_default:.1%}, "
+                   f"score {example.score}, grade {example.risk_grade}, because:")
+        for reason in example.reasons:
+            typer.echo(f"     {reason.code} {reason.text}")
 
 
 def _topic_tails(settings: Settings) -> tuple[Any, Any]:
@@ -345,8 +348,10 @@ def _topic_tails(settings: Settings) -> tuple[Any, Any]:
 
 
 def _collect(decisions: Any, dead_letters: Any, expected: int, idle_s: float = 20.0,
-             ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    decided: dict[str, dict[str, Any]] = {}
+             ) -> tuple[dict[str, Decision], list[dict[str, Any]]]:
+    from stream.decisions import Decision
+
+    decided: dict[str, Decision] = {}
     letters: list[dict[str, Any]] = []
     last_seen = time.monotonic()
     while len(decided) + len(letters) < expected and time.monotonic() - last_seen < idle_s:
@@ -354,11 +359,11 @@ def _collect(decisions: Any, dead_letters: Any, expected: int, idle_s: float = 2
             for records in consumer.poll(timeout_ms=300).values():
                 last_seen = time.monotonic()
                 for record in records:
-                    message = json.loads(record.value)
                     if sink is None:
-                        decided[message["application_id"]] = message
+                        decision = Decision.from_json(record.value)
+                        decided[decision.application_id] = decision
                     else:
-                        sink.append(message)
+                        sink.append(json.loads(record.value))
     decisions.close()
     dead_letters.close()
     return decided, letters

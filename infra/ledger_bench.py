@@ -4,15 +4,17 @@ own, dropped after."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from stream.decisions import Decision, DecisionRecord
 
 PURPOSES = ("debt_consolidation", "credit_card", "home_improvement", "car", "small_business",
             "medical", "wedding", "moving")
@@ -29,21 +31,21 @@ def bench_database(settings: Settings) -> Iterator[Settings]:
         yield own.model_copy(update={"key_prefix": f"bench-ledger:{own.postgres_database}:"})
 
 
-def _decision(index: int, moment: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
-    from stream.decisions import decision_id
+def _decision(index: int, moment: datetime) -> tuple[Decision, DecisionRecord]:
+    from stream.decisions import Decision, DecisionRecord, decision_id
+    from stream.reasons import Reason
 
     application_id = f"bench-{index}"
     probability = (index * 7919 % 1000) / 2000
-    decision = {
-        "application_id": application_id, "customer_id": f"c{index % 400_000}",
-        "decision_id": decision_id(application_id, "bench"),
-        "decision": ("approve", "review", "decline")[index % 3],
-        "probability_of_default": probability, "score": 700 - int(probability * 300),
-        "risk_grade": "ABCDEFG"[index % 7],
-        "reasons": [{"code": "R03", "feature": "revol_util", "text": "High utilisation of revolving credit",
-                     "impact": 0.04}],
-        "missing_features": [], "model_version": "bench", "policy_version": "bench",
-        "submitted_at": moment.isoformat(), "decided_at": moment.isoformat()}
+    decision = Decision(
+        application_id=application_id, customer_id=f"c{index % 400_000}",
+        decision_id=decision_id(application_id, "bench"),
+        decision=("approve", "review", "decline")[index % 3],
+        probability_of_default=probability, score=700 - int(probability * 300),
+        risk_grade="ABCDEFG"[index % 7],
+        reasons=(Reason("R03", "revol_util", "High utilisation of revolving credit", 0.04),),
+        model_version="bench", policy_version="bench",
+        submitted_at=moment.isoformat(), decided_at=moment.isoformat())
     application = {"loan_amnt": 5_000.0 + index % 30_000, "term": 36,
                    "purpose": PURPOSES[index % len(PURPOSES)],
                    "annual_inc": float(20_000 + (index * 104_729) % 180_000), "emp_length": 5.0,
@@ -52,9 +54,8 @@ def _decision(index: int, moment: datetime) -> tuple[dict[str, Any], dict[str, A
                 "total_acc": 20, "pub_rec": 0, "revol_bal": 8000.5, "monthly_debt": 950.0,
                 "earliest_cr_line": "2004-05-01", "applications_24h": 1, "applications_7d": 1,
                 **application}
-    record = {"decision": decision, "application": application, "features": features,
-              "stale_features": [], "velocity": {"applications_24h": 1, "applications_7d": 1},
-              "feature_age_seconds": {"bureau": 86_400.0}}
+    record = DecisionRecord(decision, application, features, [],
+                            {"applications_24h": 1, "applications_7d": 1}, {"bureau": 86_400.0})
     return decision, record
 
 
@@ -71,11 +72,11 @@ def bench_write_throughput(settings: Settings, echo: Callable[[str], None], rows
     now = datetime.now(UTC)
     pairs = [_decision(i, now) for i in range(rows)]
     pipe = client.pipeline(transaction=False)
-    for _, record in pairs:
-        pipe.set(decision_key(settings.key_prefix, record["decision"]["application_id"]),
-                 json.dumps(record), ex=3600)
+    for decision, record in pairs:
+        pipe.set(decision_key(settings.key_prefix, decision.application_id), record.to_json(),
+                 ex=3600)
     pipe.execute()
-    messages = [LedgerMessage(settings.topic_decisions, 0, i, json.dumps(d).encode())
+    messages = [LedgerMessage(settings.topic_decisions, 0, i, d.to_json())
                 for i, (d, _) in enumerate(pairs)]
     writer = LedgerWriter(settings, lambda _s: "unknown", LedgerMetrics(), client)
     try:
@@ -88,7 +89,7 @@ def bench_write_throughput(settings: Settings, echo: Callable[[str], None], rows
         redelivered = time.perf_counter() - again
     finally:
         writer.close()
-        keys = [decision_key(settings.key_prefix, d["application_id"]) for d, _ in pairs]
+        keys = [decision_key(settings.key_prefix, d.application_id) for d, _ in pairs]
         for first in range(0, len(keys), 10_000):
             client.delete(*keys[first:first + 10_000])
         client.close()

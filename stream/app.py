@@ -249,7 +249,7 @@ def _add_views(app: faust.App, state: ServiceState) -> None:
                                   "detail": f"scoring failed: {type(error).__name__}"}, status=503)
             if isinstance(result, Rejection):  # the contract's codes, or processing_error
                 return self.json({"error": result.error, "detail": result.detail}, status=422)
-            return self.json(result)
+            return self.bytes(result.to_json(), content_type="application/json")
 
 
 async def _health(app: faust.App, state: ServiceState) -> dict[str, dict[str, Any]]:

@@ -7,22 +7,28 @@ decisions for one application and model.
 
 Redis keys (besides the feature store's), all with ``CREDITRISK_KEY_PREFIX`` in front:
 - ``decision:<application_id>`` — JSON record: the decision plus the application, the
-  features used and what was missing or stale (for the console), TTL 90 days;
-- ``decisions:customer:<customer_id>`` — sorted set of the customer's application ids;
-- ``decisions:recent`` — sorted set of the latest application ids (trimmed).
+  features used and what was missing or stale (idempotency, the ledger's lineage and the
+  console's quick look-up), TTL 90 days;
+- ``decisions:recent`` — sorted set of the latest application ids (trimmed), one command
+  per batch.
+
+The decision ledger (PostgreSQL) is the book of record: every decision, searchable by
+customer and by any field, for as long as retention says.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from features.normalize import utc_timestamp
+from stream.reasons import Reason
 
 DECISION_NAMESPACE = uuid.UUID("6f1c2a4e-8d3b-5e7f-9a10-c2d4e6f8a0b1")
 DECISION_TTL_S = 90 * 86400
@@ -35,11 +41,79 @@ def decision_id(application_id: str, model_version: str) -> str:
 
 
 
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """The published decision (DESIGN.md contract): built once by the worker, encoded once,
+    and parsed and checked once by whoever reads it (:meth:`from_json`)."""
+
+    application_id: str
+    customer_id: str
+    decision_id: str
+    decision: Literal["approve", "review", "decline"]
+    probability_of_default: float
+    score: int
+    risk_grade: str
+    reasons: tuple[Reason, ...] = ()
+    missing_features: tuple[str, ...] = ()
+    model_version: str
+    policy_version: str
+    # ISO-8601 UTC text as the worker writes it ('2026-11-22T14:03:07.123Z').
+    submitted_at: str
+    decided_at: str
+
+    def __post_init__(self) -> None:
+        for name in ("submitted_at", "decided_at"):
+            try:
+                moment = datetime.fromisoformat(getattr(self, name))
+            except ValueError:
+                raise ValueError(f"{name} is not an ISO-8601 time") from None
+            if moment.tzinfo is None:
+                raise ValueError(f"{name} has no time zone")
+
+    @property
+    def decided_timestamp(self) -> float:
+        return datetime.fromisoformat(self.decided_at).timestamp()
+
+    @property
+    def submitted_timestamp(self) -> float:
+        return datetime.fromisoformat(self.submitted_at).timestamp()
+
+    def to_json(self) -> bytes:
+        return _ENCODER.encode(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, for a page or an HTTP answer."""
+        value: dict[str, Any] = msgspec.json.decode(self.to_json())
+        return value
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Decision:
+        """The decision in a message; :class:`DecisionError` says which field is wrong."""
+        try:
+            return _DECODER.decode(raw)
+        except msgspec.DecodeError as error:
+            raise DecisionError(str(error)) from None
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Decision:
+        try:
+            return msgspec.convert(value, cls)
+        except msgspec.ValidationError as error:
+            raise DecisionError(str(error)) from None
+
+
+class DecisionError(ValueError):
+    """A message on the decisions topic (or a stored record) that is not a decision."""
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(Decision)
+
+
 @dataclass(frozen=True)
 class DecisionRecord:
     """What is stored per application: the published decision and its context."""
 
-    decision: dict[str, Any]
+    decision: Decision
     application: dict[str, Any]
     features: dict[str, Any]
     stale_features: list[str]
@@ -47,12 +121,12 @@ class DecisionRecord:
     # Age of each feature view's values when the application was scored (None: absent).
     feature_age_seconds: dict[str, float | None] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return json.dumps({"decision": self.decision, "application": self.application,
-                           "features": _json_safe(self.features),
-                           "stale_features": self.stale_features, "velocity": self.velocity,
-                           "feature_age_seconds": self.feature_age_seconds},
-                          separators=(",", ":"))
+    def to_json(self) -> bytes:
+        return _ENCODER.encode({"decision": self.decision, "application": self.application,
+                                "features": _json_safe(self.features),
+                                "stale_features": self.stale_features,
+                                "velocity": self.velocity,
+                                "feature_age_seconds": self.feature_age_seconds})
 
 
 class DecisionStore:
@@ -66,15 +140,15 @@ class DecisionStore:
         return decision_key(self.prefix, application_id)
 
     async def existing(self, application_ids: Sequence[str], model_version: str,
-                       ) -> dict[str, dict[str, Any]]:
+                       ) -> dict[str, Decision]:
         """Decisions already made for these applications by this model version."""
         if not application_ids:
             return {}
         stored = await self.client.mget([self._key(app_id) for app_id in application_ids])
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, Decision] = {}
         for app_id, raw in zip(application_ids, stored, strict=True):
             decision = _stored_decision(raw)
-            if decision is not None and decision.get("model_version") == model_version:
+            if decision is not None and decision.model_version == model_version:
                 found[app_id] = decision
         return found
 
@@ -82,19 +156,16 @@ class DecisionStore:
         if not records:
             return
         pipe = self.client.pipeline(transaction=False)
-        recent = f"{self.prefix}decisions:recent"
         for record in records:
-            decision = record.decision
-            decided = datetime.fromisoformat(decision["decided_at"]).timestamp()
-            pipe.set(self._key(decision["application_id"]), record.to_json(), ex=DECISION_TTL_S)
-            customer_key = f"{self.prefix}decisions:customer:{decision['customer_id']}"
-            pipe.zadd(customer_key, {decision["application_id"]: decided})
-            pipe.expire(customer_key, DECISION_TTL_S)
-            pipe.zadd(recent, {decision["application_id"]: decided})
+            pipe.set(self._key(record.decision.application_id), record.to_json(),
+                     ex=DECISION_TTL_S)
+        recent = f"{self.prefix}decisions:recent"
+        pipe.zadd(recent, {record.decision.application_id: record.decision.decided_timestamp
+                           for record in records})
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
         await pipe.execute()
 
-    def records(self, application_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+    def records(self, application_ids: Sequence[str]) -> list[DecisionRecord | None]:
         """The stored records of these applications in one round trip (a synchronous client);
         None where absent or unreadable. The ledger writer reads lineage this way."""
         if not application_ids:
@@ -102,35 +173,37 @@ class DecisionStore:
         raws = self.client.mget([self._key(app_id) for app_id in application_ids])
         return [_stored_record(raw) for raw in raws]
 
-    async def get(self, application_id: str) -> dict[str, Any] | None:
-        raw = await self.client.get(self._key(application_id))
-        return json.loads(raw) if raw is not None else None
-
 
 def decision_key(prefix: str, application_id: str) -> str:
     return f"{prefix}decision:{application_id}"
 
 
-def _stored_record(raw: bytes | str | None) -> dict[str, Any] | None:
+def _stored_record(raw: bytes | str | None) -> DecisionRecord | None:
     if raw is None:
         return None
     try:
-        record = json.loads(raw)
-    except ValueError:
+        return _RECORD_DECODER.decode(raw)
+    except msgspec.DecodeError:
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("decision"), dict) else None
 
 
-def _stored_decision(raw: bytes | str | None) -> dict[str, Any] | None:
+class _StoredDecision(msgspec.Struct):
+    decision: Decision
+
+
+_RECORD_DECODER = msgspec.json.Decoder(DecisionRecord)
+_DECISION_DECODER = msgspec.json.Decoder(_StoredDecision)
+
+
+def _stored_decision(raw: bytes | str | None) -> Decision | None:
     """The decision of a stored record; None when absent or unreadable (the application is
     then decided again and the record rewritten, rather than the batch failing)."""
     if raw is None:
         return None
     try:
-        decision = json.loads(raw)["decision"]
-    except (ValueError, KeyError, TypeError):
+        return _DECISION_DECODER.decode(raw).decision
+    except msgspec.DecodeError:
         return None
-    return decision if isinstance(decision, dict) and "submitted_at" in decision else None
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:

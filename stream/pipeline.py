@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -25,7 +25,7 @@ from config.settings import Settings
 from features.normalize import utc_timestamp
 from features.online import FeatureRequest, OnlineFeatureReader, OnlineFeatures
 from onnx_models.card import ModelCard
-from stream.decisions import DecisionRecord, DecisionStore, decision_id
+from stream.decisions import Decision, DecisionRecord, DecisionStore, decision_id
 from stream.event_schema import EventSchema
 from stream.failures import (
     PROCESSING_ERROR,
@@ -58,7 +58,7 @@ class IncomingEvent:
 
 @dataclass
 class BatchOutcome:
-    decisions: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     replayed: int = 0
 
@@ -167,7 +167,7 @@ class ScoringPipeline:
         return letters
 
     async def _decide_and_publish(self, accepted: Sequence[_Accepted], model: Any,
-                                  ) -> tuple[list[dict[str, Any]], list[Rejected], int]:
+                                  ) -> tuple[list[Decision], list[Rejected], int]:
         """Decide every application (or reuse its stored decision) and deliver the decisions;
         the events that failed a step come back to be dead-lettered."""
         if not accepted:
@@ -178,7 +178,7 @@ class ScoringPipeline:
             [app for app_id, app in unique.items() if app_id not in stored], model)
         decided = {**stored, **new}
 
-        published: list[dict[str, Any]] = []
+        published: list[Decision] = []
         failed: list[Rejected] = []
         for item in accepted:
             app_id = item.application.application_id
@@ -188,30 +188,28 @@ class ScoringPipeline:
             else:
                 published.append(decided[app_id])
         deliveries = [await self.publish(self.settings.topic_decisions,
-                                          decision["application_id"].encode(),
-                                          json.dumps(decision).encode())
+                                          decision.application_id.encode(), decision.to_json())
                       for decision in published]
         await asyncio.gather(*deliveries)
         replayed = len(published) - len(new)
         self._count_published(published, replayed)
         return published, failed, replayed
 
-    def _count_published(self, published: Sequence[dict[str, Any]], replayed: int) -> None:
+    def _count_published(self, published: Sequence[Decision], replayed: int) -> None:
         self.metrics.replayed_decisions.inc(replayed)
         now = time.time()
         for decision in published:
-            self.metrics.decisions.labels(decision=decision["decision"],
-                                          model_version=decision["model_version"]).inc()
-            submitted = datetime.fromisoformat(decision["submitted_at"]).timestamp()
-            self.metrics.end_to_end_latency.observe(max(now - submitted, 0.0))
+            self.metrics.decisions.labels(decision=decision.decision,
+                                          model_version=decision.model_version).inc()
+            self.metrics.end_to_end_latency.observe(max(now - decision.submitted_timestamp, 0.0))
 
     async def _decide(self, applications: list[ValidApplication], model: Any,
-                      ) -> tuple[dict[str, dict[str, Any]], dict[str, ProcessingError]]:
+                      ) -> tuple[dict[str, Decision], dict[str, ProcessingError]]:
         """New decisions by application id, stored in Redis; and the applications that failed."""
         scored, failures = await self._score(applications, model, record_velocity=True)
         decided_at = utc_timestamp(datetime.now(UTC))
 
-        async def build(positions: Sequence[int]) -> list[tuple[dict[str, Any], DecisionRecord]]:
+        async def build(positions: Sequence[int]) -> list[tuple[Decision, DecisionRecord]]:
             built = []
             for position in positions:
                 app, item = applications[position], scored[position]
@@ -305,7 +303,7 @@ class ScoringPipeline:
                         step)
 
     # -- one application over HTTP (same steps, nothing published or stored) ----------------
-    async def score_one(self, payload: bytes) -> dict[str, Any] | Rejection:
+    async def score_one(self, payload: bytes) -> Decision | Rejection:
         model = self.models.current
         result = validate_application(payload, model.event_schema)
         if isinstance(result, Rejection):
@@ -367,23 +365,23 @@ def _input_that_breaks(model: Any, row: np.ndarray, incomplete: bool) -> str | N
 
 
 def build_decision(app: ValidApplication, verdict: Any, model: Any,
-                   missing_features: list[str], decided_at: str) -> dict[str, Any]:
+                   missing_features: list[str], decided_at: str) -> Decision:
     """The published decision (DESIGN.md shape)."""
-    return {
-        "application_id": app.application_id,
-        "customer_id": app.customer_id,
-        "decision_id": decision_id(app.application_id, model.version),
-        "decision": verdict.decision,
-        "probability_of_default": round(float(verdict.probability_of_default), 6),
-        "score": int(verdict.score),
-        "risk_grade": str(verdict.risk_grade),
-        "reasons": [asdict(reason) for reason in verdict.reasons],
-        "missing_features": missing_features,
-        "model_version": model.version,
-        "policy_version": model.policy_version,
-        "submitted_at": utc_timestamp(app.submitted_at),
-        "decided_at": decided_at,
-    }
+    return Decision(
+        application_id=app.application_id,
+        customer_id=app.customer_id,
+        decision_id=decision_id(app.application_id, model.version),
+        decision=verdict.decision,
+        probability_of_default=round(float(verdict.probability_of_default), 6),
+        score=int(verdict.score),
+        risk_grade=str(verdict.risk_grade),
+        reasons=tuple(verdict.reasons),
+        missing_features=tuple(missing_features),
+        model_version=model.version,
+        policy_version=model.policy_version,
+        submitted_at=utc_timestamp(app.submitted_at),
+        decided_at=decided_at,
+    )
 
 
 def _feature_request(app: ValidApplication) -> FeatureRequest:

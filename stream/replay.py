@@ -35,6 +35,7 @@ from features.normalize import (
 )
 from features.serving import EventField, ServingSpec, SourceColumns
 from onnx_models.card import ModelCard
+from stream.decisions import Decision, DecisionError
 
 SubmittedAt = Literal["now", "original"]
 
@@ -337,18 +338,15 @@ def replay_outcomes(data: Path, bootstrap: str, topic: str, count: int, start: i
 
 # ---------------------------------------------------------------- decisions
 
-def decision_line(decision: Mapping[str, Any]) -> str:
+def decision_line(decision: Decision) -> str:
     """One compact line: id, decision, PD, score, grade, first reason, model version."""
-    reasons = decision.get("reasons") or []
-    first = reasons[0] if reasons and isinstance(reasons[0], Mapping) else {}
-    reason = f"{first.get('code', '')} {first.get('text', '')}".strip() or "-"
+    reasons = decision.reasons
+    reason = f"{reasons[0].code} {reasons[0].text}" if reasons else "-"
     if len(reasons) > 1:
         reason += f" (+{len(reasons) - 1})"
-    probability = decision.get("probability_of_default")
-    shown_pd = f"{probability:.3f}" if isinstance(probability, (int, float)) else "?"
-    return (f"{decision.get('application_id', '?')}  {decision.get('decision', '?')!s:<7}  "
-            f"PD {shown_pd}  score {decision.get('score', '?')}  grade {decision.get('risk_grade', '?')}"
-            f"  {reason}  model {decision.get('model_version', '?')}")
+    return (f"{decision.application_id}  {decision.decision:<7}  "
+            f"PD {decision.probability_of_default:.3f}  score {decision.score}  "
+            f"grade {decision.risk_grade}  {reason}  model {decision.model_version}")
 
 
 def tail_decisions(bootstrap: str, topic: str, echo: Callable[[str], None],
@@ -376,10 +374,8 @@ def tail_decisions(bootstrap: str, topic: str, echo: Callable[[str], None],
 
 def _message_line(message: Any, as_json: bool) -> str:
     try:
-        decision = json.loads(message.value)
-    except (TypeError, ValueError):
-        decision = None
-    if not isinstance(decision, dict):
-        return (f"[partition {message.partition} offset {message.offset}: not a JSON decision, "
-                f"{len(message.value or b'')} bytes]")
-    return json.dumps(decision, ensure_ascii=False) if as_json else decision_line(decision)
+        decision = Decision.from_json(message.value or b"")
+    except DecisionError as error:
+        return (f"[partition {message.partition} offset {message.offset}: not a decision "
+                f"({error}), {len(message.value or b'')} bytes]")
+    return message.value.decode("utf-8") if as_json else decision_line(decision)

@@ -18,15 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import generate_latest
 
 from config.settings import Settings
-from stream.decisions import DecisionStore
+from stream.decisions import Decision, DecisionError, DecisionRecord, DecisionStore
 from stream.ledger.backtest import run_backtest
 from stream.ledger.metrics import LedgerMetrics
 from stream.ledger.store import as_json, insert_decisions, parse_as_of, upsert_outcomes
@@ -34,9 +33,6 @@ from stream.ledger.store import as_json, insert_decisions, parse_as_of, upsert_o
 log = logging.getLogger(__name__)
 
 ClassifyOutcome = Callable[[str], str]  # loan status → bad / good / open / unknown
-REQUIRED_DECISION_FIELDS = ("decision_id", "application_id", "customer_id", "decision",
-                            "probability_of_default", "score", "risk_grade", "model_version",
-                            "policy_version", "submitted_at", "decided_at")
 
 
 @dataclass(frozen=True)
@@ -56,40 +52,31 @@ class BatchReport:
     lineage_missing: int = 0
 
 
-def parse_decision(value: bytes | None) -> dict[str, Any] | None:
-    """The decision in a message, or None when it is not one (contract fields checked)."""
+def parse_decision(value: bytes | None) -> Decision | None:
+    """The decision in a message, or None when it is not one (the contract is checked)."""
     try:
-        decision = json.loads(value or b"")
-    except ValueError:
+        return Decision.from_json(value or b"")
+    except DecisionError:
         return None
-    if not isinstance(decision, dict) or any(decision.get(f) is None for f in REQUIRED_DECISION_FIELDS):
-        return None
-    try:
-        datetime.fromisoformat(decision["submitted_at"])
-        datetime.fromisoformat(decision["decided_at"])
-        float(decision["probability_of_default"])
-        int(decision["score"])
-    except (TypeError, ValueError):
-        return None
-    return decision
 
 
-def decision_row(decision: dict[str, Any], record: dict[str, Any] | None,
+def decision_row(decision: Decision, record: DecisionRecord | None,
                  message: LedgerMessage) -> tuple[Any, ...]:
     """One ledger row: the decision, and its lineage when the worker's record matches it."""
-    if record is not None and record["decision"].get("decision_id") != decision["decision_id"]:
+    if record is not None and record.decision.decision_id != decision.decision_id:
         record = None  # the record in Redis is of another model version's decision
-    application = record.get("application") if record else None
+    reasons = [asdict(reason) for reason in decision.reasons]
     return (
-        decision["decision_id"], decision["application_id"], decision["customer_id"],
-        decision["decision"], float(decision["probability_of_default"]), int(decision["score"]),
-        str(decision["risk_grade"]), as_json(decision.get("reasons", [])),
-        as_json(decision.get("missing_features", [])), decision["model_version"],
-        decision["policy_version"], decision["submitted_at"], decision["decided_at"],
-        as_json(application), as_json(record.get("features")) if record else None,
-        as_json(record.get("feature_age_seconds")) if record else None,
-        as_json(record.get("stale_features")) if record else None,
-        as_json(record.get("velocity")) if record else None,
+        decision.decision_id, decision.application_id, decision.customer_id,
+        decision.decision, decision.probability_of_default, decision.score,
+        decision.risk_grade, as_json(reasons), as_json(list(decision.missing_features)),
+        decision.model_version, decision.policy_version, decision.submitted_at,
+        decision.decided_at,
+        as_json(record.application) if record else None,
+        as_json(record.features) if record else None,
+        as_json(record.feature_age_seconds) if record else None,
+        as_json(record.stale_features) if record else None,
+        as_json(record.velocity) if record else None,
         record is not None,
         message.topic, message.partition, message.offset,
     )
@@ -139,7 +126,7 @@ class LedgerWriter:
         """Write one batch in one transaction; raises on an outage (nothing is then written)."""
         started = time.perf_counter()
         report = BatchReport()
-        decisions: list[tuple[LedgerMessage, dict[str, Any]]] = []
+        decisions: list[tuple[LedgerMessage, Decision]] = []
         outcomes = []
         for message in messages:
             if message.topic == self.settings.topic_outcomes:
@@ -154,7 +141,7 @@ class LedgerWriter:
                 self._unreadable("decision", message, report)
             else:
                 decisions.append((message, decision))
-        records = self.records.records([d["application_id"] for _m, d in decisions])
+        records = self.records.records([d.application_id for _m, d in decisions])
         rows = [decision_row(decision, record, message)
                 for (message, decision), record in zip(decisions, records, strict=True)]
         report.lineage_missing = sum(not row[18] for row in rows)

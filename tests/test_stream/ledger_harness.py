@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
@@ -10,9 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker_harness import WorkerProcess
+
+if TYPE_CHECKING:
+    from stream.decisions import Decision, DecisionRecord
 
 from config.settings import Settings
 
@@ -63,34 +65,34 @@ def wait_for_rows(settings: Settings, expected: int, timeout_s: float,
 
 
 def synthetic_decision(index: int, decided_at: datetime | None = None,
-                       model_version: str = "m-test") -> tuple[dict[str, Any], dict[str, Any]]:
-    """A contract decision and the worker's Redis record for it."""
-    from stream.decisions import decision_id
+                       model_version: str = "m-test", application_id: str | None = None,
+                       **application: Any) -> tuple[Decision, DecisionRecord]:
+    """A contract decision and the worker's Redis record for it (``application`` fields
+    replace the record's defaults)."""
+    from stream.decisions import Decision, DecisionRecord, decision_id
+    from stream.reasons import Reason
 
     moment = decided_at or datetime.now(UTC)
-    application_id = f"app-{index}"
+    application_id = application_id or f"app-{index}"
     probability = round(0.02 + (index % 97) / 200, 6)
-    decision = {
-        "application_id": application_id, "customer_id": f"cust-{index % 5000}",
-        "decision_id": decision_id(application_id, model_version),
-        "decision": ("approve", "review", "decline")[index % 3],
-        "probability_of_default": probability, "score": 700 - int(probability * 300),
-        "risk_grade": "ABCDEFG"[index % 7],
-        "reasons": [{"code": "R03", "feature": "revol_util", "text": "High utilisation",
-                     "impact": 0.04}],
-        "missing_features": [], "model_version": model_version, "policy_version": "p-test",
-        "submitted_at": (moment - timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
-        "decided_at": moment.isoformat().replace("+00:00", "Z"),
-    }
-    record = {"decision": decision,
-              "application": {"loan_amnt": 1000.0 + index, "purpose": "car", "annual_inc": 50_000.0,
-                              "term": 36},
-              "features": {"revol_util": 55.0, "delinq_2yrs": 0}, "stale_features": [],
-              "velocity": {"applications_24h": 1}, "feature_age_seconds": {"bureau": 86_400.0}}
+    decision = Decision(
+        application_id=application_id, customer_id=f"cust-{index % 5000}",
+        decision_id=decision_id(application_id, model_version),
+        decision=("approve", "review", "decline")[index % 3],  # type: ignore[arg-type]
+        probability_of_default=probability, score=700 - int(probability * 300),
+        risk_grade="ABCDEFG"[index % 7],
+        reasons=(Reason("R03", "revol_util", "High utilisation", 0.04),),
+        model_version=model_version, policy_version="p-test",
+        submitted_at=(moment - timedelta(seconds=1)).isoformat().replace("+00:00", "Z"),
+        decided_at=moment.isoformat().replace("+00:00", "Z"))
+    fields = {"loan_amnt": 1000.0 + index, "purpose": "car", "annual_inc": 50_000.0, "term": 36,
+              **application}
+    record = DecisionRecord(decision, fields, {"revol_util": 55.0, "delinq_2yrs": 0}, [],
+                            {"applications_24h": 1}, {"bureau": 86_400.0})
     return decision, record
 
 
-def store_records(settings: Settings, records: list[dict[str, Any]]) -> None:
+def store_records(settings: Settings, records: list[DecisionRecord]) -> None:
     from features.store import sync_client
     from stream.decisions import decision_key
 
@@ -98,8 +100,8 @@ def store_records(settings: Settings, records: list[dict[str, Any]]) -> None:
     try:
         pipe = client.pipeline(transaction=False)
         for record in records:
-            pipe.set(decision_key(settings.key_prefix, record["decision"]["application_id"]),
-                     json.dumps(record), ex=3600)
+            pipe.set(decision_key(settings.key_prefix, record.decision.application_id),
+                     record.to_json(), ex=3600)
         pipe.execute()
     finally:
         client.close()

@@ -42,9 +42,9 @@ def test_every_ledger_dashboard_panel_shows_data_from_a_real_ledger_writer(
     store_records(namespace.settings, [record for _, record in pairs])
     outcomes = []
     for index, (decision, _) in enumerate(pairs):
-        bad = (index * 7919 % 1000) / 1000 < decision["probability_of_default"]
-        outcomes.append((decision["application_id"].encode(), json.dumps(
-            {"application_id": decision["application_id"], "as_of": "2026-01-01",
+        bad = (index * 7919 % 1000) / 1000 < decision.probability_of_default
+        outcomes.append((decision.application_id.encode(), json.dumps(
+            {"application_id": decision.application_id, "as_of": "2026-01-01",
              "loan_status": "Charged Off" if bad else "Fully Paid"}).encode()))
     target_dir = Prometheus(live_stack).targets_dir / "ledger"
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def test_every_ledger_dashboard_panel_shows_data_from_a_real_ledger_writer(
             _wait_until_scraped(live_stack.prometheus_port, instance)
             bootstrap = namespace.settings.kafka_bootstrap
             produce(bootstrap, namespace.topic_decisions,
-                    [(d["application_id"].encode(), json.dumps(d).encode()) for d, _ in pairs], 300)
+                    [(d.application_id.encode(), d.to_json()) for d, _ in pairs], 300)
             produce(bootstrap, namespace.topic_outcomes, outcomes)
             wait_for_rows(settings, len(outcomes), 60, "SELECT count(*) FROM loan_outcomes")
             time.sleep(3 * SCRAPE_INTERVAL_S)  # a back-test refresh and two scrapes after it

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ledger_harness import (
@@ -21,6 +21,8 @@ from ledger_harness import (
 from worker_harness import metric_sum, produce
 
 from config.settings import Settings
+from onnx_models.card import ModelCard
+from stream.decisions import Decision
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +33,8 @@ def ledger_settings(namespace) -> Settings:
         yield settings
 
 
-def _keyed(decisions: list[dict]) -> list[tuple[bytes, bytes]]:
-    return [(d["application_id"].encode(), json.dumps(d).encode()) for d in decisions]
+def _keyed(decisions: list[Decision]) -> list[tuple[bytes, bytes]]:
+    return [(d.application_id.encode(), d.to_json()) for d in decisions]
 
 
 @pytest.mark.slow
@@ -99,8 +101,7 @@ def test_retention_removes_decisions_older_than_the_period_and_nothing_younger(
     # 25 months before 2026-06-15 12:00 is 2024-05-15 12:00, 761 days: one day either side
     rows = []
     for index, (name, decided) in enumerate(ages.items()):
-        decision, _record = synthetic_decision(index, decided_at=decided)
-        decision["application_id"] = name
+        decision, _record = synthetic_decision(index, decided_at=decided, application_id=name)
         rows.append(decision_row(decision, None, LedgerMessage("t", 0, index, None)))
     with psycopg.connect(ledger_settings.postgres_conninfo()) as connection:
         with connection.transaction():
@@ -150,14 +151,15 @@ def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger
 
     rows = []
     for index in range(1_200):  # more than the few hundred recent records Redis lists
-        decision, record = synthetic_decision(index)
-        record["application"]["annual_inc"] = 40_000.0 if index % 2 else 90_000.0
-        record["application"]["purpose"] = "car" if index % 3 else "wedding"
+        decision, record = synthetic_decision(
+            index, annual_inc=40_000.0 if index % 2 else 90_000.0,
+            purpose="car" if index % 3 else "wedding")
         rows.append(decision_row(decision, record, LedgerMessage("t", 0, index, None)))
     with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
         insert_decisions(connection, rows)
     source = RedisDataSource(ledger_settings)
-    card = ConsoleCard({"feature_set": "lending_club"})  # grouped by purpose and income band
+    contract: dict[str, Any] = {"feature_set": "lending_club", "features": (), "serving": None}
+    card = ConsoleCard(ModelCard.model_construct(**contract))  # purpose and income band
     similar = source.similar(card, SimilarGroup({"purpose": "car"}, "annual_inc", (30_000.0, 50_000.0)),
                              exclude_application="app-1").records
     expected = {f"app-{i}" for i in range(1_200) if i % 2 and i % 3 and i != 1}

@@ -18,7 +18,7 @@ from config.settings import Settings
 from features.online import FeatureRequest, OnlineBatch, OnlineFeatures
 from features.serving import LENDING_CLUB_SERVING, ServingSpec
 from features.store import FeatureStoreUnavailable
-from stream.decisions import DecisionRecord
+from stream.decisions import Decision, DecisionRecord
 from stream.event_schema import EventSchema
 from stream.failures import ModelRuntimeBroken
 from stream.metrics import WorkerMetrics
@@ -136,18 +136,18 @@ class FakeStore:
         self.saves = 0
 
     async def existing(self, application_ids: Sequence[str], model_version: str,
-                       ) -> dict[str, dict[str, Any]]:
+                       ) -> dict[str, Decision]:
         return {app_id: self.records[app_id].decision for app_id in application_ids
                 if app_id in self.records
-                and self.records[app_id].decision["model_version"] == model_version}
+                and self.records[app_id].decision.model_version == model_version}
 
     async def save(self, records: Sequence[DecisionRecord]) -> None:
         self.saves += 1
         for record in records:
-            if record.decision["application_id"] in self.unsaveable:
+            if record.decision.application_id in self.unsaveable:
                 raise TypeError("Object of type bytes is not JSON serializable")
         for record in records:
-            self.records[record.decision["application_id"]] = record
+            self.records[record.decision.application_id] = record
 
 
 class FakeKafka:
@@ -319,7 +319,7 @@ def test_an_event_the_encoder_cannot_read_is_dead_lettered_and_the_rest_decided(
     harness.model.encoder = _EncoderFailingOn("bad-customer-income")
     harness.reader.bureau["c9"] = {"annual_inc": "bad-customer-income"}
     outcome = harness.process([event("a1"), event("a9", "c9", offset=2), event("a3", offset=3)])
-    assert [d["application_id"] for d in outcome.decisions] == ["a1", "a3"]
+    assert [d.application_id for d in outcome.decisions] == ["a1", "a3"]
     (letter,) = harness.kafka.dead_letters
     assert letter["error"] == "processing_error"
     assert "encode" in letter["detail"] and "'annual_inc'" in letter["detail"]
@@ -344,7 +344,7 @@ def test_an_event_the_model_cannot_score_is_dead_lettered_naming_the_input() -> 
     harness = Harness(model=FakeModel(fail_on_amount=12345.0))
     outcome = harness.process([event("a1"), event("poison", offset=1, loan_amnt=12345),
                                event("a2", offset=2)])
-    assert [d["application_id"] for d in outcome.decisions] == ["a1", "a2"]
+    assert [d.application_id for d in outcome.decisions] == ["a1", "a2"]
     (letter,) = harness.kafka.dead_letters
     assert "score" in letter["detail"] and "'loan_amnt'" in letter["detail"]
     assert "12345" not in letter["detail"]
@@ -354,7 +354,7 @@ def test_a_customer_whose_stored_features_break_the_read_is_dead_lettered_alone(
     reader = FakeReader({"c1": {"delinq_2yrs": 0.0}}, broken_customers=["c-wrongtype"])
     harness = Harness(reader=reader)
     outcome = harness.process([event("a1"), event("a2", "c-wrongtype", offset=1)])
-    assert [d["application_id"] for d in outcome.decisions] == ["a1"]
+    assert [d.application_id for d in outcome.decisions] == ["a1"]
     (letter,) = harness.kafka.dead_letters
     assert letter["error"] == "processing_error" and "enrich" in letter["detail"]
     assert harness.sleeps == []  # a data error is not an outage: no retry loop
@@ -363,7 +363,7 @@ def test_a_customer_whose_stored_features_break_the_read_is_dead_lettered_alone(
 def test_a_decision_record_that_cannot_be_stored_dead_letters_its_event_only() -> None:
     harness = Harness(store=FakeStore(unsaveable=["a2"]))
     outcome = harness.process([event("a1"), event("a2", offset=1), event("a3", offset=2)])
-    assert [d["application_id"] for d in outcome.decisions] == ["a1", "a3"]
+    assert [d.application_id for d in outcome.decisions] == ["a1", "a3"]
     (letter,) = harness.kafka.dead_letters
     assert "store" in letter["detail"]
     assert set(harness.store.records) == {"a1", "a3"}
@@ -380,7 +380,7 @@ def test_every_copy_of_a_failing_duplicate_gets_its_own_dead_letter() -> None:
 def test_missing_bureau_data_is_listed_and_never_approved() -> None:
     harness = Harness()
     (decision,) = harness.process([event("a1", "unknown-customer")]).decisions
-    assert decision["decision"] == "review" and decision["missing_features"] == ["delinq_2yrs"]
+    assert decision.decision == "review" and decision.missing_features == ("delinq_2yrs",)
 
 
 # ---- a broken model runtime stops the worker -------------------------------------------------
@@ -406,18 +406,23 @@ def test_score_one_reports_a_processing_error_as_a_rejection() -> None:
     result = asyncio.run(harness.pipeline.score_one(event("x", loan_amnt=999).value or b""))
     assert getattr(result, "error", None) == "processing_error"
     good = asyncio.run(harness.pipeline.score_one(event("y").value or b""))
-    assert isinstance(good, dict) and good["decision"] == "approve"
+    assert isinstance(good, Decision) and good.decision == "approve"
     assert harness.store.records == {} and harness.kafka.messages == []
 
 
 def test_an_unreadable_stored_decision_record_means_decide_again_not_a_crash() -> None:
     from stream.decisions import DecisionStore
 
-    good = {"application_id": "a2", "model_version": "v1", "submitted_at": "2026-11-20T10:00:00Z"}
+    good = Decision(application_id="a2", customer_id="c2", decision_id="d2", decision="approve",
+                    probability_of_default=0.01, score=700, risk_grade="A", model_version="v1",
+                    policy_version="p1", submitted_at="2026-11-20T10:00:00Z",
+                    decided_at="2026-11-20T10:00:01Z")
+    incomplete = {"application_id": "a3", "model_version": "v1"}
 
     class Client:
         async def mget(self, _keys: list[str]) -> list[bytes | None]:
-            return [b"{not json", json.dumps({"decision": good}).encode(), b'{"decision": 3}', None]
+            return [b"{not json", b'{"decision":' + good.to_json() + b"}",
+                    json.dumps({"decision": incomplete}).encode(), None]
 
     found = asyncio.run(DecisionStore(Client()).existing(["a1", "a2", "a3", "a4"], "v1"))
     assert found == {"a2": good}

@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from features.serving import LENDING_CLUB_COLUMNS, LENDING_CLUB_SERVING
 from stream import replay
+from stream.decisions import Decision
+from stream.reasons import Reason
 from stream.replay import EventLayout, decision_line, encode_event, tail_decisions
 from stream.replay_cli import decisions_app, produce_command
 
@@ -144,11 +146,13 @@ def test_file_without_lending_club_columns_is_explained(tmp_path: Path) -> None:
 
 
 def test_decision_line_is_compact() -> None:
-    line = decision_line({"application_id": "77", "decision": "decline",
-                          "probability_of_default": 0.2512, "score": 541, "risk_grade": "F",
-                          "reasons": [{"code": "R03", "text": "High utilisation of revolving credit"},
-                                      {"code": "R01", "text": "Large loan amount"}],
-                          "model_version": "v9", "customer_id": "c"})
+    line = decision_line(Decision(
+        application_id="77", customer_id="c", decision_id="d77", decision="decline",
+        probability_of_default=0.2512, score=541, risk_grade="F",
+        reasons=(Reason("R03", "revol_util", "High utilisation of revolving credit", 0.3),
+                 Reason("R01", "loan_amnt", "Large loan amount", 0.1)),
+        model_version="v9", policy_version="p", submitted_at="2026-11-20T10:00:00Z",
+        decided_at="2026-11-20T10:00:01Z"))
     assert line.split() == ["77", "decline", "PD", "0.251", "score", "541", "grade", "F", "R03",
                             "High", "utilisation", "of", "revolving", "credit", "(+1)", "model", "v9"]
 
