@@ -32,6 +32,7 @@ from onnx_models.card import CardFeature, ModelCard
 from stream.console.card import CompareFeature, ConsoleCard, FormField, SimilarGroup
 from stream.console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_ledger, find_in_records
 
+CUSTOMER_LIMIT = 200
 RECENT_LIMIT = 500
 # Below this many similar customers a distribution says more about chance than the group.
 MIN_GROUP_SIZE = 10
@@ -157,13 +158,28 @@ class RedisDataSource:
         return [json.loads(item) for item in raw if item is not None]
 
     def record(self, application_id: str) -> dict[str, Any] | None:
+        """The worker's record in Redis (90 days), else the application's latest decision in
+        the ledger (kept as long as retention says)."""
         raw = self._redis(lambda: self.client.get(f"{self.prefix}decision:{application_id}"))
-        return json.loads(raw) if raw is not None else None
+        if raw is not None:
+            return dict(json.loads(raw))
+        try:
+            return self._ledger(lambda connection: record_from_ledger(connection, application_id))
+        except ConsoleUnavailable:
+            return None
 
     def customer_application_ids(self, customer_id: str) -> list[str]:
-        ids = self._redis(lambda: self.client.zrevrange(
-            f"{self.prefix}decisions:customer:{customer_id}", 0, -1))
-        return [as_text(item) for item in ids]
+        """The customer's applications, newest first, from the ledger (every decision kept);
+        among the recent decisions in Redis when the ledger does not answer."""
+        try:
+            rows = self._ledger(lambda connection: connection.execute(
+                "SELECT application_id FROM decisions WHERE customer_id = %s "
+                "ORDER BY decided_at DESC LIMIT %s", (customer_id, CUSTOMER_LIMIT)).fetchall())
+        except ConsoleUnavailable:
+            return [str(record["decision"]["application_id"])
+                    for record in self.recent_records(RECENT_LIMIT)
+                    if record.get("decision", {}).get("customer_id") == customer_id]
+        return [str(application_id) for (application_id,) in rows]
 
     # -- worker -----------------------------------------------------------------------
     def score(self, event: dict[str, Any]) -> ScoreOutcome:
@@ -413,6 +429,32 @@ def similar_records(records: list[dict[str, Any]], card: ConsoleCard, group: Sim
     return [record for record in records
             if record.get("decision", {}).get("application_id") != exclude_application
             and group.holds(record.get("application") or {}, card.band_of)]
+
+
+LEDGER_RECORD_SQL = (
+    "SELECT decision_id, application_id, customer_id, decision, probability_of_default, score, "
+    "risk_grade, reasons, missing_features, model_version, policy_version, submitted_at, "
+    "decided_at, application, features, stale_features, velocity, feature_age_seconds "
+    "FROM decisions WHERE application_id = %s ORDER BY decided_at DESC LIMIT 1")
+
+
+def record_from_ledger(connection: Any, application_id: str) -> dict[str, Any] | None:
+    """A decision row of the ledger in the shape of the worker's record."""
+    row = connection.execute(LEDGER_RECORD_SQL, (application_id,)).fetchone()
+    if row is None:
+        return None
+    (decision_id, app_id, customer_id, outcome, probability, score, grade, reasons, missing,
+     model_version, policy_version, submitted_at, decided_at, application, features, stale,
+     velocity, ages) = row
+    decision = {"decision_id": str(decision_id), "application_id": app_id,
+                "customer_id": customer_id, "decision": outcome,
+                "probability_of_default": probability, "score": score, "risk_grade": grade,
+                "reasons": reasons, "missing_features": missing, "model_version": model_version,
+                "policy_version": policy_version, "submitted_at": utc_timestamp(submitted_at),
+                "decided_at": utc_timestamp(decided_at)}
+    return {"decision": decision, "application": application or {}, "features": features or {},
+            "stale_features": stale or [], "velocity": velocity or {},
+            "feature_age_seconds": ages or {}}
 
 
 def similar_from_ledger(connection: Any, group: SimilarGroup, exclude_application: str | None,

@@ -78,7 +78,7 @@ def render_lookup(source: DataSource) -> None:
     customer_id, application_ids = matches
     if not application_ids:
         st.warning(f"No decision found for application or customer “{customer_id}”. Check the "
-                   "ID; decisions are kept for 90 days.")
+                   "ID.")
         return
     st.success(f"Customer {customer_id} has {len(application_ids)} decision(s).")
     chosen = st.selectbox("Applications of this customer (newest first)", application_ids,

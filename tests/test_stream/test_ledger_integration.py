@@ -7,9 +7,9 @@ import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cards import model_card  # tests/cards.py
 from ledger_harness import (
     LedgerProcess,
     ledger_count,
@@ -21,7 +21,6 @@ from ledger_harness import (
 from worker_harness import metric_sum, produce
 
 from config.settings import Settings
-from onnx_models.card import ModelCard
 from stream.decisions import Decision
 
 pytestmark = pytest.mark.integration
@@ -158,8 +157,7 @@ def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger
     with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
         insert_decisions(connection, rows)
     source = RedisDataSource(ledger_settings)
-    contract: dict[str, Any] = {"feature_set": "lending_club", "features": (), "serving": None}
-    card = ConsoleCard(ModelCard.model_construct(**contract))  # purpose and income band
+    card = ConsoleCard(model_card(feature_set="lending_club"))  # purpose and income band
     similar = source.similar(card, SimilarGroup({"purpose": "car"}, "annual_inc", (30_000.0, 50_000.0)),
                              exclude_application="app-1").records
     expected = {f"app-{i}" for i in range(1_200) if i % 2 and i % 3 and i != 1}
@@ -182,15 +180,16 @@ def test_console_find_filters_every_decision_in_the_ledger_newest_first(ledger_s
     expected: list[dict] = []
     rows = []
     for index in range(1_500):  # three times the recent decisions Redis lists
-        decision, record = synthetic_decision(index, decided_at=now - timedelta(hours=index),
-                                              model_version="m-old" if index >= 1_200 else "m-test")
-        record["application"]["purpose"] = ("car", "wedding", "medical")[index % 3 if index % 5 else 1]
+        decision, record = synthetic_decision(
+            index, decided_at=now - timedelta(hours=index),
+            model_version="m-old" if index >= 1_200 else "m-test",
+            purpose=("car", "wedding", "medical")[index % 3 if index % 5 else 1])
         rows.append(decision_row(decision, record, LedgerMessage("t", 0, index, None)))
-        expected.append({**decision, **record["application"]})
+        expected.append({**decision.to_dict(), **record.application})
     with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
         insert_decisions(connection, rows)
     source = RedisDataSource(ledger_settings)
-    card = ConsoleCard({"feature_set": "lending_club"})
+    card = ConsoleCard(model_card(feature_set="lending_club"))
 
     def found(filters: DecisionFilters, limit: int = 5_000, offset: int = 0) -> list[str]:
         page = source.find(card, filters, limit, offset)
@@ -231,6 +230,33 @@ def test_console_find_falls_back_to_the_recent_decisions_in_redis(ledger_setting
     pairs = [synthetic_decision(i) for i in range(30)]
     store_records(ledger_settings, [record for _, record in pairs])
     down = ledger_settings.model_copy(update={"postgres_port": 9})
-    page = RedisDataSource(down).find(ConsoleCard({"feature_set": "lending_club"}),
+    page = RedisDataSource(down).find(ConsoleCard(model_card(feature_set="lending_club")),
                                       DecisionFilters(decisions=["decline"]))
     assert page.searched == "recent" and page.total == 0  # nothing in decisions:recent
+
+
+def test_console_finds_a_customer_and_an_old_decision_in_the_ledger(ledger_settings: Settings) -> None:
+    """Redis keeps decisions 90 days; the ledger keeps them for the retention period: the
+    console reads a customer's applications and a decision gone from Redis from the ledger."""
+    import psycopg
+
+    from stream.console.data import RedisDataSource
+    from stream.ledger.store import insert_decisions
+    from stream.ledger.writer import LedgerMessage, decision_row
+
+    now = datetime.now(UTC)
+    pairs = [synthetic_decision(index, decided_at=now - timedelta(days=400 - index))
+             for index in (5_000 * k + 7 for k in range(3))]  # one customer: cust-7
+    with psycopg.connect(ledger_settings.postgres_conninfo()) as connection, connection.transaction():
+        insert_decisions(connection, [decision_row(decision, record, LedgerMessage("t", 0, i, None))
+                                      for i, (decision, record) in enumerate(pairs)])
+    source = RedisDataSource(ledger_settings)
+    assert source.customer_application_ids("cust-7") == ["app-10007", "app-5007", "app-7"]
+    assert source.customer_application_ids("cust-8") == []
+    old = source.record("app-7")  # 400 days old: not in Redis
+    assert old is not None
+    assert old["decision"]["decision_id"] == pairs[0][0].decision_id
+    assert old["decision"]["score"] == pairs[0][0].score
+    assert old["application"]["purpose"] == "car" and old["features"]["revol_util"] == 55.0
+    assert old["decision"]["reasons"][0]["code"] == "R03"
+    assert source.record("never-decided") is None
