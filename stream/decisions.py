@@ -34,6 +34,8 @@ DECISION_NAMESPACE = uuid.UUID("6f1c2a4e-8d3b-5e7f-9a10-c2d4e6f8a0b1")
 DECISION_TTL_S = 90 * 86400
 RECENT_KEEP = 50_000
 
+DecisionOutcome = Literal["approve", "review", "decline"]
+
 
 def decision_id(application_id: str, model_version: str) -> str:
     """Stable id: a UUIDv5 of the application and the model version that decided it."""
@@ -48,7 +50,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     application_id: str
     customer_id: str
     decision_id: str
-    decision: Literal["approve", "review", "decline"]
+    decision: DecisionOutcome
     probability_of_default: float
     score: int
     risk_grade: str
@@ -128,6 +130,22 @@ class DecisionRecord:
                                 "velocity": self.velocity,
                                 "feature_age_seconds": self.feature_age_seconds})
 
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> DecisionRecord:
+        """A stored record, parsed and checked once; :class:`DecisionError` says what is wrong."""
+        try:
+            return _RECORD_DECODER.decode(raw)
+        except msgspec.DecodeError as error:
+            raise DecisionError(str(error)) from None
+
+    @classmethod
+    def from_dict(cls, value: Any) -> DecisionRecord:
+        """A record from already-decoded values (a ledger row), checked like :meth:`from_json`."""
+        try:
+            return msgspec.convert(value, cls)
+        except msgspec.ValidationError as error:
+            raise DecisionError(str(error)) from None
+
 
 class DecisionStore:
     """Decision records in Redis; one pipelined round trip per batch for each direction."""
@@ -182,8 +200,8 @@ def _stored_record(raw: bytes | str | None) -> DecisionRecord | None:
     if raw is None:
         return None
     try:
-        return _RECORD_DECODER.decode(raw)
-    except msgspec.DecodeError:
+        return DecisionRecord.from_json(raw)
+    except DecisionError:
         return None
 
 

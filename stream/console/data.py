@@ -11,14 +11,16 @@ down and what to do; the views show it, never a stack trace.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,16 @@ from features.store import as_text
 from onnx_models.card import CardFeature, ModelCard
 from stream.console.card import CompareFeature, ConsoleCard, FormField, SimilarGroup
 from stream.console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_ledger, find_in_records
+from stream.console.records import (
+    Parsed,
+    SimilarCustomer,
+    UnreadableRecord,
+    parse_each,
+    unreadable_record_text,
+)
+from stream.decisions import Decision, DecisionError, DecisionRecord
+
+log = logging.getLogger("creditrisk.console")
 
 CUSTOMER_LIMIT = 200
 RECENT_LIMIT = 500
@@ -54,18 +66,19 @@ class ConsoleUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class SimilarCustomers:
-    """The similar group's decision records and the sentence saying where they come from."""
+    """The similar group's decisions and the sentence saying where they come from."""
 
-    records: list[dict[str, Any]]
+    records: list[SimilarCustomer]
     definition: str
+    unreadable: int = 0  # stored records that did not parse, left out of the group
 
 
 @dataclass(frozen=True)
 class ScoreOutcome:
     """What the worker said about a typed-in application."""
 
-    kind: str                    # "decided" | "rejected" | "unavailable"
-    decision: dict[str, Any] | None = None
+    kind: Literal["decided", "rejected", "unavailable"]
+    decision: Decision | None = None  # when decided
     detail: str = ""
 
 
@@ -76,11 +89,13 @@ class DataSource(Protocol):
 
     def model_dir(self, version: str) -> Path | None: ...
 
-    def recent_records(self, limit: int = RECENT_LIMIT) -> list[dict[str, Any]]: ...
+    def recent_records(self, limit: int = RECENT_LIMIT) -> Parsed[DecisionRecord]: ...
 
-    def record(self, application_id: str) -> dict[str, Any] | None: ...
+    def record(self, application_id: str) -> DecisionRecord | None:
+        """None when never decided; :class:`UnreadableRecord` when stored but unreadable."""
+        ...
 
-    def customer_application_ids(self, customer_id: str) -> list[str]: ...
+    def customer_application_ids(self, customer_id: str) -> Parsed[str]: ...
 
     def score(self, event: dict[str, Any]) -> ScoreOutcome: ...
 
@@ -145,30 +160,44 @@ class RedisDataSource:
                 "cannot be read. Start the stack with `creditrisk stack up` (or check "
                 "CREDITRISK_REDIS_URL), then reload this page.") from None
 
-    def recent_records(self, limit: int = RECENT_LIMIT) -> list[dict[str, Any]]:
+    def recent_records(self, limit: int = RECENT_LIMIT) -> Parsed[DecisionRecord]:
         ids = self._redis(lambda: self.client.zrevrange(f"{self.prefix}decisions:recent",
                                                         0, limit - 1))
         return self._records([as_text(item) for item in ids])
 
-    def _records(self, application_ids: list[str]) -> list[dict[str, Any]]:
+    def _records(self, application_ids: list[str]) -> Parsed[DecisionRecord]:
         if not application_ids:
-            return []
+            return Parsed()
         keys = [f"{self.prefix}decision:{app_id}" for app_id in application_ids]
         raw = self._redis(lambda: self.client.mget(keys))
-        return [json.loads(item) for item in raw if item is not None]
+        return parse_each((item for item in raw if item is not None), DecisionRecord.from_json,
+                          "Redis")
 
-    def record(self, application_id: str) -> dict[str, Any] | None:
+    def record(self, application_id: str) -> DecisionRecord | None:
         """The worker's record in Redis (90 days), else the application's latest decision in
-        the ledger (kept as long as retention says)."""
+        the ledger (kept as long as retention says); :class:`UnreadableRecord` when it is
+        stored but neither copy parses."""
         raw = self._redis(lambda: self.client.get(f"{self.prefix}decision:{application_id}"))
+        problem: DecisionError | None = None
         if raw is not None:
-            return dict(json.loads(raw))
+            try:
+                return DecisionRecord.from_json(raw)
+            except DecisionError as error:  # the ledger keeps the same decision
+                log.warning("unreadable decision record of %s in Redis: %s", application_id, error)
+                problem = error
+        found: DecisionRecord | None = None
         try:
-            return self._ledger(lambda connection: record_from_ledger(connection, application_id))
+            found = self._ledger(lambda connection: record_from_ledger(connection, application_id))
         except ConsoleUnavailable:
-            return None
+            pass
+        except DecisionError as error:
+            log.warning("unreadable decision of %s in the ledger: %s", application_id, error)
+            problem = error
+        if found is None and problem is not None:
+            raise UnreadableRecord(unreadable_record_text(application_id, problem))
+        return found
 
-    def customer_application_ids(self, customer_id: str) -> list[str]:
+    def customer_application_ids(self, customer_id: str) -> Parsed[str]:
         """The customer's applications, newest first, from the ledger (every decision kept);
         among the recent decisions in Redis when the ledger does not answer."""
         try:
@@ -176,10 +205,10 @@ class RedisDataSource:
                 "SELECT application_id FROM decisions WHERE customer_id = %s "
                 "ORDER BY decided_at DESC LIMIT %s", (customer_id, CUSTOMER_LIMIT)).fetchall())
         except ConsoleUnavailable:
-            return [str(record["decision"]["application_id"])
-                    for record in self.recent_records(RECENT_LIMIT)
-                    if record.get("decision", {}).get("customer_id") == customer_id]
-        return [str(application_id) for (application_id,) in rows]
+            recent = self.recent_records(RECENT_LIMIT)
+            return Parsed([record.decision.application_id for record in recent.items
+                           if record.decision.customer_id == customer_id], recent.unreadable)
+        return Parsed([str(application_id) for (application_id,) in rows])
 
     # -- worker -----------------------------------------------------------------------
     def score(self, event: dict[str, Any]) -> ScoreOutcome:
@@ -209,15 +238,16 @@ class RedisDataSource:
             return SimilarCustomers([], SIMILAR_GROUP_DEFINITION.format(
                 definition=definition, count=f"{SIMILAR_LIMIT:,}"))
         try:
-            rows = self._ledger(lambda connection: similar_from_ledger(
+            found = self._ledger(lambda connection: similar_from_ledger(
                 connection, group, exclude_application, SIMILAR_LIMIT))
         except ConsoleUnavailable:
             recent = self.recent_records(RECENT_LIMIT)
             return SimilarCustomers(
-                similar_records(recent, card, group, exclude_application),
-                SIMILAR_FALLBACK_DEFINITION.format(definition=definition, count=len(recent)))
-        return SimilarCustomers(rows, SIMILAR_GROUP_DEFINITION.format(
-            definition=definition, count=f"{SIMILAR_LIMIT:,}"))
+                similar_records(recent.items, card, group, exclude_application),
+                SIMILAR_FALLBACK_DEFINITION.format(definition=definition, count=len(recent.items)),
+                recent.unreadable)
+        return SimilarCustomers(found.items, SIMILAR_GROUP_DEFINITION.format(
+            definition=definition, count=f"{SIMILAR_LIMIT:,}"), found.unreadable)
 
     def find(self, card: ConsoleCard, filters: DecisionFilters, limit: int = PAGE_SIZE,
              offset: int = 0) -> DecisionPage:
@@ -253,7 +283,12 @@ def post_score(base_url: str, event: dict[str, Any]) -> ScoreOutcome:
                                      method="POST")
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
-            return ScoreOutcome("decided", decision=json.loads(response.read()))
+            return ScoreOutcome("decided", decision=Decision.from_json(response.read()))
+    except DecisionError as error:
+        return ScoreOutcome("unavailable", detail=(
+            f"The scoring service at {base_url} answered with something that is not a decision "
+            f"({error}). Check that the worker and the console run the same release, then "
+            "submit again."))
     except urllib.error.HTTPError as error:
         body = _json_or_empty(error.read())
         if error.code == 422:
@@ -358,9 +393,8 @@ class Factor:
         return math.exp(self.impact)
 
 
-def risk_raising_factors(decision: dict[str, Any]) -> list[Factor]:
-    return [Factor(str(reason["text"]), float(reason["impact"]))
-            for reason in decision.get("reasons", [])]
+def risk_raising_factors(decision: Decision) -> list[Factor]:
+    return [Factor(reason.text, reason.impact) for reason in decision.reasons]
 
 
 def model_inputs(card: ModelCard, features_records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -423,12 +457,12 @@ def _lowering_text(feature: CardFeature, reason_text: str, value: float,
 
 # ---- comparison -----------------------------------------------------------------------
 
-def similar_records(records: list[dict[str, Any]], card: ConsoleCard, group: SimilarGroup,
-                    exclude_application: str | None = None) -> list[dict[str, Any]]:
+def similar_records(records: Sequence[DecisionRecord], card: ConsoleCard, group: SimilarGroup,
+                    exclude_application: str | None = None) -> list[SimilarCustomer]:
     """Records in the group (the on-screen definition), as the ledger query selects them."""
-    return [record for record in records
-            if record.get("decision", {}).get("application_id") != exclude_application
-            and group.holds(record.get("application") or {}, card.band_of)]
+    return [SimilarCustomer.from_record(record) for record in records
+            if record.decision.application_id != exclude_application
+            and group.holds(record.application, card.band_of)]
 
 
 LEDGER_RECORD_SQL = (
@@ -438,8 +472,9 @@ LEDGER_RECORD_SQL = (
     "FROM decisions WHERE application_id = %s ORDER BY decided_at DESC LIMIT 1")
 
 
-def record_from_ledger(connection: Any, application_id: str) -> dict[str, Any] | None:
-    """A decision row of the ledger in the shape of the worker's record."""
+def record_from_ledger(connection: Any, application_id: str) -> DecisionRecord | None:
+    """The application's latest decision row in the ledger as the worker's record (parsed
+    and checked once); :class:`DecisionError` when the row is not a decision."""
     row = connection.execute(LEDGER_RECORD_SQL, (application_id,)).fetchone()
     if row is None:
         return None
@@ -452,16 +487,20 @@ def record_from_ledger(connection: Any, application_id: str) -> dict[str, Any] |
                 "reasons": reasons, "missing_features": missing, "model_version": model_version,
                 "policy_version": policy_version, "submitted_at": utc_timestamp(submitted_at),
                 "decided_at": utc_timestamp(decided_at)}
-    return {"decision": decision, "application": application or {}, "features": features or {},
-            "stale_features": stale or [], "velocity": velocity or {},
-            "feature_age_seconds": ages or {}}
+    return DecisionRecord.from_dict({
+        "decision": decision, "application": application or {}, "features": features or {},
+        "stale_features": stale or [], "velocity": velocity or {},
+        "feature_age_seconds": ages or {}})
+
+
+_SIMILAR_COLUMNS = ("application", "features", "application_id", "decision", "risk_grade")
 
 
 def similar_from_ledger(connection: Any, group: SimilarGroup, exclude_application: str | None,
-                        limit: int) -> list[dict[str, Any]]:
+                        limit: int) -> Parsed[SimilarCustomer]:
     """The group's decisions in the ledger, newest first: the grouping values by JSONB
     containment on the stored application (GIN index), the band by its numeric value."""
-    sql = ("SELECT application, features, application_id, decision, risk_grade FROM decisions "
+    sql = (f"SELECT {', '.join(_SIMILAR_COLUMNS)} FROM decisions "
            "WHERE application @> %s::jsonb AND application_id <> %s AND lineage_complete")
     parameters: list[Any] = [json.dumps(dict(group.values)), exclude_application or ""]
     if group.band_field is not None and group.band is not None:
@@ -473,9 +512,8 @@ def similar_from_ledger(connection: Any, group: SimilarGroup, exclude_applicatio
                        high if high is not None else float("inf")]
     sql += " ORDER BY decided_at DESC LIMIT %s"
     rows = connection.execute(sql, (*parameters, limit)).fetchall()
-    return [{"application": application, "features": features,
-             "decision": {"application_id": app_id, "decision": decision, "risk_grade": grade}}
-            for application, features, app_id, decision, grade in rows]
+    return parse_each((dict(zip(_SIMILAR_COLUMNS, row, strict=True)) for row in rows),
+                      SimilarCustomer.from_row, "the ledger")
 
 
 def reference_quantiles(card: ModelCard, feature: CompareFeature,

@@ -11,6 +11,7 @@ as query parameters, never as SQL text.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from stream.console.card import ConsoleCard
+from stream.console.records import ListedDecision, Parsed, parse_each
+from stream.decisions import DecisionRecord
 
 PAGE_SIZE = 50
 FIXED_COLUMNS = ["application_id", "customer_id", "decided_at", "decision", "risk_grade",
@@ -53,11 +56,12 @@ class DecisionFilters:
 class DecisionPage:
     """One page of the decisions that match, newest first, and how many match in all."""
 
-    records: list[dict[str, Any]]   # decision-record shaped: {"decision": ..., "application": ...}
+    records: list[ListedDecision]
     total: int
     offset: int
     searched: Literal["ledger", "recent"]
     searched_count: int | None = None  # the recent decisions searched (when not the ledger)
+    unreadable: int = 0  # stored records that did not parse, left out of the page
 
 
 # ---- the ledger ---------------------------------------------------------------------------
@@ -126,15 +130,9 @@ def find_in_ledger(connection: Any, filters: DecisionFilters, limit: int = PAGE_
         row = connection.execute(count_sql, count_parameters).fetchone()
         total = int(row[0]) if row else 0
         rows = connection.execute(page_sql, page_parameters).fetchall() if total > offset else []
-    return DecisionPage([_record(dict(zip(_PAGE_COLUMNS, values, strict=True))) for values in rows],
-                        total, offset, "ledger")
-
-
-def _record(row: dict[str, Any]) -> dict[str, Any]:
-    decided_at = row["decided_at"]
-    decision = {name: row[name] for name in _PAGE_COLUMNS if name != "application"}
-    decision["decided_at"] = decided_at.isoformat() if isinstance(decided_at, datetime) else decided_at
-    return {"decision": decision, "application": row["application"] or {}}
+    listed = parse_each((dict(zip(_PAGE_COLUMNS, values, strict=True)) for values in rows),
+                        ListedDecision.from_row, "the ledger")
+    return DecisionPage(listed.items, total, offset, "ledger", unreadable=listed.unreadable)
 
 
 def _day_start(day: date) -> datetime:
@@ -143,34 +141,33 @@ def _day_start(day: date) -> datetime:
 
 # ---- the recent decisions in Redis (when the ledger does not answer) -------------------------
 
-def find_in_records(records: list[dict[str, Any]], card: ConsoleCard, filters: DecisionFilters,
+def find_in_records(records: Parsed[DecisionRecord], card: ConsoleCard, filters: DecisionFilters,
                     limit: int = PAGE_SIZE, offset: int = 0) -> DecisionPage:
     """The same filters over decision records held in memory (newest first as given)."""
-    table = decisions_table(records, card)
+    listed = [ListedDecision.from_record(record) for record in records.items]
+    table = decisions_table(listed, card)
     kept = filter_decisions(table, filters).index
-    return DecisionPage([records[position] for position in kept[offset:offset + limit]],
-                        len(kept), offset, "recent", len(records))
+    return DecisionPage([listed[position] for position in kept[offset:offset + limit]],
+                        len(kept), offset, "recent", len(records.items), records.unreadable)
 
 
-def decisions_table(records: list[dict[str, Any]], card: ConsoleCard) -> pd.DataFrame:
-    """One row per decision record, in the order given, with the card's amount field and
+def decisions_table(records: Sequence[ListedDecision], card: ConsoleCard) -> pd.DataFrame:
+    """One row per decision, in the order given, with the card's amount field and
     categorical event fields (see :meth:`ConsoleCard.find_columns`)."""
     extra = ([card.amount_field] if card.amount_field else []) + card.find_columns()
     rows = []
     for record in records:
-        decision, application = record.get("decision", {}), record.get("application") or {}
         row = {
-            "application_id": decision.get("application_id"),
-            "customer_id": decision.get("customer_id"),
-            "decided_at": pd.to_datetime(decision.get("decided_at"), utc=True),
-            "decision": decision.get("decision"),
-            "risk_grade": decision.get("risk_grade"),
-            "score": decision.get("score"),
-            "probability_of_default_pct": round(100 * float(
-                decision.get("probability_of_default", float("nan"))), 1),
-            "model_version": decision.get("model_version"),
+            "application_id": record.application_id,
+            "customer_id": record.customer_id,
+            "decided_at": pd.to_datetime(record.decided_at, utc=True),
+            "decision": record.decision,
+            "risk_grade": record.risk_grade,
+            "score": record.score,
+            "probability_of_default_pct": round(100 * record.probability_of_default, 1),
+            "model_version": record.model_version,
         }
-        rows.append(row | {name: application.get(name) for name in extra})
+        rows.append(row | {name: record.application.get(name) for name in extra})
     table = pd.DataFrame(rows, columns=FIXED_COLUMNS + extra)
     table["decided_at"] = pd.to_datetime(table["decided_at"], utc=True)
     if card.amount_field:

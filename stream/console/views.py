@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,8 @@ from stream.console.data import (
     score_meaning,
 )
 from stream.console.find import PAGE_SIZE, DecisionFilters, decisions_table
+from stream.console.records import Parsed, UnreadableRecord, unreadable_notice
+from stream.decisions import Decision, DecisionRecord
 
 VIEWS = ("Find", "Decision", "Profile", "Compare", "New application", "Model performance")
 DECISION_TEXT_COLOURS = {"approve": "green", "review": "orange", "decline": "red"}
@@ -69,13 +72,16 @@ def render_lookup(source: DataSource) -> None:
         wanted = st.text_input("Application ID or customer ID", key="lookup_id").strip()
         submitted = st.form_submit_button("Look up")
     if submitted and wanted:
-        if source.record(wanted) is not None:
+        if _is_decided(source, wanted):
             go_to("Decision", wanted)
         st.session_state["customer_matches"] = (wanted, source.customer_application_ids(wanted))
-    matches = st.session_state.get("customer_matches")
+    matches: tuple[str, Parsed[str]] | None = st.session_state.get("customer_matches")
     if not matches:
         return
-    customer_id, application_ids = matches
+    customer_id, found = matches
+    if found.unreadable:
+        st.warning(unreadable_notice(found.unreadable))
+    application_ids = found.items
     if not application_ids:
         st.warning(f"No decision found for application or customer “{customer_id}”. Check the "
                    "ID.")
@@ -85,6 +91,13 @@ def render_lookup(source: DataSource) -> None:
                           key="customer_application")
     if st.button("Open this application", key="open_customer_application"):
         go_to("Decision", chosen)
+
+
+def _is_decided(source: DataSource, application_id: str) -> bool:
+    try:
+        return source.record(application_id) is not None
+    except UnreadableRecord:
+        return True  # stored but unreadable: the Decision view says so
 
 
 def render_search(source: DataSource) -> None:
@@ -100,6 +113,8 @@ def render_search(source: DataSource) -> None:
         page = source.find(card, filters, PAGE_SIZE, (pages - 1) * PAGE_SIZE)
     if page.searched == "recent":
         st.warning(FIND_FALLBACK.format(count=page.searched_count or 0))
+    if page.unreadable:
+        st.warning(unreadable_notice(page.unreadable))
     if page.total == 0:
         if filters.is_empty:
             st.info("No decisions yet. They appear here as soon as the scoring worker decides "
@@ -172,12 +187,16 @@ def _whole(value: float | None) -> int | None:
 
 # ---- Decision --------------------------------------------------------------------------
 
-def selected_record(source: DataSource) -> dict[str, Any] | None:
+def selected_record(source: DataSource) -> DecisionRecord | None:
     application_id = st.session_state.get("application_id")
     if not application_id:
         st.info("No application selected. Look one up in **Find** first.")
         return None
-    record = source.record(application_id)
+    try:
+        record = source.record(application_id)
+    except UnreadableRecord as error:
+        st.warning(str(error))
+        return None
     if record is None:
         st.warning(f"No decision found for application “{application_id}”. It may be older "
                    "than 90 days or not decided yet; look it up again in **Find**.")
@@ -188,30 +207,30 @@ def render_decision(source: DataSource) -> None:
     record = selected_record(source)
     if record is None:
         return
-    decision = record["decision"]
+    decision = record.decision
     card = source.model_card()
     render_verdict(decision, card)
     st.subheader("Why")
     lowering = _lowering_factors(source, card, record)
     render_factors(decision, lowering)
-    st.caption(f"Model {decision.get('model_version')} · policy {decision.get('policy_version')}"
-               f" · submitted {decision.get('submitted_at')} · decided "
-               f"{decision.get('decided_at')} · decision ID {decision.get('decision_id')}")
+    st.caption(f"Model {decision.model_version} · policy {decision.policy_version}"
+               f" · submitted {decision.submitted_at} · decided "
+               f"{decision.decided_at} · decision ID {decision.decision_id}")
 
 
-def render_verdict(decision: dict[str, Any], card: ModelCard) -> None:
-    outcome = str(decision["decision"])
+def render_verdict(decision: Decision, card: ModelCard) -> None:
+    outcome = decision.decision
     colour = DECISION_TEXT_COLOURS.get(outcome, "gray")
-    st.header(f"Application {decision['application_id']}")
+    st.header(f"Application {decision.application_id}")
     st.markdown(f"### Decision: :{colour}[**{CREDIT_WORDS.get(outcome, outcome)}**]")
-    probability = float(decision["probability_of_default"])
+    probability = decision.probability_of_default
     columns = st.columns(3)
     columns[0].metric("Probability of default", f"{100 * probability:.1f} %")
-    columns[1].metric("Score", f"{decision['score']} points")
-    columns[2].metric("Risk grade", str(decision["risk_grade"]))
+    columns[1].metric("Score", f"{decision.score} points")
+    columns[2].metric("Risk grade", decision.risk_grade)
     st.markdown(f"About **{round(100 * probability)} in 100** borrowers like this one are "
                 "expected not to repay.")
-    score = int(decision["score"])
+    score = decision.score
     bands, axis_range = decision_bands(card, score)
     st.plotly_chart(charts.score_gauge(score, outcome, bands, axis_range), key="score_gauge")
     st.write(score_meaning(score, card.score_scale))
@@ -219,18 +238,18 @@ def render_verdict(decision: dict[str, Any], card: ModelCard) -> None:
 
 
 def _lowering_factors(source: DataSource, card: ModelCard,
-                      record: dict[str, Any]) -> list[Any]:
-    version = record["decision"].get("model_version")
+                      record: DecisionRecord) -> list[Any]:
+    version = record.decision.model_version
     model_card = card if card.version == version else None
     if model_card is None:
         return []  # another version decided: its own contributions are not at hand
     try:
-        return risk_lowering_factors(model_card, source.model_dir(version), record["features"])
+        return risk_lowering_factors(model_card, source.model_dir(version), record.features)
     except Exception:  # noqa: BLE001 - an extra explanation must never hide the decision
         return []
 
 
-def render_factors(decision: dict[str, Any], lowering: list[Any]) -> None:
+def render_factors(decision: Decision, lowering: list[Any]) -> None:
     raising = risk_raising_factors(decision)
     if raising:
         st.markdown("**What pushed the risk up** (most important first):")
@@ -243,7 +262,7 @@ def render_factors(decision: dict[str, Any], lowering: list[Any]) -> None:
     shown = [factor for factor in raising if factor.impact != 0] + lowering
     if shown:
         st.plotly_chart(charts.factor_bars([f for f in raising if f.impact != 0], lowering),
-                        key=f"factors-{decision['application_id']}")
+                        key=f"factors-{decision.application_id}")
         st.caption("A bar's length is the factor's effect on the odds of default (hover for "
                    "'multiplied the odds by ...'). Missing bureau data is listed first and "
                    "has no bar: it sends the application to review.")
@@ -256,13 +275,13 @@ def render_profile(source: DataSource) -> None:
     if record is None:
         return
     card = ConsoleCard(source.model_card())
-    decision = record["decision"]
-    missing = set(decision.get("missing_features", []))
-    stale = set(record.get("stale_features", []))
-    st.header(f"Customer {decision['customer_id']} — application {decision['application_id']}")
+    decision = record.decision
+    missing = set(decision.missing_features)
+    stale = set(record.stale_features)
+    st.header(f"Customer {decision.customer_id} — application {decision.application_id}")
     for section in card.profile_sections():
         st.subheader(section.title)
-        values = record.get(section.record_part) or {}
+        values = _record_part(record, section.record_part)
         if not section.marks_missing:
             st.table(pd.DataFrame([{"Field": row.label, "Value": _shown(values.get(row.name))}
                                    for row in section.rows]))
@@ -276,6 +295,15 @@ def render_profile(source: DataSource) -> None:
                                 "Status": _status(row.name, values.get(row.name), row.nullable,
                                                   missing, stale)}
                                for row in section.rows]))
+
+
+def _record_part(record: DecisionRecord,
+                 part: Literal["application", "features", "velocity"]) -> Mapping[str, Any]:
+    if part == "application":
+        return record.application
+    if part == "features":
+        return record.features
+    return record.velocity
 
 
 def _shown(value: Any) -> str:
@@ -305,21 +333,23 @@ def render_compare(source: DataSource) -> None:
     if record is None:
         return
     card = ConsoleCard(source.model_card())
-    application = record.get("application") or {}
+    application = record.application
     group = card.similar_group(application)
-    application_id = record["decision"]["application_id"]
+    application_id = record.decision.application_id
     similar = source.similar(card, group, application_id)
     st.header(f"Compare application {application_id}")
     st.info(f"{similar.definition} Here: {card.group_text(group)} — {len(similar.records)} "
             f"customers." + card.group_training_text(group))
-    customer = model_inputs(card.card, [record.get("features", {})]).iloc[0]
-    group_inputs = model_inputs(card.card, [item.get("features") or {} for item in similar.records]) \
+    if similar.unreadable:
+        st.warning(unreadable_notice(similar.unreadable))
+    customer = model_inputs(card.card, [record.features]).iloc[0]
+    group_inputs = model_inputs(card.card, [item.features for item in similar.records]) \
         if len(similar.records) >= MIN_GROUP_SIZE else None
     if group_inputs is None:
         st.warning(f"Only {len(similar.records)} similar customers found (at least "
                    f"{MIN_GROUP_SIZE} are needed): the plots show all customers only.")
     columns = st.columns(2)
-    raw = {**(record.get("features") or {}), **application}
+    raw = {**record.features, **application}
     for index, feature in enumerate(card.compare_features()):
         value = float(customer.get(feature.name, np.nan))
         exact = raw.get(feature.source) if feature.source else None
@@ -371,8 +401,8 @@ def render_new_application(source: DataSource) -> None:
                  "that field and submit again.")
     elif outcome.kind == "unavailable":
         st.error(outcome.detail)
-    else:
-        render_form_result(outcome.decision or {}, card.card)
+    elif outcome.decision is not None:
+        render_form_result(outcome.decision, card.card)
 
 
 def application_form(fields: list[FormField]) -> dict[str, Any] | None:
@@ -405,17 +435,17 @@ def _form_input(column: Any, item: FormField) -> Any:
     return column.text_input(label, key=f"form-{item.name}") or None
 
 
-def render_form_result(decision: dict[str, Any], card: ModelCard) -> None:
-    outcome = str(decision.get("decision"))
+def render_form_result(decision: Decision, card: ModelCard) -> None:
+    outcome = decision.decision
     colour = DECISION_TEXT_COLOURS.get(outcome, "gray")
     st.markdown(f"### Result: :{colour}[**{CREDIT_WORDS.get(outcome, outcome)}**]")
     columns = st.columns(3)
     columns[0].metric("Probability of default",
-                      f"{100 * float(decision['probability_of_default']):.1f} %")
-    columns[1].metric("Score", f"{decision['score']} points")
-    columns[2].metric("Risk grade", str(decision["risk_grade"]))
-    st.write(score_meaning(int(decision["score"]), card.score_scale))
-    if decision.get("missing_features"):
+                      f"{100 * decision.probability_of_default:.1f} %")
+    columns[1].metric("Score", f"{decision.score} points")
+    columns[2].metric("Risk grade", decision.risk_grade)
+    st.write(score_meaning(decision.score, card.score_scale))
+    if decision.missing_features:
         st.warning("The customer has no usable credit-bureau record, so the application "
                    "cannot be approved automatically.")
     render_factors(decision, [])

@@ -9,24 +9,28 @@ reads records written to the real local Redis.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from features.normalize import utc_timestamp
 from features.scoring import ScoreScale
+from onnx_models.card import ModelCard
 from onnx_models.registry import Registry
 from stream.console import data
 from stream.console.card import ConsoleCard, SimilarGroup
 from stream.console.data import ConsoleUnavailable, ScoreOutcome
 from stream.console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_records
-from stream.decisions import DecisionRecord
+from stream.console.records import Parsed
+from stream.decisions import Decision, DecisionRecord
 from stream.model_runtime import LoadedModel, load_serving_model
 from stream.pipeline import build_decision
 from stream.validation import ValidApplication, validate_application
@@ -70,8 +74,9 @@ def _bureau(rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
 
 
 def _decide(model: LoadedModel, event: dict[str, Any], bureau: dict[str, Any] | None,
-            stale: bool = False) -> dict[str, Any]:
-    """One record as the worker stores it (same encoder, model, policy and JSON)."""
+            stale: bool = False) -> DecisionRecord:
+    """One record as the worker stores it (same encoder, model, policy and JSON), read back
+    as the console reads it."""
     valid = validate_application(json.dumps(event).encode(), model.event_schema)
     assert isinstance(valid, ValidApplication)
     features: dict[str, Any] = {**valid.application, "issue_d": valid.submitted_at,
@@ -88,7 +93,7 @@ def _decide(model: LoadedModel, event: dict[str, Any], bureau: dict[str, Any] | 
     record = DecisionRecord(decision, dict(valid.application), features,
                             bureau_fields if stale else [], {"applications_24h": 1,
                                                              "applications_7d": 2})
-    return json.loads(record.to_json())
+    return DecisionRecord.from_json(record.to_json())
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +103,7 @@ def serving_model(trained_registry_template: Path) -> LoadedModel:
 
 
 @pytest.fixture(scope="session")
-def decision_records(serving_model: LoadedModel) -> list[dict[str, Any]]:
+def decision_records(serving_model: LoadedModel) -> list[DecisionRecord]:
     """40 decisions, newest first, incl. a declined target with 14 similar customers, one
     without bureau data and one with stale bureau data."""
     rng = np.random.default_rng(7)
@@ -118,19 +123,21 @@ def decision_records(serving_model: LoadedModel) -> list[dict[str, Any]]:
                            None))
     records.append(_decide(serving_model, _application(40, rng, application_id=STALE_BUREAU),
                            _bureau(rng), stale=True))
-    return sorted(records, key=lambda item: item["decision"]["decided_at"], reverse=True)
+    return sorted(records, key=lambda item: item.decision.decided_at, reverse=True)
 
 
 class FakeDataSource:
     """In-memory DataSource: records newest first, the real card, a canned score answer."""
 
-    def __init__(self, card: dict[str, Any], records: list[dict[str, Any]],
+    def __init__(self, card: ModelCard, records: list[DecisionRecord],
                  model_dir: Path | None = None, outcome: ScoreOutcome | None = None,
-                 failure: Exception | None = None, ledger_down: bool = False) -> None:
+                 failure: Exception | None = None, ledger_down: bool = False,
+                 unreadable: int = 0) -> None:
         self.card = card
         self.ledger_down = ledger_down
-        self.records = {item["decision"]["application_id"]: item for item in records}
-        self.order = [item["decision"]["application_id"] for item in records]
+        self.records = {item.decision.application_id: item for item in records}
+        self.order = [item.decision.application_id for item in records]
+        self.unreadable = unreadable  # stored records that "did not parse" (skipped)
         self.directory = model_dir
         self.outcome = outcome or ScoreOutcome("unavailable", detail="no worker in this test")
         self.failure = failure
@@ -140,35 +147,33 @@ class FakeDataSource:
         if self.failure is not None:
             raise self.failure
 
-    def model_card(self) -> dict[str, Any]:
+    def model_card(self) -> ModelCard:
         return self.card
 
     def model_dir(self, version: str) -> Path | None:
         return self.directory
 
-    def recent_records(self, limit: int = data.RECENT_LIMIT) -> list[dict[str, Any]]:
+    def recent_records(self, limit: int = data.RECENT_LIMIT) -> Parsed[DecisionRecord]:
         self._check()
-        return [self.records[app_id] for app_id in self.order[:limit]]
+        return Parsed([self.records[app_id] for app_id in self.order[:limit]], self.unreadable)
 
-    def record(self, application_id: str) -> dict[str, Any] | None:
+    def record(self, application_id: str) -> DecisionRecord | None:
         self._check()
         return self.records.get(application_id)
 
-    def customer_application_ids(self, customer_id: str) -> list[str]:
+    def customer_application_ids(self, customer_id: str) -> Parsed[str]:
         self._check()
-        return [app_id for app_id in self.order
-                if self.records[app_id]["decision"]["customer_id"] == customer_id]
+        return Parsed([app_id for app_id in self.order
+                       if self.records[app_id].decision.customer_id == customer_id], self.unreadable)
 
     def find(self, card: ConsoleCard, filters: DecisionFilters, limit: int = PAGE_SIZE,
              offset: int = 0) -> DecisionPage:
         """The ledger's answer over these records (the same filters); the recent ones when
         the ledger is down."""
-        import dataclasses
-
         self._check()
-        everything = [self.records[a] for a in self.order]
         if self.ledger_down:
-            return find_in_records(everything[:data.RECENT_LIMIT], card, filters, limit, offset)
+            return find_in_records(self.recent_records(), card, filters, limit, offset)
+        everything = Parsed([self.records[a] for a in self.order], self.unreadable)
         page = find_in_records(everything, card, filters, limit, offset)
         return dataclasses.replace(page, searched="ledger", searched_count=None)
 
@@ -182,7 +187,7 @@ class FakeDataSource:
         records = data.similar_records([self.records[a] for a in self.order], card, group,
                                        exclude_application)
         return data.SimilarCustomers(records, data.SIMILAR_GROUP_DEFINITION.format(
-            definition=card.group_definition(), count="5,000"))
+            definition=card.group_definition(), count="5,000"), self.unreadable)
 
     def backtest(self) -> list[Any]:
         """The back-test of these records, each loan bad with its own PD's odds (seeded)."""
@@ -192,18 +197,18 @@ class FakeDataSource:
 
         self._check()
         rng = np.random.default_rng(5)
-        decisions = [self.records[a]["decision"] for a in self.order]
+        decisions = [self.records[a].decision for a in self.order]
         frame = pd.DataFrame({
-            "probability_of_default": [d["probability_of_default"] for d in decisions],
-            "score": [d["score"] for d in decisions], "risk_grade": [d["risk_grade"] for d in decisions],
-            "decision": [d["decision"] for d in decisions],
-            "month": pd.to_datetime([d["submitted_at"][:7] + "-01" for d in decisions])})
+            "probability_of_default": [d.probability_of_default for d in decisions],
+            "score": [d.score for d in decisions], "risk_grade": [d.risk_grade for d in decisions],
+            "decision": [d.decision for d in decisions],
+            "month": pd.to_datetime([d.submitted_at[:7] + "-01" for d in decisions])})
         frame["outcome"] = np.where(rng.random(len(frame)) < frame["probability_of_default"], "bad", "good")
-        return [backtest_version(decisions[0]["model_version"], frame, reference_auc=0.70)]
+        return [backtest_version(decisions[0].model_version, frame, reference_auc=0.70)]
 
 
 @pytest.fixture
-def source(serving_model: LoadedModel, decision_records: list[dict[str, Any]]) -> FakeDataSource:
+def source(serving_model: LoadedModel, decision_records: list[DecisionRecord]) -> FakeDataSource:
     return FakeDataSource(serving_model.card, decision_records, serving_model.registered.path)
 
 
@@ -248,7 +253,7 @@ def test_decisions_are_listed_newest_first_and_filtered(source, decision_records
     assert f"{len(decision_records)} decisions in the ledger match" in _texts(app)
     next(item for item in app.multiselect if item.label == "Decision").set_value(["decline"]).run()
     declined = app.dataframe[0].value
-    expected = sum(item["decision"]["decision"] == "decline" for item in decision_records)
+    expected = sum(item.decision.decision == "decline" for item in decision_records)
     assert len(declined) == expected > 0
     assert set(declined["decision"]) == {"decline"}
     assert f"{expected} decisions in the ledger match the filters" in _texts(app)
@@ -261,9 +266,9 @@ def test_find_filters_by_score_category_customer_and_model_version(source, decis
         .set_value(["debt_consolidation"]).run()
     app.number_input(key="find-score-high").set_value(600).run()
     table = app.dataframe[0].value
-    expected = [item["decision"]["application_id"] for item in decision_records
-                if item["application"]["purpose"] == "debt_consolidation"
-                and item["decision"]["score"] <= 600]
+    expected = [item.decision.application_id for item in decision_records
+                if item.application["purpose"] == "debt_consolidation"
+                and item.decision.score <= 600]
     assert table["application_id"].tolist() == expected and expected
     app.text_input(key="find-customer").input("cust-target").run()
     assert app.dataframe[0].value["application_id"].tolist() == [TARGET]
@@ -275,15 +280,14 @@ def test_find_pages_through_every_match(serving_model, decision_records):
     many = []
     for copy in range(3):  # 123 decisions: three pages of 50
         for item in decision_records:
-            clone = json.loads(json.dumps(item))
-            clone["decision"]["application_id"] = f"{item['decision']['application_id']}-{copy}"
-            many.append(clone)
+            many.append(dataclasses.replace(item, decision=msgspec.structs.replace(
+                item.decision, application_id=f"{item.decision.application_id}-{copy}")))
     app = _app(FakeDataSource(serving_model.card, many))
     assert len(app.dataframe[0].value) == PAGE_SIZE
     assert f"{len(many)} decisions in the ledger match the filters; showing 1–50" in _texts(app)
     app.number_input(key="find_page").set_value(3).run()
     last = app.dataframe[0].value
-    assert last["application_id"].tolist() == [r["decision"]["application_id"] for r in many[100:]]
+    assert last["application_id"].tolist() == [r.decision.application_id for r in many[100:]]
     next(item for item in app.multiselect if item.label == "Decision").set_value(["decline"]).run()
     assert not app.exception and len(app.dataframe[0].value) > 0  # back to a page that exists
 
@@ -329,13 +333,13 @@ def test_looking_up_an_application_id_opens_its_decision_with_reasons(source, de
     assert not app.exception
     assert app.sidebar.radio(key="view").value == "Decision"
     target = next(item for item in decision_records
-                  if item["decision"]["application_id"] == TARGET)["decision"]
-    assert target["decision"] == "decline"
+                  if item.decision.application_id == TARGET).decision
+    assert target.decision == "decline"
     texts = _texts(app)
     assert "Bad credit — decline" in texts
-    for reason in target["reasons"]:
-        assert reason["text"] in texts
-    assert f"{100 * target['probability_of_default']:.1f} %" in texts
+    for reason in target.reasons:
+        assert reason.text in texts
+    assert f"{100 * target.probability_of_default:.1f} %" in texts
     assert len(_charts(app)) == 2  # the score gauge and the factor bars
 
 
@@ -343,8 +347,8 @@ def test_looking_up_a_customer_lists_their_applications(source, decision_records
     app = _app(source)
     app.text_input(key="lookup_id").input("cust-003")
     _button(app, "Look up").click().run()
-    expected = [item["decision"]["application_id"] for item in decision_records
-                if item["decision"]["customer_id"] == "cust-003"]
+    expected = [item.decision.application_id for item in decision_records
+                if item.decision.customer_id == "cust-003"]
     choice = app.selectbox(key="customer_application")
     assert list(choice.options) == expected and len(expected) >= 2
     choice.set_value(expected[1])
@@ -469,13 +473,13 @@ def test_form_has_one_input_per_event_field_of_the_card(source):
 
 
 def test_form_shows_the_services_decision_with_reasons(source, decision_records):
-    declined = next(item["decision"] for item in decision_records
-                    if item["decision"]["application_id"] == TARGET)
+    declined = next(item.decision for item in decision_records
+                    if item.decision.application_id == TARGET)
     source.outcome = ScoreOutcome("decided", decision=declined)
     app = _fill_form(_app(source, view="New application"))
     texts = _texts(app)
     assert "Result: :red[**Bad credit — decline**]" in texts
-    assert declined["reasons"][0]["text"] in texts
+    assert declined.reasons[0].text in texts
     (event,) = source.scored
     assert event["application_id"] == "app-manual-1"
     assert event["customer_id"] == "cust-new" and event["addr_state"] == "NY"
@@ -493,8 +497,15 @@ def test_form_says_when_the_worker_is_down():
     assert outcome.kind == "unavailable" and "creditrisk worker" in outcome.detail
 
 
+ANSWERED = Decision(application_id="a1", customer_id="c1", decision_id="d1", decision="approve",
+                    probability_of_default=0.031, score=610, risk_grade="B", model_version="m1",
+                    policy_version="p1", submitted_at="2026-11-01T09:00:00.000Z",
+                    decided_at="2026-11-01T09:00:01.000Z").to_dict()
+
+
 @pytest.mark.parametrize(("status", "body", "kind"), [
-    (200, {"decision": "approve", "score": 610}, "decided"),
+    (200, ANSWERED, "decided"),
+    (200, {"decision": "approve", "score": 610}, "unavailable"),  # not the decision contract
     (422, {"error": "invalid_value", "detail": "addr_state must be a two-letter state code"},
      "rejected"),
     (503, {"error": "unavailable", "detail": "scoring failed: RedisError"}, "unavailable"),
@@ -523,9 +534,12 @@ def test_the_workers_answers_become_what_the_form_shows(status, body, kind):
         server.server_close()
     assert received == [{"customer_id": "c1"}] and outcome.kind == kind
     if kind == "decided":
-        assert outcome.decision == body
+        assert outcome.decision == Decision.from_dict(body)
     elif kind == "rejected":
         assert outcome.detail == body["detail"]
+    elif status == 200:
+        assert "answered with something that is not a decision" in outcome.detail
+        assert "application_id" in outcome.detail and outcome.decision is None
     else:
         assert "answered 503" in outcome.detail and "/health" in outcome.detail
 
@@ -572,16 +586,13 @@ def test_score_meaning_follows_the_model_card_scale():
 
 # ---- integration: the real Redis ---------------------------------------------------------
 
-def _write_to_redis(settings: Any, decision_records: list[dict[str, Any]]) -> None:
+def _write_to_redis(settings: Any, decision_records: list[DecisionRecord]) -> None:
     from features.store import async_client
     from stream.decisions import DecisionStore
 
     async def write() -> None:
         client = async_client(settings)
-        records = [DecisionRecord(item["decision"], item["application"], item["features"],
-                                  item["stale_features"], item["velocity"])
-                   for item in decision_records]
-        await DecisionStore(client, settings.key_prefix).save(records)
+        await DecisionStore(client, settings.key_prefix).save(decision_records)
         await client.aclose()
 
     asyncio.run(write())
@@ -599,13 +610,13 @@ def test_console_finds_decisions_in_the_real_ledger_and_reads_them_from_redis(
     with private_database(namespace.settings) as ledger_settings:
         settings = ledger_settings.model_copy(update={"registry_dir": trained_registry_template})
         _write_to_redis(settings, decision_records)
-        rows = [decision_row(item["decision"], item, LedgerMessage("t", 0, index, None))
+        rows = [decision_row(item.decision, item, LedgerMessage("t", 0, index, None))
                 for index, item in enumerate(decision_records)]
         with psycopg.connect(settings.postgres_conninfo()) as connection, connection.transaction():
             insert_decisions(connection, rows)
         app = _app(data.RedisDataSource(settings))
         table = app.dataframe[0].value
-        assert table["application_id"].tolist() == [r["decision"]["application_id"]
+        assert table["application_id"].tolist() == [r.decision.application_id
                                                     for r in decision_records]
         assert f"{len(decision_records)} decisions in the ledger match" in _texts(app)
         next(item for item in app.multiselect if item.label == "Decision").set_value(["decline"]).run()
@@ -627,6 +638,94 @@ def test_console_lists_the_recent_decisions_in_redis_when_the_ledger_is_down(
     assert len(app.dataframe[0].value) == len(decision_records)
     assert "decision ledger (PostgreSQL) does not answer" in app.warning[0].value
     assert f"{len(decision_records)} of the {len(decision_records)} most recent" in _texts(app)
+
+
+@pytest.mark.integration
+def test_an_unreadable_record_in_redis_is_left_out_and_said_so(
+        namespace, decision_records, trained_registry_template):
+    from features.store import sync_client
+
+    settings = namespace.settings.model_copy(update={"registry_dir": trained_registry_template,
+                                                     "postgres_port": 9})
+    _write_to_redis(settings, decision_records)
+    client = sync_client(settings)
+    try:  # a record in another shape (an older or newer worker), the newest of all
+        client.set(f"{settings.key_prefix}decision:app-broken", b'{"decision": {"score": "high"}}')
+        client.zadd(f"{settings.key_prefix}decisions:recent", {"app-broken": 4_000_000_000})
+    finally:
+        client.close()
+    app = _app(data.RedisDataSource(settings))
+    assert app.dataframe[0].value["application_id"].tolist() == [
+        r.decision.application_id for r in decision_records]
+    assert "1 stored decision record could not be read" in _texts(app)
+    app.text_input(key="lookup_id").input("app-broken")
+    _button(app, "Look up").click().run()
+    assert not app.exception and not app.error
+    assert app.sidebar.radio(key="view").value == "Decision"
+    assert "The stored decision of application “app-broken” could not be read" in _texts(app)
+
+
+class _LedgerAnswer:
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+
+class FakeLedger:
+    """A psycopg connection answering each query in turn with the rows given."""
+
+    def __init__(self, *answers: list[tuple[Any, ...]]) -> None:
+        self.answers = list(answers)
+
+    def execute(self, sql: str, parameters: Any = ()) -> _LedgerAnswer:
+        return _LedgerAnswer(self.answers.pop(0))
+
+    def transaction(self) -> Any:
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def test_ledger_rows_that_are_not_decisions_are_skipped_and_counted():
+    from stream.console.find import find_in_ledger
+    from stream.decisions import DecisionError
+
+    decided = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    good = ("app-1", "cust-1", decided, "decline", "E", 540, 0.31, "m1", {"purpose": "car"})
+    bad = ("app-2", "cust-2", decided, "maybe", "E", 540, 0.31, "m1", None)
+    page = find_in_ledger(FakeLedger([], [(2,)], [good, bad]), DecisionFilters())
+    assert [r.application_id for r in page.records] == ["app-1"]
+    assert page.records[0].decided_at == decided and page.records[0].application == {"purpose": "car"}
+    assert page.total == 2 and page.unreadable == 1
+
+    similar = data.similar_from_ledger(FakeLedger([
+        ({"purpose": "car"}, {"revol_util": 55.0}, "app-1", "decline", "E"),
+        ({"purpose": "car"}, {}, "app-2", "approve", 7)]), SimilarGroup({"purpose": "car"}), None, 10)
+    assert [(c.application_id, c.features) for c in similar.items] == [("app-1", {"revol_util": 55.0})]
+    assert similar.unreadable == 1
+
+    row = ("d1", "app-1", "cust-1", "decline", 0.31, 540, "E", [{"code": "R03"}], [], "m1", "p1",
+           decided, decided, {"purpose": "car"}, {}, [], {}, {})
+    with pytest.raises(DecisionError, match="reasons"):
+        data.record_from_ledger(FakeLedger([row]), "app-1")
+
+
+def test_records_left_out_as_unreadable_are_counted_on_each_page(serving_model, decision_records):
+    source = FakeDataSource(serving_model.card, decision_records, unreadable=2)
+    notice = "2 stored decision records could not be read"
+    app = _app(source)
+    assert notice in _texts(app) and len(app.dataframe[0].value) == len(decision_records)
+    app.text_input(key="lookup_id").input("cust-003")
+    _button(app, "Look up").click().run()
+    assert notice in _texts(app) and "Customer cust-003 has" in _texts(app)
+    app = _app(source, view="Compare", application_id=TARGET)
+    assert notice in _texts(app) and len(_charts(app)) == 6
+    assert notice not in _texts(_app(FakeDataSource(serving_model.card, decision_records)))
 
 
 def test_model_performance_shows_the_back_test_of_matured_loans(source: FakeDataSource) -> None:

@@ -32,6 +32,7 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
 )
 
 from config.settings import REPO_ROOT
+from stream.decisions import Decision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -44,7 +45,7 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
 
 @pytest.fixture
 def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
-            tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, dict[str, Any]]]]:
+            tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, Decision]]]:
     """A worker that has decided 300 applications (records in Redis for the console), a ledger
     writer that has kept them, and servicing's outcomes of those loans."""
     import json
@@ -69,14 +70,14 @@ def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd
             for e in events]
         produce(namespace.settings.kafka_bootstrap, namespace.topic_outcomes, outcomes)
         wait_for_rows(ledger_settings, 300, 60, "SELECT count(*) FROM loan_outcomes")
-        yield worker, {key: copies[0] for key, copies in reader.by_key.items()}
+        yield worker, {key: Decision.from_dict(copies[0]) for key, copies in reader.by_key.items()}
         ledger.stop()
         worker.stop()
 
 
 @pytest.fixture
 def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  # noqa: F811 - fixtures
-                        tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, dict[str, Any]]]]:
+                        tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, Decision]]]:
     """A worker serving the Home Credit model that has decided 300 replayed applications, its
     bureau view materialized into Redis, and a ledger writer that has kept them."""
     from features.materialize import materialize_view
@@ -108,7 +109,7 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
         reader.wait_for(lambda r: len(r.by_key) >= 300, 180, "300 decisions")
         reader.close()
         wait_for_rows(ledger_settings, 300, 60, "SELECT count(*) FROM decisions")
-        yield worker, {key: copies[0] for key, copies in reader.by_key.items()}
+        yield worker, {key: Decision.from_dict(copies[0]) for key, copies in reader.by_key.items()}
         ledger.stop()
         worker.stop()
 
@@ -235,28 +236,28 @@ class Page:
 def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_scores_a_form(
         decided, console_url: str, browser: Any) -> None:
     _, decisions = decided
-    decline = next(d for d in decisions.values() if d["decision"] == "decline")
+    decline = next(d for d in decisions.values() if d.decision == "decline")
     page = Page(browser)
 
     browser.get(console_url)
     page.wait_for_text(f"{len(decisions)} decisions in the ledger match the filters")
     page.screenshot("find")
     # The Find page's filters run in the ledger: this customer's decisions only.
-    theirs = sum(d["customer_id"] == decline["customer_id"] for d in decisions.values())
-    page.type_into("Customer ID", decline["customer_id"], enter=True)
+    theirs = sum(d.customer_id == decline.customer_id for d in decisions.values())
+    page.type_into("Customer ID", decline.customer_id, enter=True)
     page.wait_for_text(f"{theirs} decision{'' if theirs == 1 else 's'} in the ledger match the filters")
 
-    page.type_into("Application ID or customer ID", decline["application_id"])
+    page.type_into("Application ID or customer ID", decline.application_id)
     page.click("Look up")
     page.wait_for_text("Bad credit — decline")
     page.wait_for_text("What pushed the risk up")
-    for reason in decline["reasons"]:
-        page.wait_for_text(reason["text"])
+    for reason in decline.reasons:
+        page.wait_for_text(reason.text)
     page.wait_for('[data-testid="stPlotlyChart"]', count=2)
     page.screenshot("decision")
 
     page.click("Profile")
-    page.wait_for_text(decline["customer_id"])
+    page.wait_for_text(decline.customer_id)
     page.screenshot("profile")
 
     page.click("Compare")
@@ -267,7 +268,7 @@ def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_score
     page.screenshot("compare")
 
     page.click("New application")
-    page.type_into("Customer ID", decline["customer_id"])
+    page.type_into("Customer ID", decline.customer_id)
     page.type_into("State", "CA")  # a free-text event field: the card lists no states
     page.click("Score application")
     page.wait_for_text("Result:", timeout_s=30)
@@ -290,7 +291,7 @@ def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparis
 
     _, decisions = decided_home_credit
     decline = next(d for d in decisions.values()
-                   if d["decision"] == "decline" and not d["missing_features"])
+                   if d.decision == "decline" and not d.missing_features)
     described = {text for text, _ in load_dataset_config("home_credit").feature_descriptions.values()}
     page = Page(browser)
 
@@ -301,12 +302,12 @@ def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparis
     assert "Purpose" not in body and "Home ownership" not in body
     page.screenshot("home-credit-find")
 
-    page.type_into("Application ID or customer ID", decline["application_id"])
+    page.type_into("Application ID or customer ID", decline.application_id)
     page.click("Look up")
     page.wait_for_text("Bad credit — decline")
-    for reason in decline["reasons"]:
-        assert reason["text"].split(":")[0] in described  # the config's plain words
-        page.wait_for_text(reason["text"])
+    for reason in decline.reasons:
+        assert reason.text.split(":")[0] in described  # the config's plain words
+        page.wait_for_text(reason.text)
     page.wait_for('[data-testid="stPlotlyChart"]', count=2)
     page.screenshot("home-credit-decision")
 
@@ -319,7 +320,7 @@ def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparis
     page.wait_for_text("the same contract type and the same income type")
     applications = pd.read_csv(home_credit_files / "application_train.csv", dtype=str,
                                keep_default_na=False).set_index("SK_ID_CURR")
-    applied = applications.loc[decline["application_id"]]
+    applied = applications.loc[decline.application_id]
     page.wait_for_text(f"Contract type “{applied['NAME_CONTRACT_TYPE']}”, "
                        f"Income type “{applied['NAME_INCOME_TYPE']}”")
     assert len(page.wait_for('[data-testid="stPlotlyChart"]', count=6)) >= 6

@@ -56,8 +56,8 @@ def home_credit_model(home_credit_files: Path,
 
 
 def _decide(model: LoadedModel, row: dict[str, Any], bureau: pd.DataFrame,
-            moment: datetime) -> dict[str, Any]:
-    """One record as the worker stores it."""
+            moment: datetime) -> DecisionRecord:
+    """One record as the worker stores it, read back as the console reads it."""
     event = application_event(row, EventLayout.from_card(model.card), now=moment)
     valid = validate_application(json.dumps(event).encode(), model.event_schema)
     assert isinstance(valid, ValidApplication), valid
@@ -71,12 +71,12 @@ def _decide(model: LoadedModel, row: dict[str, Any], bureau: pd.DataFrame,
                               utc_timestamp(moment + timedelta(seconds=1)))
     record = DecisionRecord(decision, dict(valid.application), features, [],
                             {"applications_24h": 1, "applications_7d": 1})
-    return json.loads(record.to_json())
+    return DecisionRecord.from_json(record.to_json())
 
 
 @pytest.fixture(scope="session")
 def home_credit_records(home_credit_model: LoadedModel, home_credit_files: Path,
-                        ) -> list[dict[str, Any]]:
+                        ) -> list[DecisionRecord]:
     """Decisions of the last generated applicants (not trained on ... the split is random, so
     some were), newest first."""
     (view,) = home_credit_model.serving.views
@@ -85,19 +85,19 @@ def home_credit_records(home_credit_model: LoadedModel, home_credit_files: Path,
                        keep_default_na=False).tail(RECORDS).to_dict("records")
     records = [_decide(home_credit_model, row, bureau, START + timedelta(hours=index))
                for index, row in enumerate(rows)]
-    return sorted(records, key=lambda item: item["decision"]["decided_at"], reverse=True)
+    return sorted(records, key=lambda item: item.decision.decided_at, reverse=True)
 
 
 @pytest.fixture
 def hc_source(home_credit_model: LoadedModel,
-              home_credit_records: list[dict[str, Any]]) -> FakeDataSource:
+              home_credit_records: list[DecisionRecord]) -> FakeDataSource:
     return FakeDataSource(home_credit_model.card, home_credit_records,
                           home_credit_model.registered.path)
 
 
-def _declined(records: list[dict[str, Any]]) -> dict[str, Any]:
-    return next(item for item in records if item["decision"]["decision"] == "decline"
-                and not item["decision"]["missing_features"])
+def _declined(records: list[DecisionRecord]) -> DecisionRecord:
+    return next(item for item in records if item.decision.decision == "decline"
+                and not item.decision.missing_features)
 
 
 def test_find_filters_on_the_cards_fields(hc_source, home_credit_records):
@@ -111,7 +111,7 @@ def test_find_filters_on_the_cards_fields(hc_source, home_credit_records):
     next(item for item in app.multiselect if item.label == "Contract type") \
         .set_value(["Revolving loans"]).run()
     shown = app.dataframe[0].value
-    expected = sum(item["application"].get("NAME_CONTRACT_TYPE") == "Revolving loans"
+    expected = sum(item.application.get("NAME_CONTRACT_TYPE") == "Revolving loans"
                    for item in home_credit_records)
     assert len(shown) == expected > 0 and set(shown["NAME_CONTRACT_TYPE"]) == {"Revolving loans"}
 
@@ -119,15 +119,15 @@ def test_find_filters_on_the_cards_fields(hc_source, home_credit_records):
 def test_a_home_credit_decline_is_explained_in_the_configs_words(hc_source, home_credit_records):
     from training.datasets import load_dataset_config
 
-    target = _declined(home_credit_records)["decision"]
+    target = _declined(home_credit_records).decision
     app = _app(hc_source)
-    app.text_input(key="lookup_id").input(target["application_id"])
+    app.text_input(key="lookup_id").input(target.application_id)
     _button(app, "Look up").click().run()
     texts = _texts(app)
     assert "Bad credit — decline" in texts
     described = {text for text, _ in load_dataset_config("home_credit").feature_descriptions.values()}
-    for reason in target["reasons"]:
-        assert reason["text"] in texts and reason["text"].split(":")[0] in described
+    for reason in target.reasons:
+        assert reason.text in texts and reason.text.split(":")[0] in described
     shown = [item.value for item in app.markdown]
     if "**What pulled the risk down:**" in shown:
         lowering = shown[shown.index("**What pulled the risk down:**") + 1]
@@ -139,25 +139,25 @@ def test_a_home_credit_decline_is_explained_in_the_configs_words(hc_source, home
 
 def test_the_profile_shows_the_application_and_the_bureau_view(hc_source, home_credit_records):
     target = _declined(home_credit_records)
-    app = _app(hc_source, view="Profile", application_id=target["decision"]["application_id"])
+    app = _app(hc_source, view="Profile", application_id=target.decision.application_id)
     subheaders = [item.value for item in app.subheader]
     assert subheaders == ["Application", "Credits at other lenders reported by the credit bureau",
                           "Recent activity"]
     application, bureau, velocity = (table.value.set_index("Field") for table in app.table)
     assert "Total income" in application.index and "Contract type" in application.index
-    assert application.loc["Contract type", "Value"] == target["application"]["NAME_CONTRACT_TYPE"]
+    assert application.loc["Contract type", "Value"] == target.application["NAME_CONTRACT_TYPE"]
     assert "Credits at other lenders" in bureau.index
     assert set(bureau["Status"]) <= {"ok", "MISSING"}
     assert "Applications in the last 24 hours" in velocity.index
-    missing = next(item for item in home_credit_records if item["decision"]["missing_features"])
-    app = _app(hc_source, view="Profile", application_id=missing["decision"]["application_id"])
+    missing = next(item for item in home_credit_records if item.decision.missing_features)
+    app = _app(hc_source, view="Profile", application_id=missing.decision.application_id)
     assert set(app.table[1].value["Status"]) == {"MISSING"}
 
 
 def test_compare_groups_by_contract_and_income_type(hc_source, home_credit_records):
     target = _declined(home_credit_records)
-    application = target["application"]
-    app = _app(hc_source, view="Compare", application_id=target["decision"]["application_id"])
+    application = target.application
+    app = _app(hc_source, view="Compare", application_id=target.decision.application_id)
     texts = _texts(app)
     assert "the same contract type and the same income type" in texts
     assert (f"Contract type “{application['NAME_CONTRACT_TYPE']}”, "
@@ -173,7 +173,7 @@ def test_compare_groups_by_contract_and_income_type(hc_source, home_credit_recor
 
 
 def test_the_form_asks_for_the_cards_event_fields(hc_source, home_credit_records):
-    declined = _declined(home_credit_records)["decision"]
+    declined = _declined(home_credit_records).decision
     hc_source.outcome = ScoreOutcome("decided", decision=declined)
     app = _app(hc_source, view="New application")
     numbers = {item.label for item in app.number_input}

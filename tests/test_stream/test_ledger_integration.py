@@ -161,8 +161,8 @@ def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger
     similar = source.similar(card, SimilarGroup({"purpose": "car"}, "annual_inc", (30_000.0, 50_000.0)),
                              exclude_application="app-1").records
     expected = {f"app-{i}" for i in range(1_200) if i % 2 and i % 3 and i != 1}
-    assert {item["decision"]["application_id"] for item in similar} == expected
-    assert all(item["application"]["purpose"] == "car" and item["features"] for item in similar)
+    assert {item.application_id for item in similar} == expected
+    assert all(item.application["purpose"] == "car" and item.features for item in similar)
     assert source.similar(card, SimilarGroup({"purpose": "car"}, "annual_inc", (100_000.0, None)),
                           None).records == []
 
@@ -194,14 +194,16 @@ def test_console_find_filters_every_decision_in_the_ledger_newest_first(ledger_s
     def found(filters: DecisionFilters, limit: int = 5_000, offset: int = 0) -> list[str]:
         page = source.find(card, filters, limit, offset)
         assert page.searched == "ledger"
-        return [record["decision"]["application_id"] for record in page.records]
+        return [record.application_id for record in page.records]
 
     def wanted(keep) -> list[str]:  # newest first, as the page lists them
         return [d["application_id"] for d in expected if keep(d)]
 
     everything = source.find(card, DecisionFilters(), 50, 0)
     assert everything.total == 1_500 > RECENT_LIMIT
-    assert [r["decision"]["application_id"] for r in everything.records] == wanted(lambda d: True)[:50]
+    assert [r.application_id for r in everything.records] == wanted(lambda d: True)[:50]
+    assert everything.records[0].decided_at == datetime.fromisoformat(expected[0]["decided_at"])
+    assert everything.unreadable == 0
     assert found(DecisionFilters(), 50, 1_450) == wanted(lambda d: True)[1_450:]  # the oldest page
 
     declined_e = DecisionFilters(decisions=["decline"], grades=["E"])
@@ -251,12 +253,16 @@ def test_console_finds_a_customer_and_an_old_decision_in_the_ledger(ledger_setti
         insert_decisions(connection, [decision_row(decision, record, LedgerMessage("t", 0, i, None))
                                       for i, (decision, record) in enumerate(pairs)])
     source = RedisDataSource(ledger_settings)
-    assert source.customer_application_ids("cust-7") == ["app-10007", "app-5007", "app-7"]
-    assert source.customer_application_ids("cust-8") == []
+    assert source.customer_application_ids("cust-7").items == ["app-10007", "app-5007", "app-7"]
+    assert source.customer_application_ids("cust-8").items == []
     old = source.record("app-7")  # 400 days old: not in Redis
     assert old is not None
-    assert old["decision"]["decision_id"] == pairs[0][0].decision_id
-    assert old["decision"]["score"] == pairs[0][0].score
-    assert old["application"]["purpose"] == "car" and old["features"]["revol_util"] == 55.0
-    assert old["decision"]["reasons"][0]["code"] == "R03"
+    assert old.decision.decision_id == pairs[0][0].decision_id
+    assert old.decision.score == pairs[0][0].score
+    assert old.application["purpose"] == "car" and old.features["revol_util"] == 55.0
+    assert old.decision.reasons[0].code == "R03"
+    worker = pairs[0][1]  # the worker's record (the ledger keeps times to the millisecond)
+    assert old.decision.reasons == worker.decision.reasons
+    assert (old.application, old.features, old.velocity, old.feature_age_seconds) == \
+        (worker.application, worker.features, worker.velocity, worker.feature_age_seconds)
     assert source.record("never-decided") is None
