@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     worker_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     worker_group: str = Field("creditrisk-scoring", description="Kafka consumer group (Faust app id)")
     batch_max_events: int = Field(200, ge=1, description="most events scored in one micro-batch")
-    batch_within_s: float = Field(0.2, gt=0, description="longest wait to fill a micro-batch")
+    batch_within_s: float = Field(0.005, gt=0, description=(
+        "longest wait for more events before a micro-batch is scored: a lone application waits "
+        "this long; under load batches fill to batch_max_events while the last one is scored"))
+    score_queue_max: int = Field(500, ge=1, description=(
+        "POST /score requests that may wait to be scored; more are answered 429 with "
+        "Retry-After (concurrent requests are scored together, up to batch_max_events)"))
     allow_event_contract_change: bool = Field(
         False, description="let a promoted model that expects other event fields replace the "
         "serving one (the producers switch with it)")

@@ -407,8 +407,13 @@ class FeatureEncoder:
 
     def transform_records(self, records: Iterable[Mapping[str, Any]]) -> np.ndarray:
         """Same as :meth:`transform` for a list of dicts (event fields merged with bureau
-        fields); the worker's path, so a batch needs no other feature code."""
-        return self.transform(pd.DataFrame.from_records(list(records)))
+        fields); the worker's path, computed with numpy (:mod:`features.records`) when the
+        values allow it, so a batch needs no other feature code."""
+        from features.records import records_matrix
+
+        rows = list(records)
+        matrix = records_matrix(self, rows)
+        return matrix if matrix is not None else self.transform(pd.DataFrame.from_records(rows))
 
     # ---- model.json round trip ------------------------------------------------------
 

@@ -30,6 +30,10 @@ class WorkerMetrics:
         self.decisions = Counter(
             "creditrisk_decisions_total", "Decisions published, by outcome and model version.",
             ["decision", "model_version"], registry=registry)
+        self.score_requests_refused = Counter(
+            "creditrisk_score_requests_refused_total",
+            "POST /score requests answered 429: more were waiting than score_queue_max.",
+            registry=registry)
         self.replayed_decisions = Counter(
             "creditrisk_decisions_replayed_total",
             "Applications seen again for the same model version: the stored decision was "

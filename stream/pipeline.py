@@ -304,17 +304,32 @@ class ScoringPipeline:
 
     # -- one application over HTTP (same steps, nothing published or stored) ----------------
     async def score_one(self, payload: bytes) -> Decision | Rejection:
+        return (await self.score_many([payload]))[0]
+
+    async def score_many(self, payloads: Sequence[bytes]) -> list[Decision | Rejection]:
+        """Score request bodies together (one feature read, one model call), each answered
+        on its own: a decision, or the rejection of that body alone."""
         model = self.models.current
-        result = validate_application(payload, model.event_schema)
-        if isinstance(result, Rejection):
-            return result
-        scored, failures = await self._score([result], model, record_velocity=False)
-        if failures:
-            return Rejection(PROCESSING_ERROR, failures[result.application_id].detail,
-                             result.application_id)
-        item = scored[0]
-        return build_decision(result, item.verdict, model, item.features.unavailable,
-                              utc_timestamp(datetime.now(UTC)))
+        answers: list[Decision | Rejection | None] = []
+        valid: list[tuple[int, ValidApplication]] = []
+        for payload in payloads:
+            result = validate_application(payload, model.event_schema)
+            if isinstance(result, Rejection):
+                answers.append(result)
+            else:
+                valid.append((len(answers), result))
+                answers.append(None)
+        scored, failures = await self._score([app for _, app in valid], model,
+                                             record_velocity=False)
+        decided_at = utc_timestamp(datetime.now(UTC))
+        for index, (position, app) in enumerate(valid):
+            item = scored.get(index)
+            answers[position] = (
+                build_decision(app, item.verdict, model, item.features.unavailable, decided_at)
+                if item is not None else
+                Rejection(PROCESSING_ERROR, failures[app.application_id].detail,
+                          app.application_id))
+        return [answer for answer in answers if answer is not None]
 
     # -- outages --------------------------------------------------------------------------
     async def _retrying(self, step: Callable[[], Awaitable[T]]) -> T:

@@ -410,6 +410,20 @@ def test_score_one_reports_a_processing_error_as_a_rejection() -> None:
     assert harness.store.records == {} and harness.kafka.messages == []
 
 
+def test_requests_scored_together_each_get_their_own_answer() -> None:
+    harness = Harness(model=FakeModel(fail_on_amount=999.0))
+    bodies = [event("a", loan_amnt=5_000).value, b"{not json", event("b", loan_amnt=999).value,
+              event("c", loan_amnt=35_000).value]
+    answers = asyncio.run(harness.pipeline.score_many([body or b"" for body in bodies]))
+    assert isinstance(answers[0], Decision) and answers[0].application_id == "a"
+    assert answers[0].decision == "approve"
+    assert getattr(answers[1], "error", None) == "not_json"
+    assert getattr(answers[2], "error", None) == "processing_error"
+    assert getattr(answers[2], "application_id", None) == "b"
+    assert isinstance(answers[3], Decision) and answers[3].decision == "decline"
+    assert harness.store.records == {} and harness.kafka.messages == []
+
+
 def test_an_unreadable_stored_decision_record_means_decide_again_not_a_crash() -> None:
     from stream.decisions import DecisionStore
 
