@@ -236,18 +236,20 @@ def test_decisions_tail_prints_one_line_per_decision(namespace, monkeypatch: pyt
 
     from config.settings import get_settings
 
-    decisions = [{"application_id": f"A{index}", "customer_id": "C1", "decision": outcome,
-                  "probability_of_default": pd_value, "score": score, "risk_grade": grade,
-                  "reasons": reasons, "model_version": "20261122T000000Z-test"}
+    decisions = [Decision(application_id=f"A{index}", customer_id="C1", decision_id=f"d{index}",
+                          decision=outcome, probability_of_default=pd_value, score=score,
+                          risk_grade=grade, reasons=reasons, model_version="20261122T000000Z-test",
+                          policy_version="p", submitted_at="2026-11-22T10:00:00.000Z",
+                          decided_at="2026-11-22T10:00:00.100Z")
                  for index, (outcome, pd_value, score, grade, reasons) in enumerate([
-                     ("approve", 0.05, 620, "B", []),
-                     ("decline", 0.31, 541, "F", [{"code": "R03", "feature": "revol_util",
-                                                   "text": "High utilisation of revolving credit",
-                                                   "impact": 0.04}])])]
+                     ("approve", 0.05, 620, "B", ()),
+                     ("decline", 0.31, 541, "F", (Reason("R03", "revol_util",
+                                                         "High utilisation of revolving credit",
+                                                         0.04),))])]
     producer = KafkaProducer(bootstrap_servers=namespace.settings.kafka_bootstrap, acks="all")
     for decision in decisions:
-        producer.send(namespace.topic_decisions, key=decision["application_id"].encode(),
-                      value=json.dumps(decision).encode(), partition=0)
+        producer.send(namespace.topic_decisions, key=decision.application_id.encode(),
+                      value=decision.to_json(), partition=0)
     producer.send(namespace.topic_decisions, value=b"\xff not json", partition=0)
     producer.flush()
     producer.close()
@@ -259,7 +261,7 @@ def test_decisions_tail_prints_one_line_per_decision(namespace, monkeypatch: pyt
     assert lines[0].split()[:8] == ["A0", "approve", "PD", "0.050", "score", "620", "grade", "B"]
     assert "R03 High utilisation of revolving credit" in lines[1] and "decline" in lines[1]
     assert lines[1].endswith("model 20261122T000000Z-test")
-    assert "not a JSON decision" in lines[2]
+    assert "not a decision" in lines[2] and "offset 2" in lines[2]
 
     import typer
 
