@@ -276,4 +276,4 @@ def test_decisions_tail_prints_one_line_per_decision(namespace, monkeypatch: pyt
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert [json.loads(line) for line in result.output.splitlines()] == decisions
+    assert [json.loads(line) for line in result.output.splitlines()] == [d.to_dict() for d in decisions]
