@@ -56,14 +56,16 @@ class Drain:
     name: str
     outputs: int
     seconds: float                      # first to last output message
-    cpu_per_thousand: float | None      # CPU seconds of the process per 1,000 outputs
+    # CPU seconds per 1,000 outputs of the "process" itself, the "Kafka broker" and "Redis"
+    cpu_per_thousand: dict[str, float]
 
     @property
     def events_per_second(self) -> float:
         return self.outputs / self.seconds if self.seconds > 0 else float("nan")
 
     def line(self) -> str:
-        cpu = f", {self.cpu_per_thousand:.2f} CPU s per 1,000" if self.cpu_per_thousand else ""
+        own = self.cpu_per_thousand.get("process")
+        cpu = f", {own:.2f} CPU s per 1,000" if own else ""
         return (f"  {self.name:<34} {self.outputs:>7,} in {self.seconds:6.1f} s = "
                 f"{self.events_per_second:>7,.0f} events/s{cpu}")
 
@@ -128,30 +130,41 @@ def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, 
 
 def _time_drain(settings: Settings, name: str, pid: int, topics: list[str], expected: int) -> Drain:
     """Wait until the output topics hold ``expected`` messages; time them by their record
-    timestamps and charge the process's CPU from its first output to its last."""
+    timestamps and charge the CPU of the process (and of the broker and Redis) from its first
+    output to its last."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                              enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
+    pids = {"process": pid, **_stack_pids(settings)}
     try:
-        first_cpu: tuple[int, float] | None = None
-        count, cpu, last_count, last_progress = 0, 0.0, 0, time.monotonic()
+        first: tuple[int, dict[str, float]] | None = None
+        count, cpu, last_count, last_progress = 0, dict.fromkeys(pids, 0.0), 0, time.monotonic()
         while count < expected and time.monotonic() - last_progress < IDLE_TIMEOUT_S:
-            time.sleep(0.25)
-            count, cpu = sum(consumer.end_offsets(partitions).values()), cpu_seconds(pid)
-            if count and first_cpu is None:
-                first_cpu = (count, cpu)
+            time.sleep(0.1)
+            count = sum(consumer.end_offsets(partitions).values())
+            cpu = {who: cpu_seconds(each) for who, each in pids.items()}
+            if count and first is None:
+                first = (count, cpu)
             if count > last_count:
                 last_count, last_progress = count, time.monotonic()
         first_ms, last_ms = _first_and_last_timestamps(consumer, partitions)
     finally:
         consumer.close()
-    per_thousand = None
-    if first_cpu is not None and count > first_cpu[0]:
-        per_thousand = (cpu - first_cpu[1]) / (count - first_cpu[0]) * 1000
+    per_thousand: dict[str, float] = {}
+    if first is not None and count > first[0]:
+        per_thousand = {who: (cpu[who] - first[1][who]) / (count - first[0]) * 1000 for who in pids}
     shown = name if count >= expected else f"{name} (stalled at {count:,} of {expected:,})"
     return Drain(shown, count, (last_ms - first_ms) / 1000, per_thousand)
+
+
+def _stack_pids(settings: Settings) -> dict[str, int]:
+    """The local stack's broker and Redis, when this machine runs them."""
+    from infra.stack import Kafka, Redis
+
+    found = {"Kafka broker": Kafka(settings).our_pid(), "Redis": Redis(settings).our_pid()}
+    return {who: pid for who, pid in found.items() if pid is not None}
 
 
 def _first_and_last_timestamps(consumer: Any, partitions: list[Any]) -> tuple[int, int]:
@@ -181,9 +194,11 @@ def _print_ratios(drains: dict[str, Drain], echo: Echo) -> None:
          f"worker / naive loop {rate['worker'] / rate['naive']:.1f}×; "
          f"Faust / raw aiokafka {rate['faust'] / rate['aiokafka']:.2f}")
     cpu = drains["worker"].cpu_per_thousand
-    if cpu:
-        echo(f"  worker CPU: {cpu:.2f} s per 1,000 decisions "
-             f"(= {1000 / cpu:,.0f} decisions/s per fully used core)")
+    if cpu.get("process"):
+        others = "".join(f", {who} {seconds:.2f} s" for who, seconds in cpu.items() if who != "process")
+        echo(f"  worker CPU: {cpu['process']:.2f} s per 1,000 decisions "
+             f"(= {1000 / cpu['process']:,.0f} decisions/s per fully used core){others} "
+             "(the stack's processes serve everyone on this machine: an upper bound)")
 
 
 # ---------------------------------------------------------------- 2. latency ladder
@@ -339,7 +354,7 @@ def _scale_out(settings: Settings, data: Path, tag: str, events: int, echo: Echo
                 finally:
                     worker.stop()
                 runs[processes] = (drain, _decisions_by_key(settings, topics["decisions"]))
-            echo(Drain(drain.name, drain.outputs, drain.seconds, None).line())
+            echo(Drain(drain.name, drain.outputs, drain.seconds, {}).line())
     one, two = runs[1], runs[2]
     echo(f"  2 processes / 1 process: {two[0].events_per_second / one[0].events_per_second:.2f}")
     echo("  " + _exactly_once_report(one[1], two[1]))

@@ -33,7 +33,7 @@ def test_each_process_gets_the_next_port_from_the_worker_port() -> None:
 @pytest.mark.parametrize(("base", "processes"), [(6066, 0), (65535, 2), (0, 1)])
 def test_impossible_process_counts_and_ports_are_refused_with_the_setting_to_change(
         base: int, processes: int) -> None:
-    with pytest.raises(ValueError, match="processes|CREDITRISK_WORKER_PORT"):
+    with pytest.raises(ValueError, match=r"processes|CREDITRISK_WORKER_PORT"):
         worker_ports(base, processes)
 
 
