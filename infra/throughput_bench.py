@@ -36,7 +36,13 @@ import numpy as np
 
 from config.settings import Settings
 from infra.stack import delete_topics, ensure_topics
-from infra.worker_bench import BenchWorker, bureau_features, free_port, start_worker
+from infra.worker_bench import (
+    BenchWorker,
+    bureau_features,
+    delete_topics_starting,
+    free_port,
+    start_worker,
+)
 
 PARTITIONS = 6
 LADDER_RATES = (200, 1_000, 2_000, 5_000)
@@ -76,12 +82,16 @@ def bench_throughput(settings: Settings, data: Path, echo: Echo, events: int = 3
     tag = uuid.uuid4().hex[:8]
     echo(f"  {events:,} applications pre-filled in a {PARTITIONS}-partition topic, drained by "
          "each consumer in turn")
-    with bureau_features(settings, data) as prefix:
-        drains = _drain_rates(settings, data, f"tp-{tag}", prefix, events, echo)
-    _print_ratios(drains, echo)
-    with bureau_features(settings, data) as prefix:
-        _latency_ladder(settings, data, f"tl-{tag}", prefix, echo)
-    _scale_out(settings, data, f"ts-{tag}", scale_out_events, echo)
+    try:
+        with bureau_features(settings, data) as prefix:
+            drains = _drain_rates(settings, data, f"tp-{tag}", prefix, events, echo)
+        _print_ratios(drains, echo)
+        with bureau_features(settings, data) as prefix:
+            _latency_ladder(settings, data, f"tl-{tag}", prefix, echo)
+        _scale_out(settings, data, f"ts-{tag}", scale_out_events, echo)
+    finally:
+        for part in ("tp", "tl", "ts"):  # the consumer groups' own topics (Faust's leader topic)
+            delete_topics_starting(settings, f"bench-{part}-{tag}")
 
 
 # ---------------------------------------------------------------- 1. drain rates

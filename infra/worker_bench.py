@@ -24,7 +24,7 @@ from typing import TypeVar
 import numpy as np
 
 from config.settings import Settings
-from infra.stack import ensure_topics
+from infra.stack import delete_topics, ensure_topics
 
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
@@ -41,6 +41,7 @@ def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
                 _measure(settings, data, topics, events, rate, start_row, echo)
             finally:
                 worker.stop()
+                delete_topics_starting(settings, f"bench-{tag}-")
             start_row += events
 
 
@@ -115,6 +116,20 @@ def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: s
             time.sleep(0.5)
     worker.terminate()
     raise RuntimeError("the benchmark worker did not become healthy; see .stack/logs/bench-worker.log")
+
+
+def delete_topics_starting(settings: Settings, prefix: str) -> None:
+    """Delete the topics a benchmark run left (its own and its Faust consumer group's
+    ``<group>-__assignor-__leader``): a broker with thousands of partitions gets slow."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    try:
+        names = [name for name in admin.list_topics() if name.startswith(prefix)]
+    finally:
+        admin.close()
+    if names:
+        delete_topics(settings.kafka_bootstrap, names)
 
 
 def free_port() -> int:
