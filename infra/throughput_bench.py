@@ -270,7 +270,7 @@ def _ladder_step(settings: Settings, data: Path, topic: str, reader: Any, rate: 
     kept_up = seen >= count
     figures = (f"p50 {np.percentile(latencies, 50) * 1000:,.0f} ms, "
                f"p99 {np.percentile(latencies, 99) * 1000:,.0f} ms" if latencies else "no decisions")
-    verdict = "kept up" if kept_up else (
+    verdict = f"kept up (all decided within {KEPT_UP_WITHIN_S:.0f} s of the last send)" if kept_up else (
         f"CANNOT KEEP UP: {seen:,} of {count:,} decided {KEPT_UP_WITHIN_S:.0f} s after the last "
         "event was sent; the ladder stops here")
     echo(f"  {rate:>5,}/s offered, {count:,} events: {figures}; {verdict}")
