@@ -45,8 +45,10 @@ down:
 status:
 	$(BIN)/creditrisk stack status
 
+## every benchmark suite, or one: make bench BENCH_SUITE=throughput
+BENCH_SUITE ?= all
 bench: install
-	$(BIN)/creditrisk bench
+	$(BIN)/creditrisk bench --suite $(BENCH_SUITE)
 
 clean: down
 	rm -rf .stack reports

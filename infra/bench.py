@@ -9,13 +9,13 @@ import typer
 
 from config.settings import Settings
 
-SUITES = ("all", "feature-store", "worker", "ledger", "training")
+SUITES = ("all", "feature-store", "worker", "throughput", "ledger", "training")
 
 
 def bench(
     customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
-    suite: str = typer.Option("all", help="which suite: all, feature-store, worker, ledger "
-                                          "or training"),
+    suite: str = typer.Option("all", help="which suite: all, feature-store, worker, throughput, "
+                                          "ledger or training"),
     training_rows: str = typer.Option("8000,50000,200000,1000000",
                                       help="training suite: generated file sizes (rows)"),
     training_seeds: str = typer.Option("1,2,3,4,5",
@@ -23,6 +23,10 @@ def bench(
     training_large_seeds: str = typer.Option("1", help="training suite: seeds from 1M rows"),
     ledger_rows: int = typer.Option(1_000_000, min=1000,
                                     help="decisions in the ledger for the look-up benchmark"),
+    throughput_events: int = typer.Option(30_000, min=1000,
+                                          help="throughput suite: applications each consumer drains"),
+    scale_out_events: int = typer.Option(30_000, min=1000,
+                                         help="throughput suite: applications of the scale-out runs"),
 ) -> None:
     """Run the benchmarks and print the figures (the local stack is started if a suite
     needs it; the training suite does not)."""
@@ -49,6 +53,8 @@ def bench(
         typer.echo(f"  ({time.monotonic() - started:.0f}s)")
     if suite in ("all", "worker"):
         _bench_worker(settings)
+    if suite in ("all", "throughput"):
+        _bench_throughput(settings, throughput_events, scale_out_events)
     if suite in ("all", "ledger"):
         _bench_ledger(settings, ledger_rows)
     if suite in ("all", "training"):
@@ -97,6 +103,26 @@ def _bench_worker(settings: Settings) -> None:
         generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
     started = time.monotonic()
     worker_bench.bench_worker(settings, DEMO_DATA / "loans.csv", typer.echo)
+    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
+
+
+def _bench_throughput(settings: Settings, events: int, scale_out_events: int) -> None:
+    from infra import throughput_bench
+    from infra.demo import DEMO_DATA, DEMO_ROWS, DEMO_SEED
+    from onnx_models.registry import Registry
+    from training.generate import generate_loan_files
+    from training.pipeline import run_training
+
+    typer.secho("\n== throughput (drain rates, latency ladder, HTTP, scale-out)", bold=True)
+    loans = DEMO_DATA / "loans.csv"
+    if not loans.is_file():
+        generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
+    if Registry(settings.registry_dir).live_version() is None:
+        typer.echo(f"  no live model: training one on {loans} (as `creditrisk train` does)")
+        run_training(loans, "generated", registry_dir=settings.registry_dir, progress=False,
+                     log=lambda line: None)
+    started = time.monotonic()
+    throughput_bench.bench_throughput(settings, loans, typer.echo, events, scale_out_events)
     typer.echo(f"  ({time.monotonic() - started:.0f}s)")
 
 

@@ -537,6 +537,21 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str
         admin.close()
 
 
+def delete_topics(bootstrap: str, names: list[str]) -> None:
+    """Delete topics (a benchmark's or a test's own); ones already gone are ignored."""
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="creditrisk-stack",
+                             request_timeout_ms=15000)
+    try:
+        admin.delete_topics(names)
+    except KafkaError:
+        pass  # already gone
+    finally:
+        admin.close()
+
+
 # -- probes -----------------------------------------------------------------------------
 def kafka_answers(bootstrap: str) -> bool:
     """True when the broker serves metadata (not merely when the port is open)."""

@@ -15,6 +15,8 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -22,37 +24,46 @@ from typing import TypeVar
 import numpy as np
 
 from config.settings import Settings
-from infra.stack import ensure_topics
+from infra.stack import delete_topics, ensure_topics
 
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
                  runs: tuple[tuple[int, float], ...] = ((20_000, 0.0), (6_000, 300.0))) -> None:
     """For each (events, rate): replay, wait for every decision, report rate and latency."""
-    from features.materialize import materialize_bureau_features
-    from features.store import sync_client
-
-    # A key prefix of this run's own: no decision stored by an earlier run can be reused.
-    prefix = f"bench-worker-{uuid.uuid4().hex[:8]}:"
-    client = sync_client(settings)
-    materialize_bureau_features(data.parent / "bureau.csv", client, settings.feature_schema_version,
-                                prefix, as_of=datetime.now(UTC))
-    try:
+    with bureau_features(settings, data) as prefix:
         start_row = 0
         for events, rate in runs:
             tag = uuid.uuid4().hex[:8]
             topics = {name: f"bench-{tag}-{name}" for name in ("applications", "decisions", "dlq")}
             ensure_topics(settings.kafka_bootstrap, list(topics.values()), settings.topic_partitions)
-            worker = _start_worker(settings, topics, tag, prefix)
+            worker = start_worker(settings, topics, tag, prefix)
             try:
                 _measure(settings, data, topics, events, rate, start_row, echo)
             finally:
-                worker.terminate()
-                worker.wait(timeout=30)
+                worker.stop()
+                delete_topics_starting(settings, f"bench-{tag}-")
             start_row += events
+
+
+@contextmanager
+def bureau_features(settings: Settings, data: Path) -> Iterator[str]:
+    """The bureau table beside ``data`` in Redis under a key prefix of its own (fresh as of
+    now), deleted afterwards. A prefix per run: no decision stored by an earlier run (same
+    application, same model) can be reused, which would skip the scoring being measured."""
+    from features.materialize import materialize_bureau_features
+    from features.store import sync_client
+
+    prefix = f"bench-worker-{uuid.uuid4().hex[:8]}:"
+    client = sync_client(settings)
+    try:
+        materialize_bureau_features(data.parent / "bureau.csv", client,
+                                    settings.feature_schema_version, prefix, as_of=datetime.now(UTC))
+        yield prefix
     finally:
         for keys in _batches(client.scan_iter(match=f"{prefix}*", count=10_000), 10_000):
             client.unlink(*keys)
         client.close()
+
 
 T = TypeVar("T")
 
@@ -68,27 +79,63 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def _start_worker(settings: Settings, topics: dict[str, str], tag: str,
-                  prefix: str) -> subprocess.Popen[bytes]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+@dataclass
+class BenchWorker:
+    """A worker process the benchmark started, and the HTTP port of its (first) worker."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: str,
+                 arguments: tuple[str, ...] = ()) -> BenchWorker:
+    """`creditrisk worker ARGUMENTS` on the benchmark's topics (applications, decisions, dlq),
+    key prefix and consumer group (``bench-TAG``), once its /health answers."""
+    port = free_port()
     env = {**os.environ, "CREDITRISK_TOPIC_APPLICATIONS": topics["applications"],
            "CREDITRISK_TOPIC_DECISIONS": topics["decisions"],
            "CREDITRISK_TOPIC_DEAD_LETTERS": topics["dlq"], "CREDITRISK_KEY_PREFIX": prefix,
            "CREDITRISK_WORKER_GROUP": f"bench-{tag}", "CREDITRISK_WORKER_PORT": str(port)}
     log = (settings.stack_dir / "logs" / "bench-worker.log").open("ab")
-    worker = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker"], env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "infra.cli", "worker", *arguments], env=env,
                               stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                return worker
+                return BenchWorker(worker, port)
         except OSError:
             time.sleep(0.5)
     worker.terminate()
     raise RuntimeError("the benchmark worker did not become healthy; see .stack/logs/bench-worker.log")
+
+
+def delete_topics_starting(settings: Settings, prefix: str) -> None:
+    """Delete the topics a benchmark run left (its own and its Faust consumer group's
+    ``<group>-__assignor-__leader``): a broker with thousands of partitions gets slow."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    try:
+        names = [name for name in admin.list_topics() if name.startswith(prefix)]
+    finally:
+        admin.close()
+    if names:
+        delete_topics(settings.kafka_bootstrap, names)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _measure(settings: Settings, data: Path, topics: dict[str, str], events: int, rate: float,
