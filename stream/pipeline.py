@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -198,9 +199,10 @@ class ScoringPipeline:
     def _count_published(self, published: Sequence[Decision], replayed: int) -> None:
         self.metrics.replayed_decisions.inc(replayed)
         now = time.time()
+        counts = Counter((decision.decision, decision.model_version) for decision in published)
+        for (outcome, version), count in counts.items():  # one increment per label set
+            self.metrics.decisions.labels(decision=outcome, model_version=version).inc(count)
         for decision in published:
-            self.metrics.decisions.labels(decision=decision.decision,
-                                          model_version=decision.model_version).inc()
             self.metrics.end_to_end_latency.observe(max(now - decision.submitted_timestamp, 0.0))
 
     async def _decide(self, applications: list[ValidApplication], model: Any,
