@@ -80,7 +80,8 @@ async def run_aiokafka_passthrough(settings: Settings, source: str, sink: str, g
         await producer.stop()
 
 
-def run_naive_loop(settings: Settings, source: str, sink: str, group: str) -> None:
+def run_naive_loop(settings: Settings, source: str, sink: str, group: str,
+                   limit: int | None = None) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
     from features.serving import ServingSpec
@@ -96,7 +97,7 @@ def run_naive_loop(settings: Settings, source: str, sink: str, group: str) -> No
     consumer = KafkaConsumer(source, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
                              auto_offset_reset="earliest")
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    for message in consumer:
+    for handled, message in enumerate(consumer, start=1):
         try:
             event = json.loads(message.value)
             record = dict(event)
@@ -114,6 +115,9 @@ def run_naive_loop(settings: Settings, source: str, sink: str, group: str) -> No
         except Exception as error:  # noqa: BLE001 - a bad event is reported, never fatal
             result = {"error": type(error).__name__}
         producer.send(sink, key=message.key, value=json.dumps(result).encode())
+        if limit is not None and handled >= limit:
+            producer.flush()
+            break
 
 
 def _stored_value(text: str) -> Any:
@@ -130,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--port", type=int, default=6099, help="faust only: its web port")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="naive only: stop after this many events")
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.kind == "faust":
@@ -140,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.kind == "aiokafka":
         asyncio.run(run_aiokafka_passthrough(settings, args.input, args.output, args.group))
     else:
-        run_naive_loop(settings, args.input, args.output, args.group)
+        run_naive_loop(settings, args.input, args.output, args.group, args.limit)
 
 
 if __name__ == "__main__":
