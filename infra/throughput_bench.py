@@ -63,8 +63,11 @@ class Drain:
     name: str
     outputs: int
     seconds: float                      # first to last output message
-    # CPU seconds per 1,000 outputs of the "process" itself, the "Kafka broker" and "Redis"
+    # CPU seconds per 1,000 outputs of the "process" (with its children), the "Kafka broker"
+    # and "Redis"
     cpu_per_thousand: dict[str, float]
+    # Share of all the machine's cores busy (anyone's work) while it drained
+    machine_busy: float | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -154,24 +157,27 @@ def _time_drain(settings: Settings, name: str, pid: int, topics: list[str], expe
     partitions = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
     pids = {"process": pid, **_stack_pids(settings)}
     try:
-        first: tuple[int, dict[str, float]] | None = None
+        first: tuple[int, dict[str, float], float, float] | None = None
         count, cpu, last_count, last_progress = 0, dict.fromkeys(pids, 0.0), 0, time.monotonic()
         while count < expected and time.monotonic() - last_progress < IDLE_TIMEOUT_S:
             time.sleep(0.1)
             count = sum(consumer.end_offsets(partitions).values())
             cpu = {who: cpu_seconds(each) for who, each in pids.items()}
             if count and first is None:
-                first = (count, cpu)
+                first = (count, cpu, machine_busy_seconds(), time.monotonic())
             if count > last_count:
                 last_count, last_progress = count, time.monotonic()
+        busy, ended = machine_busy_seconds(), time.monotonic()
         first_ms, last_ms = _first_and_last_timestamps(consumer, partitions)
     finally:
         consumer.close()
     per_thousand: dict[str, float] = {}
+    machine: float | None = None
     if first is not None and count > first[0]:
         per_thousand = {who: (cpu[who] - first[1][who]) / (count - first[0]) * 1000 for who in pids}
+        machine = (busy - first[2]) / max(ended - first[3], 1e-9) / (os.cpu_count() or 1)
     shown = name if count >= expected else f"{name} (stalled at {count:,} of {expected:,})"
-    return Drain(shown, count, (last_ms - first_ms) / 1000, per_thousand)
+    return Drain(shown, count, (last_ms - first_ms) / 1000, per_thousand, machine)
 
 
 def _stack_pids(settings: Settings) -> dict[str, int]:
@@ -195,12 +201,23 @@ def _first_and_last_timestamps(consumer: Any, partitions: list[Any]) -> tuple[in
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process (Linux /proc); 0 once it has gone."""
+    """User + system CPU seconds of a live process and its live children (Linux /proc; a
+    ``worker --processes N`` supervisor's workers are its children); 0 once it has gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent on anything but idling (Linux /proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal, *_ = (
+        int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _print_ratios(drains: dict[str, Drain], echo: Echo) -> None:
@@ -369,7 +386,11 @@ def _scale_out(settings: Settings, data: Path, tag: str, events: int, echo: Echo
                 finally:
                     worker.stop()
                 runs[processes] = (drain, _decisions_by_key(settings, topics["decisions"]))
-            echo(Drain(drain.name, drain.outputs, drain.seconds, {}).line())
+            own = drain.cpu_per_thousand.get("process")
+            busy = (f"; the machine {drain.machine_busy:.0%} busy (all {os.cpu_count()} cores)"
+                    if drain.machine_busy is not None else "")
+            echo(Drain(drain.name, drain.outputs, drain.seconds, {}).line()
+                 + (f", workers {own:.2f} CPU s per 1,000" if own else "") + busy)
     one, two = runs[1], runs[2]
     echo(f"  2 processes / 1 process: {two[0].events_per_second / one[0].events_per_second:.2f}")
     echo("  " + _exactly_once_report(one[1], two[1]))
