@@ -29,6 +29,7 @@ from onnx_models.registry import Registry
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
 from stream.failures import DEAD_LETTER_CODES, ModelRuntimeBroken
+from stream.log_limits import OUTAGE_LINES
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import ModelEvent, ModelHolder
 from stream.pipeline import IncomingEvent, ScoringPipeline
@@ -180,6 +181,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.timer(interval=5.0)
     async def report_consumer_lag() -> None:
         await _report_lag(app, state, settings.topic_applications)
+
+    @app.timer(interval=5.0)
+    async def summarise_suppressed_log_lines() -> None:
+        OUTAGE_LINES.flush()  # "N similar lines suppressed", once per kind and window
 
     _add_views(app, state)
     return app

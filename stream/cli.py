@@ -12,11 +12,10 @@ def worker_command(
 
     HTTP on the worker port: /health, /metrics (Prometheus) and POST /score.
     """
-    import faust
-
     from config.settings import get_settings
     from onnx_models.registry import Registry
     from stream.app import EXIT_BATCH_FAILED, create_app
+    from stream.log_limits import QuietOutagesWorker
 
     settings = get_settings()
     if Registry(settings.registry_dir).live_version() is None:
@@ -25,7 +24,7 @@ def worker_command(
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
+    worker = QuietOutagesWorker(app, loglevel=loglevel.upper(), quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
