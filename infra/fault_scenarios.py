@@ -196,14 +196,18 @@ def broker_restarted(rig: FaultRig, down_s: float = 10.0, max_log_lines: int = 5
             kafka.kill()
             time.sleep(down_s)
             health_during = worker.health()
+            up_during = metric_sum(worker.metrics(), "creditrisk_dependency_up", dependency="kafka")
             kafka.start()
             result = run.finish(producing)
             outage_log = worker.log_lines()[before:]
             result.notes.update(outage_log_lines=len(outage_log),
-                                kafka_ok_during_outage=health_during.get("kafka", {}).get("ok"),
-                                kafka_retries=metric_sum(worker.metrics(),
-                                                         "creditrisk_batch_retries_total",
-                                                         dependency="kafka"))
+                                kafka_ok_in_health_during_outage=health_during.get("kafka", {}).get("ok"),
+                                kafka_up_metric_during_outage=up_during)
+            if health_during.get("kafka", {}).get("ok") is not False or up_during != 0:
+                result.failures.append("neither /health nor creditrisk_dependency_up showed the "
+                                       f"outage: {health_during}, up={up_during}")
+            if not any("kafka recovered" in line for line in outage_log):
+                result.failures.append("the worker's log does not say Kafka recovered")
             if len(outage_log) > max_log_lines:
                 result.failures.append(
                     f"the worker wrote {len(outage_log)} log lines for a {down_s:.0f} s broker "

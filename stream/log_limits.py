@@ -80,7 +80,7 @@ class RepeatedLineLimiter(logging.Filter):
         for kind in list(self._kinds.values()):
             if kind.suppressed and now - kind.window_started >= self.window_s:
                 logging.getLogger(SUMMARY_LOGGER).log(
-                    kind.level, "%d lines like this one from %s were suppressed in the last "
+                    kind.level, "%d line(s) like this one from %s suppressed in the last "
                     "%.0f s: %s", kind.suppressed, kind.logger, now - kind.window_started,
                     kind.template)
                 kind.window_started, kind.suppressed = now, 0

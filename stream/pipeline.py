@@ -29,6 +29,7 @@ from stream.decisions import Decision, DecisionRecord, DecisionStore, decision_i
 from stream.event_schema import EventSchema
 from stream.failures import (
     PROCESSING_ERROR,
+    DependencyStatus,
     ModelRuntimeBroken,
     ProcessingError,
     field_that_breaks,
@@ -101,11 +102,7 @@ class ScoringPipeline:
         self.drift = drift_monitor(models.current.card) if drift_monitor else None
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
-        self.healthy_dependencies: dict[str, bool] = {"redis": True, "kafka": True}
-        self._down_since: dict[str, float] = {}   # time.monotonic() of the first failure
-        self._down_logged: dict[str, float] = {}  # ... and of the last line saying so
-        for dependency in self.healthy_dependencies:
-            metrics.dependency_up.labels(dependency=dependency).set(1)
+        self.dependencies = DependencyStatus(metrics.dependency_up)
         self.last_batch_completed_at: float | None = None  # time.time() of the last batch
 
     # -- the batch ------------------------------------------------------------------------
@@ -348,37 +345,19 @@ class ScoringPipeline:
                     raise
                 self._dependency_failed(dependency, error)
             else:
-                if self._down_since:
-                    self._dependencies_recovered()
+                if self.dependencies.down_since:
+                    self.dependencies.answered()
                 return result
             await self.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    # The log says when a dependency went down, that it is still down (every
-    # STILL_DOWN_LOG_EVERY_S) and when it came back; each retry is counted in the metrics only.
-    STILL_DOWN_LOG_EVERY_S = 30.0
+    @property
+    def healthy_dependencies(self) -> dict[str, bool]:
+        return self.dependencies.up
 
     def _dependency_failed(self, dependency: str, error: BaseException) -> None:
-        self.healthy_dependencies[dependency] = False
         self.metrics.retries.labels(dependency=dependency).inc()
-        self.metrics.dependency_up.labels(dependency=dependency).set(0)
-        now = time.monotonic()
-        if dependency not in self._down_since:
-            self._down_since[dependency] = self._down_logged[dependency] = now
-            log.warning("%s unavailable (%s); batches are retried until it recovers", dependency,
-                        type(error).__name__)
-        elif now - self._down_logged[dependency] >= self.STILL_DOWN_LOG_EVERY_S:
-            self._down_logged[dependency] = now
-            log.warning("%s still unavailable after %.0f s (%s); batches are being retried",
-                        dependency, now - self._down_since[dependency], type(error).__name__)
-
-    def _dependencies_recovered(self) -> None:
-        now = time.monotonic()
-        for dependency, since in self._down_since.items():
-            self.metrics.dependency_up.labels(dependency=dependency).set(1)
-            log.warning("%s recovered after %.0f s", dependency, now - since)
-        self._down_since.clear()
-        self.healthy_dependencies = {"redis": True, "kafka": True}
+        self.dependencies.failed(dependency, error)
 
 
 def _check_runtime(model: Any, cause: BaseException) -> None:
