@@ -114,18 +114,23 @@ def test_a_bounded_number_of_kinds_is_remembered(clock):
     assert len(limiter._kinds) <= 10
 
 
-def test_a_dependency_outage_logs_down_still_down_and_recovered_once_each(clock, caplog):
+def test_a_dependency_outage_logs_down_still_down_and_recovered_once_each(clock, written):
     metrics = WorkerMetrics(CollectorRegistry())
     status = DependencyStatus(metrics.dependency_up, still_down_every_s=30.0, clock=clock)
     gauge = metrics.dependency_up.labels(dependency="kafka")
     assert gauge._value.get() == 1
-    with caplog.at_level(logging.WARNING, logger="stream.failures"):
+    lines, _ = written
+    failures_log = logging.getLogger("stream.failures")
+    failures_log.handlers, failures_log.propagate = logging.getLogger("limiter-test").handlers, False
+    try:
         for _ in range(100):  # retries and probes every 0.5 s for 50 s
             clock.now += 0.5
             status.failed("kafka", TimeoutError())
         assert gauge._value.get() == 0 and status.up == {"redis": True, "kafka": False}
         status.answered()
-    assert [record.getMessage() for record in caplog.records] == [
+    finally:
+        failures_log.handlers, failures_log.propagate = [], True
+    assert [line.removeprefix("stream.failures: ") for line in lines] == [
         "kafka unavailable (TimeoutError); batches wait and are retried until it recovers",
         "kafka still unavailable after 30 s (TimeoutError)",
         "kafka recovered after 50 s"]
