@@ -9,13 +9,13 @@ import typer
 
 from config.settings import Settings
 
-SUITES = ("all", "feature-store", "worker", "throughput", "ledger", "training")
+SUITES = ("all", "feature-store", "worker", "throughput", "ledger", "training", "faults")
 
 
 def bench(
     customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
     suite: str = typer.Option("all", help="which suite: all, feature-store, worker, throughput, "
-                                          "ledger or training"),
+                                          "ledger, training or faults (not part of all)"),
     training_rows: str = typer.Option("8000,50000,200000,1000000",
                                       help="training suite: generated file sizes (rows)"),
     training_seeds: str = typer.Option("1,2,3,4,5",
@@ -27,6 +27,8 @@ def bench(
                                           help="throughput suite: applications each consumer drains"),
     scale_out_events: int = typer.Option(30_000, min=1000,
                                          help="throughput suite: applications of the scale-out runs"),
+    fault_applications: int = typer.Option(3_000, min=100,
+                                           help="faults suite: applications per scenario"),
 ) -> None:
     """Run the benchmarks and print the figures (the local stack is started if a suite
     needs it; the training suite does not)."""
@@ -57,6 +59,8 @@ def bench(
         _bench_throughput(settings, throughput_events, scale_out_events)
     if suite in ("all", "ledger"):
         _bench_ledger(settings, ledger_rows)
+    if suite == "faults":  # minutes of deliberate outages: only when asked for
+        _bench_faults(settings, fault_applications)
     if suite in ("all", "training"):
         _bench_training(_integers(training_rows), _integers(training_seeds),
                         _integers(training_large_seeds))
@@ -123,6 +127,24 @@ def _bench_throughput(settings: Settings, events: int, scale_out_events: int) ->
                      log=lambda line: None)
     started = time.monotonic()
     throughput_bench.bench_throughput(settings, loans, typer.echo, events, scale_out_events)
+    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
+
+
+def _bench_faults(settings: Settings, applications: int) -> None:
+    from infra import faults_bench
+    from infra.demo import DEMO_DATA, DEMO_ROWS, DEMO_SEED
+    from onnx_models.registry import Registry
+    from training.generate import generate_loan_files
+
+    typer.secho("\n== faults (every application ends as one decision or one dead letter)",
+                bold=True)
+    if Registry(settings.registry_dir).live_version() is None:
+        typer.echo("  skipped: no live model (run `make demo` or `creditrisk train` first)")
+        return
+    if not (DEMO_DATA / "loans.csv").is_file():
+        generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
+    started = time.monotonic()
+    faults_bench.bench_faults(settings, DEMO_DATA / "loans.csv", typer.echo, applications)
     typer.echo(f"  ({time.monotonic() - started:.0f}s)")
 
 

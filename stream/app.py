@@ -29,6 +29,7 @@ from onnx_models.registry import Registry
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
 from stream.failures import DEAD_LETTER_CODES, ModelRuntimeBroken
+from stream.log_limits import OUTAGE_LINES
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import ModelEvent, ModelHolder
 from stream.pipeline import IncomingEvent, ScoringPipeline
@@ -178,8 +179,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
             state.agent_running = False
 
     @app.timer(interval=5.0)
-    async def report_consumer_lag() -> None:
-        await _report_lag(app, state, settings.topic_applications)
+    async def probe_dependencies_and_report_lag() -> None:
+        await _probe_dependencies(app, state)
+
+    @app.timer(interval=5.0)
+    async def summarise_suppressed_log_lines() -> None:
+        OUTAGE_LINES.flush()  # "N similar lines suppressed", once per kind and window
 
     _add_views(app, state)
     return app
@@ -197,6 +202,27 @@ async def _waiting_events(app: faust.App, state: ServiceState, topic: str) -> di
         next_offset = done + 1 if done is not None else (await app.consumer.position(tp) or 0)
         waiting[tp.partition] = max(int(highwaters.get(tp, next_offset)) - next_offset, 0)
     return waiting
+
+
+# A probe that takes longer than this counts as the dependency not answering.
+PROBE_TIMEOUT_S = 3.0
+
+
+async def _probe_dependencies(app: faust.App, state: ServiceState) -> None:
+    """Every few seconds, events or not: the consumer lag (a Kafka round trip) and a Redis
+    ping. The answers feed ``creditrisk_dependency_up``, ``/health`` and the outage lines."""
+    pipeline = state.pipeline
+    if pipeline is None:
+        return
+    probes = {"kafka": lambda: _report_lag(app, state, state.settings.topic_applications),
+              "redis": state.redis.ping}
+    for dependency, probe in probes.items():
+        try:
+            await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
+        except Exception as error:  # noqa: BLE001 - any failure: the dependency does not answer
+            pipeline.dependencies.failed(dependency, error)
+        else:
+            pipeline.dependencies.answered(dependency)
 
 
 async def _report_lag(app: faust.App, state: ServiceState, topic: str) -> None:
@@ -276,8 +302,10 @@ async def _health(app: faust.App, state: ServiceState) -> dict[str, dict[str, An
         redis_ok = False
     report["redis"] = {"ok": redis_ok}
     try:
-        waiting = sum((await _waiting_events(app, state, state.settings.topic_applications)).values())
-    except Exception:  # noqa: BLE001 - no offsets yet (rebalancing): nothing known to wait
+        waiting = sum((await asyncio.wait_for(
+            _waiting_events(app, state, state.settings.topic_applications), PROBE_TIMEOUT_S,
+        )).values())
+    except Exception:  # noqa: BLE001 - no offsets yet (rebalancing, Kafka away): none known to wait
         waiting = 0
     report["stream"] = stream_health(state, waiting, state.settings.stall_after_s)
     if pipeline is None:

@@ -53,14 +53,13 @@ def _supervise(processes: int, loglevel: str) -> int:
 
 
 def _run_worker(loglevel: str) -> None:
-    import faust
-
     from config.settings import get_settings
     from stream.app import EXIT_BATCH_FAILED, create_app
+    from stream.log_limits import QuietOutagesWorker
 
     settings = get_settings()
     app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel.upper(), quiet=True)
+    worker = QuietOutagesWorker(app, loglevel=loglevel.upper(), quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:

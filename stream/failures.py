@@ -17,6 +17,8 @@ Three kinds of failure, three outcomes (see ``ScoringPipeline.process``):
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -30,6 +32,8 @@ PROCESSING_ERROR = "processing_error"
 DEAD_LETTER_CODES: tuple[str, ...] = (*REJECTION_CODES, PROCESSING_ERROR)
 
 R = TypeVar("R")
+log = logging.getLogger(__name__)
+DEPENDENCIES: tuple[str, ...] = ("redis", "kafka")
 
 
 def outage_dependency(error: BaseException) -> str | None:
@@ -42,6 +46,47 @@ def outage_dependency(error: BaseException) -> str | None:
         # configuration errors (authorization, size) also need an operator, not a dead letter.
         return "kafka"
     return None
+
+
+class DependencyStatus:
+    """Which dependencies answer, as the worker last saw them (a batch step or the periodic
+    probe). Outages are loud in the metrics (``creditrisk_dependency_up``) and in ``/health``
+    and quiet in the log: one line when a dependency goes down, one every
+    ``still_down_every_s`` while it stays down, one when it recovers."""
+
+    def __init__(self, gauge: Any, still_down_every_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.gauge = gauge  # creditrisk_dependency_up{dependency}
+        self.still_down_every_s = still_down_every_s
+        self.clock = clock
+        self.down_since: dict[str, float] = {}
+        self._last_line: dict[str, float] = {}
+        for dependency in DEPENDENCIES:
+            gauge.labels(dependency=dependency).set(1)
+
+    @property
+    def up(self) -> dict[str, bool]:
+        return {dependency: dependency not in self.down_since for dependency in DEPENDENCIES}
+
+    def failed(self, dependency: str, error: BaseException) -> None:
+        now = self.clock()
+        self.gauge.labels(dependency=dependency).set(0)
+        if dependency not in self.down_since:
+            self.down_since[dependency] = self._last_line[dependency] = now
+            log.warning("%s unavailable (%s); batches wait and are retried until it recovers",
+                        dependency, type(error).__name__)
+        elif now - self._last_line[dependency] >= self.still_down_every_s:
+            self._last_line[dependency] = now
+            log.warning("%s still unavailable after %.0f s (%s)", dependency,
+                        now - self.down_since[dependency], type(error).__name__)
+
+    def answered(self, *dependencies: str) -> None:
+        """These dependencies answered (all of them when none is named)."""
+        for dependency in dependencies or tuple(self.down_since):
+            since = self.down_since.pop(dependency, None)
+            if since is not None:
+                self.gauge.labels(dependency=dependency).set(1)
+                log.warning("%s recovered after %.0f s", dependency, self.clock() - since)
 
 
 class ProcessingError(Exception):

@@ -79,6 +79,10 @@ class WorkerMetrics:
             "creditrisk_batch_retries_total",
             "Batches retried because a dependency failed (nothing was acknowledged).",
             ["dependency"], registry=registry)
+        self.dependency_up = Gauge(
+            "creditrisk_dependency_up",
+            "1 while the dependency answers the worker's batches, 0 from the first failed "
+            "attempt until a batch gets through again.", ["dependency"], registry=registry)
         self.consumer_lag = Gauge(
             "creditrisk_consumer_lag_messages",
             "Events in the input topic not yet processed, per partition.",

@@ -30,6 +30,7 @@ from stream.decisions import Decision, DecisionRecord, DecisionStore, decision_i
 from stream.event_schema import EventSchema
 from stream.failures import (
     PROCESSING_ERROR,
+    DependencyStatus,
     ModelRuntimeBroken,
     ProcessingError,
     field_that_breaks,
@@ -102,7 +103,7 @@ class ScoringPipeline:
         self.drift = drift_monitor(models.current.card) if drift_monitor else None
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
-        self.healthy_dependencies: dict[str, bool] = {"redis": True, "kafka": True}
+        self.dependencies = DependencyStatus(metrics.dependency_up)
         self.last_batch_completed_at: float | None = None  # time.time() of the last batch
 
     # -- the batch ------------------------------------------------------------------------
@@ -346,16 +347,19 @@ class ScoringPipeline:
                     raise
                 self._dependency_failed(dependency, error)
             else:
-                self.healthy_dependencies = {"redis": True, "kafka": True}
+                if self.dependencies.down_since:
+                    self.dependencies.answered()
                 return result
             await self.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
+    @property
+    def healthy_dependencies(self) -> dict[str, bool]:
+        return self.dependencies.up
+
     def _dependency_failed(self, dependency: str, error: BaseException) -> None:
-        self.healthy_dependencies[dependency] = False
         self.metrics.retries.labels(dependency=dependency).inc()
-        log.warning("%s unavailable (%s); the batch will be retried", dependency,
-                    type(error).__name__)
+        self.dependencies.failed(dependency, error)
 
 
 def _check_runtime(model: Any, cause: BaseException) -> None:

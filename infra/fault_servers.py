@@ -1,0 +1,198 @@
+"""Processes a fault run may break: a private Kafka broker, a private Redis, and workers.
+
+The shared local stack is used by everyone on the machine, so a run that stops a broker or
+Redis starts its own on free ports under a folder of its own (the same ``infra.stack``
+classes, other settings) and only ever stops those. Workers are ``creditrisk worker``
+processes with the run's topics, key prefix, registry and consumer group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from config.settings import REPO_ROOT, Settings
+from infra.stack import Kafka, Redis, process_alive
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateKafka:
+    """A single-node KRaft broker of the run's own (``infra.stack.Kafka`` on free ports)."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        port, controller = free_port(), free_port()
+        jars = settings.kafka_jars_dir
+        if not (jars / ".pom-sha256").exists() and (settings.stack_dir / "kafka-jars").is_dir():
+            jars = settings.stack_dir / "kafka-jars"  # the running stack's cache
+        self.settings = settings.model_copy(update={
+            "kafka_bootstrap": f"127.0.0.1:{port}", "kafka_controller_port": controller,
+            "stack_dir": workdir, "kafka_jars_dir": jars, "kafka_heap": "384m"})
+        self.service = Kafka(self.settings)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    def start(self) -> None:
+        self.service.start(echo=lambda line: None)
+
+    def kill(self) -> None:
+        """SIGKILL: no controlled shutdown; the log is recovered at the next start."""
+        pid = self.service.our_pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            while process_alive(pid):
+                time.sleep(0.05)
+            self.service.pid_path.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        self.service.stop(timeout_s=20)
+
+
+class PrivateRedis:
+    """A redis-server of the run's own that keeps its data across restarts (append-only
+    file, fsync always), so a restart loses only what a restart loses: connections and the
+    script cache."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings = settings.model_copy(update={
+            "redis_url": f"redis://127.0.0.1:{free_port()}/0", "stack_dir": workdir})
+        self.service = _PersistentRedis(self.settings)
+
+    @property
+    def url(self) -> str:
+        return self.settings.redis_url
+
+    def start(self) -> None:
+        self.service.start(echo=lambda line: None)
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """A clean restart (SIGTERM writes the append-only file), then up again."""
+        self.service.stop(timeout_s=20)
+        time.sleep(down_s)
+        self.start()
+
+    def stop(self) -> None:
+        self.service.stop(timeout_s=20)
+
+
+class _PersistentRedis(Redis):
+    def command(self) -> list[str]:
+        return [*super().command(), "--appendonly", "yes", "--appendfsync", "always"]
+
+
+class FaultWorker:
+    """``creditrisk worker`` (or another worker module) on the run's settings."""
+
+    def __init__(self, settings: Settings, workdir: Path, name: str, group: str,
+                 module: str = "infra.cli", **extra_env: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.log_path = workdir / f"{name}.log"
+        self.command = [sys.executable, "-m", module, "worker"]
+        self.env = {
+            **os.environ,
+            # this checkout's packages, whatever is installed in the environment
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                        os.environ.get("PYTHONPATH", "")])),
+            "CREDITRISK_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "CREDITRISK_REDIS_URL": settings.redis_url,
+            "CREDITRISK_TOPIC_APPLICATIONS": settings.topic_applications,
+            "CREDITRISK_TOPIC_DECISIONS": settings.topic_decisions,
+            "CREDITRISK_TOPIC_DEAD_LETTERS": settings.topic_dead_letters,
+            "CREDITRISK_TOPIC_PARTITIONS": str(settings.topic_partitions),
+            "CREDITRISK_KEY_PREFIX": settings.key_prefix,
+            "CREDITRISK_REGISTRY_DIR": str(settings.registry_dir),
+            "CREDITRISK_WORKER_PORT": str(self.port),
+            "CREDITRISK_WORKER_GROUP": group,
+            "CREDITRISK_STACK_DIR": str(workdir / f"{name}-stack"),
+            **extra_env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.command, env=self.env, cwd=REPO_ROOT,
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited at start-up:\n{self.log_tail()}")
+            if self.http("GET", "/health")[0] == 200:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"worker {self.name} not healthy within {timeout_s:.0f} s:\n"
+                           f"{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, nothing is flushed or committed."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self.process = None
+
+    def http(self, method: str, path: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+        except (urllib.error.URLError, OSError):
+            return 0, b""
+
+    def health(self) -> dict[str, Any]:
+        status, body = self.http("GET", "/health")
+        return json.loads(body) if status in (200, 503) and body else {}
+
+    def metrics(self) -> dict[str, float]:
+        """Samples of /metrics as {'name{labels}': value}."""
+        samples: dict[str, float] = {}
+        for line in self.http("GET", "/metrics")[1].decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        return samples
+
+    def log_lines(self) -> list[str]:
+        try:
+            return self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_lines()[-lines:]) or "(no log)"
+
+
+def metric_sum(samples: dict[str, float], name: str, **labels: str) -> float:
+    """Sum of a metric's samples whose labels include ``labels``."""
+    total = 0.0
+    for key, value in samples.items():
+        base, _, rest = key.partition("{")
+        if base == name and all(f'{k}="{v}"' in rest for k, v in labels.items()):
+            total += value
+    return total
