@@ -99,16 +99,18 @@ def _home_credit_data(dataset: DemoDataset) -> None:
 
 
 def _reads(version_card: ModelCard, loans: Path) -> bool:
-    """The model's application events can be built from this file's columns."""
+    """The demo can run on this model with this file: its application events can be built
+    from the file's columns, and its card names the file's outcome column (the back-test
+    replays outcomes; a card from before that was recorded means training a current one)."""
     from stream.replay import EventLayout
 
     try:
-        required = EventLayout.from_card(version_card).required_columns
+        layout = EventLayout.from_card(version_card)
     except (KeyError, ValueError):
         return False
     with loans.open(newline="", encoding="utf-8", errors="replace") as handle:
         header = set(next(csv.reader(handle), []))
-    return set(required) <= header
+    return layout.columns.target_column is not None and set(layout.required_columns) <= header
 
 
 def _model(settings: Settings, dataset: DemoDataset) -> None:

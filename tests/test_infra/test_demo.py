@@ -12,8 +12,9 @@ from infra.demo import DEMO_DATASETS, _reads
 from onnx_models.card import ModelCard
 
 
-def _card(id_column: str, fields: list[str]) -> ModelCard:
-    return model_card(dataset={"id_column": id_column, "customer_id_column": id_column},
+def _card(id_column: str, fields: list[str], target: str | None = "TARGET") -> ModelCard:
+    return model_card(dataset={"id_column": id_column, "customer_id_column": id_column,
+                               "target_column": target},
                       serving={"event_fields": [{"name": name, "kind": "numeric",
                                                  "check": "number"} for name in fields]})
 
@@ -24,6 +25,8 @@ def test_a_model_serves_a_demo_file_only_when_the_file_has_its_event_columns(tmp
     assert _reads(_card("SK_ID_CURR", ["EXT_SOURCE_2", "AMT_CREDIT"]), applications)
     assert not _reads(_card("id", ["loan_amnt"]), applications)
     assert not _reads(model_card(), applications)  # a card without serving
+    # a card written before outcome columns were recorded: the back-test could not run
+    assert not _reads(_card("SK_ID_CURR", ["EXT_SOURCE_2"], target=None), applications)
 
 
 def test_demo_offers_lending_club_by_default_and_home_credit() -> None:
