@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     worker_host: str = Field("127.0.0.1", description="address the worker's HTTP server binds")
     worker_group: str = Field("creditrisk-scoring", description="Kafka consumer group (Faust app id)")
     batch_max_events: int = Field(200, ge=1, description="most events scored in one micro-batch")
-    batch_within_s: float = Field(0.005, gt=0, description=(
+    batch_within_s: float = Field(0.002, gt=0, description=(
         "longest wait for more events before a micro-batch is scored: a lone application waits "
         "this long; under load batches fill to batch_max_events while the last one is scored"))
     score_queue_max: int = Field(500, ge=1, description=(

@@ -155,8 +155,10 @@ class FaultWorker:
                 self.kill()
             self.process = None
 
-    def http(self, method: str, path: str) -> tuple[int, bytes]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+    def http(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
+                                         method=method,
+                                         headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()

@@ -41,6 +41,8 @@ from stream.metrics import WorkerMetrics
 from stream.validation import Rejection, ValidApplication, dead_letter, validate_application
 
 log = logging.getLogger(__name__)
+# Drift gauges are recomputed at most this often (every batch observes the window).
+PSI_EVERY_S = 1.0
 
 # Sends one message; the returned awaitable resolves once Kafka has it.
 Publish = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
@@ -101,6 +103,7 @@ class ScoringPipeline:
         self.metrics = metrics
         self.drift_monitor = drift_monitor
         self.drift = drift_monitor(models.current.card) if drift_monitor else None
+        self._psi_published_at = -PSI_EVERY_S
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
         self.dependencies = DependencyStatus(metrics.dependency_up)
@@ -295,8 +298,11 @@ class ScoringPipeline:
             self.drift.observe(np.asarray([item.inputs for item in scored], dtype=np.float32),
                                np.array([item.verdict.score for item in scored]),
                                np.array([item.verdict.probability_of_default for item in scored]))
-            for name, value in self.drift.psi().items():
-                self.metrics.drift_psi.labels(feature=name).set(value)
+            now = time.monotonic()
+            if now - self._psi_published_at >= PSI_EVERY_S:  # a gauge scraped every 15 s
+                self._psi_published_at = now
+                for name, value in self.drift.psi().items():
+                    self.metrics.drift_psi.labels(feature=name).set(value)
 
     @staticmethod
     def _log_failures(failures: dict[str, ProcessingError]) -> None:

@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,111 +13,29 @@ from typing import Any
 
 import pandas as pd
 
+from infra.fault_scenarios import register_copy
+from infra.fault_servers import FaultWorker, free_port, metric_sum
+from infra.faults import MALFORMED_KINDS, malformed_event
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["MALFORMED_KINDS", "WorkerProcess", "free_port", "malformed_event", "metric_sum",
+           "register_copy"]
 
 
-class WorkerProcess:
+class WorkerProcess(FaultWorker):
     """`python -m infra.cli worker` with the test's topics, key prefix and registry."""
 
     def __init__(self, namespace: Any, registry_dir: Path, log_path: Path,
                  command: list[str] | None = None, **extra_env: str) -> None:
-        self.command = command or [sys.executable, "-m", "infra.cli", "worker"]
-        self.port = free_port()
+        settings = namespace.settings.model_copy(update={"registry_dir": registry_dir,
+                                                         "topic_partitions": 3})
+        super().__init__(settings, log_path.parent, log_path.stem,
+                         f"test-{uuid.uuid4().hex[:10]}", **extra_env)
         self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "CREDITRISK_KAFKA_BOOTSTRAP": namespace.settings.kafka_bootstrap,
-            "CREDITRISK_REDIS_URL": namespace.settings.redis_url,
-            "CREDITRISK_TOPIC_APPLICATIONS": namespace.topic_applications,
-            "CREDITRISK_TOPIC_DECISIONS": namespace.topic_decisions,
-            "CREDITRISK_TOPIC_DEAD_LETTERS": namespace.topic_dead_letters,
-            "CREDITRISK_TOPIC_PARTITIONS": "3",
-            "CREDITRISK_KEY_PREFIX": namespace.key_prefix,
-            "CREDITRISK_REGISTRY_DIR": str(registry_dir),
-            "CREDITRISK_WORKER_PORT": str(self.port),
-            "CREDITRISK_WORKER_GROUP": f"test-{uuid.uuid4().hex[:10]}",
-            "CREDITRISK_STACK_DIR": str(log_path.parent / "worker-stack"),
-            **extra_env,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 90.0) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.command, env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker exited at start-up:\n{self.log_tail()}")
-            status, _ = self.http("GET", "/health")
-            if status == 200:
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"worker not healthy within {timeout_s}s:\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, nothing is flushed or committed."""
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-            self.process = None
-
-    def http(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
-                                         method=method,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-        except (urllib.error.URLError, OSError):
-            return 0, b""
-
-    def metrics(self) -> dict[str, float]:
-        """Samples of /metrics as {'name{labels}': value}."""
-        status, body = self.http("GET", "/metrics")
-        assert status == 200
-        samples: dict[str, float] = {}
-        for line in body.decode().splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                samples[name] = float(value)
-        return samples
+        if command is not None:
+            self.command = command
 
     def metrics_text(self) -> str:
         return self.http("GET", "/metrics")[1].decode()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
-
-
-def metric_sum(samples: dict[str, float], name: str, **labels: str) -> float:
-    """Sum of a metric's samples whose labels include ``labels``."""
-    total = 0.0
-    for key, value in samples.items():
-        base, _, rest = key.partition("{")
-        if base != name:
-            continue
-        if all(f'{k}="{v}"' in rest for k, v in labels.items()):
-            total += value
-    return total
 
 
 # -- events --------------------------------------------------------------------------------
@@ -150,27 +61,6 @@ def valid_events(frame: pd.DataFrame, count: int, submitted_at: datetime | None 
             "emp_title": "Registered nurse",
         })
     return events
-
-
-MALFORMED_KINDS = ["not_json", "missing_field", "wrong_type", "negative_amount", "unknown_term",
-                   "oversize"]
-
-
-def malformed_event(kind: str, index: int, template: dict[str, Any]) -> bytes:
-    event = dict(template, application_id=f"bad-{kind}-{index}")
-    if kind == "not_json":
-        return b"{this is not json " + str(index).encode()
-    if kind == "missing_field":
-        event.pop("customer_id")
-    elif kind == "wrong_type":
-        event["loan_amnt"] = "twelve thousand"
-    elif kind == "negative_amount":
-        event["loan_amnt"] = -5000
-    elif kind == "unknown_term":
-        event["term"] = 48
-    elif kind == "oversize":
-        event["notes"] = "x" * 200_000
-    return json.dumps(event).encode()
 
 
 def produce(bootstrap: str, topic: str, payloads: Iterable[tuple[bytes | None, bytes]],
@@ -253,15 +143,3 @@ def _fresh_bureau_file(bureau_csv: Path, target: Path, as_of: datetime | None = 
 def keyed(events: list[dict[str, Any]]) -> list[tuple[bytes | None, bytes]]:
     """Kafka (key, value) pairs of application events, keyed by application id."""
     return [(event["application_id"].encode(), json.dumps(event).encode()) for event in events]
-
-
-def register_copy(registry: Any, source: str, version: str, **thresholds: float) -> str:
-    """A registered model again under a new version, optionally with other thresholds."""
-    folder = registry.root / source
-    card = json.loads((folder / "model.json").read_text())
-    card["version"] = version
-    card["thresholds"].update(thresholds)
-    files = {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()}
-    files["model.json"] = json.dumps(card).encode()
-    registry.register(version, files)
-    return version
