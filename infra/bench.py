@@ -25,7 +25,7 @@ def bench(
                                     help="decisions in the ledger for the look-up benchmark"),
     throughput_events: int = typer.Option(30_000, min=1000,
                                           help="throughput suite: applications each consumer drains"),
-    scale_out_events: int = typer.Option(30_000, min=1000,
+    scale_out_events: int = typer.Option(90_000, min=1000,
                                          help="throughput suite: applications of the scale-out runs"),
     fault_applications: int = typer.Option(3_000, min=100,
                                            help="faults suite: applications per scenario"),
