@@ -41,8 +41,9 @@ from stream.metrics import WorkerMetrics
 from stream.validation import Rejection, ValidApplication, dead_letter, validate_application
 
 log = logging.getLogger(__name__)
-# Drift gauges are recomputed at most this often (every batch observes the window).
-PSI_EVERY_S = 1.0
+# Drift gauges are recomputed after this many decisions or this long (every batch observes
+# the window).
+PSI_EVERY_ROWS, PSI_EVERY_S = 100, 1.0
 
 # Sends one message; the returned awaitable resolves once Kafka has it.
 Publish = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[Any]]]
@@ -103,7 +104,7 @@ class ScoringPipeline:
         self.metrics = metrics
         self.drift_monitor = drift_monitor
         self.drift = drift_monitor(models.current.card) if drift_monitor else None
-        self._psi_published_at = -PSI_EVERY_S
+        self._psi_published_at, self._rows_since_psi = -PSI_EVERY_S, 0
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
         self.dependencies = DependencyStatus(metrics.dependency_up)
@@ -298,9 +299,12 @@ class ScoringPipeline:
             self.drift.observe(np.asarray([item.inputs for item in scored], dtype=np.float32),
                                np.array([item.verdict.score for item in scored]),
                                np.array([item.verdict.probability_of_default for item in scored]))
+            # Recomputed every PSI_EVERY_ROWS decisions or PSI_EVERY_S, not every batch: a
+            # gauge over a window of thousands, scraped every 15 s.
+            self._rows_since_psi += len(scored)
             now = time.monotonic()
-            if now - self._psi_published_at >= PSI_EVERY_S:  # a gauge scraped every 15 s
-                self._psi_published_at = now
+            if self._rows_since_psi >= PSI_EVERY_ROWS or now - self._psi_published_at >= PSI_EVERY_S:
+                self._psi_published_at, self._rows_since_psi = now, 0
                 for name, value in self.drift.psi().items():
                     self.metrics.drift_psi.labels(feature=name).set(value)
 

@@ -31,6 +31,7 @@ class WorkerProcess(FaultWorker):
         super().__init__(settings, log_path.parent, log_path.stem,
                          f"test-{uuid.uuid4().hex[:10]}", **extra_env)
         self.log_path = log_path
+        self.env["CREDITRISK_STACK_DIR"] = str(log_path.parent / "worker-stack")
         if command is not None:
             self.command = command
 
