@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 
 import typer
 
@@ -95,32 +96,22 @@ def _bench_training(sizes: list[int], seeds: list[int], large_seeds: list[int]) 
 
 def _bench_worker(settings: Settings) -> None:
     from infra import worker_bench
-    from infra.demo import DEMO_DATA, DEMO_ROWS, DEMO_SEED
-    from onnx_models.registry import Registry
-    from training.generate import generate_loan_files
 
     typer.secho("\n== scoring worker (Kafka → Faust → Redis → ONNX → Kafka)", bold=True)
-    if Registry(settings.registry_dir).live_version() is None:
-        typer.echo("  skipped: no live model (run `make demo` or `creditrisk train` first)")
+    if not _live_model(settings):
         return
-    if not (DEMO_DATA / "loans.csv").is_file():
-        generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
     started = time.monotonic()
-    worker_bench.bench_worker(settings, DEMO_DATA / "loans.csv", typer.echo)
+    worker_bench.bench_worker(settings, _demo_loans(), typer.echo)
     typer.echo(f"  ({time.monotonic() - started:.0f}s)")
 
 
 def _bench_throughput(settings: Settings, events: int, scale_out_events: int) -> None:
     from infra import throughput_bench
-    from infra.demo import DEMO_DATA, DEMO_ROWS, DEMO_SEED
     from onnx_models.registry import Registry
-    from training.generate import generate_loan_files
     from training.pipeline import run_training
 
     typer.secho("\n== throughput (drain rates, latency ladder, HTTP, scale-out)", bold=True)
-    loans = DEMO_DATA / "loans.csv"
-    if not loans.is_file():
-        generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
+    loans = _demo_loans()
     if Registry(settings.registry_dir).live_version() is None:
         typer.echo(f"  no live model: training one on {loans} (as `creditrisk train` does)")
         run_training(loans, "generated", registry_dir=settings.registry_dir, progress=False,
@@ -132,20 +123,34 @@ def _bench_throughput(settings: Settings, events: int, scale_out_events: int) ->
 
 def _bench_faults(settings: Settings, applications: int) -> None:
     from infra import faults_bench
-    from infra.demo import DEMO_DATA, DEMO_ROWS, DEMO_SEED
-    from onnx_models.registry import Registry
-    from training.generate import generate_loan_files
 
     typer.secho("\n== faults (every application ends as one decision or one dead letter)",
                 bold=True)
+    if not _live_model(settings):
+        return
+    started = time.monotonic()
+    faults_bench.bench_faults(settings, _demo_loans(), typer.echo, applications)
+    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
+
+
+def _live_model(settings: Settings) -> bool:
+    from onnx_models.registry import Registry
+
     if Registry(settings.registry_dir).live_version() is None:
         typer.echo("  skipped: no live model (run `make demo` or `creditrisk train` first)")
-        return
-    if not (DEMO_DATA / "loans.csv").is_file():
+        return False
+    return True
+
+
+def _demo_loans() -> Path:
+    """The demo's generated loan file, generated first if it is not there."""
+    from infra.demo import DEMO_DATA, DEMO_ROWS, DEMO_SEED
+    from training.generate import generate_loan_files
+
+    loans = DEMO_DATA / "loans.csv"
+    if not loans.is_file():
         generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
-    started = time.monotonic()
-    faults_bench.bench_faults(settings, DEMO_DATA / "loans.csv", typer.echo, applications)
-    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
+    return loans
 
 
 def _cpus() -> int:

@@ -316,9 +316,6 @@ class ScoringPipeline:
                         step)
 
     # -- one application over HTTP (same steps, nothing published or stored) ----------------
-    async def score_one(self, payload: bytes) -> Decision | Rejection:
-        return (await self.score_many([payload]))[0]
-
     async def score_many(self, payloads: Sequence[bytes]) -> list[Decision | Rejection]:
         """Score request bodies together (one feature read, one model call), each answered
         on its own: a decision, or the rejection of that body alone."""
@@ -357,8 +354,7 @@ class ScoringPipeline:
                     raise
                 self._dependency_failed(dependency, error)
             else:
-                if self.dependencies.down_since:
-                    self.dependencies.answered()
+                self.dependencies.answered()
                 return result
             await self.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)

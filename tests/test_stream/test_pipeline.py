@@ -400,12 +400,12 @@ def test_a_batch_of_only_bad_events_is_dead_lettered_when_the_model_self_check_p
     assert outcome.decisions == [] and len(outcome.dead_letters) == 2
 
 
-def test_score_one_reports_a_processing_error_as_a_rejection() -> None:
+def test_one_scored_request_reports_a_processing_error_as_a_rejection() -> None:
     harness = Harness(model=FakeModel(fail_on_amount=999.0))
     assert event("x", loan_amnt=999).value is not None
-    result = asyncio.run(harness.pipeline.score_one(event("x", loan_amnt=999).value or b""))
+    (result,) = asyncio.run(harness.pipeline.score_many([event("x", loan_amnt=999).value or b""]))
     assert getattr(result, "error", None) == "processing_error"
-    good = asyncio.run(harness.pipeline.score_one(event("y").value or b""))
+    (good,) = asyncio.run(harness.pipeline.score_many([event("y").value or b""]))
     assert isinstance(good, Decision) and good.decision == "approve"
     assert harness.store.records == {} and harness.kafka.messages == []
 
