@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
 
+    def stack_secret_path(self, name: str) -> Path:
+        """Where `creditrisk stack up` keeps a credential it generated (mode 0600)."""
+        return self.stack_dir / "secrets" / name
+
+    def stack_secret(self, name: str) -> str | None:
+        """A credential the local stack generated, or None when there is none."""
+        try:
+            return self.stack_secret_path(name).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
     @property
     def postgres_password_file(self) -> Path:
         """Where `creditrisk stack up` keeps the password it generated for the local cluster."""

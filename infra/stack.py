@@ -552,6 +552,18 @@ def delete_topics(bootstrap: str, names: list[str]) -> None:
         admin.close()
 
 
+def ensure_stack_secret(settings: Settings, name: str) -> str:
+    """The stack's credential ``name``: generated once (random, mode 0600), then reused."""
+    path = settings.stack_secret_path(name)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
 # -- probes -----------------------------------------------------------------------------
 def kafka_answers(bootstrap: str) -> bool:
     """True when the broker serves metadata (not merely when the port is open)."""
