@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,19 @@ class Settings(BaseSettings):
     # Kafka
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_controller_port: int = Field(9093, description="KRaft controller port of the local broker")
+    kafka_security_protocol: Literal["SASL_SSL", "SASL_PLAINTEXT", "SSL", "PLAINTEXT"] = Field(
+        "SASL_SSL", description="how clients reach the broker (the local stack: SASL/SCRAM over TLS)")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism")
+    kafka_username: str | None = Field(None, description=(
+        "this process's Kafka principal (unset: the local stack's principal for the "
+        "process's role: producer, worker, reader, ledger or admin)"))
+    kafka_password: SecretStr | None = Field(
+        None, description="this process's Kafka password (unset: the local stack's)")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle that verifies the broker (unset: the local stack's CA)")
+    reader_group_prefix: str = Field("creditrisk-reader", description=(
+        "consumer groups downstream readers may use (the reader principal's groups start so)"))
     topic_applications: str = Field("loan-applications", description="input topic")
     topic_decisions: str = Field("loan-decisions", description="output topic")
     topic_dead_letters: str = Field("loan-applications-dlq", description="dead-letter topic")

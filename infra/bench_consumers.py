@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from config.kafka_auth import aiokafka_options, faust_broker_options, kafka_python_options
 from config.settings import Settings, get_settings
 
 BATCH_EVENTS = 200
@@ -36,8 +37,7 @@ def run_faust_passthrough(settings: Settings, source: str, sink: str, group: str
 
     datadir = settings.stack_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(group, broker=";".join(f"kafka://{server}" for server in
-                                           settings.kafka_bootstrap.split(",")),
+    app = faust.App(group, **faust_broker_options(settings, "worker"), topic_allow_declare=False,
                     value_serializer="raw", key_serializer="raw",
                     processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
                     web_port=port, web_bind="127.0.0.1", web_host="127.0.0.1",
@@ -58,9 +58,9 @@ def run_faust_passthrough(settings: Settings, source: str, sink: str, group: str
 async def run_aiokafka_passthrough(settings: Settings, source: str, sink: str, group: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(source, **aiokafka_options(settings, "worker"), group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**aiokafka_options(settings, "worker"), acks="all")
     await consumer.start()
     await producer.start()
     last_commit = time.monotonic()
@@ -94,9 +94,9 @@ def run_naive_loop(settings: Settings, source: str, sink: str, group: str,
     session, encoder = model.session(), model.encoder()
     serving = ServingSpec.from_card(model.card)
     redis = sync_client(settings)
-    consumer = KafkaConsumer(source, bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+    consumer = KafkaConsumer(source, **kafka_python_options(settings, "worker"), group_id=group,
                              auto_offset_reset="earliest")
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_python_options(settings, "worker"), acks="all")
     for handled, message in enumerate(consumer, start=1):
         try:
             event = json.loads(message.value)

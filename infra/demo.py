@@ -266,7 +266,7 @@ def _outcomes_and_backtest(settings: Settings, dataset: DemoDataset) -> None:
     from stream.replay import live_event_layout, replay_outcomes
     from training.evaluate import evaluate_registered_model
 
-    summary = replay_outcomes(dataset.loans, settings.kafka_bootstrap,
+    summary = replay_outcomes(dataset.loans, settings,
                               settings.topic_outcomes, DEMO_EVENTS, progress=False,
                               layout=live_event_layout(settings.registry_dir))
     typer.echo(f"   {summary.line()}")
@@ -309,7 +309,7 @@ def _replay_and_summarise(settings: Settings, dataset: DemoDataset) -> None:
     from stream.replay import live_event_layout, replay_applications
 
     decisions, dead_letters = _topic_tails(settings)
-    summary = replay_applications(dataset.loans, settings.kafka_bootstrap,
+    summary = replay_applications(dataset.loans, settings,
                                   settings.topic_applications, DEMO_EVENTS, DEMO_RATE,
                                   submitted_at="original" if _replays_history(dataset) else "now",
                                   layout=live_event_layout(settings.registry_dir))
@@ -336,9 +336,11 @@ def _topic_tails(settings: Settings) -> tuple[Any, Any]:
     """Consumers positioned at the current end of the output topics."""
     from kafka import KafkaConsumer, TopicPartition
 
+    from config.kafka_auth import kafka_python_options
+
     consumers = []
     for topic in (settings.topic_decisions, settings.topic_dead_letters):
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+        consumer = KafkaConsumer(**kafka_python_options(settings, "reader"), group_id=None,
                                  enable_auto_commit=False)
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         consumer.assign(partitions)

@@ -35,6 +35,7 @@ from infra.faults import (
     shuffled,
     valid_message,
 )
+from infra.kafka_access import retire_prefix
 
 PROCESSING_ERROR = "processing_error"
 CORRUPT_FEATURE = "delinq_2yrs"  # the bureau value a corrupt-hash poison event spoils
@@ -97,6 +98,7 @@ class ScenarioRun:
             "topic_applications": f"faults-{rig.tag}-{slug}-applications",
             "topic_decisions": f"faults-{rig.tag}-{slug}-decisions",
             "topic_dead_letters": f"faults-{rig.tag}-{slug}-dlq",
+            "topic_outcomes": f"faults-{rig.tag}-{slug}-outcomes",
             "topic_partitions": 3,
             "key_prefix": f"faults:{rig.tag}:{slug}:",
         })
@@ -107,11 +109,11 @@ class ScenarioRun:
         self.reader: OutcomeReader | None = None
 
     def __enter__(self) -> ScenarioRun:
-        from infra.stack import ensure_topics
+        from infra.kafka_access import provision
 
-        ensure_topics(self.settings.kafka_bootstrap, self.topics, self.settings.topic_partitions)
+        provision(self.settings.model_copy(update={"worker_group": self.group}))
         load_bureau(self.settings, self.rig.bureau_csv)
-        self.reader = OutcomeReader(self.settings.kafka_bootstrap, self.settings.topic_decisions,
+        self.reader = OutcomeReader(self.settings, self.settings.topic_decisions,
                                     self.settings.topic_dead_letters)
         return self
 
@@ -121,7 +123,7 @@ class ScenarioRun:
         if self.reader is not None:
             self.reader.close()
         with contextlib.suppress(Exception):  # the broker may be a private one, gone by now
-            _delete_topics(self.settings.kafka_bootstrap, self.topics)
+            retire_prefix(self.settings, self.group)  # its topics, group and ACLs
         with contextlib.suppress(Exception):
             _delete_keys(self.settings)
 
@@ -142,7 +144,7 @@ class ScenarioRun:
         return worker
 
     def produce(self) -> Producing:
-        return Producing(self.settings.kafka_bootstrap, self.settings.topic_applications,
+        return Producing(self.settings, self.settings.topic_applications,
                          self.messages, self.rig.rate_per_s).start()
 
     def wait_share(self, share: float, timeout_s: float = 180.0) -> None:
@@ -452,16 +454,6 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _delete_topics(bootstrap: str, topics: list[str]) -> None:
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    try:
-        admin.delete_topics(topics)
-    finally:
-        admin.close()
 
 
 def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

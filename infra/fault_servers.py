@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from config.kafka_auth import KAFKA_ROLES, kafka_environment, kafka_secret_name
 from config.settings import REPO_ROOT, Settings
+from infra.kafka_access import ensure_principals, provision
 from infra.stack import Kafka, Redis, process_alive
 
 
@@ -42,6 +45,15 @@ class PrivateKafka:
             "kafka_bootstrap": f"127.0.0.1:{port}", "kafka_controller_port": controller,
             "stack_dir": workdir, "kafka_jars_dir": jars, "kafka_heap": "384m"})
         self.service = Kafka(self.settings)
+        # The same passwords and CA as the shared stack: its clients' settings work here too.
+        for name in KAFKA_ROLES:
+            secret = settings.stack_secret(kafka_secret_name(name))
+            if secret is not None and not self.settings.stack_secret_path(kafka_secret_name(name)).exists():
+                path = self.settings.stack_secret_path(kafka_secret_name(name))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(settings.stack_secret_path(kafka_secret_name(name)), path)
+        if (settings.stack_dir / "tls").is_dir() and not (workdir / "tls").exists():
+            shutil.copytree(settings.stack_dir / "tls", workdir / "tls")
 
     @property
     def bootstrap(self) -> str:
@@ -49,6 +61,7 @@ class PrivateKafka:
 
     def start(self) -> None:
         self.service.start(echo=lambda line: None)
+        ensure_principals(self.settings)
 
     def kill(self) -> None:
         """SIGKILL: no controlled shutdown; the log is recovered at the next start."""
@@ -109,7 +122,7 @@ class FaultWorker:
             # this checkout's packages, whatever is installed in the environment
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                         os.environ.get("PYTHONPATH", "")])),
-            "CREDITRISK_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            **kafka_environment(settings, "worker"),
             "CREDITRISK_REDIS_URL": settings.redis_url,
             "CREDITRISK_TOPIC_APPLICATIONS": settings.topic_applications,
             "CREDITRISK_TOPIC_DECISIONS": settings.topic_decisions,
@@ -123,8 +136,13 @@ class FaultWorker:
             **extra_env,
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.kafka_access = settings.model_copy(update={"worker_group": group})
+        self._provisioned = False
 
     def start(self, timeout_s: float = 90.0) -> None:
+        if not self._provisioned:  # the group's leader topic and ACLs (the topics exist)
+            provision(self.kafka_access)
+            self._provisioned = True
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(self.command, env=self.env, cwd=REPO_ROOT,
                                             stdout=log, stderr=subprocess.STDOUT,

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from config.kafka_auth import kafka_python_options
+from config.settings import Settings
+
 DECISION = "decision"
 DEAD_LETTER = "dead_letter"
 
@@ -142,9 +145,9 @@ class Producing:
     """Sends planned messages at a steady rate on a thread of its own (acks=all, retried
     while the broker is away, idempotent so a retry is never written twice)."""
 
-    def __init__(self, bootstrap: str, topic: str, messages: Sequence[PlannedMessage],
+    def __init__(self, settings: Settings, topic: str, messages: Sequence[PlannedMessage],
                  rate_per_s: float) -> None:
-        self.bootstrap = bootstrap
+        self.settings = settings
         self.topic = topic
         self.messages = list(messages)
         self.rate_per_s = rate_per_s
@@ -170,7 +173,7 @@ class Producing:
         from kafka import KafkaProducer
 
         try:
-            producer = KafkaProducer(bootstrap_servers=self.bootstrap.split(","), acks="all",
+            producer = KafkaProducer(**kafka_python_options(self.settings, "producer"), acks="all",
                                      linger_ms=5, max_request_size=2_000_000,
                                      delivery_timeout_ms=180_000, max_block_ms=180_000)
             try:
@@ -198,12 +201,12 @@ class Producing:
 class OutcomeReader:
     """Reads the decisions and dead-letter topics from the beginning (no consumer group)."""
 
-    def __init__(self, bootstrap: str, decisions_topic: str, dead_letters_topic: str) -> None:
+    def __init__(self, settings: Settings, decisions_topic: str, dead_letters_topic: str) -> None:
         from kafka import KafkaConsumer
 
         self.topics = {decisions_topic: DECISION, dead_letters_topic: DEAD_LETTER}
         self.consumer = KafkaConsumer(decisions_topic, dead_letters_topic,
-                                      bootstrap_servers=bootstrap.split(","), group_id=None,
+                                      **kafka_python_options(settings, "reader"), group_id=None,
                                       auto_offset_reset="earliest", enable_auto_commit=False,
                                       fetch_max_bytes=8_000_000,
                                       max_partition_fetch_bytes=4_000_000)

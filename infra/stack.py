@@ -185,14 +185,24 @@ class Kafka(Service):
     def libs(self) -> Path:
         return self.settings.kafka_jars_dir
 
+    # Written next to the data when the storage is formatted with SASL/SCRAM and ACLs: a
+    # data folder without it comes from a broker without authentication and is reformatted.
+    AUTH_STAMP = ".creditrisk-auth-v1"
+
     def answering(self) -> bool:
-        return kafka_answers(self.settings.kafka_bootstrap)
+        return kafka_answers(self.settings)
 
     def prepare(self) -> None:
         _require("java", "Install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless).")
         self._fetch_jars()
         self._write_config()
         self._format_storage()
+
+    @property
+    def admin_password(self) -> str:
+        from config.kafka_auth import kafka_secret_name
+
+        return ensure_stack_secret(self.settings, kafka_secret_name("admin"))
 
     def _fetch_jars(self) -> None:
         pom = INFRA_DIR / "kafka" / "pom.xml"
@@ -216,6 +226,9 @@ class Kafka(Service):
         stamp.write_text(digest)
 
     def _write_config(self) -> None:
+        from infra.tls import ensure_broker_tls
+
+        tls = ensure_broker_tls(self.settings.stack_dir / "tls")
         template = Template((INFRA_DIR / "kafka" / "server.properties").read_text())
         config = template.substitute(
             KAFKA_HOST=LOOPBACK,
@@ -223,15 +236,32 @@ class Kafka(Service):
             KAFKA_PORT=self.port,
             KAFKA_CONTROLLER_PORT=self.settings.kafka_controller_port,
             KAFKA_LOG_DIRS=self.home / "data",
+            KAFKA_ADMIN_PASSWORD=self.admin_password,
+            KAFKA_TLS_KEYSTORE=tls.broker_keystore,
+            KAFKA_TLS_CA=tls.ca_certificate,
         )
-        (self.home / "server.properties").write_text(config)
+        path = self.home / "server.properties"  # holds the admin password: owner only
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(config)
 
     def _format_storage(self) -> None:
-        if (self.home / "data" / "meta.properties").exists():
-            return
+        data = self.home / "data"
+        if (data / "meta.properties").exists():
+            if (self.home / self.AUTH_STAMP).exists():
+                return
+            print(f"kafka: {data} was formatted for a broker without authentication; "
+                  "reformatting it (its topics are dropped)", file=sys.stderr)
+            shutil.rmtree(data)
         cluster_id = self._java("kafka.tools.StorageTool", "random-uuid").strip().splitlines()[-1]
+        # The admin principal must exist before the broker starts: it is how the broker
+        # authenticates to itself. The other roles are added through it after the start.
+        scram = f"{self.settings.kafka_sasl_mechanism}=[name=admin,password={self.admin_password}]"
         self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                   "-c", str(self.home / "server.properties"), "--ignore-formatted")
+                   "-c", str(self.home / "server.properties"), "--ignore-formatted",
+                   "--add-scram", scram)
+        (self.home / self.AUTH_STAMP).write_text("SASL/SCRAM, TLS, ACLs\n")
 
     def _java(self, main_class: str, *args: str) -> str:
         result = subprocess.run(
@@ -239,7 +269,9 @@ class Kafka(Service):
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
-            raise StackError(f"kafka: {main_class} {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+            shown = " ".join("--add-scram <credentials>" if arg.startswith("SCRAM") else arg
+                             for arg in args)  # never print a password
+            raise StackError(f"kafka: {main_class} {shown} failed:\n{result.stderr[-2000:]}")
         return result.stdout
 
     def command(self) -> list[str]:
@@ -487,10 +519,13 @@ def application_services(settings: Settings) -> list[Service]:
 
 
 def up(settings: Settings, echo: Callable[[str], None] = print) -> None:
+    from infra.kafka_access import ensure_principals
     from stream.ledger.schema import migrate
 
     for service in services(settings):
         echo(service.start(echo))
+    for line in ensure_principals(settings):
+        echo(line)
     for line in create_topics(settings):
         echo(line)
     for line in migrate(settings.postgres_conninfo()):
@@ -511,45 +546,11 @@ def status(settings: Settings) -> Iterator[ServiceStatus]:
 
 
 def create_topics(settings: Settings) -> list[str]:
-    """Create the DESIGN.md topics with the configured partitions (existing ones are kept)."""
-    return ensure_topics(
-        settings.kafka_bootstrap,
-        [settings.topic_applications, settings.topic_decisions, settings.topic_dead_letters,
-         settings.topic_outcomes],
-        settings.topic_partitions,
-    )
+    """Create the DESIGN.md topics (and the worker's internal one) with the configured
+    partitions, and grant each role its ACLs on them; existing topics are kept."""
+    from infra.kafka_access import provision
 
-
-def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> list[str]:
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="creditrisk-stack",
-                             request_timeout_ms=15000)
-    try:
-        existing = set(admin.list_topics())
-        missing = [name for name in names if name not in existing]
-        for name in missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        return [f"topic {name}: " + ("created" if name in missing else "exists") for name in names]
-    finally:
-        admin.close()
-
-
-def delete_topics(bootstrap: str, names: list[str]) -> None:
-    """Delete topics (a benchmark's or a test's own); ones already gone are ignored."""
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="creditrisk-stack",
-                             request_timeout_ms=15000)
-    try:
-        admin.delete_topics(names)
-    except KafkaError:
-        pass  # already gone
-    finally:
-        admin.close()
+    return provision(settings)
 
 
 def ensure_stack_secret(settings: Settings, name: str) -> str:
@@ -565,26 +566,23 @@ def ensure_stack_secret(settings: Settings, name: str) -> str:
 
 
 # -- probes -----------------------------------------------------------------------------
-def kafka_answers(bootstrap: str) -> bool:
-    """True when the broker serves metadata (not merely when the port is open)."""
-    host, port = bootstrap.split(",", maxsplit=1)[0].rsplit(":", 1)
+def kafka_answers(settings: Settings) -> bool:
+    """True when the broker serves metadata to the admin principal (not merely when the
+    port is open)."""
+    host, port = settings.kafka_bootstrap.split(",", maxsplit=1)[0].rsplit(":", 1)
     if not _port_in_use(int(port), host):
         return False
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    from config.kafka_auth import KafkaCredentialsMissing
+    from infra.kafka_access import admin_client
+
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="creditrisk-probe",
-                                 request_timeout_ms=3000)
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.list_topics()
+        with admin_client(settings, timeout_ms=3000) as admin:
+            admin.list_topics()
         return True
-    except (KafkaError, OSError):
+    except (KafkaError, KafkaCredentialsMissing, OSError, ValueError):
         return False
-    finally:
-        admin.close()
 
 
 def redis_answers(settings: Settings) -> bool:

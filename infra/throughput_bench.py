@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from config.kafka_auth import kafka_python_options
 from config.settings import Settings
-from infra.stack import delete_topics, ensure_topics
+from infra.kafka_access import delete_topics, ensure_topics, grant_prefix, leader_topic, retire_prefix
 from infra.worker_bench import (
     BenchWorker,
     bureau_features,
-    delete_topics_starting,
     free_port,
     start_worker,
 )
@@ -87,6 +87,9 @@ def bench_throughput(settings: Settings, data: Path, echo: Echo, events: int = 3
     tag = uuid.uuid4().hex[:8]
     echo(f"  {events:,} applications pre-filled in a {PARTITIONS}-partition topic, drained by "
          "each consumer in turn")
+    for part in ("tp", "tl", "ts"):  # the benchmark's topics and consumer groups
+        grant_prefix(settings, f"{part}-{tag}")
+        grant_prefix(settings, f"bench-{part}-{tag}")
     try:
         with bureau_features(settings, data) as prefix:
             drains = _drain_rates(settings, data, f"tp-{tag}", prefix, events, echo)
@@ -95,8 +98,9 @@ def bench_throughput(settings: Settings, data: Path, echo: Echo, events: int = 3
             _latency_ladder(settings, data, f"tl-{tag}", prefix, echo)
         _scale_out(settings, data, f"ts-{tag}", scale_out_events, echo)
     finally:
-        for part in ("tp", "tl", "ts"):  # the consumer groups' own topics (Faust's leader topic)
-            delete_topics_starting(settings, f"bench-{part}-{tag}")
+        for part in ("tp", "tl", "ts"):  # topics, ACLs, the groups' leader topics
+            retire_prefix(settings, f"{part}-{tag}")
+            retire_prefix(settings, f"bench-{part}-{tag}")
 
 
 # ---------------------------------------------------------------- 1. drain rates
@@ -133,9 +137,11 @@ def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, 
             finally:
                 worker.stop()
     outputs = [f"{tag}-out"]
+    group = f"bench-{tag}"
+    ensure_topics(settings, {leader_topic(settings.model_copy(update={"worker_group": group})): 1})
     with _topics(settings, outputs):
         command = [sys.executable, "-m", "infra.bench_consumers", kind, "--input", source,
-                   "--output", outputs[0], "--group", f"bench-{tag}", "--port", str(free_port()),
+                   "--output", outputs[0], "--group", group, "--port", str(free_port()),
                    *(["--limit", str(expected)] if kind == "naive" else [])]
         env = {**os.environ, "CREDITRISK_KEY_PREFIX": prefix}
         with (settings.stack_dir / "logs" / "bench-consumers.log").open("ab") as log:
@@ -153,7 +159,7 @@ def _time_drain(settings: Settings, name: str, pid: int, topics: list[str], expe
     output to its last."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+    consumer = KafkaConsumer(**kafka_python_options(settings, "reader"), group_id=None,
                              enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
     pids = {"process": pid, **_stack_pids(settings)}
@@ -247,7 +253,7 @@ def _latency_ladder(settings: Settings, data: Path, tag: str, prefix: str, echo:
     with _topics(settings, list(topics.values())):
         worker = start_worker(settings, topics, tag, prefix)
         reader = KafkaConsumer(topics["decisions"], topics["dlq"], group_id=None,
-                               bootstrap_servers=settings.kafka_bootstrap,
+                               **kafka_python_options(settings, "reader"),
                                auto_offset_reset="earliest", enable_auto_commit=False)
         try:
             # A warm worker is measured, as in production: the first events of a fresh
@@ -404,7 +410,7 @@ def _scale_out(settings: Settings, data: Path, tag: str, events: int, echo: Echo
 def _decisions_by_key(settings: Settings, topic: str) -> dict[str, list[dict[str, Any]]]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+    consumer = KafkaConsumer(topic, **kafka_python_options(settings, "reader"), group_id=None,
                              auto_offset_reset="earliest", enable_auto_commit=False,
                              consumer_timeout_ms=5000)
     by_key: dict[str, list[dict[str, Any]]] = {}
@@ -439,15 +445,15 @@ def _exactly_once_report(one: dict[str, list[dict[str, Any]]],
 
 @contextmanager
 def _topics(settings: Settings, names: list[str]) -> Iterator[None]:
-    ensure_topics(settings.kafka_bootstrap, names, PARTITIONS)
+    ensure_topics(settings, dict.fromkeys(names, PARTITIONS))
     try:
         yield
     finally:
-        delete_topics(settings.kafka_bootstrap, names)
+        delete_topics(settings, names)
 
 
 def _fill(settings: Settings, data: Path, topic: str, events: int) -> Any:
     from stream.replay import live_event_layout, replay_applications
 
-    return replay_applications(data, settings.kafka_bootstrap, topic, events, progress=False,
+    return replay_applications(data, settings, topic, events, progress=False,
                                layout=live_event_layout(settings.registry_dir))

@@ -23,8 +23,9 @@ from typing import TypeVar
 
 import numpy as np
 
+from config.kafka_auth import kafka_python_options
 from config.settings import Settings
-from infra.stack import delete_topics, ensure_topics
+from infra.kafka_access import ensure_topics, grant_prefix, leader_topic, retire_prefix
 
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
@@ -35,13 +36,14 @@ def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
         for events, rate in runs:
             tag = uuid.uuid4().hex[:8]
             topics = {name: f"bench-{tag}-{name}" for name in ("applications", "decisions", "dlq")}
-            ensure_topics(settings.kafka_bootstrap, list(topics.values()), settings.topic_partitions)
+            grant_prefix(settings, f"bench-{tag}")
+            ensure_topics(settings, dict.fromkeys(topics.values(), settings.topic_partitions))
             worker = start_worker(settings, topics, tag, prefix)
             try:
                 _measure(settings, data, topics, events, rate, start_row, echo)
             finally:
                 worker.stop()
-                delete_topics_starting(settings, f"bench-{tag}-")
+                retire_prefix(settings, f"bench-{tag}")
             start_row += events
 
 
@@ -100,6 +102,8 @@ def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: s
     """`creditrisk worker ARGUMENTS` on the benchmark's topics (applications, decisions, dlq),
     key prefix and consumer group (``bench-TAG``), once its /health answers."""
     port = free_port()
+    # The worker's principal may not create topics: its group's leader topic is made here.
+    ensure_topics(settings, {leader_topic(settings.model_copy(update={"worker_group": f"bench-{tag}"})): 1})
     env = {**os.environ, "CREDITRISK_TOPIC_APPLICATIONS": topics["applications"],
            "CREDITRISK_TOPIC_DECISIONS": topics["decisions"],
            "CREDITRISK_TOPIC_DEAD_LETTERS": topics["dlq"], "CREDITRISK_KEY_PREFIX": prefix,
@@ -118,20 +122,6 @@ def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: s
     raise RuntimeError("the benchmark worker did not become healthy; see .stack/logs/bench-worker.log")
 
 
-def delete_topics_starting(settings: Settings, prefix: str) -> None:
-    """Delete the topics a benchmark run left (its own and its Faust consumer group's
-    ``<group>-__assignor-__leader``): a broker with thousands of partitions gets slow."""
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
-    try:
-        names = [name for name in admin.list_topics() if name.startswith(prefix)]
-    finally:
-        admin.close()
-    if names:
-        delete_topics(settings.kafka_bootstrap, names)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -144,10 +134,10 @@ def _measure(settings: Settings, data: Path, topics: dict[str, str], events: int
 
     from stream.replay import live_event_layout, replay_applications
 
-    consumer = KafkaConsumer(topics["decisions"], topics["dlq"], bootstrap_servers=settings.kafka_bootstrap,
+    consumer = KafkaConsumer(topics["decisions"], topics["dlq"], **kafka_python_options(settings, "reader"),
                              group_id=None, auto_offset_reset="earliest")
     started = time.monotonic()
-    summary = replay_applications(data, settings.kafka_bootstrap, topics["applications"], events,
+    summary = replay_applications(data, settings, topics["applications"], events,
                                   rate, start=start_row, progress=False,
                                   layout=live_event_layout(settings.registry_dir))
     latencies: list[float] = []

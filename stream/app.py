@@ -21,6 +21,7 @@ import faust
 from faust.types import TP
 from prometheus_client import REGISTRY, generate_latest
 
+from config.kafka_auth import faust_broker_options
 from config.settings import Settings, get_settings
 from features.metrics import default_metrics as feature_store_metrics
 from features.online import OnlineFeatureReader
@@ -133,7 +134,10 @@ def create_app(settings: Settings | None = None) -> faust.App:
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker_group,
-        broker=";".join(f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")),
+        **faust_broker_options(settings, "worker"),
+        # The stack creates every topic, this group's leader topic included; the worker's
+        # principal may not create topics.
+        topic_allow_declare=False,
         value_serializer="raw",
         key_serializer="raw",
         processing_guarantee="at_least_once",

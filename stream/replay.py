@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from config.kafka_auth import kafka_python_options
+from config.settings import Settings
 from features.normalize import (
     is_missing,
     parse_date,
@@ -232,7 +234,7 @@ def live_event_layout(registry_dir: Path) -> EventLayout:
     return EventLayout.from_card(registry.load(version).card)
 
 
-def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate: float = 0.0,
+def replay_applications(data: Path, settings: Settings, topic: str, count: int, rate: float = 0.0,
                         start: int = 0, submitted_at: SubmittedAt = "now", *,
                         layout: EventLayout,
                         progress: bool = True, producer_options: Mapping[str, Any] | None = None
@@ -249,13 +251,13 @@ def replay_applications(data: Path, bootstrap: str, topic: str, count: int, rate
     rows = read_loan_rows(Path(data), layout, start)
     # submitted_at is the moment of sending: the event is built after the pace's wait.
     return _send_rows(rows, lambda row: encode_event(application_event(row, layout, submitted_at)),
-                      bootstrap, topic, count, rate, progress, "application events",
+                      settings, topic, count, rate, progress, "application events",
                       producer_options)
 
 
 def _send_rows(rows: Iterator[dict[str, Any]],
                message: Callable[[dict[str, Any]], tuple[bytes | None, bytes] | None],
-               bootstrap: str, topic: str, count: int, rate: float, progress: bool, kind: str,
+               settings: Settings, topic: str, count: int, rate: float, progress: bool, kind: str,
                producer_options: Mapping[str, Any] | None = None) -> ReplaySummary:
     """Send one message per row (None: skip the row) at ``rate`` per second, up to ``count``
     rows; return once Kafka has acknowledged (or refused) every message."""
@@ -267,7 +269,7 @@ def _send_rows(rows: Iterator[dict[str, Any]],
     # upstream system submitting applications one by one would.
     options = {"acks": "all", "linger_ms": 0 if rate > 0 else 5, "batch_size": 128 * 1024,
                "compression_type": None} | dict(producer_options or {})
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), **options)
+    producer = KafkaProducer(**kafka_python_options(settings, "producer"), **options)
     acknowledgements = _Acknowledgements()
     try:
         # Fetch the topic's metadata now, so the first send does not block inside the
@@ -321,7 +323,7 @@ def _outcome_message(row: dict[str, Any], columns: SourceColumns) -> tuple[bytes
     return event["application_id"].encode(), json.dumps(event, separators=(",", ":")).encode()
 
 
-def replay_outcomes(data: Path, bootstrap: str, topic: str, count: int, start: int = 0,
+def replay_outcomes(data: Path, settings: Settings, topic: str, count: int, start: int = 0,
                     progress: bool = True, *, layout: EventLayout) -> ReplaySummary:
     """Send the outcome of up to ``count`` loans of the file (rows ``start`` on) to ``topic``,
     keyed by application id, as fast as Kafka takes them; rows without one are skipped."""
@@ -333,7 +335,7 @@ def replay_outcomes(data: Path, bootstrap: str, topic: str, count: int, start: i
                          "retrain it with this version of `creditrisk train`")
     rows = _stream_rows(_checked_file(Path(data), (columns.id_column, columns.target_column)),
                         start)
-    return _send_rows(rows, lambda row: _outcome_message(row, columns), bootstrap, topic, count,
+    return _send_rows(rows, lambda row: _outcome_message(row, columns), settings, topic, count,
                       0.0, progress, "loan outcomes")
 
 
@@ -350,7 +352,7 @@ def decision_line(decision: Decision) -> str:
             f"grade {decision.risk_grade}  {reason}  model {decision.model_version}")
 
 
-def tail_decisions(bootstrap: str, topic: str, echo: Callable[[str], None],
+def tail_decisions(settings: Settings, topic: str, echo: Callable[[str], None],
                    from_beginning: bool = False, count: int | None = None,
                    idle_timeout_s: float | None = None, as_json: bool = False) -> int:
     """Print decisions from ``topic`` until ``count`` were printed or none arrived for
@@ -358,7 +360,7 @@ def tail_decisions(bootstrap: str, topic: str, echo: Callable[[str], None],
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
+        topic, **kafka_python_options(settings, "reader"), group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
         consumer_timeout_ms=int(idle_timeout_s * 1000) if idle_timeout_s else float("inf"))
     printed = 0

@@ -50,11 +50,11 @@ def produce_command(
     try:
         layout = live_event_layout(settings.registry_dir)
         if outcomes:
-            summary = replay_outcomes(data, settings.kafka_bootstrap,
+            summary = replay_outcomes(data, settings,
                                       topic or settings.topic_outcomes, count=count, start=start,
                                       layout=layout)
         else:
-            summary = replay_applications(data, settings.kafka_bootstrap,
+            summary = replay_applications(data, settings,
                                           topic or settings.topic_applications, count=count,
                                           rate=rate, start=start,
                                           submitted_at=cast(SubmittedAt, submitted_at),
@@ -88,7 +88,7 @@ def tail_command(
 
     settings = get_settings()
     try:
-        tail_decisions(settings.kafka_bootstrap, topic or settings.topic_decisions, typer.echo,
+        tail_decisions(settings, topic or settings.topic_decisions, typer.echo,
                        from_beginning=from_beginning, count=count, idle_timeout_s=timeout,
                        as_json=as_json)
     except KafkaError as error:

@@ -55,7 +55,7 @@ def live_stack() -> Iterator[Settings]:
 @pytest.fixture
 def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[StackNamespace]:
     """Fresh topics (created, 3 partitions) and a Redis key prefix for one test."""
-    from infra.stack import ensure_topics
+    from infra.kafka_access import provision, retire_prefix
 
     tag = f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
     tag = "".join(c if c.isalnum() or c in "-_" else "-" for c in tag)
@@ -66,6 +66,7 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
             "topic_dead_letters": f"t-{tag}-dlq",
             "topic_outcomes": f"t-{tag}-outcomes",
             "key_prefix": f"test:{tag}:",
+            "worker_group": f"t-{tag}-scoring",
         }),
         topic_applications=f"t-{tag}-applications",
         topic_decisions=f"t-{tag}-decisions",
@@ -73,24 +74,11 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
         key_prefix=f"test:{tag}:",
         topic_outcomes=f"t-{tag}-outcomes",
     )
-    ensure_topics(live_stack.kafka_bootstrap, ns.topics, partitions=3)
+    provision(ns.settings, partitions=3)  # topics and each role's ACLs, as the stack does
     yield ns
     _delete_redis_keys(live_stack, ns.key_prefix)
-    _delete_topics(live_stack, ns.topics)
-
-
-def _delete_topics(settings: Settings, topics: list[str]) -> None:
-    """Tests leave no topics behind: a broker with thousands of partitions gets slow."""
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
-    try:
-        admin.delete_topics(topics)
-    except KafkaError:
-        pass  # already gone
-    finally:
-        admin.close()
+    # Tests leave no topics or ACLs behind: a broker with thousands of partitions gets slow.
+    retire_prefix(live_stack, f"t-{tag}-")
 
 
 def _delete_redis_keys(settings: Settings, prefix: str) -> None:

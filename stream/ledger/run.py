@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 from stream.ledger.metrics import LedgerMetrics
 from stream.ledger.writer import (
@@ -43,7 +44,7 @@ def run_ledger(settings: Settings, classify: ClassifyOutcome, stop: threading.Ev
     writer = LedgerWriter(settings, classify, metrics, sync_client(settings), reference_auc)
     consumer = KafkaConsumer(
         settings.topic_decisions, settings.topic_outcomes,
-        bootstrap_servers=settings.kafka_bootstrap.split(","), group_id=settings.ledger_group,
+        **kafka_python_options(settings, "ledger"), group_id=settings.ledger_group,
         enable_auto_commit=False, auto_offset_reset="earliest", client_id="creditrisk-ledger",
         max_poll_records=settings.ledger_batch_max, fetch_max_bytes=16_000_000)
     names = {settings.topic_decisions: "decisions", settings.topic_outcomes: "outcomes"}

@@ -41,10 +41,55 @@ def test_kafka_config_is_rendered_for_loopback_and_the_configured_ports(tmp_path
     kafka._write_config()
     config = dict(line.split("=", 1) for line in (kafka.home / "server.properties").read_text().splitlines()
                   if line and not line.startswith("#"))
-    assert config["listeners"] == "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
-    assert config["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29092"
+    assert config["listeners"] == "SASL_SSL://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+    assert config["advertised.listeners"] == "SASL_SSL://127.0.0.1:29092"
     assert config["log.dirs"] == str(kafka.home / "data")
     assert "${" not in (kafka.home / "server.properties").read_text()
+
+
+def test_kafka_is_authenticated_encrypted_and_creates_no_topic_by_itself(tmp_path: Path) -> None:
+    kafka = Kafka(_settings(tmp_path))
+    kafka.home.mkdir(parents=True)
+    kafka._write_config()
+    path = kafka.home / "server.properties"
+    config = dict(line.split("=", 1) for line in path.read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert config["auto.create.topics.enable"] == "false"
+    assert config["allow.everyone.if.no.acl.found"] == "false"
+    assert config["listener.security.protocol.map"] == "CONTROLLER:SSL,SASL_SSL:SASL_SSL"
+    assert config["listener.name.controller.ssl.client.auth"] == "required"
+    assert config["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    # The admin password is generated, kept owner-only, and only the broker's config holds it.
+    password = (tmp_path / "stack" / "secrets" / "kafka-admin").read_text().strip()
+    assert len(password) >= 24 and password in config["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    for secret in (path, tmp_path / "stack" / "secrets" / "kafka-admin",
+                   tmp_path / "stack" / "tls" / "broker.pem"):
+        assert secret.stat().st_mode & 0o077 == 0, f"{secret} is readable by others"
+    # The broker's certificate verifies against the CA for the loopback address clients use.
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(tmp_path / "stack" / "tls" / "ca.pem"))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp_path / "stack" / "tls" / "broker.pem")
+    client_side, server_side = socket.socketpair()
+    client_side.setblocking(False)
+    server_side.setblocking(False)
+    with client_side, server_side:
+        wrapped_client = context.wrap_socket(client_side, server_hostname="127.0.0.1",
+                                             do_handshake_on_connect=False)
+        wrapped_server = server.wrap_socket(server_side, server_side=True,
+                                            do_handshake_on_connect=False)
+        for _ in range(20):  # step both ends of the in-memory handshake until it completes
+            done = 0
+            for end in (wrapped_client, wrapped_server):
+                try:
+                    end.do_handshake()
+                    done += 1
+                except ssl.SSLWantReadError:
+                    pass
+            if done == 2:
+                break
+        assert wrapped_client.getpeercert()["subject"] == ((("commonName", "creditrisk-broker"),),)
 
 
 def test_prometheus_config_points_at_local_targets(tmp_path: Path) -> None:

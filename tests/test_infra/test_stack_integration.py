@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from config.kafka_auth import aiokafka_options, kafka_python_options
 from config.settings import Settings
 from infra.stack import process_alive
 
@@ -25,16 +26,16 @@ pytestmark = pytest.mark.integration
 def test_kafka_python_produces_and_consumes_through_the_broker(namespace) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
-    bootstrap = namespace.settings.kafka_bootstrap
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    settings = namespace.settings
+    producer = KafkaProducer(**kafka_python_options(settings, "producer"), acks="all")
     sent = {f"app-{i}": {"loan_amnt": 1000 + i} for i in range(20)}
     for key, value in sent.items():
         producer.send(namespace.topic_applications, key=key.encode(), value=json.dumps(value).encode())
     producer.flush(timeout=30)
     producer.close()
 
-    consumer = KafkaConsumer(namespace.topic_applications, bootstrap_servers=bootstrap,
-                             auto_offset_reset="earliest", group_id=f"g-{uuid.uuid4().hex}",
+    consumer = KafkaConsumer(namespace.topic_applications, **kafka_python_options(settings, "worker"),
+                             auto_offset_reset="earliest", group_id=settings.worker_group,
                              consumer_timeout_ms=15000)
     received = {}
     for record in consumer:
@@ -48,18 +49,19 @@ def test_kafka_python_produces_and_consumes_through_the_broker(namespace) -> Non
 def test_aiokafka_produces_and_consumes_through_the_broker(namespace) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    bootstrap = namespace.settings.kafka_bootstrap
+    settings = namespace.settings
     topic = namespace.topic_decisions
 
     async def round_trip() -> list[tuple[str, str]]:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = AIOKafkaProducer(**aiokafka_options(settings, "worker"), acks="all")
         await producer.start()
         try:
             for i in range(10):
                 await producer.send_and_wait(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
         finally:
             await producer.stop()
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"g-{uuid.uuid4().hex}",
+        consumer = AIOKafkaConsumer(topic, **aiokafka_options(settings, "reader"),
+                                    group_id=f"{settings.reader_group_prefix}-{uuid.uuid4().hex}",
                                     auto_offset_reset="earliest")
         await consumer.start()
         got: list[tuple[str, str]] = []

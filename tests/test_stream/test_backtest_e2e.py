@@ -81,7 +81,7 @@ def test_realised_auc_of_matured_loans_matches_offline_evaluation(
         worker.start()
         ledger.start()
         try:
-            produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, _events(frame))
+            produce(namespace.settings, namespace.topic_applications, _events(frame))
             wait_for_rows(ledger_settings, len(frame), 240)
             env = {**ledger.env}
             replay = subprocess.run(

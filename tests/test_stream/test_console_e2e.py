@@ -59,8 +59,8 @@ def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd
         worker.start()
         ledger.start()
         events = valid_events(clean_frame, 300)
-        produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, keyed(events))
-        reader = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+        produce(namespace.settings, namespace.topic_applications, keyed(events))
+        reader = TopicReader(namespace.settings, namespace.topic_decisions)
         reader.wait_for(lambda r: len(r.by_key) >= 300, 120, "300 decisions")
         reader.close()
         statuses = dict(zip(clean_frame["application_id"].astype(str), clean_frame["loan_status"], strict=True))
@@ -68,7 +68,7 @@ def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd
             {"application_id": e["application_id"], "as_of": "2015-01-01",
              "loan_status": str(statuses[e["application_id"].removeprefix("app-")])}).encode())
             for e in events]
-        produce(namespace.settings.kafka_bootstrap, namespace.topic_outcomes, outcomes)
+        produce(namespace.settings, namespace.topic_outcomes, outcomes)
         wait_for_rows(ledger_settings, 300, 60, "SELECT count(*) FROM loan_outcomes")
         yield worker, {key: Decision.from_dict(copies[0]) for key, copies in reader.by_key.items()}
         ledger.stop()
@@ -101,9 +101,9 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
         ledger = LedgerProcess(namespace, ledger_settings, registry, tmp_path / "ledger.log")
         worker.start()
         ledger.start()
-        reader = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+        reader = TopicReader(namespace.settings, namespace.topic_decisions)
         replay_applications(home_credit_files / "application_train.csv",
-                            namespace.settings.kafka_bootstrap, namespace.topic_applications,
+                            namespace.settings, namespace.topic_applications,
                             count=300, start=HOME_CREDIT_ROWS - 300, progress=False,
                             layout=live_event_layout(registry))
         reader.wait_for(lambda r: len(r.by_key) >= 300, 180, "300 decisions")

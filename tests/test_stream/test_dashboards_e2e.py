@@ -134,7 +134,7 @@ def test_every_dashboard_panel_shows_data_from_a_real_worker(
                            CREDITRISK_REDIS_URL=private_redis.url)
     instance = f"127.0.0.1:{worker.port}"
     target_file = Prometheus(live_stack).targets_dir / f"test-dashboards-{uuid.uuid4().hex[:8]}.json"
-    bootstrap, topic = namespace.settings.kafka_bootstrap, namespace.topic_applications
+    bootstrap, topic = namespace.settings, namespace.topic_applications
     events = valid_events(clean_frame, 2_600)
     first, second, third = events[:1_000], events[1_000:1_600], events[1_600:]
     decisions = TopicReader(bootstrap, namespace.topic_decisions)

@@ -44,10 +44,10 @@ def test_a_corrupt_feature_store_value_costs_one_application_its_feature_not_the
     worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")
     worker.start()
     try:
-        decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
-        letters = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_dead_letters)
+        decisions = TopicReader(namespace.settings, namespace.topic_decisions)
+        letters = TopicReader(namespace.settings, namespace.topic_dead_letters)
         started = time.monotonic()
-        produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, keyed(events))
+        produce(namespace.settings, namespace.topic_applications, keyed(events))
         decisions.wait_for(lambda r: len(r.by_key) >= 1_000, 120, "1,000 decisions")
         elapsed = time.monotonic() - started
         letters.poll()
@@ -82,10 +82,10 @@ def test_an_encoding_failure_dead_letters_that_event_and_its_batch_is_decided(
                            PYTHONPATH=str(REPO_ROOT))
     worker.start()
     try:
-        decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
-        letters = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_dead_letters)
+        decisions = TopicReader(namespace.settings, namespace.topic_decisions)
+        letters = TopicReader(namespace.settings, namespace.topic_dead_letters)
         # one burst, so the poison event shares its batch with others
-        produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, keyed(events))
+        produce(namespace.settings, namespace.topic_applications, keyed(events))
         decisions.wait_for(lambda r: len(r.by_key) >= 299, 120, "299 decisions")
         letters.wait_for(lambda r: len(r.messages) >= 1, 30, "the dead letter")
         decisions.poll()
@@ -115,15 +115,15 @@ def test_a_stalled_agent_turns_health_red_within_the_configured_time(
                            CREDITRISK_REDIS_URL=private_redis.url, CREDITRISK_STALL_AFTER_S="5")
     worker.start()
     try:
-        produce(namespace.settings.kafka_bootstrap, namespace.topic_applications,
+        produce(namespace.settings, namespace.topic_applications,
                 keyed(valid_events(clean_frame, 50)))
-        decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+        decisions = TopicReader(namespace.settings, namespace.topic_decisions)
         decisions.wait_for(lambda r: len(r.by_key) >= 50, 60, "50 decisions")
         status, body = worker.http("GET", "/health")
         assert status == 200 and json.loads(body)["stream"]["ok"], body
 
         private_redis.kill()  # every batch now waits for Redis: the agent makes no progress
-        produce(namespace.settings.kafka_bootstrap, namespace.topic_applications,
+        produce(namespace.settings, namespace.topic_applications,
                 keyed(valid_events(clean_frame, 100)[50:]))
         deadline = time.monotonic() + 30
         stream: dict = {}

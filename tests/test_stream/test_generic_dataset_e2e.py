@@ -108,9 +108,9 @@ def test_a_generic_config_model_is_served_with_offline_probabilities(
     worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")
     worker.start()
     try:
-        decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
-        letters = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_dead_letters)
-        summary = replay_applications(tmp_path / "held_out.csv", namespace.settings.kafka_bootstrap,
+        decisions = TopicReader(namespace.settings, namespace.topic_decisions)
+        letters = TopicReader(namespace.settings, namespace.topic_dead_letters)
+        summary = replay_applications(tmp_path / "held_out.csv", namespace.settings,
                                       namespace.topic_applications, count=600, progress=False,
                                       layout=live_event_layout(registry_dir))
         assert summary.sent == 600
@@ -119,7 +119,7 @@ def test_a_generic_config_model_is_served_with_offline_probabilities(
                 "turnover": "plenty"},
                {"application_id": "bad-2", "customer_id": "c", "submitted_at": "2026-11-20T10:00:00Z",
                 "sector": ["retail"]}]
-        produce(namespace.settings.kafka_bootstrap, namespace.topic_applications,
+        produce(namespace.settings, namespace.topic_applications,
                 [(None, json.dumps(event).encode()) for event in bad] + [(None, b"{not json")])
         decisions.wait_for(lambda r: len(r.by_key) >= 600, 180, "600 decisions")
         letters.wait_for(lambda r: len(r.messages) >= 4, 60, "4 dead letters")

@@ -86,8 +86,8 @@ def test_home_credit_is_served_with_offline_probabilities_and_plain_reasons(
     worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log")
     worker.start()
     try:
-        decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
-        summary = replay_applications(held_out_file, namespace.settings.kafka_bootstrap,
+        decisions = TopicReader(namespace.settings, namespace.topic_decisions)
+        summary = replay_applications(held_out_file, namespace.settings,
                                       namespace.topic_applications, count=HELD_OUT,
                                       progress=False, layout=live_event_layout(registry_dir))
         assert summary.sent == HELD_OUT

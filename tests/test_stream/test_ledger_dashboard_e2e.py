@@ -56,10 +56,9 @@ def test_every_ledger_dashboard_panel_shows_data_from_a_real_ledger_writer(
             ledger.start()
             target_file.write_text(json.dumps([{"targets": [instance]}]))
             _wait_until_scraped(live_stack.prometheus_port, instance)
-            bootstrap = namespace.settings.kafka_bootstrap
-            produce(bootstrap, namespace.topic_decisions,
-                    [(d.application_id.encode(), d.to_json()) for d, _ in pairs], 300)
-            produce(bootstrap, namespace.topic_outcomes, outcomes)
+            produce(namespace.settings, namespace.topic_decisions,
+                    [(d.application_id.encode(), d.to_json()) for d, _ in pairs], 300, "worker")
+            produce(namespace.settings, namespace.topic_outcomes, outcomes)
             wait_for_rows(settings, len(outcomes), 60, "SELECT count(*) FROM loan_outcomes")
             time.sleep(3 * SCRAPE_INTERVAL_S)  # a back-test refresh and two scrapes after it
 

@@ -44,8 +44,8 @@ def test_ledger_writer_killed_mid_stream_loses_nothing_and_replays_do_not_duplic
     store_records(namespace.settings, [record for _, record in pairs[:-200]])  # 200 records gone
     ledger = LedgerProcess(namespace, ledger_settings, tmp_path / "registry", tmp_path / "ledger.log")
     ledger.start()
-    producer = threading.Thread(target=produce, args=(namespace.settings.kafka_bootstrap,
-                                                      namespace.topic_decisions, _keyed(decisions), 1_500))
+    producer = threading.Thread(target=produce, args=(namespace.settings, namespace.topic_decisions,
+                                                      _keyed(decisions), 1_500, "worker"))
     producer.start()
     wait_for_rows(ledger_settings, 1_200, 60)
     ledger.kill()  # SIGKILL mid-stream: an uncommitted batch is read again on restart
@@ -53,8 +53,8 @@ def test_ledger_writer_killed_mid_stream_loses_nothing_and_replays_do_not_duplic
     ledger.start()
     producer.join()
     # A replay of the first 1,000 decisions, as after an upstream re-send, and a bad message.
-    produce(namespace.settings.kafka_bootstrap, namespace.topic_decisions,
-            [*_keyed(decisions[:1_000]), (b"x", b"{not a decision")])
+    produce(namespace.settings, namespace.topic_decisions,
+            [*_keyed(decisions[:1_000]), (b"x", b"{not a decision")], role="worker")
     wait_for_rows(ledger_settings, 6_000, 120)
     samples = _metrics_once_read_to_the_end(ledger)
 

@@ -159,11 +159,14 @@ def test_decision_line_is_compact() -> None:
 
 # ---------------------------------------------------------------- on the real Kafka
 
-def read_back(bootstrap: str, topic: str) -> list:
-    """Every message in the topic: read up to the end offsets Kafka reports."""
+def read_back(settings, topic: str) -> list:
+    """Every message in the applications topic (read as its consumer, the worker), up to
+    the end offsets Kafka reports."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    from config.kafka_auth import kafka_python_options
+
+    consumer = KafkaConsumer(**kafka_python_options(settings, "worker"), group_id=None,
                              auto_offset_reset="earliest", enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
@@ -183,11 +186,10 @@ def read_back(bootstrap: str, topic: str) -> list:
 
 @pytest.mark.integration
 def test_replay_sends_every_row_once_keyed_by_application_id(namespace, loans_csv: Path) -> None:
-    bootstrap = namespace.settings.kafka_bootstrap
-    summary = replay_applications(loans_csv, bootstrap, namespace.topic_applications, count=500,
+    summary = replay_applications(loans_csv, namespace.settings, namespace.topic_applications, count=500,
                                   rate=0, start=100, progress=False)
     assert (summary.sent, summary.failed) == (500, 0)
-    messages = read_back(bootstrap, namespace.topic_applications)
+    messages = read_back(namespace.settings, namespace.topic_applications)
     assert len(messages) == 500
     expected_ids = [row["id"] for row in read_loan_rows(loans_csv, start=100)][:500]
     assert Counter(message.key.decode() for message in messages) == Counter(expected_ids)
@@ -198,7 +200,7 @@ def test_replay_sends_every_row_once_keyed_by_application_id(namespace, loans_cs
 @pytest.mark.integration
 def test_replay_keeps_the_requested_rate(namespace, loans_csv: Path) -> None:
     started = time.perf_counter()
-    summary = replay_applications(loans_csv, namespace.settings.kafka_bootstrap,
+    summary = replay_applications(loans_csv, namespace.settings,
                                   namespace.topic_applications, count=200, rate=400, progress=False)
     assert summary.sent == 200
     assert time.perf_counter() - started >= 0.45 and summary.seconds >= 0.45
@@ -227,7 +229,7 @@ def test_produce_command_stops_at_end_of_file(namespace, loans_csv: Path, tmp_pa
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
     assert f"sent 30 application events to {namespace.topic_applications}" in result.output
-    assert len(read_back(namespace.settings.kafka_bootstrap, namespace.topic_applications)) == 30
+    assert len(read_back(namespace.settings, namespace.topic_applications)) == 30
 
 
 @pytest.mark.integration
@@ -246,7 +248,9 @@ def test_decisions_tail_prints_one_line_per_decision(namespace, monkeypatch: pyt
                      ("decline", 0.31, 541, "F", (Reason("R03", "revol_util",
                                                          "High utilisation of revolving credit",
                                                          0.04),))])]
-    producer = KafkaProducer(bootstrap_servers=namespace.settings.kafka_bootstrap, acks="all")
+    from config.kafka_auth import kafka_python_options
+
+    producer = KafkaProducer(**kafka_python_options(namespace.settings, "worker"), acks="all")
     for decision in decisions:
         producer.send(namespace.topic_decisions, key=decision.application_id.encode(),
                       value=decision.to_json(), partition=0)
@@ -255,7 +259,7 @@ def test_decisions_tail_prints_one_line_per_decision(namespace, monkeypatch: pyt
     producer.close()
 
     lines: list[str] = []
-    printed = tail_decisions(namespace.settings.kafka_bootstrap, namespace.topic_decisions,
+    printed = tail_decisions(namespace.settings, namespace.topic_decisions,
                              lines.append, from_beginning=True, idle_timeout_s=3)
     assert printed == 3
     assert lines[0].split()[:8] == ["A0", "approve", "PD", "0.050", "score", "620", "grade", "B"]

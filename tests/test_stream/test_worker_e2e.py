@@ -57,10 +57,10 @@ def test_ten_thousand_events_end_as_exactly_one_decision_or_dead_letter(
                  for i in range(500)]
     payloads = keyed(valid) + malformed
     random.Random(7).shuffle(payloads)
-    assert produce(namespace.settings.kafka_bootstrap, namespace.topic_applications, payloads) == 10_000
+    assert produce(namespace.settings, namespace.topic_applications, payloads) == 10_000
 
-    decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
-    letters = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_dead_letters)
+    decisions = TopicReader(namespace.settings, namespace.topic_decisions)
+    letters = TopicReader(namespace.settings, namespace.topic_dead_letters)
     decisions.wait_for(lambda r: len(r.by_key) >= 9_500, 300, "9,500 decisions")
     letters.wait_for(lambda r: len(r.messages) >= 500, 60, "500 dead letters")
     decisions.poll()
@@ -105,7 +105,7 @@ def test_ten_thousand_events_end_as_exactly_one_decision_or_dead_letter(
 
 
 def _produce_in_background(namespace, events: list[dict[str, Any]], rate: float) -> threading.Thread:
-    thread = threading.Thread(target=produce, args=(namespace.settings.kafka_bootstrap,
+    thread = threading.Thread(target=produce, args=(namespace.settings,
                                                     namespace.topic_applications, keyed(events), rate))
     thread.start()
     return thread
@@ -115,7 +115,7 @@ def test_worker_killed_mid_stream_and_restarted_decides_every_application_once(
         worker: WorkerProcess, namespace, clean_frame: pd.DataFrame) -> None:
     events = valid_events(clean_frame, 3_000)
     producer = _produce_in_background(namespace, events, rate=300)
-    decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+    decisions = TopicReader(namespace.settings, namespace.topic_decisions)
     decisions.wait_for(lambda r: len(r.by_key) >= 600, 120, "the first 600 decisions")
 
     worker.kill()  # SIGKILL mid-stream
@@ -136,7 +136,7 @@ def test_promoting_mid_stream_switches_without_loss_and_a_corrupt_model_is_refus
     first = registry.live_version()
     events = valid_events(clean_frame, 3_000)
     producer = _produce_in_background(namespace, events, rate=300)
-    decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+    decisions = TopicReader(namespace.settings, namespace.topic_decisions)
     decisions.wait_for(lambda r: len(r.by_key) >= 500, 120, "the first 500 decisions")
 
     second = register_copy(registry, first, "20991231T000000Z-0000beef", approve_below=0.05)
@@ -205,9 +205,9 @@ def test_http_scores_one_application_reports_health_and_exposes_the_design_metri
     health = json.loads(body)
     assert status == 200 and health["kafka"]["ok"] and health["redis"]["ok"] and health["model"]["ok"]
 
-    produce(namespace.settings.kafka_bootstrap, namespace.topic_applications,
+    produce(namespace.settings, namespace.topic_applications,
             keyed(valid_events(clean_frame, 400)))
-    reader = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+    reader = TopicReader(namespace.settings, namespace.topic_decisions)
     reader.wait_for(lambda r: len(r.by_key) >= 400, 120, "400 decisions")
     reader.close()
     text = worker.metrics_text()
@@ -230,7 +230,7 @@ def test_redis_outage_mid_stream_is_waited_out_and_nothing_is_lost(
     try:
         events = valid_events(clean_frame, 1_500)
         producer = _produce_in_background(namespace, events, rate=250)
-        decisions = TopicReader(namespace.settings.kafka_bootstrap, namespace.topic_decisions)
+        decisions = TopicReader(namespace.settings, namespace.topic_decisions)
         decisions.wait_for(lambda r: len(r.by_key) >= 300, 120, "the first 300 decisions")
 
         private_redis.kill()

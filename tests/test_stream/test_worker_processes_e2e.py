@@ -19,7 +19,7 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     valid_events,
 )
 
-from infra.stack import delete_topics, ensure_topics
+from infra.kafka_access import Grant, delete_topics, ensure_topics, grant
 from stream.supervisor import TARGETS_FILE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -32,7 +32,9 @@ def test_two_processes_in_one_group_split_six_partitions_and_decide_every_applic
         tmp_path: Path) -> None:
     settings = namespace.settings
     applications = f"{namespace.topic_applications}-6p"
-    ensure_topics(settings.kafka_bootstrap, [applications], PARTITIONS)
+    ensure_topics(settings, {applications: PARTITIONS})
+    grant(settings, [Grant("producer", "WRITE", "TOPIC", applications),
+                     Grant("worker", "READ", "TOPIC", applications)])
     load_fresh_bureau(settings, generated_data / "bureau.csv", tmp_path)
     targets = tmp_path / "worker-stack" / "prometheus" / "targets"  # the stack's file_sd folder
     targets.mkdir(parents=True)
@@ -50,9 +52,9 @@ def test_two_processes_in_one_group_split_six_partitions_and_decide_every_applic
         # Prometheus is told about the second process (the first port is the stack's own).
         document = json.loads((targets / TARGETS_FILE).read_text())
         assert document[0]["targets"] == [f"127.0.0.1:{worker.port + 1}"]
-        assert produce(settings.kafka_bootstrap, applications, keyed(events)) == 3_000
+        assert produce(settings, applications, keyed(events)) == 3_000
 
-        decisions = TopicReader(settings.kafka_bootstrap, namespace.topic_decisions)
+        decisions = TopicReader(settings, namespace.topic_decisions)
         decisions.wait_for(lambda r: len(r.by_key) >= 3_000, 240, "every application decided")
         assert set(decisions.by_key) == {event["application_id"] for event in events}
         for copies in decisions.by_key.values():
@@ -71,6 +73,6 @@ def test_two_processes_in_one_group_split_six_partitions_and_decide_every_applic
         assert sum(consumed) >= 3_000
     finally:
         worker.stop()
-        delete_topics(settings.kafka_bootstrap, [applications])
+        delete_topics(settings, [applications])
     assert worker.process is None
     assert not (targets / TARGETS_FILE).exists()  # the supervisor removed its targets on exit

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from config.kafka_auth import KafkaRole, kafka_python_options
+from config.settings import Settings
 from infra.fault_scenarios import register_copy
 from infra.fault_servers import FaultWorker, free_port, metric_sum
 from infra.faults import MALFORMED_KINDS, malformed_event
@@ -28,8 +30,9 @@ class WorkerProcess(FaultWorker):
                  command: list[str] | None = None, **extra_env: str) -> None:
         settings = namespace.settings.model_copy(update={"registry_dir": registry_dir,
                                                          "topic_partitions": 3})
+        # A group of the namespace's own: its ACLs and leader topic go with the namespace.
         super().__init__(settings, log_path.parent, log_path.stem,
-                         f"test-{uuid.uuid4().hex[:10]}", **extra_env)
+                         f"{settings.worker_group}-{uuid.uuid4().hex[:10]}", **extra_env)
         self.log_path = log_path
         self.env["CREDITRISK_STACK_DIR"] = str(log_path.parent / "worker-stack")
         if command is not None:
@@ -64,11 +67,12 @@ def valid_events(frame: pd.DataFrame, count: int, submitted_at: datetime | None 
     return events
 
 
-def produce(bootstrap: str, topic: str, payloads: Iterable[tuple[bytes | None, bytes]],
-            rate_per_s: float = 0.0) -> int:
+def produce(settings: Settings, topic: str, payloads: Iterable[tuple[bytes | None, bytes]],
+            rate_per_s: float = 0.0, role: KafkaRole = "producer") -> int:
+    """Send (key, value) pairs as ``role`` (the upstream producer; the worker for decisions)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+    producer = KafkaProducer(**kafka_python_options(settings, role), acks="all", linger_ms=5,
                              max_request_size=2_000_000)
     sent = 0
     started = time.monotonic()
@@ -87,10 +91,10 @@ def produce(bootstrap: str, topic: str, payloads: Iterable[tuple[bytes | None, b
 class TopicReader:
     """Reads a topic from the beginning, accumulating JSON messages by key."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, role: KafkaRole = "reader") -> None:
         from kafka import KafkaConsumer
 
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+        self.consumer = KafkaConsumer(topic, **kafka_python_options(settings, role), group_id=None,
                                       auto_offset_reset="earliest", enable_auto_commit=False,
                                       fetch_max_bytes=8_000_000, max_partition_fetch_bytes=4_000_000)
         self.messages: list[dict[str, Any]] = []

@@ -1,0 +1,138 @@
+"""How every Kafka client of the product authenticates: one place, per role.
+
+The broker of the local stack takes SASL/SCRAM over TLS on its client listener and lets
+each principal do only its job (``infra/kafka_access.py`` grants the ACLs):
+
+=========  ==========================================================================
+role       may
+=========  ==========================================================================
+admin      everything: the stack, topic and ACL provisioning, test clean-up
+producer   write applications and loan outcomes (the upstream systems, ``replay``)
+worker     read applications; write decisions and dead letters; its consumer group
+reader     read decisions and dead letters (downstream systems, ``decisions tail``)
+ledger     read decisions and outcomes; its consumer group
+=========  ==========================================================================
+
+A deployment gives each process its own ``CREDITRISK_KAFKA_USERNAME`` and
+``CREDITRISK_KAFKA_PASSWORD``; left unset, a process of the local stack uses its role's
+principal with the password ``creditrisk stack up`` generated (``.stack/secrets/``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+from config.settings import Settings
+
+KafkaRole = Literal["admin", "producer", "worker", "reader", "ledger"]
+KAFKA_ROLES: tuple[KafkaRole, ...] = ("admin", "producer", "worker", "reader", "ledger")
+
+
+class KafkaCredentialsMissing(RuntimeError):
+    """No username or password for a Kafka client; the message says which setting to fill."""
+
+
+def kafka_secret_name(role: str) -> str:
+    """The file under ``.stack/secrets/`` that holds the local principal's password."""
+    return f"kafka-{role}"
+
+
+def kafka_credentials(settings: Settings, role: KafkaRole) -> tuple[str, str]:
+    """The (username, password) this process presents: its own settings, else the local
+    stack's principal for ``role``."""
+    if settings.kafka_username:
+        if settings.kafka_password is None:
+            raise KafkaCredentialsMissing(
+                f"CREDITRISK_KAFKA_USERNAME is set ({settings.kafka_username}) but "
+                "CREDITRISK_KAFKA_PASSWORD is not")
+        return settings.kafka_username, settings.kafka_password.get_secret_value()
+    password = settings.stack_secret(kafka_secret_name(role))
+    if password is None:
+        raise KafkaCredentialsMissing(
+            f"no Kafka credentials for the {role} role: set CREDITRISK_KAFKA_USERNAME and "
+            f"CREDITRISK_KAFKA_PASSWORD, or start the local stack (`creditrisk stack up` "
+            f"writes {settings.stack_secret_path(kafka_secret_name(role))})")
+    return role, password
+
+
+def kafka_ca_file(settings: Settings) -> Path | None:
+    """The CA bundle that verifies the broker: the setting, else the local stack's CA."""
+    if settings.kafka_ssl_cafile is not None:
+        return settings.kafka_ssl_cafile
+    local = settings.stack_dir / "tls" / "ca.pem"
+    return local if local.exists() else None
+
+
+def _uses_sasl(settings: Settings) -> bool:
+    return settings.kafka_security_protocol.startswith("SASL_")
+
+
+def _uses_tls(settings: Settings) -> bool:
+    return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+
+def kafka_python_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
+    """Keyword arguments for kafka-python's ``KafkaProducer``/``KafkaConsumer``/admin."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap.split(","),
+                               "security_protocol": settings.kafka_security_protocol}
+    if _uses_sasl(settings):
+        username, password = kafka_credentials(settings, role)
+        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                       sasl_plain_username=username, sasl_plain_password=password)
+    if _uses_tls(settings):
+        ca_file = kafka_ca_file(settings)
+        options.update(ssl_cafile=str(ca_file) if ca_file else None, ssl_check_hostname=True)
+    return options
+
+
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """A verifying TLS context for aiokafka and Faust (None without TLS)."""
+    if not _uses_tls(settings):
+        return None
+    ca_file = kafka_ca_file(settings)
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def aiokafka_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
+    """Keyword arguments for aiokafka's ``AIOKafkaProducer``/``AIOKafkaConsumer``."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap,
+                               "security_protocol": settings.kafka_security_protocol,
+                               "ssl_context": kafka_ssl_context(settings)}
+    if _uses_sasl(settings):
+        username, password = kafka_credentials(settings, role)
+        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                       sasl_plain_username=username, sasl_plain_password=password)
+    return options
+
+
+def faust_broker_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
+    """``broker`` and ``broker_credentials`` for ``faust.App``."""
+    import faust
+
+    options: dict[str, Any] = {
+        "broker": ";".join(f"kafka://{server}" for server in settings.kafka_bootstrap.split(","))}
+    context = kafka_ssl_context(settings)
+    if _uses_sasl(settings):
+        username, password = kafka_credentials(settings, role)
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=username, password=password, ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism)
+    elif context is not None:
+        options["broker_credentials"] = faust.SSLCredentials(context)
+    return options
+
+
+def kafka_environment(settings: Settings, role: KafkaRole) -> dict[str, str]:
+    """Environment that hands a child process the Kafka identity of ``role`` (for processes
+    that run with a stack folder of their own, as a deployment hands each its secrets)."""
+    environment = {"CREDITRISK_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+                   "CREDITRISK_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol}
+    if _uses_sasl(settings):
+        username, password = kafka_credentials(settings, role)
+        environment.update(CREDITRISK_KAFKA_USERNAME=username, CREDITRISK_KAFKA_PASSWORD=password)
+    ca_file = kafka_ca_file(settings)
+    if _uses_tls(settings) and ca_file is not None:
+        environment["CREDITRISK_KAFKA_SSL_CAFILE"] = str(ca_file)
+    return environment
