@@ -10,16 +10,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Shortest credential accepted: a guessable token protects nothing.
+MIN_SECRET_LENGTH = {"api_token": 16, "console_password": 12}
 
 
 class Settings(BaseSettings):
     """All runtime configuration of the service, the tools and the local stack."""
 
-    model_config = SettingsConfigDict(env_prefix="CREDITRISK_", extra="ignore")
+    # hide_input_in_errors: a refused secret must not be quoted back in the error message.
+    model_config = SettingsConfigDict(env_prefix="CREDITRISK_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     # Kafka
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
@@ -95,12 +100,30 @@ class Settings(BaseSettings):
     console_host: str = Field("127.0.0.1", description="address the console binds")
     worker_url: str = Field("", description="the worker's HTTP address for the console "
                             "(empty: http://127.0.0.1:<worker_port>)")
+    api_token: SecretStr | None = Field(
+        None, description="bearer token POST /score requires (clients send "
+        "`Authorization: Bearer <token>`; the console and the benches send it too); unset: no "
+        "token asked, which the worker allows only while it binds a loopback address")
+    console_username: str = Field("creditrisk", min_length=1, description="console login name")
+    console_password: SecretStr | None = Field(
+        None, description="console login password; unset: no login, which the "
+        "console allows only while it binds a loopback address")
 
     # Local stack
     stack_dir: Path = Field(REPO_ROOT / ".stack", description="data, logs and pid files of the local stack")
     kafka_heap: str = Field("512m", description="max heap of the local Kafka broker")
     kafka_jars_dir: Path = Field(REPO_ROOT / ".stack" / "kafka-jars",
                                  description="cache of the Kafka jars fetched from Maven Central")
+
+    @field_validator("api_token", "console_password")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        shortest = MIN_SECRET_LENGTH[info.field_name or ""]
+        if secret is not None and len(secret.get_secret_value()) < shortest:
+            raise ValueError(
+                f"CREDITRISK_{(info.field_name or '').upper()} must be at least {shortest} characters; "
+                "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+        return secret
 
     @property
     def kafka_port(self) -> int:

@@ -23,6 +23,7 @@ app = typer.Typer(
     help="Real-time credit-risk scoring: train models, run the stack, score loan applications.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback's locals may hold settings' secrets
 )
 app.add_typer(stack_app, name="stack")
 app.add_typer(data_app, name="data")

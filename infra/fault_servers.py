@@ -21,10 +21,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from config.kafka_auth import KAFKA_ROLES, kafka_environment, kafka_secret_name
 from config.settings import REPO_ROOT, Settings
 from infra.kafka_access import ensure_principals, provision
 from infra.stack import Kafka, Redis, process_alive
+from stream.http_auth import bearer_header
 
 
 def free_port() -> int:
@@ -173,10 +176,15 @@ class FaultWorker:
                 self.kill()
             self.process = None
 
-    def http(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def http(self, method: str, path: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """One request; by default with the worker's own bearer token, when it has one."""
+        if headers is None:
+            token = self.env.get("CREDITRISK_API_TOKEN")
+            headers = {"Content-Type": "application/json",
+                       **bearer_header(SecretStr(token) if token else None)}
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body,
-                                         method=method,
-                                         headers={"Content-Type": "application/json"})
+                                         method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, response.read()

@@ -329,6 +329,7 @@ def _data_rows(data: Path) -> int:
 # ---------------------------------------------------------------- 3. HTTP
 
 def _http_load(settings: Settings, worker: BenchWorker, data: Path, echo: Echo) -> None:
+    from stream.http_auth import bearer_header
     from stream.replay import application_event, encode_event, live_event_layout, read_loan_rows
 
     layout = live_event_layout(settings.registry_dir)
@@ -338,7 +339,8 @@ def _http_load(settings: Settings, worker: BenchWorker, data: Path, echo: Echo) 
          "(its dirty rows answer 422):")
     url = f"http://127.0.0.1:{worker.port}/score"
     for concurrency in HTTP_CONCURRENCY:
-        seconds, latencies, statuses = asyncio.run(_post_all(url, bodies, concurrency))
+        seconds, latencies, statuses = asyncio.run(_post_all(url, bodies, concurrency,
+                                                             bearer_header(settings.api_token)))
         counts = ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
         echo(f"  concurrency {concurrency:>3}: {len(bodies) / seconds:,.0f} requests/s, "
              f"p50 {np.percentile(latencies, 50) * 1000:,.0f} ms, "
@@ -346,7 +348,7 @@ def _http_load(settings: Settings, worker: BenchWorker, data: Path, echo: Echo) 
 
 
 async def _post_all(url: str, bodies: Sequence[bytes], concurrency: int,
-                    ) -> tuple[float, list[float], Counter[str]]:
+                    authorization: dict[str, str]) -> tuple[float, list[float], Counter[str]]:
     import aiohttp
 
     pending = iter(bodies)
@@ -358,7 +360,8 @@ async def _post_all(url: str, bodies: Sequence[bytes], concurrency: int,
             started = time.perf_counter()
             try:
                 async with session.post(url, data=body,
-                                        headers={"Content-Type": "application/json"}) as response:
+                                        headers={"Content-Type": "application/json",
+                                                 **authorization}) as response:
                     await response.read()
                     statuses[str(response.status)] += 1
             except (aiohttp.ClientError, TimeoutError) as error:

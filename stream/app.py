@@ -30,6 +30,12 @@ from onnx_models.registry import Registry
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
 from stream.failures import DEAD_LETTER_CODES, ModelRuntimeBroken
+from stream.http_auth import (
+    REFUSAL_REASONS,
+    bearer_refusal,
+    refusal_detail,
+    require_credential_beyond_loopback,
+)
 from stream.log_limits import OUTAGE_LINES
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import ModelEvent, ModelHolder
@@ -129,7 +135,11 @@ def _count_model_event(event: ModelEvent) -> None:
 
 
 def create_app(settings: Settings | None = None) -> faust.App:
+    """The worker's Faust app. :class:`CredentialRequired` when it would bind an address
+    beyond loopback with no ``CREDITRISK_API_TOKEN``."""
     settings = settings or get_settings()
+    require_credential_beyond_loopback(settings.worker_host, settings.api_token,
+                                       "CREDITRISK_API_TOKEN", "worker's HTTP server (POST /score)")
     datadir = settings.stack_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -270,11 +280,23 @@ def _add_views(app: faust.App, state: ServiceState) -> None:
         status = 200 if all(part["ok"] for part in report.values()) else 503
         return self.json(report, status=status)
 
+    token = state.settings.api_token
+    for reason in REFUSAL_REASONS:  # every reason is a series from the start, at 0
+        worker_metrics().score_requests_unauthorized.labels(reason=reason)
+
     @app.page("/score")
     class Score(faust.web.View):
-        """POST one application event (JSON); the decision comes back, nothing is published."""
+        """POST one application event (JSON); the decision comes back, nothing is published.
+        With ``CREDITRISK_API_TOKEN`` set, only for ``Authorization: Bearer <token>``."""
 
         async def post(self, request: faust.web.Request) -> faust.web.Response:
+            refusal = bearer_refusal(request.headers.get("Authorization"), token) if token else None
+            if refusal is not None:
+                worker_metrics().score_requests_unauthorized.labels(reason=refusal).inc()
+                challenge = 'Bearer realm="creditrisk"' + (
+                    ', error="invalid_token"' if refusal == "wrong" else "")
+                return self.json({"error": "unauthorized", "detail": refusal_detail(refusal)},
+                                 status=401, headers={"WWW-Authenticate": challenge})
             await state.ready()
             assert state.requests is not None
             body = await request.read()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
 
 
 def worker_command(
@@ -23,6 +27,8 @@ def worker_command(
     from onnx_models.registry import Registry
 
     settings = get_settings()
+    _refuse_without_credential(settings.worker_host, settings.api_token, "CREDITRISK_API_TOKEN",
+                               "worker's HTTP server (POST /score)")
     if Registry(settings.registry_dir).live_version() is None:
         typer.secho(f"No live model in {settings.registry_dir}: train one first "
                     "(`creditrisk train --data PATH`) or promote one (`creditrisk model promote V`).",
@@ -31,6 +37,18 @@ def worker_command(
     if processes > 1:
         raise typer.Exit(code=_supervise(processes, loglevel))
     _run_worker(loglevel)
+
+
+def _refuse_without_credential(host: str, credential: SecretStr | None, setting: str,
+                               server: str) -> None:
+    """Exit 2 with the reason when ``server`` would be reachable beyond loopback unprotected."""
+    from stream.http_auth import CredentialRequired, require_credential_beyond_loopback
+
+    try:
+        require_credential_beyond_loopback(host, credential, setting, server)
+    except CredentialRequired as error:
+        typer.secho(f"Refusing to start: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
 
 
 # The local stack's Prometheus file_sd folder (infra.stack.Prometheus.targets_dir; a test
@@ -73,13 +91,19 @@ def _run_worker(loglevel: str) -> None:
 def console_command(
     port: int = typer.Option(None, "--port", help="HTTP port (default CREDITRISK_CONSOLE_PORT)"),
 ) -> None:
-    """Run the relationship-manager console (Streamlit) on http://127.0.0.1:PORT."""
+    """Run the relationship-manager console (Streamlit) on http://127.0.0.1:PORT.
+
+    With CREDITRISK_CONSOLE_PASSWORD set every session logs in first; binding an address
+    beyond loopback (CREDITRISK_CONSOLE_HOST) without it is refused.
+    """
     import os
     import sys
 
     from config.settings import get_settings
 
     settings = get_settings()
+    _refuse_without_credential(settings.console_host, settings.console_password,
+                               "CREDITRISK_CONSOLE_PASSWORD", "console")
     script = Path(__file__).resolve().parent / "console" / "app.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(script),
             "--server.port", str(port or settings.console_port), "--server.address", settings.console_host,

@@ -34,6 +34,10 @@ class WorkerMetrics:
             "creditrisk_score_requests_refused_total",
             "POST /score requests answered 429: more were waiting than score_queue_max.",
             registry=registry)
+        self.score_requests_unauthorized = Counter(
+            "creditrisk_score_requests_unauthorized_total",
+            "POST /score requests answered 401, by reason: missing, malformed or wrong "
+            "credential (never the value presented).", ["reason"], registry=registry)
         self.replayed_decisions = Counter(
             "creditrisk_decisions_replayed_total",
             "Applications seen again for the same model version: the stored decision was "

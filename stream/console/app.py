@@ -2,7 +2,8 @@
 ``streamlit run stream/console/app.py --server.port 8501 --server.headless true``.
 
 Data comes from ``st.session_state["data_source"]`` when a test put one there, otherwise
-from Redis, the model registry and the worker named by the ``CREDITRISK_*`` settings.
+from Redis, the model registry and the worker named by the ``CREDITRISK_*`` settings. With
+``CREDITRISK_CONSOLE_PASSWORD`` set, a session signs in first (``stream/console/login.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import logging
 
 import streamlit as st
 
-from stream.console import views
+from config.settings import Settings
+from stream.console import login, views
 from stream.console.data import ConsoleUnavailable, DataSource
 
 log = logging.getLogger("creditrisk.console")
@@ -26,13 +28,20 @@ RENDERERS = {
 }
 
 
+def console_settings() -> Settings:
+    """The ``CREDITRISK_*`` settings, read once per session (a test may put its own)."""
+    settings = st.session_state.get("settings")
+    if settings is None:
+        settings = st.session_state["settings"] = Settings()
+    return settings
+
+
 def data_source() -> DataSource:
     source = st.session_state.get("data_source")
     if source is None:
-        from config.settings import Settings
         from stream.console.data import RedisDataSource
 
-        source = RedisDataSource(Settings())
+        source = RedisDataSource(console_settings())
         st.session_state["data_source"] = source
     return source
 
@@ -64,7 +73,10 @@ def navigation() -> str:
 
 def main() -> None:
     st.set_page_config(page_title="Credit decisions console", layout="wide")
+    if not login.signed_in(console_settings()):
+        return  # the login form (or the refusal) and nothing else
     view = navigation()
+    login.sign_out_button()
     try:
         RENDERERS[view](data_source())
     except ConsoleUnavailable as error:

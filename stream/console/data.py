@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
+from pydantic import SecretStr
 
 from config.settings import Settings
 from features.definitions import FeatureEncoder
@@ -41,6 +42,7 @@ from stream.console.records import (
     unreadable_record_text,
 )
 from stream.decisions import Decision, DecisionError, DecisionRecord
+from stream.http_auth import bearer_header
 
 log = logging.getLogger("creditrisk.console")
 
@@ -212,7 +214,7 @@ class RedisDataSource:
 
     # -- worker -----------------------------------------------------------------------
     def score(self, event: dict[str, Any]) -> ScoreOutcome:
-        return post_score(self.worker, event)
+        return post_score(self.worker, event, self.settings.api_token)
 
     # -- the decision ledger (PostgreSQL) ----------------------------------------------
     def _ledger(self, query: Any) -> Any:
@@ -276,10 +278,11 @@ class RedisDataSource:
         return self._cards[version].metrics.test.auc
 
 
-def post_score(base_url: str, event: dict[str, Any]) -> ScoreOutcome:
-    """POST one application event to the worker's ``/score``."""
+def post_score(base_url: str, event: dict[str, Any], token: SecretStr | None = None) -> ScoreOutcome:
+    """POST one application event to the worker's ``/score`` (with the bearer token, if any)."""
     request = urllib.request.Request(f"{base_url}/score", data=json.dumps(event).encode(),
-                                     headers={"Content-Type": "application/json"},
+                                     headers={"Content-Type": "application/json",
+                                              **bearer_header(token)},
                                      method="POST")
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
@@ -293,6 +296,10 @@ def post_score(base_url: str, event: dict[str, Any]) -> ScoreOutcome:
         body = _json_or_empty(error.read())
         if error.code == 422:
             return ScoreOutcome("rejected", detail=str(body.get("detail", "invalid application")))
+        if error.code == 401:
+            return ScoreOutcome("unavailable", detail=(
+                f"The scoring service at {base_url} refused the console's credential. Give the "
+                "console the worker's token in CREDITRISK_API_TOKEN and restart it."))
         return ScoreOutcome("unavailable", detail=(
             f"The scoring service at {base_url} answered {error.code} "
             f"({body.get('detail', 'no detail')}). Check `curl {base_url}/health` and try again."))

@@ -63,3 +63,13 @@ def test_prometheus_and_grafana_use_the_infra_configs() -> None:
         (REPO_ROOT / "infra/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     assert Path(REPO_ROOT / "infra/grafana/dashboards").is_dir()
+
+
+def test_the_worker_and_console_credentials_come_from_the_environment_never_the_file() -> None:
+    """Both bind 0.0.0.0 in their containers, so both must get a credential (they refuse to
+    start without one), and compose must refuse to run without it rather than leave it empty."""
+    worker, console = SERVICES["worker"]["environment"], SERVICES["console"]["environment"]
+    assert worker["CREDITRISK_WORKER_HOST"] == "0.0.0.0" and console["CREDITRISK_CONSOLE_HOST"] == "0.0.0.0"
+    for environment in (worker, console):
+        assert environment["CREDITRISK_API_TOKEN"].startswith("${CREDITRISK_API_TOKEN:?")
+    assert console["CREDITRISK_CONSOLE_PASSWORD"].startswith("${CREDITRISK_CONSOLE_PASSWORD:?")
