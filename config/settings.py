@@ -149,19 +149,23 @@ class Settings(BaseSettings):
         without ACL users, such as a test's private one)."""
         if self.redis_username is not None or self.redis_password is not None:
             return self.redis_username, self.redis_password
-        from urllib.parse import urlparse
-
-        url = urlparse(self.redis_url)
-        host = "127.0.0.1" if url.hostname == "localhost" else url.hostname
-        address = f"{host}:{url.port or 6379}"
         try:
             stack_redis = self.redis_acl_marker.read_text().strip()
         except FileNotFoundError:
             return None, None
         password = self.stack_secret(f"redis-{role}")
-        if address != stack_redis or password is None:
+        if self.redis_address != stack_redis or password is None:
             return None, None
         return role, SecretStr(password)
+
+    @property
+    def redis_address(self) -> str:
+        """``host:port`` of Redis, without the credentials a URL may hold (safe to show)."""
+        from urllib.parse import urlparse
+
+        url = urlparse(self.redis_url)
+        host = "127.0.0.1" if url.hostname == "localhost" else url.hostname
+        return f"{host}:{url.port or 6379}"
 
 
 @lru_cache(maxsize=1)

@@ -52,7 +52,7 @@ PERMISSIONS: dict[RedisRole, tuple[str, ...]] = {
 }
 
 # A client that does not log in is refused; nobody can log in as ``default``.
-DEFAULT_USER = ("default", "off", "resetpass", "resetkeys", "resetchannels", "-@all")
+DEFAULT_USER: tuple[str, ...] = ("default", "off", "resetpass", "resetkeys", "resetchannels", "-@all")
 
 
 def password_hash(password: str) -> str:
@@ -66,7 +66,7 @@ def acl_users(passwords: Mapping[RedisRole, str]) -> list[tuple[str, ...]]:
     missing = [role for role in ROLES if not passwords.get(role)]
     if missing:
         raise ValueError(f"no Redis password for the role(s) {', '.join(missing)}")
-    users = [DEFAULT_USER]
+    users: list[tuple[str, ...]] = [DEFAULT_USER]
     for role in ROLES:
         users.append((role, "reset", "on", password_hash(passwords[role]), "resetchannels",
                       *PERMISSIONS[role]))

@@ -96,7 +96,7 @@ def store_records(settings: Settings, records: list[DecisionRecord]) -> None:
     from features.store import sync_client
     from stream.decisions import decision_key
 
-    client = sync_client(settings)
+    client = sync_client(settings, "worker")  # the worker writes decision records
     try:
         pipe = client.pipeline(transaction=False)
         for record in records:
