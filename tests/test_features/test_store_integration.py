@@ -75,6 +75,7 @@ def _counter(registry: CollectorRegistry, name: str, **labels: str) -> float:
 def test_materialize_writes_reruns_idempotently_and_never_lets_older_values_win(namespace, tmp_path) -> None:
     settings = namespace.settings
     client = sync_client(settings, "materializer")
+    inspect = sync_client(settings, "admin")  # the materializer may write views, not read them
     prefix = settings.key_prefix
     rows = [_bureau_row(f"c{i}", "2026-10-01T00:00:00Z") for i in range(50)]
     rows.append(_bureau_row("bad-number", "2026-10-01T00:00:00Z", revol_bal="12k"))
@@ -88,30 +89,31 @@ def test_materialize_writes_reruns_idempotently_and_never_lets_older_values_win(
     assert dict(first.malformed) == {"bad_revol_bal": 1, "bad_as_of": 1, "bad_customer_id": 1,
                                      "bad_open_acc": 1}
     for rejected in ("bad-number", "bad-date", "negative"):
-        assert not client.exists(f"{prefix}fs:v1:bureau:{rejected}"), "a malformed row was written"
-    stored = client.hgetall(f"{prefix}fs:v1:bureau:c7")
+        assert not inspect.exists(f"{prefix}fs:v1:bureau:{rejected}"), "a malformed row was written"
+    stored = inspect.hgetall(f"{prefix}fs:v1:bureau:c7")
     assert stored[b"revol_util"] == b"41.2" and stored[b"earliest_cr_line"] == b"2004-05-01"
     assert b"mths_since_last_delinq" not in stored  # empty = never delinquent: not stored
     assert stored[b"_event_ts"] == b"2026-10-01T00:00:00.000000Z"
-    assert 364 * 86400 < client.ttl(f"{prefix}fs:v1:bureau:c7") <= 365 * 86400
+    assert 364 * 86400 < inspect.ttl(f"{prefix}fs:v1:bureau:c7") <= 365 * 86400
 
     again = materialize_bureau_features(path, client, key_prefix=prefix)
     assert (again.written, again.kept_newer) == (50, 0)
-    assert {k: v for k, v in client.hgetall(f"{prefix}fs:v1:bureau:c7").items()
+    assert {k: v for k, v in inspect.hgetall(f"{prefix}fs:v1:bureau:c7").items()
             if k != b"_written_ts"} == {k: v for k, v in stored.items() if k != b"_written_ts"}
 
     older = _bureau_csv(tmp_path / "older.csv",
                         [_bureau_row("c7", "2025-01-01T00:00:00Z", revol_util=99.9)])
     result = materialize_bureau_features(older, client, key_prefix=prefix)
     assert (result.written, result.kept_newer) == (0, 1)
-    assert client.hget(f"{prefix}fs:v1:bureau:c7", "revol_util") == b"41.2"
+    assert inspect.hget(f"{prefix}fs:v1:bureau:c7", "revol_util") == b"41.2"
 
     newer = _bureau_csv(tmp_path / "newer.csv",
                         [_bureau_row("c7", "2026-11-01T00:00:00Z", revol_util=12.5, pub_rec="")])
     assert materialize_bureau_features(newer, client, key_prefix=prefix).written == 1
-    latest = client.hgetall(f"{prefix}fs:v1:bureau:c7")
+    latest = inspect.hgetall(f"{prefix}fs:v1:bureau:c7")
     assert latest[b"revol_util"] == b"12.5" and b"pub_rec" not in latest  # replaced, not merged
     client.close()
+    inspect.close()
 
 
 def test_online_read_reports_fresh_stale_and_missing_and_counts_them(namespace, tmp_path) -> None:
