@@ -63,3 +63,18 @@ def test_prometheus_and_grafana_use_the_infra_configs() -> None:
         (REPO_ROOT / "infra/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
     assert Path(REPO_ROOT / "infra/grafana/dashboards").is_dir()
+
+
+def test_redis_has_the_stack_acl_users_and_each_service_logs_in_as_its_own() -> None:
+    assert "--aclfile" in SERVICES["redis"]["command"]
+    assert SERVICES["redis"]["depends_on"]["redis-users"]["condition"] == "service_completed_successfully"
+    renderer = SERVICES["redis-users"]
+    assert renderer["command"][:3] == ["creditrisk", "stack", "redis-acl"]
+    for role in ("admin", "materializer", "worker", "ledger", "console"):
+        name = f"CREDITRISK_REDIS_{role.upper()}_PASSWORD"
+        assert renderer["environment"][name].startswith(f"${{{name}:?")
+    for service in ("worker", "ledger", "console"):
+        environment = SERVICES[service]["environment"]
+        assert environment["CREDITRISK_REDIS_USERNAME"] == service
+        assert environment["CREDITRISK_REDIS_PASSWORD"].startswith(
+            f"${{CREDITRISK_REDIS_{service.upper()}_PASSWORD:?")
