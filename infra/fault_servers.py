@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from config.settings import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, RedisRole, Settings
 from infra.stack import Kafka, Redis, process_alive
 
 
@@ -95,8 +95,21 @@ class _PersistentRedis(Redis):
         return [*super().command(), "--appendonly", "yes", "--appendfsync", "always"]
 
 
+def _redis_login(settings: Settings, role: RedisRole, redis_url: str | None) -> dict[str, str]:
+    """The role's Redis credentials as environment, for a process whose own stack folder holds
+    none (as a deployment gives each process its own)."""
+    target = settings if redis_url is None else settings.model_copy(update={"redis_url": redis_url})
+    username, password = target.redis_credentials(role)
+    login = {"CREDITRISK_REDIS_USERNAME": username} if username else {}
+    if password is not None:
+        login["CREDITRISK_REDIS_PASSWORD"] = password.get_secret_value()
+    return login
+
+
 class FaultWorker:
     """``creditrisk worker`` (or another worker module) on the run's settings."""
+
+    redis_role: RedisRole = "worker"  # who the process is in Redis
 
     def __init__(self, settings: Settings, workdir: Path, name: str, group: str,
                  module: str = "infra.cli", **extra_env: str) -> None:
@@ -120,6 +133,7 @@ class FaultWorker:
             "CREDITRISK_WORKER_PORT": str(self.port),
             "CREDITRISK_WORKER_GROUP": group,
             "CREDITRISK_STACK_DIR": str(workdir / f"{name}-stack"),
+            **_redis_login(settings, self.redis_role, extra_env.get("CREDITRISK_REDIS_URL")),
             **extra_env,
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -31,6 +31,8 @@ def private_database(settings: Settings) -> Iterator[Settings]:
 class LedgerProcess(WorkerProcess):
     """`python -m infra.cli ledger run` on the test's topics, key prefix and database."""
 
+    redis_role = "ledger"
+
     def __init__(self, namespace: Any, settings: Settings, registry_dir: Path, log_path: Path) -> None:
         super().__init__(namespace, registry_dir, log_path,
                          command=[sys.executable, "-m", "infra.cli", "ledger", "run"],
