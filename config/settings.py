@@ -18,6 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Shortest credential accepted: a guessable token protects nothing.
 MIN_SECRET_LENGTH = {"api_token": 16, "console_password": 12}
 
+# Who a process is in Redis; each role is an ACL user of the local stack (infra/redis_acl.py
+# says what each may do).
+RedisRole = Literal["admin", "materializer", "worker", "ledger", "console"]
+
 
 class Settings(BaseSettings):
     """All runtime configuration of the service, the tools and the local stack."""
@@ -50,8 +54,10 @@ class Settings(BaseSettings):
 
     # Redis feature store
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (rediss:// for TLS)")
-    redis_username: str | None = Field(None, description="Redis ACL user")
-    redis_password: SecretStr | None = Field(None, description="Redis password")
+    redis_username: str | None = Field(None, description=(
+        "Redis ACL user (unset: the process's role user of the local stack, see README)"))
+    redis_password: SecretStr | None = Field(None, description=(
+        "Redis password (unset: the one `stack up` generated for the role's user)"))
     redis_tls_ca_cert: Path | None = Field(None, description="CA bundle to verify Redis TLS (rediss://)")
     redis_timeout_s: float = Field(0.5, gt=0, description="Redis socket timeout")
     redis_pool_size: int = Field(32, ge=1, description="Redis connection pool size")
@@ -165,6 +171,37 @@ class Settings(BaseSettings):
         from urllib.parse import urlparse
 
         return urlparse(self.redis_url).port or 6379
+
+    @property
+    def redis_acl_marker(self) -> Path:
+        """Written by `creditrisk stack up`: the address of the stack's Redis, whose ACL users
+        have the passwords kept in the stack folder."""
+        return self.stack_dir / "redis" / "acl-address"
+
+    def redis_credentials(self, role: RedisRole) -> tuple[str | None, SecretStr | None]:
+        """Who a process in ``role`` is in Redis: CREDITRISK_REDIS_USERNAME / _PASSWORD when
+        set (a deployment gives each process its own); else, on the local stack's own Redis,
+        the role's ACL user with the password `stack up` generated; else nobody (a Redis
+        without ACL users, such as a test's private one)."""
+        if self.redis_username is not None or self.redis_password is not None:
+            return self.redis_username, self.redis_password
+        try:
+            stack_redis = self.redis_acl_marker.read_text().strip()
+        except FileNotFoundError:
+            return None, None
+        password = self.stack_secret(f"redis-{role}")
+        if self.redis_address != stack_redis or password is None:
+            return None, None
+        return role, SecretStr(password)
+
+    @property
+    def redis_address(self) -> str:
+        """``host:port`` of Redis, without the credentials a URL may hold (safe to show)."""
+        from urllib.parse import urlparse
+
+        url = urlparse(self.redis_url)
+        host = "127.0.0.1" if url.hostname == "localhost" else url.hostname
+        return f"{host}:{url.port or 6379}"
 
 
 @lru_cache(maxsize=1)

@@ -55,7 +55,7 @@ def write_bureau_table(path: Path, customers: int, seed: int = 1) -> None:
 
 
 def bench_materialize(settings: Settings, customers: int, echo: Callable[[str], None]) -> None:
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bureau.csv"
         started = time.perf_counter()
@@ -66,9 +66,11 @@ def bench_materialize(settings: Settings, customers: int, echo: Callable[[str], 
                                                  BENCH_PREFIX, batch_size=5000)
             echo(f"  materialize, {run}: {report.rows_read:,} rows in {report.seconds:.1f}s = "
                  f"{report.rows_per_second:,.0f} rows/s (written {report.written:,})")
-    used = client.info("memory")["used_memory"]
-    echo(f"  Redis memory after load: {used / 2**20:,.0f} MiB ({used / customers:,.0f} bytes/customer)")
     client.close()
+    admin = sync_client(settings, "admin")  # INFO is for the admin alone
+    used = admin.info("memory")["used_memory"]
+    admin.close()
+    echo(f"  Redis memory after load: {used / 2**20:,.0f} MiB ({used / customers:,.0f} bytes/customer)")
 
 
 def bench_online_reads(settings: Settings, customers: int, echo: Callable[[str], None],
@@ -78,7 +80,7 @@ def bench_online_reads(settings: Settings, customers: int, echo: Callable[[str],
     metrics = FeatureStoreMetrics(registry=_fresh_registry())
 
     async def measure(batch_size: int, iterations: int, with_inputs: bool) -> list[float]:
-        client = async_client(settings)
+        client = async_client(settings, "worker")
         reader = OnlineFeatureReader(client, settings.feature_schema_version, BENCH_PREFIX,
                                      metrics=metrics)
         rng = random.Random(batch_size)
@@ -108,7 +110,7 @@ def bench_online_reads(settings: Settings, customers: int, echo: Callable[[str],
 
 
 def clear_bench_keys(settings: Settings) -> None:
-    client = sync_client(settings)
+    client = sync_client(settings, "admin")
     batch: list[bytes] = []
     for key in client.scan_iter(match=f"{BENCH_PREFIX}*", count=10_000):
         batch.append(key)

@@ -25,9 +25,12 @@ from features.serving import LENDING_CLUB_SERVING, ServingSpec
 from features.store import (
     EVENT_TS,
     READ_CUSTOMER,
+    REFUSED_ERRORS,
     UNAVAILABLE_ERRORS,
+    FeatureStoreRefused,
     FeatureStoreUnavailable,
     parse_timestamp,
+    refused,
 )
 from features.views import (
     VELOCITY_VIEW,
@@ -99,13 +102,16 @@ class OnlineFeatureReader:
     async def read(self, requests: Sequence[FeatureRequest], record_velocity: bool = True,
                    serving: ServingSpec | None = None) -> OnlineBatch:
         """Enrich a batch for a model's serving spec (default: the Lending Club contract).
-        Raises :class:`FeatureStoreUnavailable` if Redis does not answer."""
+        Raises :class:`FeatureStoreUnavailable` if Redis does not answer and
+        :class:`FeatureStoreRefused` if it refuses our credentials or rights."""
         if not requests:
             return OnlineBatch([], 0.0)
         serving = serving or LENDING_CLUB_SERVING
         started = time.perf_counter()
         try:
             replies = await self._round_trip(requests, serving.views, record_velocity)
+        except REFUSED_ERRORS as error:
+            raise self._refused(error) from None
         except UNAVAILABLE_ERRORS as error:
             raise self._unavailable(error) from error
         elapsed = time.perf_counter() - started
@@ -116,11 +122,13 @@ class OnlineFeatureReader:
         self._count(features, serving.views)
         return OnlineBatch(features, elapsed)
 
+    def _refused(self, error: BaseException) -> FeatureStoreRefused:
+        self.metrics.errors.labels(
+            kind="auth" if isinstance(error, AuthenticationError) else "permission").inc()
+        return refused(error, self.client)
+
     def _unavailable(self, error: BaseException) -> FeatureStoreUnavailable:
-        if isinstance(error, AuthenticationError):
-            kind, what = "auth", ("refused our credentials: check CREDITRISK_REDIS_USERNAME "
-                                  "and CREDITRISK_REDIS_PASSWORD")
-        elif isinstance(error, (RedisTimeoutError, TimeoutError)):
+        if isinstance(error, (RedisTimeoutError, TimeoutError)):
             kind, what = "timeout", "did not answer within the timeout"
         else:
             kind, what = "connection", "could not be reached"
@@ -138,16 +146,17 @@ class OnlineFeatureReader:
         windows = [window.total_seconds() for window in VELOCITY_WINDOWS.values()]
         ttl = int(VELOCITY_VIEW.ttl.total_seconds())
         key_prefixes = [view_key_prefix(view, self.schema_version, self.key_prefix)
-                        for view in (*views, VELOCITY_VIEW)]
+                        for view in views]
+        velocity_prefix = view_key_prefix(VELOCITY_VIEW, self.schema_version, self.key_prefix)
         record = "1" if record_velocity else "0"
         pipe = self.client.pipeline(transaction=False)
         for request in requests:
             now = request.submitted_at.timestamp()
             customer = checked_entity_id(request.customer_id)
-            pipe.evalsha(self._script_sha, len(key_prefixes),
-                         *[key_prefix + customer for key_prefix in key_prefixes],
+            pipe.evalsha(self._script_sha, 1, velocity_prefix + customer,
                          record, request.application_id, now, now - widest - 86400, ttl,
-                         *[now - window for window in windows])
+                         len(windows), *[now - window for window in windows],
+                         *[key_prefix + customer for key_prefix in key_prefixes])
         try:
             return await pipe.execute()
         except NoScriptError:  # Redis restarted and lost its script cache

@@ -17,11 +17,12 @@ import redis
 import redis.asyncio
 from redis.backoff import ExponentialBackoff
 from redis.connection import HiredisRespSerializer
+from redis.exceptions import AuthenticationError, NoPermissionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from config.settings import Settings
+from config.settings import RedisRole, Settings
 
 EVENT_TS = "_event_ts"
 WRITTEN_TS = "_written_ts"
@@ -41,30 +42,36 @@ return 1
 """
 
 # One application's read in one command: every view's hash plus the velocity windows.
-# KEYS[1..n-1] the views' hashes, KEYS[n] the velocity sorted set. ARGV: record (1/0),
-# application id, submitted_at (epoch s), trim-before (epoch s), ttl seconds, then one window
-# start per window. Returns {flat hash of each view..., count per window}. Adding the same
+# KEYS[1] the velocity sorted set. ARGV: record (1/0), application id, submitted_at (epoch s),
+# trim-before (epoch s), ttl seconds, the number of windows, one start per window, then the
+# views' hash keys. Those are only read, so they come as arguments: Redis ACLs want write
+# rights on a script's KEYS, and the worker may write the velocity view alone
+# (infra/redis_acl.py). Returns {flat hash of each view..., count per window}. Adding the same
 # application twice is a no-op.
 READ_CUSTOMER = """
-local velocity = KEYS[#KEYS]
+local velocity = KEYS[1]
 if ARGV[1] == '1' then
   redis.call('ZADD', velocity, ARGV[3], ARGV[2])
   redis.call('ZREMRANGEBYSCORE', velocity, '-inf', '(' .. ARGV[4])
   redis.call('EXPIRE', velocity, tonumber(ARGV[5]))
 end
+local last_window = 6 + tonumber(ARGV[6])
 local result = {}
-for i = 1, #KEYS - 1 do
-  result[i] = redis.call('HGETALL', KEYS[i])
+for i = last_window + 1, #ARGV do
+  result[#result + 1] = redis.call('HGETALL', ARGV[i])
 end
 local counts = {}
-for i = 6, #ARGV do
+for i = 7, last_window do
   counts[#counts + 1] = redis.call('ZCOUNT', velocity, ARGV[i], ARGV[3])
 end
-result[#KEYS] = counts
+result[#result + 1] = counts
 return result
 """
 
+# Errors that mean "Redis refused us": our credentials, or the rights of our ACL user.
+REFUSED_ERRORS = (AuthenticationError, NoPermissionError)
 # Errors that mean "Redis is down or too slow", as opposed to a bug in the request.
+# (An AuthenticationError is a ConnectionError to redis-py: check REFUSED_ERRORS first.)
 UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
 
 
@@ -73,6 +80,30 @@ class FeatureStoreUnavailable(RuntimeError):
 
     The worker treats this as "try the batch again later": nothing is committed.
     """
+
+
+class FeatureStoreRefused(RuntimeError):
+    """Redis refused our credentials (WRONGPASS, NOAUTH) or our ACL user's rights (NOPERM).
+
+    A configuration an operator must fix: retrying cannot help and the events are not to
+    blame, so the worker stops (see stream/failures.py). The message names the user and the
+    settings to check, never the password.
+    """
+
+
+def refused(error: BaseException, client: Any) -> FeatureStoreRefused:
+    """The clear error for a refusal (one of :data:`REFUSED_ERRORS`) of ``client``'s user."""
+    user = client.connection_pool.connection_kwargs.get("username") or "default"
+    if isinstance(error, NoPermissionError):
+        what = (f"Redis refused a command of ACL user {user!r} (NOPERM: no rights on that "
+                "command or key). The user's rules are in infra/redis_acl.py (the local stack "
+                "applies them on `creditrisk stack up`); check CREDITRISK_REDIS_USERNAME")
+    else:
+        what = (f"Redis refused the credentials of user {user!r} ({type(error).__name__}): "
+                "check CREDITRISK_REDIS_USERNAME and CREDITRISK_REDIS_PASSWORD (unset, the "
+                "local stack's generated password of the role is used: run "
+                "`creditrisk stack up` to create or apply it)")
+    return FeatureStoreRefused(what)
 
 
 def as_text(value: bytes | str) -> str:
@@ -108,14 +139,15 @@ def encode_column(values: pd.Series, kind: str) -> list[str | None]:
     return [item if keep else None for item, keep in zip(text, present, strict=True)]
 
 
-def _connection_options(settings: Settings) -> dict[str, Any]:
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+def _connection_options(settings: Settings, role: RedisRole) -> dict[str, Any]:
+    username, secret = settings.redis_credentials(role)
+    password = secret.get_secret_value() if secret is not None else None
     tls: dict[str, Any] = {}
     if settings.redis_url.startswith("rediss://") and settings.redis_tls_ca_cert:
         tls["ssl_ca_certs"] = str(settings.redis_tls_ca_cert)
     return {
         **tls,
-        "username": settings.redis_username,
+        "username": username,
         "password": password,
         "socket_timeout": settings.redis_timeout_s,
         "socket_connect_timeout": settings.redis_timeout_s,
@@ -124,17 +156,18 @@ def _connection_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def sync_client(settings: Settings) -> redis.Redis:
-    """A blocking client for offline jobs (materialization), with bounded retries."""
+def sync_client(settings: Settings, role: RedisRole) -> redis.Redis:
+    """A blocking client for offline jobs (materialization), with bounded retries; it logs
+    in as ``role`` (see :meth:`Settings.redis_credentials`)."""
     return redis.Redis.from_url(
         settings.redis_url,
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        **_connection_options(settings),
+        **_connection_options(settings, role),
     )
 
 
-def async_client(settings: Settings) -> redis.asyncio.Redis:
+def async_client(settings: Settings, role: RedisRole) -> redis.asyncio.Redis:
     """The worker's client: short timeouts, two retries with backoff, then a typed error;
     commands packed in C (see :class:`_CPacking`)."""
     from redis.asyncio.retry import Retry as AsyncRetry
@@ -145,7 +178,7 @@ def async_client(settings: Settings) -> redis.asyncio.Redis:
         retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         connection_class=_CPackedTLSConnection if tls else _CPackedConnection,
-        **_connection_options(settings),
+        **_connection_options(settings, role),
     )
 
 

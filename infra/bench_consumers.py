@@ -93,7 +93,7 @@ def run_naive_loop(settings: Settings, source: str, sink: str, group: str,
     model = registry.load(registry.live_version() or "")
     session, encoder = model.session(), model.encoder()
     serving = ServingSpec.from_card(model.card)
-    redis = sync_client(settings)
+    redis = sync_client(settings, "worker")  # reads the views as the worker does
     consumer = KafkaConsumer(source, **kafka_python_options(settings, "worker"), group_id=group,
                              auto_offset_reset="earliest")
     producer = KafkaProducer(**kafka_python_options(settings, "worker"), acks="all")

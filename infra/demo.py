@@ -198,7 +198,7 @@ def _features(settings: Settings, dataset: DemoDataset) -> None:
     from features.store import sync_client
 
     applications = _replayed_applications(dataset)
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     try:
         report = materialize_as_of_applications(applications, client,
                                                 schema_version=settings.feature_schema_version,
@@ -219,7 +219,7 @@ def _todays_bureau(settings: Settings, dataset: DemoDataset) -> None:
     # The generated bureau table is a historical snapshot; the demo loads it as today's
     # bureau pull so that applications submitted now find fresh values.
     views = load_dataset_config(dataset.config).views
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     try:
         if views and views[0].aggregations:
             report = materialize_view(dataset.bureau, client, views[0],

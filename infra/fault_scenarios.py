@@ -384,7 +384,7 @@ def load_bureau(settings: Settings, bureau_csv: Path) -> None:
     from features.materialize import materialize_bureau_features
     from features.store import sync_client
 
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     try:
         materialize_bureau_features(bureau_csv, client, settings.feature_schema_version,
                                     settings.key_prefix, as_of=datetime.now(UTC))
@@ -431,9 +431,10 @@ def _spoil_bureau(settings: Settings, not_a_number: list[str], wrong_type: list[
 
 
 def _redis_client(settings: Settings) -> Any:
+    """The admin's client: the scenarios spoil stored values and clear their keys."""
     from features.store import sync_client
 
-    return sync_client(settings)
+    return sync_client(settings, "admin")
 
 
 def _delete_keys(settings: Settings) -> None:

@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from config.kafka_auth import KAFKA_ROLES, kafka_environment, kafka_secret_name
-from config.settings import REPO_ROOT, Settings
+from config.kafka_auth import KAFKA_ROLES, KafkaRole, kafka_environment, kafka_secret_name
+from config.settings import REPO_ROOT, RedisRole, Settings
 from infra.kafka_access import ensure_principals, provision
 from infra.stack import Kafka, Redis, process_alive
 from stream.http_auth import bearer_header
@@ -111,8 +111,22 @@ class _PersistentRedis(Redis):
         return [*super().command(), "--appendonly", "yes", "--appendfsync", "always"]
 
 
+def _redis_login(settings: Settings, role: RedisRole, redis_url: str | None) -> dict[str, str]:
+    """The role's Redis credentials as environment, for a process whose own stack folder holds
+    none (as a deployment gives each process its own)."""
+    target = settings if redis_url is None else settings.model_copy(update={"redis_url": redis_url})
+    username, password = target.redis_credentials(role)
+    login = {"CREDITRISK_REDIS_USERNAME": username} if username else {}
+    if password is not None:
+        login["CREDITRISK_REDIS_PASSWORD"] = password.get_secret_value()
+    return login
+
+
 class FaultWorker:
     """``creditrisk worker`` (or another worker module) on the run's settings."""
+
+    redis_role: RedisRole = "worker"  # who the process is in Redis
+    kafka_role: KafkaRole = "worker"  # and in Kafka
 
     def __init__(self, settings: Settings, workdir: Path, name: str, group: str,
                  module: str = "infra.cli", **extra_env: str) -> None:
@@ -125,7 +139,7 @@ class FaultWorker:
             # this checkout's packages, whatever is installed in the environment
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
                                                         os.environ.get("PYTHONPATH", "")])),
-            **kafka_environment(settings, "worker"),
+            **kafka_environment(settings, self.kafka_role),
             "CREDITRISK_REDIS_URL": settings.redis_url,
             "CREDITRISK_TOPIC_APPLICATIONS": settings.topic_applications,
             "CREDITRISK_TOPIC_DECISIONS": settings.topic_decisions,
@@ -136,6 +150,7 @@ class FaultWorker:
             "CREDITRISK_WORKER_PORT": str(self.port),
             "CREDITRISK_WORKER_GROUP": group,
             "CREDITRISK_STACK_DIR": str(workdir / f"{name}-stack"),
+            **_redis_login(settings, self.redis_role, extra_env.get("CREDITRISK_REDIS_URL")),
             **extra_env,
         }
         self.process: subprocess.Popen[bytes] | None = None

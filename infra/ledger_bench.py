@@ -68,7 +68,7 @@ def bench_write_throughput(settings: Settings, echo: Callable[[str], None], rows
     from stream.ledger.metrics import LedgerMetrics
     from stream.ledger.writer import LedgerMessage, LedgerWriter
 
-    client = sync_client(settings)
+    client = sync_client(settings, "admin")
     now = datetime.now(UTC)
     pairs = [_decision(i, now) for i in range(rows)]
     pipe = client.pipeline(transaction=False)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from config.settings import REPO_ROOT, Settings
+from config.settings import REPO_ROOT, RedisRole, Settings
 
 INFRA_DIR = REPO_ROOT / "infra"
 LOOPBACK = "127.0.0.1"
@@ -283,6 +283,11 @@ class Kafka(Service):
 
 
 class Redis(Service):
+    """Redis with ACL users (infra/redis_acl.py): one per role, each with a password generated
+    once into the stack folder (``secrets/redis-<role>``, mode 0600); the ACL file holds only
+    their hashes, and no password is on the command line. A client that does not log in is
+    refused. ``up`` brings a running Redis of ours up to date (``ACL LOAD``)."""
+
     name = "redis"
     start_timeout_s = 20.0
 
@@ -290,17 +295,81 @@ class Redis(Service):
     def port(self) -> int:
         return self.settings.redis_port
 
+    @property
+    def acl_path(self) -> Path:
+        return self.home / "users.acl"
+
     def answering(self) -> bool:
         return redis_answers(self.settings)
 
     def prepare(self) -> None:
         _require("redis-server", "Install Redis (Debian: apt-get install redis-server).")
+        self.write_acl_file()
+
+    def write_acl_file(self) -> None:
+        """The users and their password hashes, and the marker that tells clients that the
+        stack's passwords are for this Redis (:meth:`Settings.redis_credentials`)."""
+        from infra.redis_acl import ROLES, acl_file
+
+        passwords = {role: ensure_stack_secret(self.settings, f"redis-{role}") for role in ROLES}
+        self.home.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.acl_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(acl_file(passwords))
+        self.settings.redis_acl_marker.write_text(f"{LOOPBACK}:{self.port}\n")
+
+    def start(self, echo: Callable[[str], None]) -> str:
+        if self.our_pid() is not None and not self.answering() and _port_in_use(self.port):
+            # Ours, but it refuses the admin user: started before its ACL users existed.
+            with contextlib.suppress(StackError):
+                echo(f"{self.name}: running{self.reload_config()}")
+        return super().start(echo)
+
+    def reload_config(self) -> str:
+        """Rewrite the ACL file and have Redis apply it: ``ACL LOAD`` when Redis was started
+        with it, else (a Redis of ours from before the ACL users) each user with
+        ``ACL SETUSER``, logged in as nobody since its default user is still open."""
+        import redis
+
+        from infra.redis_acl import ROLES, acl_users
+
+        self.write_acl_file()
+        admin_password = self.settings.stack_secret("redis-admin")
+        for username, password in (("admin", admin_password), (None, None)):
+            client = redis.Redis(host=LOOPBACK, port=self.port, username=username,
+                                 password=password, socket_timeout=5, socket_connect_timeout=5)
+            try:
+                if client.config_get("aclfile").get("aclfile"):
+                    client.acl_load()
+                    return ", ACL users reloaded"
+                users = acl_users({role: self.settings.stack_secret(f"redis-{role}") or ""
+                                   for role in ROLES})
+                for user in users[1:] + users[:1]:  # the default user (ours now) last
+                    client.execute_command("ACL", "SETUSER", *user)
+                return (", ACL users applied (`creditrisk stack down` then `up` makes Redis "
+                        "read them from its ACL file)")
+            except redis.AuthenticationError:
+                continue
+            except (redis.RedisError, OSError) as error:
+                raise StackError(f"redis: applying the ACL users failed ({type(error).__name__}); "
+                                 f"see {self.log_path}") from None
+            finally:
+                client.close()
+        raise StackError(f"redis: the Redis at {self.address} refuses the stack's admin user "
+                         f"(password in {self.settings.stack_secret_path('redis-admin')}). Stop it "
+                         "(`creditrisk stack down`) and run `creditrisk stack up` again.")
+
+    def stop(self, timeout_s: float = 30.0) -> str:
+        done = super().stop(timeout_s)
+        if self.our_pid() is None:
+            self.settings.redis_acl_marker.unlink(missing_ok=True)
+        return done
 
     def command(self) -> list[str]:
         return [
             "redis-server", str(INFRA_DIR / "redis" / "redis.conf"),
             "--port", str(self.port), "--bind", LOOPBACK, "--dir", str(self.home),
-            "--daemonize", "no",
+            "--aclfile", str(self.acl_path), "--daemonize", "no",
         ]
 
 
@@ -585,12 +654,14 @@ def kafka_answers(settings: Settings) -> bool:
         return False
 
 
-def redis_answers(settings: Settings) -> bool:
+def redis_answers(settings: Settings, role: RedisRole = "admin") -> bool:
+    """True when Redis answers a PING from ``role`` (the stack's probe logs in as admin)."""
     import redis
 
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    client = redis.Redis.from_url(settings.redis_url, username=settings.redis_username,
-                                  password=password, socket_timeout=1, socket_connect_timeout=1)
+    username, secret = settings.redis_credentials(role)
+    password = secret.get_secret_value() if secret is not None else None
+    client = redis.Redis.from_url(settings.redis_url, username=username, password=password,
+                                  socket_timeout=1, socket_connect_timeout=1)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

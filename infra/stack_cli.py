@@ -1,6 +1,9 @@
-"""``creditrisk stack up | down | status``."""
+"""``creditrisk stack up | down | status | topics | redis-acl``."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import typer
 
@@ -54,3 +57,26 @@ def stack_topics() -> None:
     """Create the service's topics on the configured Kafka (any cluster, not only the local one)."""
     for line in stack.create_topics(get_settings()):
         typer.echo(line)
+
+
+@stack_app.command("redis-acl")
+def stack_redis_acl(
+    out: Path = typer.Option(..., "--out", help="the ACL file to write (mode 0600)"),
+) -> None:
+    """Write the Redis ACL users (infra/redis_acl.py) for a Redis the stack does not run, e.g.
+    docker-compose's: each password from CREDITRISK_REDIS_<USER>_PASSWORD, only its hash
+    in the file. The local stack writes its own on `stack up`."""
+    from infra.redis_acl import ROLES, acl_file
+
+    variables = {role: f"CREDITRISK_REDIS_{role.upper()}_PASSWORD" for role in ROLES}
+    passwords = {role: os.environ.get(name, "") for role, name in variables.items()}
+    missing = [variables[role] for role in ROLES if not passwords[role]]
+    if missing:
+        typer.secho(f"set {', '.join(missing)} (one password per Redis user)",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    out.unlink(missing_ok=True)
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(acl_file(passwords))
+    typer.echo(f"{out}: users {', '.join(('default (off)', *ROLES))}")

@@ -56,7 +56,7 @@ def bureau_features(settings: Settings, data: Path) -> Iterator[str]:
     from features.store import sync_client
 
     prefix = f"bench-worker-{uuid.uuid4().hex[:8]}:"
-    client = sync_client(settings)
+    client = sync_client(settings, "admin")
     try:
         materialize_bureau_features(data.parent / "bureau.csv", client,
                                     settings.feature_schema_version, prefix, as_of=datetime.now(UTC))

@@ -25,7 +25,7 @@ from config.kafka_auth import faust_broker_options
 from config.settings import Settings, get_settings
 from features.metrics import default_metrics as feature_store_metrics
 from features.online import OnlineFeatureReader
-from features.store import async_client
+from features.store import FeatureStoreRefused, async_client
 from onnx_models.registry import Registry
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
@@ -93,7 +93,7 @@ class ServiceState:
         model = models.current
         metrics.set_live_model(model.version, model.policy_version)
         models.on_event = _count_model_event  # from now on, loads are reloads
-        self.redis = async_client(settings)
+        self.redis = async_client(settings, "worker")
         reader = OnlineFeatureReader(self.redis, settings.feature_schema_version,
                                      settings.key_prefix, metrics=feature_store_metrics())
         producer = self.app.producer
@@ -113,7 +113,7 @@ def stop_worker(state: ServiceState, error: Exception) -> None:
     (the pipeline handles those): stop the whole worker rather than loop on the batch.
     SIGTERM gives a clean shutdown without committing the batch; ``creditrisk worker`` then
     exits with :data:`EXIT_BATCH_FAILED`."""
-    if isinstance(error, ModelRuntimeBroken):
+    if isinstance(error, (ModelRuntimeBroken, FeatureStoreRefused)):  # messages made to be shown
         state.fatal_error = str(error)
     else:
         # The message of an unexpected error may quote input values: type and frames only.

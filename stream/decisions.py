@@ -28,6 +28,7 @@ from typing import Any, Literal
 import msgspec
 
 from features.normalize import utc_timestamp
+from features.store import REFUSED_ERRORS, refused
 from stream.reasons import Reason
 
 DECISION_NAMESPACE = uuid.UUID("6f1c2a4e-8d3b-5e7f-9a10-c2d4e6f8a0b1")
@@ -148,7 +149,11 @@ class DecisionRecord:
 
 
 class DecisionStore:
-    """Decision records in Redis; one pipelined round trip per batch for each direction."""
+    """Decision records in Redis; one pipelined round trip per batch for each direction.
+
+    A refusal of our credentials or rights raises :class:`FeatureStoreRefused` (a
+    configuration to fix), never a plain Redis error that could pass for an outage or for a
+    fault of the events."""
 
     def __init__(self, client: Any, key_prefix: str = "") -> None:
         self.client = client
@@ -162,7 +167,10 @@ class DecisionStore:
         """Decisions already made for these applications by this model version."""
         if not application_ids:
             return {}
-        stored = await self.client.mget([self._key(app_id) for app_id in application_ids])
+        try:
+            stored = await self.client.mget([self._key(app_id) for app_id in application_ids])
+        except REFUSED_ERRORS as error:
+            raise refused(error, self.client) from None
         found: dict[str, Decision] = {}
         for app_id, raw in zip(application_ids, stored, strict=True):
             decision = _stored_decision(raw)
@@ -181,14 +189,20 @@ class DecisionStore:
         pipe.zadd(recent, {record.decision.application_id: record.decision.decided_timestamp
                            for record in records})
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except REFUSED_ERRORS as error:
+            raise refused(error, self.client) from None
 
     def records(self, application_ids: Sequence[str]) -> list[DecisionRecord | None]:
         """The stored records of these applications in one round trip (a synchronous client);
         None where absent or unreadable. The ledger writer reads lineage this way."""
         if not application_ids:
             return []
-        raws = self.client.mget([self._key(app_id) for app_id in application_ids])
+        try:
+            raws = self.client.mget([self._key(app_id) for app_id in application_ids])
+        except REFUSED_ERRORS as error:
+            raise refused(error, self.client) from None
         return [_stored_record(raw) for raw in raws]
 
 

@@ -13,6 +13,9 @@ Three kinds of failure, three outcomes (see ``ScoringPipeline.process``):
   batch *and* on its own known-good self-check. Retrying cannot help and dead-lettering
   would empty the topic into the DLQ, so the worker stops with a clear log line and a
   non-zero exit; the batch stays unacknowledged for the next (fixed) worker.
+- **Broken configuration** (:class:`FeatureStoreRefused`): Redis refuses our credentials
+  (WRONGPASS, NOAUTH) or our ACL user's rights (NOPERM). Like a broken runtime, neither
+  retrying nor dead-lettering helps: the worker stops, naming the settings to fix.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 
-from features.store import UNAVAILABLE_ERRORS, FeatureStoreUnavailable
+from features.store import REFUSED_ERRORS, UNAVAILABLE_ERRORS, FeatureStoreRefused, FeatureStoreUnavailable
 from stream.validation import REJECTION_CODES
 
 PROCESSING_ERROR = "processing_error"
@@ -39,6 +42,8 @@ DEPENDENCIES: tuple[str, ...] = ("redis", "kafka")
 def outage_dependency(error: BaseException) -> str | None:
     """``"redis"`` or ``"kafka"`` when the error means that dependency is unavailable (wait
     and retry the batch), else None. The one list of what counts as an outage."""
+    if broken_configuration(error):
+        return None  # a refusal is no outage: waiting would not end it
     if isinstance(error, (FeatureStoreUnavailable, *UNAVAILABLE_ERRORS)):
         return "redis"
     if isinstance(error, KafkaError):
@@ -46,6 +51,12 @@ def outage_dependency(error: BaseException) -> str | None:
         # configuration errors (authorization, size) also need an operator, not a dead letter.
         return "kafka"
     return None
+
+
+def broken_configuration(error: BaseException) -> bool:
+    """Redis refused our credentials or rights: the worker must stop, not retry the batch
+    and not dead-letter its events."""
+    return isinstance(error, (FeatureStoreRefused, *REFUSED_ERRORS))
 
 
 class DependencyStatus:
@@ -125,14 +136,15 @@ async def isolate(step: str, positions: Iterable[int],
                   ) -> tuple[dict[int, R], dict[int, ProcessingError]]:
     """Run a batch step over the items at ``positions``; if it raises (other than for an
     outage, which propagates), run it item by item so that only the items that fail are
-    set apart. Returns the results and the errors, by position."""
+    set apart (outages and broken configurations propagate). Returns the results and the
+    errors, by position."""
     todo = list(positions)
     if not todo:
         return {}, {}
     try:
         return dict(zip(todo, _checked(await batch(todo), len(todo)), strict=True)), {}
     except Exception as error:
-        if outage_dependency(error) is not None:
+        if outage_dependency(error) is not None or broken_configuration(error):
             raise
         first_error = error
     results: dict[int, R] = {}
@@ -143,7 +155,7 @@ async def isolate(step: str, positions: Iterable[int],
                 raise first_error
             (results[position],) = _checked(await batch([position]), 1)
         except Exception as error:
-            if outage_dependency(error) is not None:
+            if outage_dependency(error) is not None or broken_configuration(error):
                 raise
             field = locate_field(position) if locate_field is not None else None
             errors[position] = ProcessingError(step, error, field)

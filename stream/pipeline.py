@@ -113,7 +113,8 @@ class ScoringPipeline:
     # -- the batch ------------------------------------------------------------------------
     async def process(self, events: Sequence[IncomingEvent]) -> BatchOutcome:
         """Decide or dead-letter every event of the batch; raises only
-        :class:`ModelRuntimeBroken` (the batch must then stay unacknowledged)."""
+        :class:`ModelRuntimeBroken` or :class:`FeatureStoreRefused` (the batch must then stay
+        unacknowledged)."""
         started = time.perf_counter()
         self.metrics.events_consumed.inc(len(events))
         self.metrics.batch_size.observe(len(events))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import PrivateRedis  # tests/servers.py
+from servers import PrivateRedis, redis_as  # tests/servers.py
 
 from config.settings import Settings
 
@@ -82,9 +82,7 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
 
 
 def _delete_redis_keys(settings: Settings, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_as(settings, "admin")
     try:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:

@@ -38,7 +38,7 @@ def materialize(
 
     from config.settings import get_settings
     from features.materialize import count_rows, materialize_view
-    from features.store import sync_client
+    from features.store import REFUSED_ERRORS, refused, sync_client
 
     settings = get_settings()
     moment = _as_of(as_of)
@@ -46,7 +46,7 @@ def materialize(
     if not data.is_file():
         typer.secho(f"no file at {data}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     try:
         with tqdm(total=count_rows(data), unit="rows", desc="materialize") as bar:
             report = materialize_view(
@@ -55,8 +55,11 @@ def materialize(
     except (ValueError, FileNotFoundError) as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
+    except REFUSED_ERRORS as error:
+        typer.secho(str(refused(error, client)), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
     except RedisError as error:
-        typer.secho(f"Redis at {settings.redis_url} failed: {type(error).__name__}. "
+        typer.secho(f"Redis at {settings.redis_address} failed: {type(error).__name__}. "
                     "Is the stack up (`creditrisk stack up`)?", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
     finally:

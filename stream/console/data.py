@@ -30,7 +30,7 @@ from config.settings import Settings
 from features.definitions import FeatureEncoder
 from features.normalize import utc_timestamp
 from features.scoring import ScoreScale, score_points
-from features.store import as_text
+from features.store import REFUSED_ERRORS, as_text, refused
 from onnx_models.card import CardFeature, ModelCard
 from stream.console.card import CompareFeature, ConsoleCard, FormField, SimilarGroup
 from stream.console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_ledger, find_in_records
@@ -123,7 +123,7 @@ class RedisDataSource:
 
         self.settings = settings
         self.prefix = settings.key_prefix
-        self.client = sync_client(settings)
+        self.client = sync_client(settings, "console")
         self.worker = worker_url(settings)
         self._cards: dict[str, ModelCard] = {}
 
@@ -156,6 +156,8 @@ class RedisDataSource:
 
         try:
             return call()
+        except REFUSED_ERRORS as error:
+            raise ConsoleUnavailable(f"{refused(error, self.client)}. Then reload this page.") from None
         except RedisError:
             raise ConsoleUnavailable(
                 f"Redis at {_safe_url(self.settings.redis_url)} does not answer, so decisions "

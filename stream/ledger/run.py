@@ -41,7 +41,7 @@ def run_ledger(settings: Settings, classify: ClassifyOutcome, stop: threading.Ev
     server = serve_http(settings.worker_host, settings.ledger_port, metrics, health)
     for line in migrate(settings.postgres_conninfo()):
         log.info("%s", line)
-    writer = LedgerWriter(settings, classify, metrics, sync_client(settings), reference_auc)
+    writer = LedgerWriter(settings, classify, metrics, sync_client(settings, "ledger"), reference_auc)
     consumer = KafkaConsumer(
         settings.topic_decisions, settings.topic_outcomes,
         **kafka_python_options(settings, "ledger"), group_id=settings.ledger_group,

@@ -37,7 +37,7 @@ def _online_rows(namespace, spec, events: list[bytes], encoder) -> tuple[np.ndar
                                        valid.submitted_at, valid.application))
 
     async def read_all() -> list:
-        client = async_client(namespace.settings)
+        client = async_client(namespace.settings, "worker")
         reader = OnlineFeatureReader(client, namespace.settings.feature_schema_version,
                                      namespace.settings.key_prefix,
                                      metrics=FeatureStoreMetrics(CollectorRegistry()))
@@ -67,7 +67,7 @@ def test_home_credit_online_rows_equal_training_rows(namespace, tmp_path: Path) 
     encoder = checked_encoder(config, TrainingConfig(min_category_count=5)).fit(frame)
     offline = encoder.transform(frame)
 
-    client = sync_client(namespace.settings)
+    client = sync_client(namespace.settings, "materializer")
     try:
         (view,) = spec.views
         report = materialize_view(tmp_path / "bureau.csv", client, view,

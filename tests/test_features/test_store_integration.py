@@ -15,13 +15,14 @@ import redis
 import redis.asyncio
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
+from servers import redis_as  # tests/servers.py
 
 from config.settings import Settings
 from features.definitions import APPLICANT_FIELDS, BUREAU_FIELDS, FeatureEncoder
 from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
-from features.store import FeatureStoreUnavailable, async_client, sync_client
+from features.store import FeatureStoreRefused, FeatureStoreUnavailable, async_client, sync_client
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def _settings(namespace, **overrides: object) -> Settings:
 def _read(settings: Settings, requests: list[FeatureRequest], metrics: FeatureStoreMetrics,
           record_velocity: bool = True):
     async def go():
-        client = async_client(settings)
+        client = async_client(settings, "worker")
         try:
             reader = OnlineFeatureReader(client, settings.feature_schema_version,
                                          settings.key_prefix, metrics=metrics)
@@ -73,7 +74,8 @@ def _counter(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 def test_materialize_writes_reruns_idempotently_and_never_lets_older_values_win(namespace, tmp_path) -> None:
     settings = namespace.settings
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
+    inspect = sync_client(settings, "admin")  # the materializer may write views, not read them
     prefix = settings.key_prefix
     rows = [_bureau_row(f"c{i}", "2026-10-01T00:00:00Z") for i in range(50)]
     rows.append(_bureau_row("bad-number", "2026-10-01T00:00:00Z", revol_bal="12k"))
@@ -87,36 +89,37 @@ def test_materialize_writes_reruns_idempotently_and_never_lets_older_values_win(
     assert dict(first.malformed) == {"bad_revol_bal": 1, "bad_as_of": 1, "bad_customer_id": 1,
                                      "bad_open_acc": 1}
     for rejected in ("bad-number", "bad-date", "negative"):
-        assert not client.exists(f"{prefix}fs:v1:bureau:{rejected}"), "a malformed row was written"
-    stored = client.hgetall(f"{prefix}fs:v1:bureau:c7")
+        assert not inspect.exists(f"{prefix}fs:v1:bureau:{rejected}"), "a malformed row was written"
+    stored = inspect.hgetall(f"{prefix}fs:v1:bureau:c7")
     assert stored[b"revol_util"] == b"41.2" and stored[b"earliest_cr_line"] == b"2004-05-01"
     assert b"mths_since_last_delinq" not in stored  # empty = never delinquent: not stored
     assert stored[b"_event_ts"] == b"2026-10-01T00:00:00.000000Z"
-    assert 364 * 86400 < client.ttl(f"{prefix}fs:v1:bureau:c7") <= 365 * 86400
+    assert 364 * 86400 < inspect.ttl(f"{prefix}fs:v1:bureau:c7") <= 365 * 86400
 
     again = materialize_bureau_features(path, client, key_prefix=prefix)
     assert (again.written, again.kept_newer) == (50, 0)
-    assert {k: v for k, v in client.hgetall(f"{prefix}fs:v1:bureau:c7").items()
+    assert {k: v for k, v in inspect.hgetall(f"{prefix}fs:v1:bureau:c7").items()
             if k != b"_written_ts"} == {k: v for k, v in stored.items() if k != b"_written_ts"}
 
     older = _bureau_csv(tmp_path / "older.csv",
                         [_bureau_row("c7", "2025-01-01T00:00:00Z", revol_util=99.9)])
     result = materialize_bureau_features(older, client, key_prefix=prefix)
     assert (result.written, result.kept_newer) == (0, 1)
-    assert client.hget(f"{prefix}fs:v1:bureau:c7", "revol_util") == b"41.2"
+    assert inspect.hget(f"{prefix}fs:v1:bureau:c7", "revol_util") == b"41.2"
 
     newer = _bureau_csv(tmp_path / "newer.csv",
                         [_bureau_row("c7", "2026-11-01T00:00:00Z", revol_util=12.5, pub_rec="")])
     assert materialize_bureau_features(newer, client, key_prefix=prefix).written == 1
-    latest = client.hgetall(f"{prefix}fs:v1:bureau:c7")
+    latest = inspect.hgetall(f"{prefix}fs:v1:bureau:c7")
     assert latest[b"revol_util"] == b"12.5" and b"pub_rec" not in latest  # replaced, not merged
     client.close()
+    inspect.close()
 
 
 def test_online_read_reports_fresh_stale_and_missing_and_counts_them(namespace, tmp_path) -> None:
     settings = namespace.settings
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     materialize_bureau_features(_bureau_csv(tmp_path / "b.csv", [
         _bureau_row("fresh", (now - timedelta(days=10)).isoformat()),
         _bureau_row("stale", (now - timedelta(days=200)).isoformat()),
@@ -181,7 +184,7 @@ def test_online_inputs_equal_offline_inputs_for_10000_customers(namespace, tmp_p
     bureau = frame[["customer_id", *BUREAU_FIELDS]].copy()
     bureau["earliest_cr_line"] = bureau["earliest_cr_line"].dt.strftime("%Y-%m-%d")
     bureau["as_of"] = [moment.isoformat() for moment in submitted]
-    client = sync_client(namespace.settings)
+    client = sync_client(namespace.settings, "materializer")
     report = materialize_bureau_features(_bureau_csv(tmp_path / "parity.csv", bureau.to_dict("records")),
                                          client, key_prefix=namespace.settings.key_prefix)
     client.close()
@@ -208,7 +211,7 @@ def test_password_and_acl_user_are_used_and_wrong_credentials_are_a_clear_error(
     path = _bureau_csv(tmp_path / "b.csv", [_bureau_row("c1", "2026-11-01T00:00:00Z")])
 
     scorer = base.model_copy(update={"redis_username": "scorer", "redis_password": SecretStr("scorer-pw")})
-    client = sync_client(scorer)
+    client = sync_client(scorer, "materializer")
     assert materialize_bureau_features(path, client).written == 1
     client.close()
     metrics = FeatureStoreMetrics(CollectorRegistry())
@@ -220,14 +223,14 @@ def test_password_and_acl_user_are_used_and_wrong_credentials_are_a_clear_error(
     assert _read(default_user, [_request("c1", moment)], metrics).features[0].views_found
 
     wrong = base.model_copy(update={"redis_username": "scorer", "redis_password": SecretStr("nope")})
-    with pytest.raises(FeatureStoreUnavailable, match="CREDITRISK_REDIS_PASSWORD") as error:
+    with pytest.raises(FeatureStoreRefused, match="CREDITRISK_REDIS_PASSWORD") as error:
         _read(wrong, [_request("c1", moment)], metrics)
     assert "nope" not in str(error.value)
 
 
 def test_redis_stopped_mid_test_gives_a_typed_error_quickly_then_recovers(private_redis, tmp_path) -> None:
     settings = Settings(redis_url=private_redis.url, redis_timeout_s=0.3)
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     materialize_bureau_features(_bureau_csv(tmp_path / "b.csv", [_bureau_row("c1", "2026-11-01T00:00:00Z")]),
                                 client)
     client.close()
@@ -236,7 +239,7 @@ def test_redis_stopped_mid_test_gives_a_typed_error_quickly_then_recovers(privat
     moment = datetime(2026, 11, 2, tzinfo=UTC)
 
     async def scenario() -> tuple[bool, float, bool]:
-        aclient = async_client(settings)
+        aclient = async_client(settings, "worker")
         reader = OnlineFeatureReader(aclient, metrics=metrics)
         try:
             before = (await reader.read([_request("c1", moment)])).features[0].views_found
@@ -273,7 +276,7 @@ def test_tls_redis_is_used_with_the_configured_ca_and_refused_without_it(tls_red
     server, ca_file = tls_redis
     url = f"rediss://127.0.0.1:{server.port}/0"
     settings = Settings(redis_url=url, redis_tls_ca_cert=ca_file)
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     path = _bureau_csv(tmp_path / "b.csv", [_bureau_row("c1", "2026-11-01T00:00:00Z")])
     assert materialize_bureau_features(path, client).written == 1
     client.close()
@@ -307,7 +310,7 @@ def test_cli_materializes_a_lending_club_loan_file_keyed_by_member_id(namespace,
     assert f"rows read: {len(loans):,}" in result.output
     assert "rows/s" in result.output
 
-    client = redis.Redis.from_url(namespace.settings.redis_url, decode_responses=True)
+    client = redis_as(namespace.settings, "admin", decode_responses=True)
     keys = list(client.scan_iter(match=f"{namespace.key_prefix}fs:v1:bureau:*", count=1000))
     valid_rows = _valid_rows(_lending_club_chunk(loans), BUREAU_VIEW, Counter())
     assert {key.rsplit(":", 1)[1] for key in keys} == {row.customer_id for row in valid_rows}

@@ -73,3 +73,18 @@ def test_the_worker_and_console_credentials_come_from_the_environment_never_the_
     for environment in (worker, console):
         assert environment["CREDITRISK_API_TOKEN"].startswith("${CREDITRISK_API_TOKEN:?")
     assert console["CREDITRISK_CONSOLE_PASSWORD"].startswith("${CREDITRISK_CONSOLE_PASSWORD:?")
+
+
+def test_redis_has_the_stack_acl_users_and_each_service_logs_in_as_its_own() -> None:
+    assert "--aclfile" in SERVICES["redis"]["command"]
+    assert SERVICES["redis"]["depends_on"]["redis-users"]["condition"] == "service_completed_successfully"
+    renderer = SERVICES["redis-users"]
+    assert renderer["command"][:3] == ["creditrisk", "stack", "redis-acl"]
+    for role in ("admin", "materializer", "worker", "ledger", "console"):
+        name = f"CREDITRISK_REDIS_{role.upper()}_PASSWORD"
+        assert renderer["environment"][name].startswith(f"${{{name}:?")
+    for service in ("worker", "ledger", "console"):
+        environment = SERVICES[service]["environment"]
+        assert environment["CREDITRISK_REDIS_USERNAME"] == service
+        assert environment["CREDITRISK_REDIS_PASSWORD"].startswith(
+            f"${{CREDITRISK_REDIS_{service.upper()}_PASSWORD:?")

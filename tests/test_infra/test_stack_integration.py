@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from servers import redis_as  # tests/servers.py
 
 from config.kafka_auth import aiokafka_options, kafka_python_options
 from config.settings import Settings
@@ -80,9 +81,7 @@ def test_aiokafka_produces_and_consumes_through_the_broker(namespace) -> None:
 
 
 def test_redis_round_trips_a_hash(namespace) -> None:
-    import redis
-
-    client = redis.Redis.from_url(namespace.settings.redis_url, decode_responses=True)
+    client = redis_as(namespace.settings, "admin", decode_responses=True)
     key = f"{namespace.key_prefix}fs:v1:bureau:cust-1"
     client.hset(key, mapping={"revol_util": "53.4", "_event_ts": "2024-01-01T00:00:00Z"})
     client.expire(key, 60)

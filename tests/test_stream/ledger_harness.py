@@ -31,6 +31,9 @@ def private_database(settings: Settings) -> Iterator[Settings]:
 class LedgerProcess(WorkerProcess):
     """`python -m infra.cli ledger run` on the test's topics, key prefix and database."""
 
+    redis_role = "ledger"
+    kafka_role = "ledger"
+
     def __init__(self, namespace: Any, settings: Settings, registry_dir: Path, log_path: Path) -> None:
         super().__init__(namespace, registry_dir, log_path,
                          command=[sys.executable, "-m", "infra.cli", "ledger", "run"],
@@ -40,7 +43,10 @@ class LedgerProcess(WorkerProcess):
                          CREDITRISK_LEDGER_BATCH_MAX="300",
                          CREDITRISK_BACKTEST_INTERVAL_S="2")
         self.env["CREDITRISK_LEDGER_PORT"] = str(self.port)
-        self.env["CREDITRISK_LEDGER_GROUP"] = f"test-ledger-{uuid.uuid4().hex[:10]}"
+        # A group of the namespace's own: its ACL goes with the namespace.
+        group = f"{namespace.settings.worker_group}-ledger-{uuid.uuid4().hex[:10]}"
+        self.env["CREDITRISK_LEDGER_GROUP"] = group
+        self.kafka_access = self.kafka_access.model_copy(update={"ledger_group": group})
         self.env["CREDITRISK_STACK_DIR"] = str(settings.stack_dir)  # the generated password
 
 
@@ -96,7 +102,7 @@ def store_records(settings: Settings, records: list[DecisionRecord]) -> None:
     from features.store import sync_client
     from stream.decisions import decision_key
 
-    client = sync_client(settings)
+    client = sync_client(settings, "worker")  # the worker writes decision records
     try:
         pipe = client.pipeline(transaction=False)
         for record in records:

@@ -43,7 +43,7 @@ def _materialize_bureau_as_of_issue(settings: Settings, frame: pd.DataFrame) -> 
     from features.materialize import materialize_as_of_applications
     from features.store import sync_client
 
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     try:
         report = materialize_as_of_applications(frame, client, key_prefix=settings.key_prefix)
     finally:

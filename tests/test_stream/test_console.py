@@ -591,7 +591,7 @@ def _write_to_redis(settings: Any, decision_records: list[DecisionRecord]) -> No
     from stream.decisions import DecisionStore
 
     async def write() -> None:
-        client = async_client(settings)
+        client = async_client(settings, "worker")
         await DecisionStore(client, settings.key_prefix).save(decision_records)
         await client.aclose()
 
@@ -648,7 +648,7 @@ def test_an_unreadable_record_in_redis_is_left_out_and_said_so(
     settings = namespace.settings.model_copy(update={"registry_dir": trained_registry_template,
                                                      "postgres_port": 9})
     _write_to_redis(settings, decision_records)
-    client = sync_client(settings)
+    client = sync_client(settings, "worker")
     try:  # a record in another shape (an older or newer worker), the newest of all
         client.set(f"{settings.key_prefix}decision:app-broken", b'{"decision": {"score": "high"}}')
         client.zadd(f"{settings.key_prefix}decisions:recent", {"app-broken": 4_000_000_000})

@@ -88,7 +88,7 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
     shutil.copytree(home_credit_model.registered.path.parent, registry,
                     ignore=shutil.ignore_patterns("_report"))
     (view,) = home_credit_model.serving.views
-    client = sync_client(namespace.settings)
+    client = sync_client(namespace.settings, "materializer")
     try:
         materialize_view(home_credit_files / "bureau.csv", client, view,
                          namespace.settings.feature_schema_version, namespace.settings.key_prefix)

@@ -57,7 +57,7 @@ def bureau_with_gaps(bureau_csv: Path, target: Path) -> Path:
 
 
 def materialize(redis_url: str, namespace: Any, bureau_csv: Path) -> None:
-    client = sync_client(namespace.settings.model_copy(update={"redis_url": redis_url}))
+    client = sync_client(namespace.settings.model_copy(update={"redis_url": redis_url}), "materializer")
     materialize_bureau_features(bureau_csv, client, key_prefix=namespace.key_prefix)
     client.close()
 

@@ -34,7 +34,7 @@ def test_a_corrupt_feature_store_value_costs_one_application_its_feature_not_the
     load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
     events = valid_events(clean_frame, 1_000)
     poisoned = events[500]
-    client = sync_client(namespace.settings)
+    client = sync_client(namespace.settings, "admin")  # spoils a bureau value
     key = feature_key(BUREAU_VIEW, poisoned["customer_id"], namespace.settings.feature_schema_version,
                       namespace.settings.key_prefix)
     assert client.exists(key), "the poisoned customer has bureau data"

@@ -76,7 +76,7 @@ def test_home_credit_is_served_with_offline_probabilities_and_plain_reasons(
 
     config = load_dataset_config("home_credit")
     (view,) = config.views
-    client = sync_client(namespace.settings)
+    client = sync_client(namespace.settings, "materializer")
     try:
         materialize_view(tmp_path / "gen" / "bureau.csv", client, view,
                          namespace.settings.feature_schema_version, namespace.settings.key_prefix)

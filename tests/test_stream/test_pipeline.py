@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import CollectorRegistry
-from redis.exceptions import ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from config.settings import Settings
 from features.online import FeatureRequest, OnlineBatch, OnlineFeatures
 from features.serving import LENDING_CLUB_SERVING, ServingSpec
-from features.store import FeatureStoreUnavailable
+from features.store import FeatureStoreRefused, FeatureStoreUnavailable
 from stream.decisions import Decision, DecisionRecord
 from stream.event_schema import EventSchema
 from stream.failures import ModelRuntimeBroken
@@ -130,10 +130,11 @@ class FakeReader:
 
 
 class FakeStore:
-    def __init__(self, unsaveable: Sequence[str] = ()) -> None:
+    def __init__(self, unsaveable: Sequence[str] = (), refusal: Exception | None = None) -> None:
         self.records: dict[str, DecisionRecord] = {}
         self.unsaveable = set(unsaveable)
         self.saves = 0
+        self.refusal = refusal  # raised by every save, as Redis refusing our user would
 
     async def existing(self, application_ids: Sequence[str], model_version: str,
                        ) -> dict[str, Decision]:
@@ -143,6 +144,8 @@ class FakeStore:
 
     async def save(self, records: Sequence[DecisionRecord]) -> None:
         self.saves += 1
+        if self.refusal is not None:
+            raise self.refusal
         for record in records:
             if record.decision.application_id in self.unsaveable:
                 raise TypeError("Object of type bytes is not JSON serializable")
@@ -381,6 +384,22 @@ def test_missing_bureau_data_is_listed_and_never_approved() -> None:
     harness = Harness()
     (decision,) = harness.process([event("a1", "unknown-customer")]).decisions
     assert decision.decision == "review" and decision.missing_features == ("delinq_2yrs",)
+
+
+# ---- a refusal by Redis (credentials, ACL rights) stops the worker ---------------------------
+
+@pytest.mark.parametrize("refusal", [
+    FeatureStoreRefused("Redis refused a command of ACL user 'worker' (NOPERM ...)"),
+    NoPermissionError("this user has no permissions to run the 'set' command"),
+    AuthenticationError("invalid username-password pair or user is disabled."),
+], ids=["refused", "noperm", "wrongpass"])
+def test_a_redis_refusal_is_neither_retried_nor_dead_lettered(refusal: Exception) -> None:
+    harness = Harness(store=FakeStore(refusal=refusal))
+    with pytest.raises(type(refusal)):
+        harness.process([event("a1"), event("a2", offset=1)])
+    assert harness.sleeps == []  # not an outage: waiting would not end it
+    assert harness.kafka.decisions == [] and harness.kafka.dead_letters == []
+    assert harness.store.saves == 1
 
 
 # ---- a broken model runtime stops the worker -------------------------------------------------

@@ -30,7 +30,7 @@ def test_a_replay_gets_the_same_decisions_on_the_fast_path(
     settings = namespace.settings
     registry = Registry(trained_registry_template)
     model = LoadedModel.load(registry.load(registry.live_version() or ""))
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     materialize_bureau_features(generated_data / "bureau.csv", client,
                                 settings.feature_schema_version, settings.key_prefix,
                                 as_of=datetime.now(UTC))
@@ -45,7 +45,7 @@ def test_a_replay_gets_the_same_decisions_on_the_fast_path(
     assert len(valid) > 2500
 
     async def enrich() -> list[dict]:
-        redis = async_client(settings)
+        redis = async_client(settings, "worker")
         try:
             reader = OnlineFeatureReader(redis, settings.feature_schema_version,
                                          settings.key_prefix)

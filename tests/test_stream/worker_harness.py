@@ -127,7 +127,7 @@ def load_fresh_bureau(settings: Any, bureau_csv: Path, workdir: Path) -> None:
     from features.materialize import materialize_bureau_features
     from features.store import sync_client
 
-    client = sync_client(settings)
+    client = sync_client(settings, "materializer")
     try:
         materialize_bureau_features(_fresh_bureau_file(bureau_csv, workdir / "fresh-bureau.csv"),
                                     client, key_prefix=settings.key_prefix)
