@@ -92,6 +92,18 @@ def _delete_redis_keys(settings: Settings, prefix: str) -> None:
 
 
 @pytest.fixture
+def stack_secrets(live_stack: Settings) -> list[str]:
+    """Every credential the local stack generated (Kafka, Redis and PostgreSQL passwords), to
+    prove none of them is ever written to a log, /metrics or an error message."""
+    folder = live_stack.stack_secret_path("any").parent
+    found = [path.read_text().strip() for path in sorted(folder.iterdir()) if path.is_file()]
+    if live_stack.postgres_password_file.exists():
+        found.append(live_stack.postgres_password_file.read_text().strip())
+    assert len(found) >= 10, f"expected the stack's Kafka and Redis passwords in {folder}"
+    return [secret for secret in found if secret]
+
+
+@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A redis-server of the test's own (the test may stop and restart it)."""
     server = PrivateRedis(tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fault_harness import explain, fault_rig  # tests/test_stream/fault_harness.py
+from secrets_scan import files_with_secrets  # tests/secrets_scan.py
 
 from config.settings import Settings
 from infra.fault_scenarios import SCENARIOS
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_fault(
         scenario: str, live_stack: Settings, registry_dir: Path, generated_data: Path,
-        tmp_path: Path) -> None:
+        tmp_path: Path, stack_secrets: list[str]) -> None:
     rig = fault_rig(live_stack, registry_dir, generated_data, tmp_path)
     result = SCENARIOS[scenario](rig)
     print(explain(result))  # the table row, in the test's captured output
@@ -31,3 +32,6 @@ def test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_f
     assert counts.wrong_key == 0, explain(result)  # a keyed message's dead letter keeps its key
     assert counts.decided + counts.dead_lettered == counts.sent, explain(result)
     assert not result.failures, explain(result)
+    # The workers' logs (outages, refusals, crashes included) and the private servers' hold
+    # no password of the stack, nor do the stack's own logs.
+    assert not files_with_secrets([tmp_path, live_stack.stack_dir / "logs"], stack_secrets)

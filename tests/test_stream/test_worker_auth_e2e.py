@@ -41,7 +41,7 @@ def worker(namespace, registry_dir: Path, generated_data: Path, tmp_path: Path):
 
 
 def test_score_needs_the_token_and_the_token_is_never_written_anywhere(
-        worker: WorkerProcess, clean_frame: pd.DataFrame) -> None:
+        worker: WorkerProcess, clean_frame: pd.DataFrame, stack_secrets: list[str]) -> None:
     body = json.dumps(valid_events(clean_frame, 1)[0]).encode()
     refused = {
         "missing": worker.http("POST", "/score", body, headers=JSON),
@@ -72,6 +72,10 @@ def test_score_needs_the_token_and_the_token_is_never_written_anywhere(
     for secret in (TOKEN, WRONG):
         assert secret not in log_text, "a token was written to the worker's log"
         assert secret.encode() not in metrics_text, "a token is in /metrics"
+    # Nor the Kafka and Redis passwords the worker logged in with (handed over in its env).
+    for n, secret in enumerate(stack_secrets):
+        assert secret not in log_text, f"stack secret #{n} was written to the worker's log"
+        assert secret.encode() not in metrics_text, f"stack secret #{n} is in /metrics"
 
 
 def test_the_worker_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:
