@@ -86,7 +86,7 @@ class ScenarioRun:
     """One scenario's topics, bureau data, workers and reader; cleaned up on exit."""
 
     def __init__(self, rig: FaultRig, name: str, messages: list[PlannedMessage],
-                 kafka_bootstrap: str | None = None, redis_url: str | None = None) -> None:
+                 kafka_bootstrap: str | None = None, redis: Settings | None = None) -> None:
         slug = name.split(maxsplit=1)[0]
         self.rig = rig
         self.name = name
@@ -94,7 +94,9 @@ class ScenarioRun:
         self.started = time.monotonic()
         self.settings = rig.settings.model_copy(update={
             "kafka_bootstrap": kafka_bootstrap or rig.settings.kafka_bootstrap,
-            "redis_url": redis_url or rig.settings.redis_url,
+            # A private Redis has ACL users of its own: its folder holds their passwords.
+            "redis_url": redis.redis_url if redis else rig.settings.redis_url,
+            "stack_dir": redis.stack_dir if redis else rig.settings.stack_dir,
             "topic_applications": f"faults-{rig.tag}-{slug}-applications",
             "topic_decisions": f"faults-{rig.tag}-{slug}-decisions",
             "topic_dead_letters": f"faults-{rig.tag}-{slug}-dlq",
@@ -227,7 +229,7 @@ def redis_restarted(rig: FaultRig) -> ScenarioResult:
     redis_server.start()
     try:
         with ScenarioRun(rig, "redis-restart (script flush, then restart; data kept)",
-                         rig.messages(), redis_url=redis_server.url) as run:
+                         rig.messages(), redis=redis_server.settings) as run:
             worker = run.worker()
             producing = run.produce()
             run.wait_share(1 / 4)

@@ -36,6 +36,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def share_kafka_credentials(settings: Settings, workdir: Path) -> None:
+    """Copy the shared stack's Kafka passwords and CA into a private server's folder, so
+    settings pointing at that folder reach the shared broker (or a private one made with the
+    same credentials) as the same principals."""
+    for role in KAFKA_ROLES:
+        source, target = (settings.stack_secret_path(kafka_secret_name(role)),
+                          workdir / "secrets" / kafka_secret_name(role))
+        if source.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    if (settings.stack_dir / "tls").is_dir() and not (workdir / "tls").exists():
+        shutil.copytree(settings.stack_dir / "tls", workdir / "tls")
+
+
 class PrivateKafka:
     """A single-node KRaft broker of the run's own (``infra.stack.Kafka`` on free ports)."""
 
@@ -48,15 +62,7 @@ class PrivateKafka:
             "kafka_bootstrap": f"127.0.0.1:{port}", "kafka_controller_port": controller,
             "stack_dir": workdir, "kafka_jars_dir": jars, "kafka_heap": "384m"})
         self.service = Kafka(self.settings)
-        # The same passwords and CA as the shared stack: its clients' settings work here too.
-        for name in KAFKA_ROLES:
-            secret = settings.stack_secret(kafka_secret_name(name))
-            if secret is not None and not self.settings.stack_secret_path(kafka_secret_name(name)).exists():
-                path = self.settings.stack_secret_path(kafka_secret_name(name))
-                path.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(settings.stack_secret_path(kafka_secret_name(name)), path)
-        if (settings.stack_dir / "tls").is_dir() and not (workdir / "tls").exists():
-            shutil.copytree(settings.stack_dir / "tls", workdir / "tls")
+        share_kafka_credentials(settings, workdir)
 
     @property
     def bootstrap(self) -> str:
@@ -87,7 +93,8 @@ class PrivateRedis:
     def __init__(self, settings: Settings, workdir: Path) -> None:
         self.settings = settings.model_copy(update={
             "redis_url": f"redis://127.0.0.1:{free_port()}/0", "stack_dir": workdir})
-        self.service = _PersistentRedis(self.settings)
+        self.service = _PersistentRedis(self.settings)  # ACL users of its own, in workdir
+        share_kafka_credentials(settings, workdir)  # settings on workdir reach Kafka too
 
     @property
     def url(self) -> str:

@@ -51,8 +51,12 @@ PERMISSIONS: dict[RedisRole, tuple[str, ...]] = {
                 "+get", "+mget", "+zrevrange"),
 }
 
-# A client that does not log in is refused; nobody can log in as ``default``.
-DEFAULT_USER: tuple[str, ...] = ("default", "off", "resetpass", "resetkeys", "resetchannels", "-@all")
+# A client that does not log in is refused; nobody can log in as ``default`` (off, no
+# password). Its permissions stay whole because Redis replays the append-only file as
+# ``default``: with ``-@all`` the transactions there (every write-if-newer script's effects)
+# are refused at load and their keys silently lost on a restart (redis/redis#14541, fixed in
+# later Redis releases); the fault suite's Redis restart proves the data comes back.
+DEFAULT_USER: tuple[str, ...] = ("default", "off", "resetpass", "resetchannels", "~*", "&*", "+@all")
 
 
 def password_hash(password: str) -> str:

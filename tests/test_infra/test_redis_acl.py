@@ -22,7 +22,8 @@ def _users() -> dict[str, tuple[str, ...]]:
 
 def test_the_default_user_is_off_and_cannot_log_in() -> None:
     default = _users()["default"]
-    assert "off" in default and "resetpass" in default and "-@all" in default
+    assert "off" in default and "resetpass" in default
+    assert "nopass" not in default and not any(rule.startswith(">") for rule in default)
     assert acl_users(PASSWORDS)[0][0] == "default"
 
 

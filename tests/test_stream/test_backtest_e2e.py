@@ -15,6 +15,7 @@ import pytest
 from ledger_harness import LedgerProcess, ledger_count, private_database, wait_for_rows
 from worker_harness import WorkerProcess, metric_sum, produce
 
+from config.kafka_auth import kafka_environment
 from config.settings import Settings
 from onnx_models.registry import Registry
 
@@ -83,7 +84,8 @@ def test_realised_auc_of_matured_loans_matches_offline_evaluation(
         try:
             produce(namespace.settings, namespace.topic_applications, _events(frame))
             wait_for_rows(ledger_settings, len(frame), 240)
-            env = {**ledger.env}
+            # Servicing sends the outcomes, as the upstream producer.
+            env = {**ledger.env, **kafka_environment(namespace.settings, "producer")}
             replay = subprocess.run(
                 [sys.executable, "-m", "infra.cli", "produce", "--outcomes", "--data",
                  str(generated_data / "loans.csv"), "--count", "100000"],
