@@ -10,6 +10,7 @@ runs it for the configured names, and tests and benchmarks for their own.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -75,15 +76,23 @@ def admin_client(settings: Settings, timeout_ms: int = 15_000) -> Iterator[Any]:
         admin.close()
 
 
-def ensure_principals(settings: Settings) -> list[str]:
-    """SCRAM credentials of the local stack's roles, set to their generated passwords."""
-    from kafka.admin import UserScramCredentialUpsertion
-
+def principal_password(settings: Settings, role: str) -> str:
+    """A principal's password: ``CREDITRISK_KAFKA_<ROLE>_PASSWORD`` when set (docker-compose
+    hands them over so), else the local stack's, generated once."""
     from infra.stack import ensure_stack_secret
 
-    roles = [role for role in KAFKA_ROLES if role != "admin"]  # admin exists from the format
+    return (os.environ.get(f"CREDITRISK_KAFKA_{role.upper()}_PASSWORD")
+            or ensure_stack_secret(settings, kafka_secret_name(role)))
+
+
+def ensure_principals(settings: Settings) -> list[str]:
+    """SCRAM credentials of the roles, set to their passwords (the admin's exists from the
+    storage format: it is how the broker authenticates to itself)."""
+    from kafka.admin import UserScramCredentialUpsertion
+
+    roles = [role for role in KAFKA_ROLES if role != "admin"]
     upserts = [UserScramCredentialUpsertion(role, settings.kafka_sasl_mechanism,
-                                            ensure_stack_secret(settings, kafka_secret_name(role)))
+                                            principal_password(settings, role))
                for role in roles]
     with admin_client(settings) as admin:
         failures = {user: error for user, error in admin.alter_user_scram_credentials(upserts).items()

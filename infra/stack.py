@@ -200,9 +200,9 @@ class Kafka(Service):
 
     @property
     def admin_password(self) -> str:
-        from config.kafka_auth import kafka_secret_name
+        from infra.kafka_access import principal_password
 
-        return ensure_stack_secret(self.settings, kafka_secret_name("admin"))
+        return principal_password(self.settings, "admin")
 
     def _fetch_jars(self) -> None:
         pom = INFRA_DIR / "kafka" / "pom.xml"
@@ -226,25 +226,10 @@ class Kafka(Service):
         stamp.write_text(digest)
 
     def _write_config(self) -> None:
-        from infra.tls import ensure_broker_tls
-
-        tls = ensure_broker_tls(self.settings.stack_dir / "tls")
-        template = Template((INFRA_DIR / "kafka" / "server.properties").read_text())
-        config = template.substitute(
-            KAFKA_HOST=LOOPBACK,
-            KAFKA_BIND=LOOPBACK,
-            KAFKA_PORT=self.port,
-            KAFKA_CONTROLLER_PORT=self.settings.kafka_controller_port,
-            KAFKA_LOG_DIRS=self.home / "data",
-            KAFKA_ADMIN_PASSWORD=self.admin_password,
-            KAFKA_TLS_KEYSTORE=tls.broker_keystore,
-            KAFKA_TLS_CA=tls.ca_certificate,
-        )
-        path = self.home / "server.properties"  # holds the admin password: owner only
-        path.unlink(missing_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(config)
+        write_kafka_config(self.home / "server.properties", self.settings.stack_dir / "tls",
+                           host=LOOPBACK, bind=LOOPBACK, port=self.port,
+                           controller_port=self.settings.kafka_controller_port,
+                           log_dirs=self.home / "data", admin_password=self.admin_password)
 
     def _format_storage(self) -> None:
         data = self.home / "data"
@@ -280,6 +265,25 @@ class Kafka(Service):
             "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             "-cp", f"{self.libs}/*", "kafka.Kafka", str(self.home / "server.properties"),
         ]
+
+
+def write_kafka_config(path: Path, tls_folder: Path, *, host: str, bind: str, port: int,
+                       controller_port: int, log_dirs: Path, admin_password: str) -> None:
+    """Render infra/kafka/server.properties (and the broker's certificates, when missing) for
+    a broker reached as ``host``: the local stack's, or docker-compose's (`stack kafka-config`).
+    The file holds the admin password, so only its owner may read it."""
+    from infra.tls import ensure_broker_tls
+
+    tls = ensure_broker_tls(tls_folder)
+    template = Template((INFRA_DIR / "kafka" / "server.properties").read_text())
+    config = template.substitute(
+        KAFKA_HOST=host, KAFKA_BIND=bind, KAFKA_PORT=port, KAFKA_CONTROLLER_PORT=controller_port,
+        KAFKA_LOG_DIRS=log_dirs, KAFKA_ADMIN_PASSWORD=admin_password,
+        KAFKA_TLS_KEYSTORE=tls.broker_keystore, KAFKA_TLS_CA=tls.ca_certificate)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(config)
 
 
 class Redis(Service):

@@ -53,10 +53,40 @@ def _print_status(row: stack.ServiceStatus) -> None:
 
 
 @stack_app.command("topics")
-def stack_topics() -> None:
-    """Create the service's topics on the configured Kafka (any cluster, not only the local one)."""
-    for line in stack.create_topics(get_settings()):
+def stack_topics(
+    principals: bool = typer.Option(False, "--principals", help="also set the SCRAM passwords "
+                                    "of the producer, worker, reader and ledger principals "
+                                    "(from CREDITRISK_KAFKA_<ROLE>_PASSWORD)"),
+) -> None:
+    """Create the service's topics on the configured Kafka (any cluster, not only the local
+    one) and grant each principal its ACLs on them; connects as CREDITRISK_KAFKA_USERNAME."""
+    from infra.kafka_access import ensure_principals
+
+    settings = get_settings()
+    for line in [*(ensure_principals(settings) if principals else []), *stack.create_topics(settings)]:
         typer.echo(line)
+
+
+@stack_app.command("kafka-config")
+def stack_kafka_config(
+    out: Path = typer.Option(..., "--out", help="folder for server.properties and tls/"),
+    host: str = typer.Option("kafka", "--host", help="the name clients reach the broker by"),
+    data: Path = typer.Option(Path("/var/lib/kafka/data"), "--data", help="the broker's log dir"),
+) -> None:
+    """Write the broker config of infra/kafka/server.properties and its certificates for a
+    broker the stack does not run, e.g. docker-compose's, with the admin password from
+    CREDITRISK_KAFKA_ADMIN_PASSWORD. The local stack writes its own on `stack up`."""
+    password = os.environ.get("CREDITRISK_KAFKA_ADMIN_PASSWORD", "")
+    if not password:
+        typer.secho("set CREDITRISK_KAFKA_ADMIN_PASSWORD (the broker's admin principal)",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    settings = get_settings()
+    out.mkdir(parents=True, exist_ok=True)
+    stack.write_kafka_config(out / "server.properties", out / "tls", host=host, bind="0.0.0.0",
+                             port=settings.kafka_port, controller_port=settings.kafka_controller_port,
+                             log_dirs=data, admin_password=password)
+    typer.echo(f"{out}: server.properties, tls/ca.pem, tls/broker.pem")
 
 
 @stack_app.command("redis-acl")

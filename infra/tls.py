@@ -39,8 +39,7 @@ def ensure_broker_tls(folder: Path) -> BrokerTls:
         return files
     from cryptography.hazmat.primitives import serialization
 
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    folder.mkdir(parents=True, exist_ok=True)  # ca.pem is public; the keys are owner-only
     ca_key, ca_certificate = _certificate_authority()
     broker_key, broker_certificate = _broker_certificate(ca_key, ca_certificate)
     pem = serialization.Encoding.PEM

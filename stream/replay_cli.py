@@ -19,9 +19,18 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def _kafka_unreachable(bootstrap: str, error: Exception) -> str:
-    return (f"Kafka at {bootstrap} is not reachable ({type(error).__name__}). "
-            "Is the stack up (`creditrisk stack up`), or is CREDITRISK_KAFKA_BOOTSTRAP right?")
+def _kafka_failed(bootstrap: str, error: Exception) -> str:
+    """What went wrong with Kafka and what to check (never a credential)."""
+    from kafka.errors import TopicAuthorizationFailedError
+
+    if isinstance(error, TopicAuthorizationFailedError):
+        return ("Kafka refused the topic: it does not exist (topics are not created on first "
+                "use; `creditrisk stack topics` creates the configured ones — is --topic "
+                "spelt right?) or this principal may not use it (README: Kafka principals).")
+    return (f"Kafka at {bootstrap} could not be reached or refused the login "
+            f"({type(error).__name__}). Is the stack up (`creditrisk stack up`), is "
+            "CREDITRISK_KAFKA_BOOTSTRAP right, and are CREDITRISK_KAFKA_USERNAME and "
+            "CREDITRISK_KAFKA_PASSWORD (unset: the stack's .stack/secrets/kafka-<principal>) right?")
 
 
 def produce_command(
@@ -41,6 +50,7 @@ def produce_command(
     """Replay loan applications (or, with --outcomes, the loans' outcomes) from a file into Kafka."""
     from kafka.errors import KafkaError
 
+    from config.kafka_auth import KafkaCredentialsMissing
     from config.settings import get_settings
     from stream.replay import SubmittedAt, live_event_layout, replay_applications, replay_outcomes
 
@@ -59,10 +69,10 @@ def produce_command(
                                           rate=rate, start=start,
                                           submitted_at=cast(SubmittedAt, submitted_at),
                                           layout=layout)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, KafkaCredentialsMissing) as error:
         _fail(str(error))
     except KafkaError as error:
-        _fail(_kafka_unreachable(settings.kafka_bootstrap, error))
+        _fail(_kafka_failed(settings.kafka_bootstrap, error))
     typer.echo(summary.line())
     if summary.failed:
         raise typer.Exit(code=1)
@@ -83,6 +93,7 @@ def tail_command(
     Reads without a consumer group, so it never moves the offsets of any service."""
     from kafka.errors import KafkaError
 
+    from config.kafka_auth import KafkaCredentialsMissing
     from config.settings import get_settings
     from stream.replay import tail_decisions
 
@@ -91,7 +102,9 @@ def tail_command(
         tail_decisions(settings, topic or settings.topic_decisions, typer.echo,
                        from_beginning=from_beginning, count=count, idle_timeout_s=timeout,
                        as_json=as_json)
+    except KafkaCredentialsMissing as error:
+        _fail(str(error))
     except KafkaError as error:
-        _fail(_kafka_unreachable(settings.kafka_bootstrap, error))
+        _fail(_kafka_failed(settings.kafka_bootstrap, error))
     except KeyboardInterrupt:
         pass

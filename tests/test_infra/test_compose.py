@@ -44,14 +44,41 @@ def test_the_ledger_password_comes_from_the_environment_never_the_file() -> None
     assert "127.0.0.1:5433:5432" in SERVICES["postgres"]["ports"]
 
 
-def test_kafka_gets_the_same_settings_as_the_local_broker() -> None:
-    """Each key of infra/kafka/server.properties is passed to the image as KAFKA_<KEY>."""
-    properties = [line.split("=", 1)[0] for line in
-                  (REPO_ROOT / "infra/kafka/server.properties").read_text().splitlines()
-                  if line and not line.startswith("#")]
-    environment = SERVICES["kafka"]["environment"]
-    for key in properties:
-        assert "KAFKA_" + key.upper().replace(".", "_") in environment, key
+def test_kafka_runs_the_local_brokers_config_rendered_by_the_stack(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    """The broker starts from infra/kafka/server.properties as `stack kafka-config` renders it
+    for the host `kafka` (SASL/SCRAM over TLS, ACLs, no topic auto-creation), and every
+    client service verifies it with that CA and logs in as its own principal."""
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+
+    kafka, renderer = SERVICES["kafka"], SERVICES["kafka-config"]
+    assert renderer["command"][:3] == ["creditrisk", "stack", "kafka-config"]
+    assert "kafka-config:/kafka-config:ro" in kafka["volumes"]
+    assert "kafka-server-start.sh /kafka-config/server.properties" in kafka["entrypoint"][-1]
+    assert "--add-scram" in kafka["entrypoint"][-1]
+    assert kafka["depends_on"]["kafka-config"]["condition"] == "service_completed_successfully"
+
+    monkeypatch.setenv("CREDITRISK_KAFKA_ADMIN_PASSWORD", "compose-admin-password-1")
+    out = tmp_path / "kafka-config"
+    result = CliRunner().invoke(app, ["stack", "kafka-config", "--out", str(out), "--host", "kafka"])
+    assert result.exit_code == 0, result.output
+    assert "compose-admin-password-1" not in result.output
+    config = dict(line.split("=", 1) for line in (out / "server.properties").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert config["advertised.listeners"] == "SASL_SSL://kafka:9092"
+    assert config["auto.create.topics.enable"] == "false"
+    assert config["ssl.keystore.location"] == str(out / "tls" / "broker.pem")
+    assert (out / "server.properties").stat().st_mode & 0o077 == 0
+
+    variables = {"worker": "WORKER", "ledger": "LEDGER", "topics": "ADMIN"}
+    for service, role in variables.items():
+        environment = SERVICES[service]["environment"]
+        assert environment["CREDITRISK_KAFKA_SSL_CAFILE"] == "/kafka-config/tls/ca.pem"
+        assert "kafka-config:/kafka-config:ro" in SERVICES[service]["volumes"]
+        assert environment["CREDITRISK_KAFKA_USERNAME"] == role.lower()
+        assert environment["CREDITRISK_KAFKA_PASSWORD"].startswith(f"${{CREDITRISK_KAFKA_{role}_PASSWORD:?")
 
 
 def test_prometheus_and_grafana_use_the_infra_configs() -> None:

@@ -233,6 +233,29 @@ def test_produce_command_stops_at_end_of_file(namespace, loans_csv: Path, tmp_pa
 
 
 @pytest.mark.integration
+def test_produce_to_a_misspelt_topic_is_a_clear_error_and_creates_no_topic(
+        namespace, loans_csv: Path, registry_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import typer
+
+    from config.settings import get_settings
+    from infra.kafka_access import admin_client
+
+    typo = namespace.topic_applications.replace("applications", "aplications")
+    monkeypatch.setenv("CREDITRISK_REGISTRY_DIR", str(registry_dir))
+    get_settings.cache_clear()
+    app = typer.Typer()
+    app.command()(produce_command)
+    try:
+        result = CliRunner().invoke(app, ["--data", str(loans_csv), "--count", "5", "--topic", typo])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "does not exist" in result.output and "--topic" in result.output
+    with admin_client(namespace.settings) as admin:
+        assert typo not in admin.list_topics()
+
+
+@pytest.mark.integration
 def test_decisions_tail_prints_one_line_per_decision(namespace, monkeypatch: pytest.MonkeyPatch) -> None:
     from kafka import KafkaProducer
 
