@@ -118,7 +118,7 @@ class _PersistentRedis(Redis):
         return [*super().command(), "--appendonly", "yes", "--appendfsync", "always"]
 
 
-def _redis_login(settings: Settings, role: RedisRole, redis_url: str | None) -> dict[str, str]:
+def redis_environment(settings: Settings, role: RedisRole, redis_url: str | None) -> dict[str, str]:
     """The role's Redis credentials as environment, for a process whose own stack folder holds
     none (as a deployment gives each process its own)."""
     target = settings if redis_url is None else settings.model_copy(update={"redis_url": redis_url})
@@ -157,16 +157,16 @@ class FaultWorker:
             "CREDITRISK_WORKER_PORT": str(self.port),
             "CREDITRISK_WORKER_GROUP": group,
             "CREDITRISK_STACK_DIR": str(workdir / f"{name}-stack"),
-            **_redis_login(settings, self.redis_role, extra_env.get("CREDITRISK_REDIS_URL")),
+            **redis_environment(settings, self.redis_role, extra_env.get("CREDITRISK_REDIS_URL")),
             **extra_env,
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.kafka_access = settings.model_copy(update={"worker_group": group})
+        self.settings = settings.model_copy(update={"worker_group": group})  # its topics and group
         self._provisioned = False
 
     def start(self, timeout_s: float = 90.0) -> None:
         if not self._provisioned:  # the group's leader topic and ACLs (the topics exist)
-            provision(self.kafka_access)
+            provision(self.settings)
             self._provisioned = True
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(self.command, env=self.env, cwd=REPO_ROOT,

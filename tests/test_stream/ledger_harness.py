@@ -46,7 +46,7 @@ class LedgerProcess(WorkerProcess):
         # A group of the namespace's own: its ACL goes with the namespace.
         group = f"{namespace.settings.worker_group}-ledger-{uuid.uuid4().hex[:10]}"
         self.env["CREDITRISK_LEDGER_GROUP"] = group
-        self.kafka_access = self.kafka_access.model_copy(update={"ledger_group": group})
+        self.settings = self.settings.model_copy(update={"ledger_group": group})
         self.env["CREDITRISK_STACK_DIR"] = str(settings.stack_dir)  # the generated password
 
 

@@ -32,6 +32,7 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
 )
 
 from config.settings import REPO_ROOT
+from infra.fault_servers import redis_environment
 from stream.decisions import Decision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -117,7 +118,9 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
 def _start_console(worker: WorkerProcess, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**worker.env, "CREDITRISK_CONSOLE_PORT": str(port),
-           "CREDITRISK_WORKER_URL": f"http://127.0.0.1:{worker.port}"}
+           "CREDITRISK_WORKER_URL": f"http://127.0.0.1:{worker.port}",
+           # the console's own Redis user (read-only), not the worker's
+           **redis_environment(worker.settings, "console", worker.env.get("CREDITRISK_REDIS_URL"))}
     log = (tmp_path / "console.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "infra.cli", "console"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -176,7 +179,9 @@ class Page:
             if text in self.driver.find_element("tag name", "body").text:
                 return
             time.sleep(0.3)
-        raise AssertionError(f"{text!r} never appeared on the page")
+        self.screenshot("failed-wait")
+        body = self.driver.find_element("tag name", "body").text
+        raise AssertionError(f"{text!r} never appeared on the page; it shows:\n{body[-1500:]}")
 
     def wait_for(self, css: str, timeout_s: float = 30.0, count: int = 1) -> list[Any]:
         deadline = time.monotonic() + timeout_s
