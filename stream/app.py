@@ -29,7 +29,12 @@ from features.store import FeatureStoreRefused, async_client
 from onnx_models.registry import Registry
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
-from stream.failures import DEAD_LETTER_CODES, ModelRuntimeBroken
+from stream.failures import (
+    DEAD_LETTER_CODES,
+    KAFKA_REFUSED_ERRORS,
+    ModelRuntimeBroken,
+    kafka_refusal_message,
+)
 from stream.http_auth import (
     REFUSAL_REASONS,
     bearer_refusal,
@@ -115,6 +120,8 @@ def stop_worker(state: ServiceState, error: Exception) -> None:
     exits with :data:`EXIT_BATCH_FAILED`."""
     if isinstance(error, (ModelRuntimeBroken, FeatureStoreRefused)):  # messages made to be shown
         state.fatal_error = str(error)
+    elif isinstance(error, KAFKA_REFUSED_ERRORS):
+        state.fatal_error = kafka_refusal_message(error)
     else:
         # The message of an unexpected error may quote input values: type and frames only.
         frames = "".join(traceback.format_tb(error.__traceback__))

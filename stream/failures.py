@@ -13,9 +13,11 @@ Three kinds of failure, three outcomes (see ``ScoringPipeline.process``):
   batch *and* on its own known-good self-check. Retrying cannot help and dead-lettering
   would empty the topic into the DLQ, so the worker stops with a clear log line and a
   non-zero exit; the batch stays unacknowledged for the next (fixed) worker.
-- **Broken configuration** (:class:`FeatureStoreRefused`): Redis refuses our credentials
-  (WRONGPASS, NOAUTH) or our ACL user's rights (NOPERM). Like a broken runtime, neither
-  retrying nor dead-lettering helps: the worker stops, naming the settings to fix.
+- **Broken configuration** (:class:`FeatureStoreRefused`, :data:`KAFKA_REFUSED_ERRORS`):
+  Redis refuses our credentials (WRONGPASS, NOAUTH) or our ACL user's rights (NOPERM), or
+  Kafka refuses the worker's principal a topic or its group (no ACL grants it, or the topic
+  was never created). Like a broken runtime, neither retrying nor dead-lettering helps: the
+  worker stops, naming the settings to fix.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+)
 
 from features.store import REFUSED_ERRORS, UNAVAILABLE_ERRORS, FeatureStoreRefused, FeatureStoreUnavailable
 from stream.validation import REJECTION_CODES
@@ -37,6 +46,10 @@ DEAD_LETTER_CODES: tuple[str, ...] = (*REJECTION_CODES, PROCESSING_ERROR)
 R = TypeVar("R")
 log = logging.getLogger(__name__)
 DEPENDENCIES: tuple[str, ...] = ("redis", "kafka")
+# Kafka says no to our principal: waiting would not change the ACLs or the password.
+KAFKA_REFUSED_ERRORS: tuple[type[KafkaError], ...] = (
+    TopicAuthorizationFailedError, GroupAuthorizationFailedError, ClusterAuthorizationFailedError,
+    SaslAuthenticationFailed, AuthenticationFailedError)
 
 
 def outage_dependency(error: BaseException) -> str | None:
@@ -54,9 +67,18 @@ def outage_dependency(error: BaseException) -> str | None:
 
 
 def broken_configuration(error: BaseException) -> bool:
-    """Redis refused our credentials or rights: the worker must stop, not retry the batch
-    and not dead-letter its events."""
-    return isinstance(error, (FeatureStoreRefused, *REFUSED_ERRORS))
+    """Redis or Kafka refused our credentials or rights: the worker must stop, not retry the
+    batch and not dead-letter its events."""
+    return isinstance(error, (FeatureStoreRefused, *REFUSED_ERRORS, *KAFKA_REFUSED_ERRORS))
+
+
+def kafka_refusal_message(error: KafkaError) -> str:
+    """What an operator reads when Kafka refuses the worker (topic names, never a secret)."""
+    return (f"Kafka refused the worker's principal ({type(error).__name__}: {error}). Its "
+            "ACLs must let it read the applications topic in its consumer group and write the "
+            "decisions and dead-letter topics, which must exist (`creditrisk stack topics` "
+            "creates and grants them); check CREDITRISK_KAFKA_USERNAME, CREDITRISK_KAFKA_PASSWORD "
+            "and the topic settings. The worker stops without acknowledging the batch.")
 
 
 class DependencyStatus:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaTimeoutError, SaslAuthenticationFailed, TopicAuthorizationFailedError
 from prometheus_client import CollectorRegistry
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
@@ -20,7 +20,7 @@ from features.serving import LENDING_CLUB_SERVING, ServingSpec
 from features.store import FeatureStoreRefused, FeatureStoreUnavailable
 from stream.decisions import Decision, DecisionRecord
 from stream.event_schema import EventSchema
-from stream.failures import ModelRuntimeBroken
+from stream.failures import ModelRuntimeBroken, kafka_refusal_message
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import Verdict
 from stream.pipeline import IncomingEvent, ScoringPipeline
@@ -156,11 +156,14 @@ class FakeStore:
 class FakeKafka:
     """Publishing: every message in order; the first ``outages`` sends time out."""
 
-    def __init__(self, outages: int = 0) -> None:
+    def __init__(self, outages: int = 0, refusal: Exception | None = None) -> None:
         self.messages: list[tuple[str, bytes | None, dict[str, Any]]] = []
         self.outages = outages
+        self.refusal = refusal
 
     async def publish(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+        if self.refusal is not None:
+            raise self.refusal
         if self.outages:
             self.outages -= 1
             raise KafkaTimeoutError()
@@ -400,6 +403,18 @@ def test_a_redis_refusal_is_neither_retried_nor_dead_lettered(refusal: Exception
     assert harness.sleeps == []  # not an outage: waiting would not end it
     assert harness.kafka.decisions == [] and harness.kafka.dead_letters == []
     assert harness.store.saves == 1
+
+
+@pytest.mark.parametrize("refusal", [
+    TopicAuthorizationFailedError("loan-decisions"), SaslAuthenticationFailed("wrong password"),
+], ids=["no-acl", "wrong-password"])
+def test_a_kafka_refusal_is_neither_retried_nor_dead_lettered(refusal: Exception) -> None:
+    harness = Harness(kafka=FakeKafka(refusal=refusal))
+    with pytest.raises(type(refusal)):
+        harness.process([event("a1"), event("a2", offset=1)])
+    assert harness.sleeps == []  # an ACL or a password does not change by waiting
+    assert harness.kafka.decisions == [] and harness.kafka.dead_letters == []
+    assert "creditrisk stack topics" in kafka_refusal_message(refusal)
 
 
 # ---- a broken model runtime stops the worker -------------------------------------------------
