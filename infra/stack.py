@@ -29,6 +29,7 @@ from pathlib import Path
 from string import Template
 
 from config.settings import REPO_ROOT, RedisRole, Settings
+from infra.private_files import write_private
 
 INFRA_DIR = REPO_ROOT / "infra"
 LOOPBACK = "127.0.0.1"
@@ -229,7 +230,8 @@ class Kafka(Service):
         write_kafka_config(self.home / "server.properties", self.settings.stack_dir / "tls",
                            host=LOOPBACK, bind=LOOPBACK, port=self.port,
                            controller_port=self.settings.kafka_controller_port,
-                           log_dirs=self.home / "data", admin_password=self.admin_password)
+                           log_dirs=self.home / "data", admin_password=self.admin_password,
+                           mechanism=self.settings.kafka_sasl_mechanism)
 
     def _format_storage(self) -> None:
         data = self.home / "data"
@@ -242,10 +244,16 @@ class Kafka(Service):
         cluster_id = self._java("kafka.tools.StorageTool", "random-uuid").strip().splitlines()[-1]
         # The admin principal must exist before the broker starts: it is how the broker
         # authenticates to itself. The other roles are added through it after the start.
+        # Its password goes through an argument file (mode 0600), never the command line.
         scram = f"{self.settings.kafka_sasl_mechanism}=[name=admin,password={self.admin_password}]"
-        self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                   "-c", str(self.home / "server.properties"), "--ignore-formatted",
-                   "--add-scram", scram)
+        arguments = self.home / "format.args"
+        write_private(arguments, "\n".join(
+            ["format", "-t", cluster_id, "-c", str(self.home / "server.properties"),
+             "--ignore-formatted", "--add-scram", scram]) + "\n")
+        try:
+            self._java("kafka.tools.StorageTool", f"@{arguments}")
+        finally:
+            arguments.unlink(missing_ok=True)
         (self.home / self.AUTH_STAMP).write_text("SASL/SCRAM, TLS, ACLs\n")
 
     def _java(self, main_class: str, *args: str) -> str:
@@ -254,9 +262,8 @@ class Kafka(Service):
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
-            shown = " ".join("--add-scram <credentials>" if arg.startswith("SCRAM") else arg
-                             for arg in args)  # never print a password
-            raise StackError(f"kafka: {main_class} {shown} failed:\n{result.stderr[-2000:]}")
+            error = result.stderr[-2000:].replace(self.admin_password, "<admin password>")
+            raise StackError(f"kafka: {main_class} {' '.join(args)} failed:\n{error}")
         return result.stdout
 
     def command(self) -> list[str]:
@@ -268,22 +275,25 @@ class Kafka(Service):
 
 
 def write_kafka_config(path: Path, tls_folder: Path, *, host: str, bind: str, port: int,
-                       controller_port: int, log_dirs: Path, admin_password: str) -> None:
+                       controller_port: int, log_dirs: Path, admin_password: str,
+                       mechanism: str = "SCRAM-SHA-512") -> None:
     """Render infra/kafka/server.properties (and the broker's certificates, when missing) for
     a broker reached as ``host``: the local stack's, or docker-compose's (`stack kafka-config`).
     The file holds the admin password, so only its owner may read it."""
     from infra.tls import ensure_broker_tls
 
+    if not mechanism.startswith("SCRAM-"):
+        raise StackError(f"kafka: the local broker takes SCRAM-SHA-512 or SCRAM-SHA-256 logins, "
+                         f"not {mechanism}; set CREDITRISK_KAFKA_SASL_MECHANISM to one of them")
     tls = ensure_broker_tls(tls_folder)
     template = Template((INFRA_DIR / "kafka" / "server.properties").read_text())
     config = template.substitute(
         KAFKA_HOST=host, KAFKA_BIND=bind, KAFKA_PORT=port, KAFKA_CONTROLLER_PORT=controller_port,
         KAFKA_LOG_DIRS=log_dirs, KAFKA_ADMIN_PASSWORD=admin_password,
-        KAFKA_TLS_KEYSTORE=tls.broker_keystore, KAFKA_TLS_CA=tls.ca_certificate)
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(config)
+        KAFKA_SASL_MECHANISM=mechanism, KAFKA_SASL_MECHANISM_KEY=mechanism.lower(),
+        KAFKA_TLS_KEYSTORE=tls.broker_keystore, KAFKA_TLS_CA=tls.ca_certificate,
+        KAFKA_BROKER_PRINCIPAL=tls.principal)
+    write_private(path, config)
 
 
 class Redis(Service):
@@ -317,9 +327,7 @@ class Redis(Service):
 
         passwords = {role: ensure_stack_secret(self.settings, f"redis-{role}") for role in ROLES}
         self.home.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.acl_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(acl_file(passwords))
+        write_private(self.acl_path, acl_file(passwords))
         self.settings.redis_acl_marker.write_text(f"{LOOPBACK}:{self.port}\n")
 
     def start(self, echo: Callable[[str], None]) -> str:
@@ -425,10 +433,9 @@ class Postgres(Service):
                                  "reach, e.g. inside the repository.")
         password = self._password()
         password_file = self.home / "initdb-password"
-        password_file.write_text(password)
+        write_private(password_file, password)
         if owner is not None:
             os.chown(password_file, account.pw_uid, account.pw_gid)
-        password_file.chmod(0o600)
         try:
             result = subprocess.run(
                 [postgres_binary("initdb"), "-D", str(self.data_dir), "-U", self.settings.postgres_user,
@@ -447,8 +454,7 @@ class Postgres(Service):
         path = self.settings.postgres_password_file
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
+            write_private(path, secrets.token_urlsafe(24))
         return path.read_text().strip()
 
     def command(self) -> list[str]:
@@ -632,9 +638,7 @@ def ensure_stack_secret(settings: Settings, name: str) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(24))
+        write_private(path, secrets.token_urlsafe(24))
     return path.read_text().strip()
 
 

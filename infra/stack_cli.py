@@ -96,6 +96,7 @@ def stack_redis_acl(
     """Write the Redis ACL users (infra/redis_acl.py) for a Redis the stack does not run, e.g.
     docker-compose's: each password from CREDITRISK_REDIS_<USER>_PASSWORD, only its hash
     in the file. The local stack writes its own on `stack up`."""
+    from infra.private_files import write_private
     from infra.redis_acl import ROLES, acl_file
 
     variables = {role: f"CREDITRISK_REDIS_{role.upper()}_PASSWORD" for role in ROLES}
@@ -105,8 +106,5 @@ def stack_redis_acl(
         typer.secho(f"set {', '.join(missing)} (one password per Redis user)",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
-    out.unlink(missing_ok=True)
-    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(acl_file(passwords))
+    write_private(out, acl_file(passwords))
     typer.echo(f"{out}: users {', '.join(('default (off)', *ROLES))}")

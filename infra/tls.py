@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from infra.private_files import write_private
 
 BROKER_COMMON_NAME = "creditrisk-broker"
 # Names the broker answers to: loopback for the local stack, the compose service name.
@@ -35,6 +36,7 @@ class BrokerTls:
 def ensure_broker_tls(folder: Path) -> BrokerTls:
     """The CA and broker certificate under ``folder``: made when missing or expiring."""
     files = BrokerTls(folder / "ca.pem", folder / "broker.pem")
+    (folder / "ca-key.pem").unlink(missing_ok=True)  # kept by older versions: no longer
     if files.ca_certificate.exists() and files.broker_keystore.exists() and not _expiring(files):
         return files
     from cryptography.hazmat.primitives import serialization
@@ -43,10 +45,10 @@ def ensure_broker_tls(folder: Path) -> BrokerTls:
     ca_key, ca_certificate = _certificate_authority()
     broker_key, broker_certificate = _broker_certificate(ca_key, ca_certificate)
     pem = serialization.Encoding.PEM
-    _write_private(folder / "ca-key.pem", ca_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    # The CA's key signs the broker's certificate and is dropped: kept, it could make another
+    # certificate the controller listener would take for the broker. A renewal makes a new CA.
     files.ca_certificate.write_bytes(ca_certificate.public_bytes(pem))
-    _write_private(files.broker_keystore, broker_key.private_bytes(
+    write_private(files.broker_keystore, broker_key.private_bytes(
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         + broker_certificate.public_bytes(pem) + ca_certificate.public_bytes(pem))
     return files
@@ -104,10 +106,3 @@ def _broker_certificate(ca_key, ca_certificate):  # type: ignore[no-untyped-def]
                                               ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256()))
     return key, certificate
-
-
-def _write_private(path: Path, content: bytes) -> None:
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(content)

@@ -57,7 +57,7 @@ def test_kafka_runs_the_local_brokers_config_rendered_by_the_stack(tmp_path: Pat
     assert renderer["command"][:3] == ["creditrisk", "stack", "kafka-config"]
     assert "kafka-config:/kafka-config:ro" in kafka["volumes"]
     assert "kafka-server-start.sh /kafka-config/server.properties" in kafka["entrypoint"][-1]
-    assert "--add-scram" in kafka["entrypoint"][-1]
+    assert "--add-scram" in kafka["entrypoint"][-1] and "@/tmp/format.args" in kafka["entrypoint"][-1]
     assert kafka["depends_on"]["kafka-config"]["condition"] == "service_completed_successfully"
 
     monkeypatch.setenv("CREDITRISK_KAFKA_ADMIN_PASSWORD", "compose-admin-password-1")
@@ -75,8 +75,11 @@ def test_kafka_runs_the_local_brokers_config_rendered_by_the_stack(tmp_path: Pat
     variables = {"worker": "WORKER", "ledger": "LEDGER", "topics": "ADMIN"}
     for service, role in variables.items():
         environment = SERVICES[service]["environment"]
-        assert environment["CREDITRISK_KAFKA_SSL_CAFILE"] == "/kafka-config/tls/ca.pem"
-        assert "kafka-config:/kafka-config:ro" in SERVICES[service]["volumes"]
+        assert environment["CREDITRISK_KAFKA_SSL_CAFILE"] == "/kafka-ca/ca.pem"
+        # The clients get the CA certificate only: not the broker's key, not its config
+        # (which holds the admin password).
+        assert "kafka-ca:/kafka-ca:ro" in SERVICES[service]["volumes"]
+        assert not any(volume.startswith("kafka-config") for volume in SERVICES[service]["volumes"])
         assert environment["CREDITRISK_KAFKA_USERNAME"] == role.lower()
         assert environment["CREDITRISK_KAFKA_PASSWORD"].startswith(f"${{CREDITRISK_KAFKA_{role}_PASSWORD:?")
 
