@@ -377,7 +377,7 @@ def _show_where_to_look(settings: Settings, dataset: DemoDataset) -> None:
     typer.echo(f"   Kafka bootstrap:  {settings.kafka_bootstrap} "
                f"(topics {settings.topic_applications}, {settings.topic_decisions}, "
                f"{settings.topic_dead_letters})")
-    typer.echo(f"   Redis:            {settings.redis_url}")
+    typer.echo(f"   Redis:            {settings.redis_address} (ACL users: README, Redis users)")
     typer.echo(f"   Ledger:           postgresql://{settings.postgres_user}@{settings.postgres_host}:"
                f"{settings.postgres_port}/{settings.postgres_database} (creditrisk monitor)")
     typer.echo(f"   Prometheus:       http://127.0.0.1:{settings.prometheus_port}")

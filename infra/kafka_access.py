@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from config.kafka_auth import KAFKA_ROLES, kafka_python_options, kafka_secret_name
+from config.kafka_auth import KAFKA_ROLES, KafkaCredentialsMissing, kafka_python_options, kafka_secret_name
 from config.settings import Settings
 
 
@@ -76,23 +76,29 @@ def admin_client(settings: Settings, timeout_ms: int = 15_000) -> Iterator[Any]:
         admin.close()
 
 
-def principal_password(settings: Settings, role: str) -> str:
-    """A principal's password: ``CREDITRISK_KAFKA_<ROLE>_PASSWORD`` when set (docker-compose
-    hands them over so), else the local stack's, generated once."""
+def principal_password(settings: Settings, role: str, from_environment: bool = False) -> str:
+    """A principal's password: the local stack's (generated once; its clients read the same
+    file), or, for a broker the stack does not run (docker-compose),
+    ``CREDITRISK_KAFKA_<ROLE>_PASSWORD``."""
     from infra.stack import ensure_stack_secret
 
-    return (os.environ.get(f"CREDITRISK_KAFKA_{role.upper()}_PASSWORD")
-            or ensure_stack_secret(settings, kafka_secret_name(role)))
+    if not from_environment:
+        return ensure_stack_secret(settings, kafka_secret_name(role))
+    variable = f"CREDITRISK_KAFKA_{role.upper()}_PASSWORD"
+    password = os.environ.get(variable, "")
+    if not password:
+        raise KafkaCredentialsMissing(f"set {variable} (the password of the {role} principal)")
+    return password
 
 
-def ensure_principals(settings: Settings) -> list[str]:
+def ensure_principals(settings: Settings, from_environment: bool = False) -> list[str]:
     """SCRAM credentials of the roles, set to their passwords (the admin's exists from the
     storage format: it is how the broker authenticates to itself)."""
     from kafka.admin import UserScramCredentialUpsertion
 
     roles = [role for role in KAFKA_ROLES if role != "admin"]
     upserts = [UserScramCredentialUpsertion(role, settings.kafka_sasl_mechanism,
-                                            principal_password(settings, role))
+                                            principal_password(settings, role, from_environment))
                for role in roles]
     with admin_client(settings) as admin:
         failures = {user: error for user, error in admin.alter_user_scram_credentials(upserts).items()
@@ -159,8 +165,8 @@ def grant_prefix(settings: Settings, prefix: str) -> None:
 
 
 def retire_prefix(settings: Settings, prefix: str) -> None:
-    """Delete every topic and ACL whose name starts with ``prefix`` (a test's or a
-    benchmark's namespace, its workers' consumer groups included)."""
+    """Delete every topic, ACL and consumer group whose name starts with ``prefix`` (a test's
+    or a benchmark's namespace: its topics, its workers' groups and their leader topics)."""
     from kafka.admin import (
         ACLFilter,
         ACLOperation,
@@ -188,6 +194,11 @@ def retire_prefix(settings: Settings, prefix: str) -> None:
         if topics:
             with contextlib.suppress(KafkaError):
                 admin.delete_topics(topics)
+        with contextlib.suppress(KafkaError):  # a group still in use stays, as Kafka wants
+            groups = [group["group_id"] for group in admin.list_groups()
+                      if group["group_id"].startswith(prefix)]
+            if groups:
+                admin.delete_groups(groups)
 
 
 def _acl(permission: Grant) -> Any:

@@ -335,7 +335,14 @@ class Redis(Service):
             # Ours, but it refuses the admin user: started before its ACL users existed.
             with contextlib.suppress(StackError):
                 echo(f"{self.name}: running{self.reload_config()}")
-        return super().start(echo)
+        done = super().start(echo)
+        if redis_lets_anyone_in(self.settings):
+            raise StackError(
+                f"redis: the Redis at {self.address} answers a client that has not logged in: it "
+                "has no ACL users, so it is not this stack's and the feature store would be "
+                "open. Stop it (e.g. Debian's redis-server service) or set CREDITRISK_REDIS_URL "
+                "to another port.")
+        return done
 
     def reload_config(self) -> str:
         """Rewrite the ACL file and have Redis apply it: ``ACL LOAD`` when Redis was started
@@ -670,6 +677,19 @@ def redis_answers(settings: Settings, role: RedisRole = "admin") -> bool:
     password = secret.get_secret_value() if secret is not None else None
     client = redis.Redis.from_url(settings.redis_url, username=username, password=password,
                                   socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def redis_lets_anyone_in(settings: Settings) -> bool:
+    """True when Redis answers a client that has not logged in (a Redis without ACL users)."""
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

@@ -63,7 +63,8 @@ def stack_topics(
     from infra.kafka_access import ensure_principals
 
     settings = get_settings()
-    for line in [*(ensure_principals(settings) if principals else []), *stack.create_topics(settings)]:
+    for line in [*(ensure_principals(settings, from_environment=True) if principals else []),
+                 *stack.create_topics(settings)]:
         typer.echo(line)
 
 

@@ -160,3 +160,14 @@ def _record():  # type: ignore[no-untyped-def]
                         submitted_at="2026-11-02T00:00:00.000Z",
                         decided_at="2026-11-02T00:00:01.000Z")
     return DecisionRecord(decision, {}, {}, [], {})
+
+
+def test_the_stack_refuses_to_reuse_a_redis_without_acl_users(private_redis, tmp_path: Path) -> None:
+    """A Redis already on the port that lets anyone in (Debian's own service, say) would
+    leave the feature store open: `stack up` stops with what to do instead of using it."""
+    from config.settings import Settings
+    from infra.stack import Redis, StackError
+
+    open_redis = Redis(Settings(stack_dir=tmp_path / "stack", redis_url=private_redis.url))
+    with pytest.raises(StackError, match="has no ACL users"):
+        open_redis.start(echo=lambda line: None)

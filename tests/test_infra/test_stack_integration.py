@@ -19,6 +19,7 @@ from servers import redis_as  # tests/servers.py
 
 from config.kafka_auth import aiokafka_options, kafka_python_options
 from config.settings import Settings
+from infra.kafka_access import retire_prefix
 from infra.stack import process_alive
 
 pytestmark = pytest.mark.integration
@@ -52,6 +53,7 @@ def test_aiokafka_produces_and_consumes_through_the_broker(namespace) -> None:
 
     settings = namespace.settings
     topic = namespace.topic_decisions
+    group = f"{settings.reader_group_prefix}-{uuid.uuid4().hex}"  # a downstream reader's
 
     async def round_trip() -> list[tuple[str, str]]:
         producer = AIOKafkaProducer(**aiokafka_options(settings, "worker"), acks="all")
@@ -62,8 +64,7 @@ def test_aiokafka_produces_and_consumes_through_the_broker(namespace) -> None:
         finally:
             await producer.stop()
         consumer = AIOKafkaConsumer(topic, **aiokafka_options(settings, "reader"),
-                                    group_id=f"{settings.reader_group_prefix}-{uuid.uuid4().hex}",
-                                    auto_offset_reset="earliest")
+                                    group_id=group, auto_offset_reset="earliest")
         await consumer.start()
         got: list[tuple[str, str]] = []
         try:
@@ -76,7 +77,10 @@ def test_aiokafka_produces_and_consumes_through_the_broker(namespace) -> None:
             await consumer.stop()
         return got
 
-    got = asyncio.run(round_trip())
+    try:
+        got = asyncio.run(round_trip())
+    finally:
+        retire_prefix(settings, group)  # the group lives outside the test's namespace
     assert sorted(got) == sorted((f"k{i}", f"v{i}") for i in range(10))
 
 

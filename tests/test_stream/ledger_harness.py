@@ -47,7 +47,10 @@ class LedgerProcess(WorkerProcess):
         group = f"{namespace.settings.worker_group}-ledger-{uuid.uuid4().hex[:10]}"
         self.env["CREDITRISK_LEDGER_GROUP"] = group
         self.settings = self.settings.model_copy(update={"ledger_group": group})
-        self.env["CREDITRISK_STACK_DIR"] = str(settings.stack_dir)  # the generated password
+        # The ledger's own database password, not the shared stack folder with every secret.
+        self.env["CREDITRISK_POSTGRES_PASSWORD"] = (
+            settings.postgres_password.get_secret_value() if settings.postgres_password
+            else settings.postgres_password_file.read_text().strip())
 
 
 def ledger_count(settings: Settings, sql: str = "SELECT count(*) FROM decisions",
