@@ -1,5 +1,7 @@
 """The console's Streamlit entry script:
-``streamlit run stream/console/app.py --server.port 8501 --server.headless true``.
+``creditrisk console``, or ``streamlit run stream/console/app.py --server.address 127.0.0.1
+--server.port 8501 --server.headless true`` (with no address Streamlit listens on every
+interface, and the page then opens only with a console password).
 
 Data comes from ``st.session_state["data_source"]`` when a test put one there, otherwise
 from Redis, the model registry and the worker named by the ``CREDITRISK_*`` settings. With

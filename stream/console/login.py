@@ -58,10 +58,9 @@ def sign_out_button() -> None:
 
 def _refused_beyond_loopback(settings: Settings) -> bool:
     """Streamlit started by hand on an address beyond loopback, with no password: refuse.
-    (``creditrisk console`` already refuses to start so.)"""
-    address = st.get_option("server.address")
-    if not address:
-        return False
+    (``creditrisk console`` already refuses to start so.) Without ``--server.address``
+    Streamlit listens on every interface, so that counts as beyond loopback too."""
+    address = st.get_option("server.address") or "every interface (no --server.address given)"
     try:
         require_credential_beyond_loopback(address, settings.console_password,
                                            "CREDITRISK_CONSOLE_PASSWORD", "console")

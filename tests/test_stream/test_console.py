@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,19 @@ from stream.decisions import Decision, DecisionRecord
 from stream.model_runtime import LoadedModel, load_serving_model
 from stream.pipeline import build_decision
 from stream.validation import ValidApplication, validate_application
+
+
+@pytest.fixture(autouse=True)
+def console_on_loopback() -> Iterator[None]:
+    """The console as `creditrisk console` runs it (bound to 127.0.0.1): with no address,
+    Streamlit listens everywhere and the page then asks for a password."""
+    from streamlit import config as streamlit_config
+
+    before = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", "127.0.0.1")
+    yield
+    streamlit_config.set_option("server.address", before)
+
 
 APP = str(Path(__file__).resolve().parents[2] / "stream" / "console" / "app.py")
 RUN_TIMEOUT_S = 60

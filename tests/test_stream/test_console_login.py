@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,19 @@ from streamlit.testing.v1 import AppTest
 from config.settings import Settings
 from stream.console import data
 from stream.console.data import ConsoleUnavailable
+
+
+@pytest.fixture(autouse=True)
+def console_on_loopback() -> Iterator[None]:
+    """The console as `creditrisk console` runs it (bound to 127.0.0.1): with no address,
+    Streamlit listens everywhere and the page then asks for a password."""
+    from streamlit import config as streamlit_config
+
+    before = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", "127.0.0.1")
+    yield
+    streamlit_config.set_option("server.address", before)
+
 
 APP = str(Path(__file__).resolve().parents[2] / "stream" / "console" / "app.py")
 PASSWORD = "console-password-for-tests"
@@ -99,10 +113,11 @@ def test_without_a_password_on_loopback_there_is_no_login() -> None:
     assert source.asked and app.sidebar.radio
 
 
-@pytest.fixture
-def bound_beyond_loopback():
+@pytest.fixture(params=["0.0.0.0", ""], ids=["wildcard", "no-address"])
+def bound_beyond_loopback(request: pytest.FixtureRequest):
+    """Streamlit bound to every interface: by 0.0.0.0, or by giving it no address at all."""
     before = streamlit_config.get_option("server.address")
-    streamlit_config.set_option("server.address", "0.0.0.0")
+    streamlit_config.set_option("server.address", request.param)
     yield
     streamlit_config.set_option("server.address", before)
 
