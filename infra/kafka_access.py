@@ -35,6 +35,11 @@ def leader_topic(settings: Settings) -> str:
     return f"{settings.worker_group}-__assignor-__leader"
 
 
+def ensure_leader_topic(settings: Settings, group: str) -> None:
+    """Create Faust's leader topic for consumer group ``group`` (its workers may not)."""
+    ensure_topics(settings, {leader_topic(settings.model_copy(update={"worker_group": group})): 1})
+
+
 def grants(settings: Settings) -> list[Grant]:
     """Every permission the roles need on the topics and groups ``settings`` name."""
     applications, decisions = settings.topic_applications, settings.topic_decisions

@@ -36,7 +36,7 @@ import numpy as np
 
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
-from infra.kafka_access import delete_topics, ensure_topics, grant_prefix, leader_topic, retire_prefix
+from infra.kafka_access import delete_topics, ensure_leader_topic, ensure_topics, grant_prefix, retire_prefix
 from infra.worker_bench import (
     BenchWorker,
     bureau_features,
@@ -138,7 +138,7 @@ def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, 
                 worker.stop()
     outputs = [f"{tag}-out"]
     group = f"bench-{tag}"
-    ensure_topics(settings, {leader_topic(settings.model_copy(update={"worker_group": group})): 1})
+    ensure_leader_topic(settings, group)
     with _topics(settings, outputs):
         command = [sys.executable, "-m", "infra.bench_consumers", kind, "--input", source,
                    "--output", outputs[0], "--group", group, "--port", str(free_port()),

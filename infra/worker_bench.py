@@ -25,7 +25,7 @@ import numpy as np
 
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
-from infra.kafka_access import ensure_topics, grant_prefix, leader_topic, retire_prefix
+from infra.kafka_access import ensure_leader_topic, ensure_topics, grant_prefix, retire_prefix
 
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
@@ -103,7 +103,7 @@ def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: s
     key prefix and consumer group (``bench-TAG``), once its /health answers."""
     port = free_port()
     # The worker's principal may not create topics: its group's leader topic is made here.
-    ensure_topics(settings, {leader_topic(settings.model_copy(update={"worker_group": f"bench-{tag}"})): 1})
+    ensure_leader_topic(settings, f"bench-{tag}")
     env = {**os.environ, "CREDITRISK_TOPIC_APPLICATIONS": topics["applications"],
            "CREDITRISK_TOPIC_DECISIONS": topics["decisions"],
            "CREDITRISK_TOPIC_DEAD_LETTERS": topics["dlq"], "CREDITRISK_KEY_PREFIX": prefix,
