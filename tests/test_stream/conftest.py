@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -49,3 +50,15 @@ def clean_frame(generated_data: Path) -> pd.DataFrame:
     config = load_dataset_config("generated")
     frame, _ = clean_loans(load_raw(generated_data / "loans.csv", config), config)
     return frame.drop_duplicates("application_id").reset_index(drop=True)
+
+
+@pytest.fixture
+def console_on_loopback() -> Iterator[None]:
+    """The console as `creditrisk console` runs it (bound to 127.0.0.1): with no address,
+    Streamlit listens everywhere and the page then asks for a password."""
+    from streamlit import config as streamlit_config
+
+    before = streamlit_config.get_option("server.address")
+    streamlit_config.set_option("server.address", "127.0.0.1")
+    yield
+    streamlit_config.set_option("server.address", before)

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,17 +35,8 @@ from stream.model_runtime import LoadedModel, load_serving_model
 from stream.pipeline import build_decision
 from stream.validation import ValidApplication, validate_application
 
-
-@pytest.fixture(autouse=True)
-def console_on_loopback() -> Iterator[None]:
-    """The console as `creditrisk console` runs it (bound to 127.0.0.1): with no address,
-    Streamlit listens everywhere and the page then asks for a password."""
-    from streamlit import config as streamlit_config
-
-    before = streamlit_config.get_option("server.address")
-    streamlit_config.set_option("server.address", "127.0.0.1")
-    yield
-    streamlit_config.set_option("server.address", before)
+# Run the page as `creditrisk console` does, bound to 127.0.0.1 (tests/test_stream/conftest.py).
+pytestmark = pytest.mark.usefixtures("console_on_loopback")
 
 
 APP = str(Path(__file__).resolve().parents[2] / "stream" / "console" / "app.py")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,8 @@ from config.settings import Settings
 from stream.console import data
 from stream.console.data import ConsoleUnavailable
 
-
-@pytest.fixture(autouse=True)
-def console_on_loopback() -> Iterator[None]:
-    """The console as `creditrisk console` runs it (bound to 127.0.0.1): with no address,
-    Streamlit listens everywhere and the page then asks for a password."""
-    from streamlit import config as streamlit_config
-
-    before = streamlit_config.get_option("server.address")
-    streamlit_config.set_option("server.address", "127.0.0.1")
-    yield
-    streamlit_config.set_option("server.address", before)
+# Run the page as `creditrisk console` does, bound to 127.0.0.1 (tests/test_stream/conftest.py).
+pytestmark = pytest.mark.usefixtures("console_on_loopback")
 
 
 APP = str(Path(__file__).resolve().parents[2] / "stream" / "console" / "app.py")
@@ -114,7 +104,7 @@ def test_without_a_password_on_loopback_there_is_no_login() -> None:
 
 
 @pytest.fixture(params=["0.0.0.0", ""], ids=["wildcard", "no-address"])
-def bound_beyond_loopback(request: pytest.FixtureRequest):
+def bound_beyond_loopback(request: pytest.FixtureRequest, console_on_loopback: None):
     """Streamlit bound to every interface: by 0.0.0.0, or by giving it no address at all."""
     before = streamlit_config.get_option("server.address")
     streamlit_config.set_option("server.address", request.param)
