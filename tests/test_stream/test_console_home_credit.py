@@ -27,6 +27,9 @@ from stream.pipeline import build_decision
 from stream.replay import EventLayout, application_event
 from stream.validation import ValidApplication, validate_application
 
+# Run the page as `creditrisk console` does, bound to 127.0.0.1 (tests/test_stream/conftest.py).
+pytestmark = pytest.mark.usefixtures("console_on_loopback")
+
 ROWS = 3_000
 RECORDS = 160
 START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
