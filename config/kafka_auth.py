@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from config.settings import Settings
 
 KafkaRole = Literal["admin", "producer", "worker", "reader", "ledger"]
-KAFKA_ROLES: tuple[KafkaRole, ...] = ("admin", "producer", "worker", "reader", "ledger")
+KAFKA_ROLES: tuple[KafkaRole, ...] = get_args(KafkaRole)
 
 
 class KafkaCredentialsMissing(RuntimeError):
@@ -73,14 +73,20 @@ def _uses_tls(settings: Settings) -> bool:
     return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
 
 
+def _sasl_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
+    """The SASL login, named as kafka-python and aiokafka both name it (none without SASL)."""
+    if not _uses_sasl(settings):
+        return {}
+    username, password = kafka_credentials(settings, role)
+    return {"sasl_mechanism": settings.kafka_sasl_mechanism, "sasl_plain_username": username,
+            "sasl_plain_password": password}
+
+
 def kafka_python_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
     """Keyword arguments for kafka-python's ``KafkaProducer``/``KafkaConsumer``/admin."""
     options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap.split(","),
-                               "security_protocol": settings.kafka_security_protocol}
-    if _uses_sasl(settings):
-        username, password = kafka_credentials(settings, role)
-        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
-                       sasl_plain_username=username, sasl_plain_password=password)
+                               "security_protocol": settings.kafka_security_protocol,
+                               **_sasl_options(settings, role)}
     if _uses_tls(settings):
         ca_file = kafka_ca_file(settings)
         options.update(ssl_cafile=str(ca_file) if ca_file else None, ssl_check_hostname=True)
@@ -97,14 +103,9 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 def aiokafka_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
     """Keyword arguments for aiokafka's ``AIOKafkaProducer``/``AIOKafkaConsumer``."""
-    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap,
-                               "security_protocol": settings.kafka_security_protocol,
-                               "ssl_context": kafka_ssl_context(settings)}
-    if _uses_sasl(settings):
-        username, password = kafka_credentials(settings, role)
-        options.update(sasl_mechanism=settings.kafka_sasl_mechanism,
-                       sasl_plain_username=username, sasl_plain_password=password)
-    return options
+    return {"bootstrap_servers": settings.kafka_bootstrap,
+            "security_protocol": settings.kafka_security_protocol,
+            "ssl_context": kafka_ssl_context(settings), **_sasl_options(settings, role)}
 
 
 def faust_broker_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:

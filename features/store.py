@@ -8,6 +8,8 @@ older than what Redis holds, and refreshes the TTL — atomically, in one Lua sc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +93,19 @@ class FeatureStoreRefused(RuntimeError):
     """
 
 
+@contextlib.contextmanager
+def refusals_explained(client: Any, on_refusal: Callable[[BaseException], None] | None = None,
+                       ) -> Iterator[None]:
+    """Turn a refusal of ``client``'s user (one of :data:`REFUSED_ERRORS`) into the clear
+    :class:`FeatureStoreRefused`; ``on_refusal`` sees the original first (e.g. to count it)."""
+    try:
+        yield
+    except REFUSED_ERRORS as error:
+        if on_refusal is not None:
+            on_refusal(error)
+        raise refused(error, client) from None
+
+
 def refused(error: BaseException, client: Any) -> FeatureStoreRefused:
     """The clear error for a refusal (one of :data:`REFUSED_ERRORS`) of ``client``'s user."""
     user = client.connection_pool.connection_kwargs.get("username") or "default"
@@ -139,16 +154,20 @@ def encode_column(values: pd.Series, kind: str) -> list[str | None]:
     return [item if keep else None for item, keep in zip(text, present, strict=True)]
 
 
-def _connection_options(settings: Settings, role: RedisRole) -> dict[str, Any]:
+def redis_login(settings: Settings, role: RedisRole) -> dict[str, str | None]:
+    """``username`` and ``password`` for a redis-py client logging in as ``role`` (see
+    :meth:`Settings.redis_credentials`)."""
     username, secret = settings.redis_credentials(role)
-    password = secret.get_secret_value() if secret is not None else None
+    return {"username": username, "password": secret.get_secret_value() if secret else None}
+
+
+def _connection_options(settings: Settings, role: RedisRole) -> dict[str, Any]:
     tls: dict[str, Any] = {}
     if settings.redis_url.startswith("rediss://") and settings.redis_tls_ca_cert:
         tls["ssl_ca_certs"] = str(settings.redis_tls_ca_cert)
     return {
         **tls,
-        "username": username,
-        "password": password,
+        **redis_login(settings, role),
         "socket_timeout": settings.redis_timeout_s,
         "socket_connect_timeout": settings.redis_timeout_s,
         "max_connections": settings.redis_pool_size,

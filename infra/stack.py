@@ -673,9 +673,9 @@ def redis_answers(settings: Settings, role: RedisRole = "admin") -> bool:
     """True when Redis answers a PING from ``role`` (the stack's probe logs in as admin)."""
     import redis
 
-    username, secret = settings.redis_credentials(role)
-    password = secret.get_secret_value() if secret is not None else None
-    client = redis.Redis.from_url(settings.redis_url, username=username, password=password,
+    from features.store import redis_login
+
+    client = redis.Redis.from_url(settings.redis_url, **redis_login(settings, role),
                                   socket_timeout=1, socket_connect_timeout=1)
     try:
         return bool(client.ping())

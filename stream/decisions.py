@@ -28,7 +28,7 @@ from typing import Any, Literal
 import msgspec
 
 from features.normalize import utc_timestamp
-from features.store import REFUSED_ERRORS, refused
+from features.store import refusals_explained
 from stream.reasons import Reason
 
 DECISION_NAMESPACE = uuid.UUID("6f1c2a4e-8d3b-5e7f-9a10-c2d4e6f8a0b1")
@@ -167,10 +167,8 @@ class DecisionStore:
         """Decisions already made for these applications by this model version."""
         if not application_ids:
             return {}
-        try:
+        with refusals_explained(self.client):
             stored = await self.client.mget([self._key(app_id) for app_id in application_ids])
-        except REFUSED_ERRORS as error:
-            raise refused(error, self.client) from None
         found: dict[str, Decision] = {}
         for app_id, raw in zip(application_ids, stored, strict=True):
             decision = _stored_decision(raw)
@@ -189,20 +187,16 @@ class DecisionStore:
         pipe.zadd(recent, {record.decision.application_id: record.decision.decided_timestamp
                            for record in records})
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
-        try:
+        with refusals_explained(self.client):
             await pipe.execute()
-        except REFUSED_ERRORS as error:
-            raise refused(error, self.client) from None
 
     def records(self, application_ids: Sequence[str]) -> list[DecisionRecord | None]:
         """The stored records of these applications in one round trip (a synchronous client);
         None where absent or unreadable. The ledger writer reads lineage this way."""
         if not application_ids:
             return []
-        try:
+        with refusals_explained(self.client):
             raws = self.client.mget([self._key(app_id) for app_id in application_ids])
-        except REFUSED_ERRORS as error:
-            raise refused(error, self.client) from None
         return [_stored_record(raw) for raw in raws]
 
 

@@ -50,6 +50,7 @@ DEPENDENCIES: tuple[str, ...] = ("redis", "kafka")
 KAFKA_REFUSED_ERRORS: tuple[type[KafkaError], ...] = (
     TopicAuthorizationFailedError, GroupAuthorizationFailedError, ClusterAuthorizationFailedError,
     SaslAuthenticationFailed, AuthenticationFailedError)
+BROKEN_CONFIGURATION_ERRORS = (FeatureStoreRefused, *REFUSED_ERRORS, *KAFKA_REFUSED_ERRORS)
 
 
 def outage_dependency(error: BaseException) -> str | None:
@@ -69,7 +70,7 @@ def outage_dependency(error: BaseException) -> str | None:
 def broken_configuration(error: BaseException) -> bool:
     """Redis or Kafka refused our credentials or rights: the worker must stop, not retry the
     batch and not dead-letter its events."""
-    return isinstance(error, (FeatureStoreRefused, *REFUSED_ERRORS, *KAFKA_REFUSED_ERRORS))
+    return isinstance(error, BROKEN_CONFIGURATION_ERRORS)
 
 
 def kafka_refusal_message(error: KafkaError) -> str:

@@ -12,15 +12,13 @@ from typing import Any
 import redis
 
 from config.settings import RedisRole, Settings
+from features.store import redis_login
 
 
 def redis_as(settings: Settings, role: RedisRole = "admin", **options: Any) -> redis.Redis:
     """A plain client of the stack's Redis logged in as ``role`` (default: the admin, who may
     do anything), e.g. with ``decode_responses=True``."""
-    username, password = settings.redis_credentials(role)
-    return redis.Redis.from_url(settings.redis_url, username=username,
-                                password=password.get_secret_value() if password else None,
-                                **options)
+    return redis.Redis.from_url(settings.redis_url, **redis_login(settings, role), **options)
 
 
 class PrivateRedis:

@@ -160,7 +160,7 @@ class RedisDataSource:
             raise ConsoleUnavailable(f"{refused(error, self.client)}. Then reload this page.") from None
         except RedisError:
             raise ConsoleUnavailable(
-                f"Redis at {_safe_url(self.settings.redis_url)} does not answer, so decisions "
+                f"Redis at {self.settings.redis_address} does not answer, so decisions "
                 "cannot be read. Start the stack with `creditrisk stack up` (or check "
                 "CREDITRISK_REDIS_URL), then reload this page.") from None
 
@@ -317,14 +317,6 @@ def _json_or_empty(raw: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _safe_url(url: str) -> str:
-    """The URL without credentials (it is shown on screen)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
 
 
 # ---- the score in words ---------------------------------------------------------------
