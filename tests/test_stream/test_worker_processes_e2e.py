@@ -19,7 +19,7 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     valid_events,
 )
 
-from infra.kafka_access import delete_topics, provision
+from infra.kafka_access import Grant, delete_topics, ensure_topics, grant
 from stream.supervisor import TARGETS_FILE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -32,7 +32,9 @@ def test_two_processes_in_one_group_split_six_partitions_and_decide_every_applic
         tmp_path: Path) -> None:
     settings = namespace.settings
     applications = f"{namespace.topic_applications}-6p"
-    provision(settings.model_copy(update={"topic_applications": applications}), PARTITIONS)
+    ensure_topics(settings, {applications: PARTITIONS})
+    grant(settings, [Grant("producer", "WRITE", "TOPIC", applications),
+                     Grant("worker", "READ", "TOPIC", applications)])
     load_fresh_bureau(settings, generated_data / "bureau.csv", tmp_path)
     targets = tmp_path / "worker-stack" / "prometheus" / "targets"  # the stack's file_sd folder
     targets.mkdir(parents=True)
