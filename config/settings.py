@@ -102,6 +102,10 @@ class Settings(BaseSettings):
         "serving one (the producers switch with it)")
     stall_after_s: float = Field(60.0, gt=0, description="/health turns red when events wait "
                                  "and no batch has completed for this long")
+    stall_exit_after_s: float = Field(
+        120.0, ge=0, description="the worker stops itself (exit status 75, for its process "
+        "manager to restart it) when events have waited this long with no batch completed "
+        "while Kafka and Redis answer; 0 never")
     console_port: int = Field(8501, description="console HTTP port")
     console_host: str = Field("127.0.0.1", description="address the console binds")
     worker_url: str = Field("", description="the worker's HTTP address for the console "

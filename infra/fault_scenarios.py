@@ -166,9 +166,39 @@ class ScenarioRun:
             counts = count_outcomes(sent, self.outputs.decisions, self.outputs.dead_letters)
             if counts.lost == 0:
                 break
+            for worker in self.workers:
+                worker.restart_if_stalled()
         self.outputs.settle()
         counts = count_outcomes(sent, self.outputs.decisions, self.outputs.dead_letters)
-        return ScenarioResult(self.name, counts, time.monotonic() - self.started)
+        result = ScenarioResult(self.name, counts, time.monotonic() - self.started)
+        restarts = sum(worker.stall_restarts for worker in self.workers)
+        if restarts:
+            result.notes["restarted_after_a_stall"] = restarts
+        if counts.lost:
+            self.explain_loss(result)
+        return result
+
+    def explain_loss(self, result: ScenarioResult) -> None:
+        """Where the lost messages stopped: what each worker says it consumed and published,
+        what a second reader finds on the output topics, the workers' last log lines."""
+        for worker in self.workers:
+            samples = worker.metrics()
+            result.notes[worker.name] = {
+                "running": worker.process is not None and worker.process.poll() is None,
+                "consumed": metric_sum(samples, "creditrisk_events_consumed_total"),
+                "decided": metric_sum(samples, "creditrisk_decisions_total"),
+                "dead_lettered": metric_sum(samples, "creditrisk_dead_letters_total"),
+                "lag": metric_sum(samples, "creditrisk_consumer_lag_messages"),
+                "health": worker.health()}
+            result.failures.append(f"{worker.name}'s last log lines:\n{worker.log_tail(30)}")
+        second = OutcomeReader(self.settings, self.settings.topic_decisions,
+                               self.settings.topic_dead_letters)
+        try:
+            second.settle(quiet_s=10.0)
+            result.notes["second_reader_outputs"] = second.outputs
+            result.notes["first_reader_outputs"] = self.outputs.outputs
+        finally:
+            second.close()
 
 
 # -- the scenarios --------------------------------------------------------------------------
@@ -368,6 +398,25 @@ def poison_events(rig: FaultRig, share: float = 0.05) -> ScenarioResult:
         return result
 
 
+def stuck_client(rig: FaultRig, stall_exit_after_s: float = 15.0) -> ScenarioResult:
+    """A batch's sends never resolve (injected: ``infra.fault_worker``), as with a Kafka
+    client stuck after an outage. Kafka and Redis answer the worker's probes while events
+    wait, so the worker stops itself (exit status 75) and is started again, as its process
+    manager would; the new worker processes the unacknowledged events."""
+    with ScenarioRun(rig, "stuck-client (a batch's sends hang; the worker stops, is restarted)",
+                     rig.messages()) as run:
+        worker = run.worker(module="infra.fault_worker",
+                            CREDITRISK_FAULT_STALL_ONCE=str(run.workdir / "stalled-once"),
+                            CREDITRISK_STALL_EXIT_AFTER_S=f"{stall_exit_after_s:g}")
+        result = run.finish(run.produce())
+        if worker.stall_restarts != 1:
+            result.failures.append(f"the stuck worker was restarted {worker.stall_restarts} "
+                                   "times after stopping itself, instead of once")
+        if not any("Kafka client is stuck" in line for line in worker.log_lines()):
+            result.failures.append("the worker's log does not say why it stopped")
+        return result
+
+
 SCENARIOS: dict[str, Callable[[FaultRig], ScenarioResult]] = {
     "worker-sigkill": worker_killed,
     "broker-restart": broker_restarted,
@@ -375,6 +424,7 @@ SCENARIOS: dict[str, Callable[[FaultRig], ScenarioResult]] = {
     "two-workers": one_of_two_workers_killed,
     "broken-model": broken_model_promoted,
     "poison": poison_events,
+    "stuck-client": stuck_client,
 }
 
 

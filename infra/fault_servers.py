@@ -27,6 +27,7 @@ from config.kafka_auth import KAFKA_ROLES, KafkaRole, kafka_environment, kafka_s
 from config.settings import REPO_ROOT, RedisRole, Settings
 from infra.kafka_access import ensure_principals, provision
 from infra.stack import Kafka, Redis, process_alive
+from stream.failures import EXIT_STALLED
 from stream.http_auth import bearer_header
 
 
@@ -163,6 +164,7 @@ class FaultWorker:
         self.process: subprocess.Popen[bytes] | None = None
         self.settings = settings.model_copy(update={"worker_group": group})  # its topics and group
         self._provisioned = False
+        self.stall_restarts = 0  # times it stopped itself, stalled, and was started again
 
     def start(self, timeout_s: float = 90.0) -> None:
         if not self._provisioned:  # the group's leader topic and ACLs (the topics exist)
@@ -181,6 +183,16 @@ class FaultWorker:
             time.sleep(0.5)
         raise RuntimeError(f"worker {self.name} not healthy within {timeout_s:.0f} s:\n"
                            f"{self.log_tail()}")
+
+    def restart_if_stalled(self) -> bool:
+        """Do what its process manager would: start the worker again if it stopped itself
+        because its stream stalled (exit status EXIT_STALLED)."""
+        if self.process is None or self.process.poll() != EXIT_STALLED:
+            return False
+        self.process = None
+        self.stall_restarts += 1
+        self.start()
+        return True
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, nothing is flushed or committed."""

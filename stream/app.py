@@ -9,6 +9,7 @@ unacknowledged, so it is processed again on restart and the stored decisions are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -31,6 +32,8 @@ from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
 from stream.failures import (
     DEAD_LETTER_CODES,
+    EXIT_BATCH_FAILED,
+    EXIT_STALLED,
     KAFKA_REFUSED_ERRORS,
     ModelRuntimeBroken,
     kafka_refusal_message,
@@ -58,8 +61,8 @@ def worker_metrics() -> WorkerMetrics:
     return WorkerMetrics()
 
 
-# Exit status of `creditrisk worker` when a batch failed as a whole (EX_SOFTWARE).
-EXIT_BATCH_FAILED = 70
+# How long a stopping worker may take to shut down cleanly before it exits regardless.
+STOP_GRACE_S = 30.0
 
 
 class ServiceState:
@@ -77,7 +80,34 @@ class ServiceState:
         self.agent_error: str | None = None      # why the agent last stopped, if it failed
         self.waiting_since: float | None = None  # when events were first seen waiting
         self.fatal_error: str | None = None
+        self.exit_code = EXIT_BATCH_FAILED       # of `creditrisk worker` after a fatal error
         self._lock = asyncio.Lock()
+
+    def observe_waiting(self, waiting: int, now: float) -> None:
+        """Events waiting on the assigned partitions, as a lag reading just counted them."""
+        if waiting == 0:
+            self.waiting_since = None
+        elif self.waiting_since is None:
+            self.waiting_since = now
+
+    def stalled_past_limit(self, waiting: int | None, now: float) -> float | None:
+        """After a round of probes: how long the stream has stalled, when that is past
+        ``stall_exit_after_s`` (else None). ``waiting`` is None when Kafka or Redis did not
+        answer: an outage is waited out, and the stall clock starts again after it."""
+        if waiting is None:
+            self.waiting_since = None
+            return None
+        self.observe_waiting(waiting, now)
+        stalled, limit = self.stalled_for(waiting, now), self.settings.stall_exit_after_s
+        return stalled if limit and stalled > limit and self.fatal_error is None else None
+
+    def stalled_for(self, waiting: int, now: float) -> float:
+        """Seconds that events have waited with no batch completed (0 when none wait)."""
+        if waiting == 0:
+            return 0.0
+        last_batch = self.pipeline.last_batch_completed_at if self.pipeline else None
+        progress = max(filter(None, (last_batch, self.waiting_since, self.started_at)))
+        return max(now - progress, 0.0)
 
     async def ready(self) -> ScoringPipeline:
         async with self._lock:
@@ -128,7 +158,31 @@ def stop_worker(state: ServiceState, error: Exception) -> None:
         state.fatal_error = (f"unexpected {type(error).__name__} while processing a batch; the "
                              "worker stops without acknowledging it. Frames:\n" + frames)
     state.agent_error = f"stopped: {type(error).__name__}"
+    _stop_process(state)
+
+
+def stop_stalled_worker(state: ServiceState, waiting: int, seconds: float) -> None:
+    """Events wait, Kafka and Redis answer, and no batch has completed for ``seconds``: a
+    client inside the worker is stuck (a send that never resolves, a fetch that never
+    resumes). Nothing was acknowledged, so the worker stops with :data:`EXIT_STALLED` and its
+    process manager starts a fresh one, which processes the waiting events."""
+    state.fatal_error = (
+        f"no batch completed for {seconds:.0f} s while {waiting} events waited and Kafka and "
+        "Redis answered: the worker's Kafka client is stuck. The worker stops without "
+        f"acknowledging anything (exit status {EXIT_STALLED}) so that its process manager "
+        "starts it again; the waiting events are processed then. CREDITRISK_STALL_EXIT_AFTER_S "
+        "sets the delay.")
+    state.agent_error = "stopped: stalled"
+    state.exit_code = EXIT_STALLED
+    _stop_process(state)
+
+
+def _stop_process(state: ServiceState) -> None:
+    """A clean shutdown (SIGTERM) without acknowledging the batch in hand; if a stuck client
+    keeps the shutdown from finishing, the process exits after :data:`STOP_GRACE_S` anyway."""
     log.critical("%s", state.fatal_error)
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing can hang the shutdown
+        asyncio.get_running_loop().call_later(STOP_GRACE_S, os._exit, state.exit_code)
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -231,12 +285,15 @@ PROBE_TIMEOUT_S = 3.0
 
 async def _probe_dependencies(app: faust.App, state: ServiceState) -> None:
     """Every few seconds, events or not: the consumer lag (a Kafka round trip) and a Redis
-    ping. The answers feed ``creditrisk_dependency_up``, ``/health`` and the outage lines."""
+    ping. The answers feed ``creditrisk_dependency_up``, ``/health`` and the outage lines;
+    a stream that stays stalled while both answer stops the worker (:func:`stop_stalled_worker`)."""
     pipeline = state.pipeline
     if pipeline is None:
         return
-    probes = {"kafka": lambda: _report_lag(app, state, state.settings.topic_applications),
+    waiting: list[int] = []
+    probes = {"kafka": lambda: _report_lag(app, state, state.settings.topic_applications, waiting),
               "redis": state.redis.ping}
+    answered = 0
     for dependency, probe in probes.items():
         try:
             await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
@@ -244,11 +301,21 @@ async def _probe_dependencies(app: faust.App, state: ServiceState) -> None:
             pipeline.dependencies.failed(dependency, error)
         else:
             pipeline.dependencies.answered(dependency)
+            answered += 1
+    total = waiting[0] if answered == len(probes) else None
+    stalled = state.stalled_past_limit(total, time.time())
+    if total is not None and stalled is not None:
+        stop_stalled_worker(state, total, stalled)
 
 
-async def _report_lag(app: faust.App, state: ServiceState, topic: str) -> None:
-    for partition, lag in (await _waiting_events(app, state, topic)).items():
+async def _report_lag(app: faust.App, state: ServiceState, topic: str,
+                      total: list[int] | None = None) -> None:
+    """Set the lag gauges; append the events waiting in all to ``total``."""
+    waiting = await _waiting_events(app, state, topic)
+    for partition, lag in waiting.items():
         worker_metrics().consumer_lag.labels(partition=str(partition)).set(lag)
+    if total is not None:
+        total.append(sum(waiting.values()))
 
 
 def stream_health(state: ServiceState, waiting: int, stall_after_s: float,
@@ -257,12 +324,8 @@ def stream_health(state: ServiceState, waiting: int, stall_after_s: float,
     partitions for ``stall_after_s`` with no batch completed since."""
     now = time.time() if now is None else now
     last_batch = state.pipeline.last_batch_completed_at if state.pipeline else None
-    if waiting == 0:
-        state.waiting_since = None
-    elif state.waiting_since is None:
-        state.waiting_since = now
-    progress = max(filter(None, (last_batch, state.waiting_since, state.started_at)))
-    stalled = waiting > 0 and now - progress > stall_after_s
+    state.observe_waiting(waiting, now)
+    stalled = state.stalled_for(waiting, now) > stall_after_s
     report: dict[str, Any] = {
         "ok": state.agent_running and not stalled and state.fatal_error is None,
         "agent_running": state.agent_running, "waiting_events": waiting,

@@ -72,7 +72,7 @@ def _supervise(processes: int, loglevel: str) -> int:
 
 def _run_worker(loglevel: str) -> None:
     from config.settings import get_settings
-    from stream.app import EXIT_BATCH_FAILED, create_app
+    from stream.app import create_app
     from stream.log_limits import QuietOutagesWorker
 
     settings = get_settings()
@@ -81,10 +81,10 @@ def _run_worker(loglevel: str) -> None:
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
-        fatal = app.creditrisk_state.fatal_error  # type: ignore[attr-defined]  # set by create_app
-        if fatal:
-            typer.secho(f"The worker stopped: {fatal}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=EXIT_BATCH_FAILED) from None
+        state = app.creditrisk_state  # type: ignore[attr-defined]  # set by create_app
+        if state.fatal_error:
+            typer.secho(f"The worker stopped: {state.fatal_error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=state.exit_code) from None
         raise exit_
 
 

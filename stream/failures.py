@@ -18,6 +18,11 @@ Three kinds of failure, three outcomes (see ``ScoringPipeline.process``):
   Kafka refuses the worker's principal a topic or its group (no ACL grants it, or the topic
   was never created). Like a broken runtime, neither retrying nor dead-lettering helps: the
   worker stops, naming the settings to fix.
+- **Stalled stream**: events wait, Kafka and Redis answer the worker's probes, and no batch
+  completes for ``stall_exit_after_s`` — a client inside the worker is stuck. Nothing was
+  acknowledged, so the worker stops with :data:`EXIT_STALLED` and its process manager (the
+  supervisor of ``--processes N``, systemd, Kubernetes, compose's restart policy) starts a
+  fresh one, which processes the waiting events.
 """
 
 from __future__ import annotations
@@ -38,6 +43,13 @@ from aiokafka.errors import (
 
 from features.store import REFUSED_ERRORS, UNAVAILABLE_ERRORS, FeatureStoreRefused, FeatureStoreUnavailable
 from stream.validation import REJECTION_CODES
+
+# Exit status of `creditrisk worker` when a batch failed as a whole (EX_SOFTWARE): a broken
+# runtime or configuration, which a restart does not mend.
+EXIT_BATCH_FAILED = 70
+# Exit status when the worker stopped itself because its stream stalled (EX_TEMPFAIL): a
+# restart mends it, and the process manager should make one.
+EXIT_STALLED = 75
 
 PROCESSING_ERROR = "processing_error"
 # Every reason a dead letter can carry: the validator's codes, then failures after validation.

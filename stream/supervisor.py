@@ -6,9 +6,11 @@ group, topics, key prefix) and its own HTTP port, ``base port + i``; Kafka split
 topic's partitions between them exactly as it does between workers on several machines, so
 more machines join the same group by running ``creditrisk worker`` with the same settings.
 
-The supervisor only starts, watches and stops: it forwards SIGTERM / SIGINT to every child,
-waits for them, and when one child dies with an error it stops the others and exits with that
-child's status (so systemd, Kubernetes or a shell loop restarts the whole set). With a
+The supervisor starts, watches and stops: it forwards SIGTERM / SIGINT to every child and
+waits for them. A child that stopped itself because its stream stalled (exit status 75,
+``stream.failures.EXIT_STALLED``) is started again in its place; when a child dies with any
+other error the supervisor stops the others and exits with that child's status (so systemd,
+Kubernetes or a shell loop restarts the whole set). With a
 file_sd folder (the local stack's Prometheus), it writes one scrape target per child there
 and removes the file on exit.
 """
@@ -25,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+from stream.failures import EXIT_STALLED
 
 # How long children get to shut down cleanly (commit offsets, flush) before SIGKILL.
 STOP_GRACE_S = 30.0
@@ -104,16 +108,18 @@ class Supervisor:
         """Start every child, forward signals, wait; the exit status for the command."""
         previous = {sig: signal.signal(sig, self._forward) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            for child in self.children:
-                # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
-                # forwards it once (a second SIGINT would make Faust skip its clean shutdown).
-                self.processes.append(subprocess.Popen(child.command, env=dict(child.env),
-                                                       start_new_session=True))
+            self.processes = [self._start(child) for child in self.children]
             return self._wait()
         finally:
             self._stop(signal.SIGTERM)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    @staticmethod
+    def _start(child: ChildWorker) -> subprocess.Popen[bytes]:
+        # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
+        # forwards it once (a second SIGINT would make Faust skip its clean shutdown).
+        return subprocess.Popen(child.command, env=dict(child.env), start_new_session=True)
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
@@ -127,6 +133,12 @@ class Supervisor:
     def _wait(self) -> int:
         while True:
             codes = [process.poll() for process in self.processes]
+            for index, code in enumerate(codes):
+                if code == EXIT_STALLED and not self.stopping:
+                    self.echo(f"worker {index + 1} (port {self.children[index].port}) stopped "
+                              "itself: its stream had stalled. Starting it again")
+                    self.processes[index] = self._start(self.children[index])
+                    codes[index] = None
             failed = [(index, code) for index, code in enumerate(codes) if code not in (None, 0)]
             if failed and not self.stopping:
                 index, code = failed[0]

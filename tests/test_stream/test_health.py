@@ -48,3 +48,33 @@ def test_a_stopped_agent_is_red_with_the_reason() -> None:
     service.agent_error = "the scoring agent failed (ValueError)"
     report = stream_health(service, waiting=0, stall_after_s=STALL_S, now=1001.0)
     assert not report["ok"] and report["detail"] == "the scoring agent failed (ValueError)"
+
+
+def test_the_worker_stops_itself_only_when_events_wait_past_the_limit_while_all_answers() -> None:
+    service = state(last_batch=1000.0)
+    service.settings = Settings(stall_exit_after_s=120)
+    assert service.stalled_past_limit(40, now=1005.0) is None   # first seen waiting
+    assert service.stalled_past_limit(40, now=1100.0) is None   # 95 s: not yet
+    assert service.stalled_past_limit(40, now=1130.0) == 125.0  # past the limit
+    service.pipeline.last_batch_completed_at = 1125.0  # type: ignore[union-attr]
+    assert service.stalled_past_limit(40, now=1130.0) is None   # a batch completed: moving
+    assert service.stalled_past_limit(0, now=1400.0) is None    # nothing waits: idle, not stuck
+
+
+def test_an_outage_restarts_the_stall_clock_so_a_long_outage_is_waited_out() -> None:
+    service = state(last_batch=1000.0)
+    service.settings = Settings(stall_exit_after_s=120)
+    assert service.stalled_past_limit(40, now=1010.0) is None
+    assert service.stalled_past_limit(None, now=1300.0) is None  # Kafka or Redis away
+    # back after five minutes: the batch in hand gets its retry before the clock runs out
+    assert service.stalled_past_limit(40, now=1310.0) is None
+    assert service.stalled_past_limit(40, now=1420.0) is None
+    assert service.stalled_past_limit(40, now=1440.0) == 130.0
+
+
+def test_a_worker_already_stopping_for_another_reason_is_not_stopped_again() -> None:
+    service = state(last_batch=1000.0)
+    service.settings = Settings(stall_exit_after_s=120)
+    service.fatal_error = "model broken"
+    assert service.stalled_past_limit(40, now=2000.0) is None
+    assert Settings(stall_exit_after_s=0).stall_exit_after_s == 0  # 0: never

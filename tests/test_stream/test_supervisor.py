@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from config.settings import Settings
 from stream.cli import prometheus_targets_dir
+from stream.failures import EXIT_STALLED
 from stream.supervisor import (
     TARGETS_FILE,
     ChildWorker,
@@ -82,6 +83,22 @@ def test_a_child_that_dies_with_an_error_stops_the_others_and_sets_the_exit_stat
     assert supervisor.run() == 3
     assert time.monotonic() - started < 10
     assert all(process.poll() is not None for process in supervisor.processes)
+
+
+def test_a_child_that_stopped_because_its_stream_stalled_is_started_again_in_its_place(
+        tmp_path: Path) -> None:
+    # The first run of the child stalls (exit 75); the run started in its place then fails
+    # with an ordinary error, which ends the supervisor: two runs, the status of the second.
+    runs = tmp_path / "runs"
+    code = (f"import pathlib, sys\np = pathlib.Path({str(runs)!r})\n"
+            "p.write_text(p.read_text() + 'x' if p.exists() else 'x')\n"
+            f"sys.exit({EXIT_STALLED} if len(p.read_text()) == 1 else 3)")
+    lines: list[str] = []
+    supervisor = Supervisor([_child(0, SLEEPS_UNTIL_TERMINATED), _child(1, code)],
+                            echo=lines.append, stop_grace_s=10)
+    assert supervisor.run() == 3
+    assert runs.read_text() == "xx"
+    assert any("worker 2 (port 7001) stopped itself" in line for line in lines)
 
 
 def test_sigterm_is_forwarded_to_every_child_and_a_clean_stop_exits_zero() -> None:
