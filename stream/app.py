@@ -79,6 +79,7 @@ class ServiceState:
         self.agent_running = False
         self.agent_error: str | None = None      # why the agent last stopped, if it failed
         self.waiting_since: float | None = None  # when events were first seen waiting
+        self.answering_since: float | None = None  # since when Kafka and Redis both answer
         self.fatal_error: str | None = None
         self.exit_code = EXIT_BATCH_FAILED       # of `creditrisk worker` after a fatal error
         self._lock = asyncio.Lock()
@@ -95,18 +96,22 @@ class ServiceState:
         ``stall_exit_after_s`` (else None). ``waiting`` is None when Kafka or Redis did not
         answer: an outage is waited out, and the stall clock starts again after it."""
         if waiting is None:
-            self.waiting_since = None
+            self.answering_since = None
             return None
+        if self.answering_since is None:
+            self.answering_since = now
         self.observe_waiting(waiting, now)
-        stalled, limit = self.stalled_for(waiting, now), self.settings.stall_exit_after_s
+        stalled = self.stalled_for(waiting, now, not_before=self.answering_since)
+        limit = self.settings.stall_exit_after_s
         return stalled if limit and stalled > limit and self.fatal_error is None else None
 
-    def stalled_for(self, waiting: int, now: float) -> float:
-        """Seconds that events have waited with no batch completed (0 when none wait)."""
+    def stalled_for(self, waiting: int, now: float, not_before: float | None = None) -> float:
+        """Seconds that events have waited with no batch completed (0 when none wait),
+        counted from ``not_before`` at the earliest."""
         if waiting == 0:
             return 0.0
         last_batch = self.pipeline.last_batch_completed_at if self.pipeline else None
-        progress = max(filter(None, (last_batch, self.waiting_since, self.started_at)))
+        progress = max(filter(None, (last_batch, self.waiting_since, self.started_at, not_before)))
         return max(now - progress, 0.0)
 
     async def ready(self) -> ScoringPipeline:

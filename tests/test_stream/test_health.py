@@ -72,6 +72,15 @@ def test_an_outage_restarts_the_stall_clock_so_a_long_outage_is_waited_out() -> 
     assert service.stalled_past_limit(40, now=1440.0) == 130.0
 
 
+def test_an_outage_does_not_reset_what_health_reports() -> None:
+    # /health stays red through an outage that stalls the stream (the runbook's first cause)
+    service = state(last_batch=1000.0)
+    assert stream_health(service, waiting=40, stall_after_s=STALL_S, now=1005.0)["ok"]
+    for now in (1040.0, 1060.0):  # past the stall time since the events were first seen
+        service.stalled_past_limit(None, now=now)  # the probes find Redis away
+        assert not stream_health(service, waiting=40, stall_after_s=STALL_S, now=now + 1)["ok"]
+
+
 def test_a_worker_already_stopping_for_another_reason_is_not_stopped_again() -> None:
     service = state(last_batch=1000.0)
     service.settings = Settings(stall_exit_after_s=120)
