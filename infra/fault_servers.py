@@ -184,15 +184,13 @@ class FaultWorker:
         raise RuntimeError(f"worker {self.name} not healthy within {timeout_s:.0f} s:\n"
                            f"{self.log_tail()}")
 
-    def restart_if_stalled(self) -> bool:
+    def restart_if_stalled(self) -> None:
         """Do what its process manager would: start the worker again if it stopped itself
         because its stream stalled (exit status EXIT_STALLED)."""
-        if self.process is None or self.process.poll() != EXIT_STALLED:
-            return False
-        self.process = None
-        self.stall_restarts += 1
-        self.start()
-        return True
+        if self.process is not None and self.process.poll() == EXIT_STALLED:
+            self.process = None
+            self.stall_restarts += 1
+            self.start()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, nothing is flushed or committed."""

@@ -35,6 +35,7 @@ from stream.failures import (
     EXIT_BATCH_FAILED,
     EXIT_STALLED,
     KAFKA_REFUSED_ERRORS,
+    STOP_GRACE_S,
     ModelRuntimeBroken,
     kafka_refusal_message,
 )
@@ -59,10 +60,6 @@ PROMETHEUS_TEXT_FORMAT = "text/plain; version=0.0.4"
 def worker_metrics() -> WorkerMetrics:
     """The process-wide worker metrics on the default registry."""
     return WorkerMetrics()
-
-
-# How long a stopping worker may take to shut down cleanly before it exits regardless.
-STOP_GRACE_S = 30.0
 
 
 class ServiceState:
@@ -295,32 +292,28 @@ async def _probe_dependencies(app: faust.App, state: ServiceState) -> None:
     pipeline = state.pipeline
     if pipeline is None:
         return
-    waiting: list[int] = []
-    probes = {"kafka": lambda: _report_lag(app, state, state.settings.topic_applications, waiting),
+    probes = {"kafka": lambda: _report_lag(app, state, state.settings.topic_applications),
               "redis": state.redis.ping}
-    answered = 0
+    answers: dict[str, Any] = {}
     for dependency, probe in probes.items():
         try:
-            await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
+            answers[dependency] = await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - any failure: the dependency does not answer
             pipeline.dependencies.failed(dependency, error)
         else:
             pipeline.dependencies.answered(dependency)
-            answered += 1
-    total = waiting[0] if answered == len(probes) else None
-    stalled = state.stalled_past_limit(total, time.time())
-    if total is not None and stalled is not None:
-        stop_stalled_worker(state, total, stalled)
+    waiting = answers["kafka"] if len(answers) == len(probes) else None
+    stalled = state.stalled_past_limit(waiting, time.time())
+    if waiting is not None and stalled is not None:  # stalled only when all answered
+        stop_stalled_worker(state, waiting, stalled)
 
 
-async def _report_lag(app: faust.App, state: ServiceState, topic: str,
-                      total: list[int] | None = None) -> None:
-    """Set the lag gauges; append the events waiting in all to ``total``."""
+async def _report_lag(app: faust.App, state: ServiceState, topic: str) -> int:
+    """Set the lag gauges; the events waiting on all assigned partitions."""
     waiting = await _waiting_events(app, state, topic)
     for partition, lag in waiting.items():
         worker_metrics().consumer_lag.labels(partition=str(partition)).set(lag)
-    if total is not None:
-        total.append(sum(waiting.values()))
+    return sum(waiting.values())
 
 
 def stream_health(state: ServiceState, waiting: int, stall_after_s: float,

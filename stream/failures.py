@@ -50,6 +50,9 @@ EXIT_BATCH_FAILED = 70
 # Exit status when the worker stopped itself because its stream stalled (EX_TEMPFAIL): a
 # restart mends it, and the process manager should make one.
 EXIT_STALLED = 75
+# How long a stopping worker gets to shut down cleanly (commit offsets, leave its group):
+# a worker then exits regardless, and the supervisor SIGKILLs a child that has not.
+STOP_GRACE_S = 30.0
 
 PROCESSING_ERROR = "processing_error"
 # Every reason a dead letter can carry: the validator's codes, then failures after validation.

@@ -28,10 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from stream.failures import EXIT_STALLED
+from stream.failures import EXIT_STALLED, STOP_GRACE_S
 
-# How long children get to shut down cleanly (commit offsets, flush) before SIGKILL.
-STOP_GRACE_S = 30.0
 MAX_PORT = 65535
 TARGETS_FILE = "worker-processes.json"
 WORKER_SERVICE_LABEL = {"service": "creditrisk-worker"}
