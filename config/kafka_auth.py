@@ -1,7 +1,7 @@
 """How every Kafka client of the product authenticates: one place, per role.
 
 The broker of the local stack takes SASL/SCRAM over TLS on its client listener and lets
-each principal do only its job (``infra/kafka_access.py`` grants the ACLs):
+each principal do only its job (``infra/stack/kafka_access.py`` grants the ACLs):
 
 =========  ==========================================================================
 role       may

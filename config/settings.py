@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Shortest credential accepted: a guessable token protects nothing.
 MIN_SECRET_LENGTH = {"api_token": 16, "console_password": 12}
 
-# Who a process is in Redis; each role is an ACL user of the local stack (infra/redis_acl.py
+# Who a process is in Redis; each role is an ACL user of the local stack (infra/stack/redis_acl.py
 # says what each may do).
 RedisRole = Literal["admin", "materializer", "worker", "ledger", "console"]
 

@@ -48,7 +48,7 @@ return 1
 # trim-before (epoch s), ttl seconds, the number of windows, one start per window, then the
 # views' hash keys. Those are only read, so they come as arguments: Redis ACLs want write
 # rights on a script's KEYS, and the worker may write the velocity view alone
-# (infra/redis_acl.py). Returns {flat hash of each view..., count per window}. Adding the same
+# (infra/stack/redis_acl.py). Returns {flat hash of each view..., count per window}. Adding the same
 # application twice is a no-op.
 READ_CUSTOMER = """
 local velocity = KEYS[1]
@@ -111,7 +111,7 @@ def refused(error: BaseException, client: Any) -> FeatureStoreRefused:
     user = client.connection_pool.connection_kwargs.get("username") or "default"
     if isinstance(error, NoPermissionError):
         what = (f"Redis refused a command of ACL user {user!r} (NOPERM: no rights on that "
-                "command or key). The user's rules are in infra/redis_acl.py (the local stack "
+                "command or key). The user's rules are in infra/stack/redis_acl.py (the local stack "
                 "applies them on `creditrisk stack up`); check CREDITRISK_REDIS_USERNAME")
     else:
         what = (f"Redis refused the credentials of user {user!r} ({type(error).__name__}): "

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features.scoring import Calibration, RiskGrade, ScoreScale, Thresholds
+from onnx_models.policy import Calibration, RiskGrade, ScoreScale, Thresholds
 
 POLICY_SECTIONS = ("thresholds", "score_scale", "risk_grades", "calibration")
 

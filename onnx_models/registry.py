@@ -171,7 +171,7 @@ class RegisteredModel:
         calibration): the same computation the export parity check covers."""
         import numpy as np
 
-        from features.scoring import apply_calibration
+        from onnx_models.policy import apply_calibration
 
         session = session or self.session()
         raw = session.run(["probabilities"],

@@ -27,7 +27,7 @@ def worker_command(
     from onnx_models.registry import Registry
 
     settings = get_settings()
-    _refuse_without_credential(settings.worker_host, settings.api_token, "CREDITRISK_API_TOKEN",
+    refuse_without_credential(settings.worker_host, settings.api_token, "CREDITRISK_API_TOKEN",
                                "worker's HTTP server (POST /score)")
     if Registry(settings.registry_dir).live_version() is None:
         typer.secho(f"No live model in {settings.registry_dir}: train one first "
@@ -36,10 +36,10 @@ def worker_command(
         raise typer.Exit(code=1)
     if processes > 1:
         raise typer.Exit(code=_supervise(processes, loglevel))
-    _run_worker(loglevel)
+    run_worker(loglevel)
 
 
-def _refuse_without_credential(host: str, credential: SecretStr | None, setting: str,
+def refuse_without_credential(host: str, credential: SecretStr | None, setting: str,
                                server: str) -> None:
     """Exit 2 with the reason when ``server`` would be reachable beyond loopback unprotected."""
     from stream.http_auth import CredentialRequired, require_credential_beyond_loopback
@@ -51,7 +51,7 @@ def _refuse_without_credential(host: str, credential: SecretStr | None, setting:
         raise typer.Exit(code=2) from None
 
 
-# The local stack's Prometheus file_sd folder (infra.stack.Prometheus.targets_dir; a test
+# The local stack's Prometheus file_sd folder (infra.stack.services.Prometheus.targets_dir; a test
 # keeps the two in step): stream/ does not import infra/.
 def prometheus_targets_dir(stack_dir: Path) -> Path:
     return stack_dir / "prometheus" / "targets"
@@ -70,7 +70,7 @@ def _supervise(processes: int, loglevel: str) -> int:
         return 2
 
 
-def _run_worker(loglevel: str) -> None:
+def run_worker(loglevel: str) -> None:
     from config.settings import get_settings
     from stream.app import create_app
     from stream.log_limits import QuietOutagesWorker
@@ -86,27 +86,3 @@ def _run_worker(loglevel: str) -> None:
             typer.secho(f"The worker stopped: {state.fatal_error}", fg=typer.colors.RED, err=True)
             raise typer.Exit(code=state.exit_code) from None
         raise exit_
-
-
-def console_command(
-    port: int = typer.Option(None, "--port", help="HTTP port (default CREDITRISK_CONSOLE_PORT)"),
-) -> None:
-    """Run the relationship-manager console (Streamlit) on http://127.0.0.1:PORT.
-
-    With CREDITRISK_CONSOLE_PASSWORD set every session logs in first; binding an address
-    beyond loopback (CREDITRISK_CONSOLE_HOST) without it is refused.
-    """
-    import os
-    import sys
-
-    from config.settings import get_settings
-
-    settings = get_settings()
-    _refuse_without_credential(settings.console_host, settings.console_password,
-                               "CREDITRISK_CONSOLE_PASSWORD", "console")
-    script = Path(__file__).resolve().parent / "console" / "app.py"
-    argv = [sys.executable, "-m", "streamlit", "run", str(script),
-            "--server.port", str(port or settings.console_port), "--server.address", settings.console_host,
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
-    os.execv(sys.executable, argv)

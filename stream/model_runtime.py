@@ -23,9 +23,9 @@ from typing import Any, Literal
 import numpy as np
 
 from features.definitions import FeatureEncoder
-from features.scoring import apply_calibration, decide, logit, risk_grade, score_points
 from features.serving import ServingSpec
 from onnx_models.card import ModelCard
+from onnx_models.policy import apply_calibration, decide, logit, risk_grade, score_points
 from onnx_models.registry import LIVE_POINTER, ModelRejectedError, RegisteredModel, Registry, RegistryError
 from stream.event_schema import EventSchema
 from stream.reasons import Reason, ReasonBuilder

@@ -64,7 +64,7 @@ def worker_ports(base_port: int, processes: int) -> list[int]:
 def plan_children(processes: int, base_port: int, loglevel: str,
                   environment: Mapping[str, str]) -> list[ChildWorker]:
     """The children of ``creditrisk worker --processes N``: the same settings, one port each."""
-    command = (sys.executable, "-m", "infra.cli", "worker", "--loglevel", loglevel)
+    command = (sys.executable, "-m", "cli.main", "worker", "--loglevel", loglevel)
     return [ChildWorker(index, port, command, {**environment, "CREDITRISK_WORKER_PORT": str(port)})
             for index, port in enumerate(worker_ports(base_port, processes))]
 

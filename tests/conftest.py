@@ -39,7 +39,7 @@ class StackNamespace:
 @pytest.fixture(scope="session")
 def live_stack() -> Iterator[Settings]:
     """The real Kafka, Redis and Prometheus, up for the whole session."""
-    from infra import stack
+    from infra.stack import services as stack
 
     settings = Settings()
     started = [s for s in stack.services(settings) if not s.answering()]
@@ -55,7 +55,7 @@ def live_stack() -> Iterator[Settings]:
 @pytest.fixture
 def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[StackNamespace]:
     """Fresh topics (created, 3 partitions) and a Redis key prefix for one test."""
-    from infra.kafka_access import provision, retire_prefix
+    from infra.stack.kafka_access import provision, retire_prefix
 
     tag = f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
     tag = "".join(c if c.isalnum() or c in "-_" else "-" for c in tag)

@@ -4,7 +4,7 @@ SMOTE shifts a model's log-odds roughly by a constant (the prior changes from ~1
 50 % bad), and a logistic fit on the raw log-odds undoes such a shift exactly while
 keeping the ranking. It is smooth, so a float32 ONNX output and the float64 native output
 stay within the parity tolerance after calibration, and it is two numbers in model.json.
-Applied with :func:`features.scoring.apply_calibration`, the worker's function too.
+Applied with :func:`onnx_models.policy.apply_calibration`, the worker's function too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from features.scoring import logit
+from onnx_models.policy import logit
 
 
 def fit_platt(raw_probability: np.ndarray, label: np.ndarray) -> dict[str, Any]:

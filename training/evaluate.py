@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from features.scoring import decide
+from onnx_models.policy import decide
 
 
 @dataclass

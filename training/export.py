@@ -3,7 +3,7 @@
 The graph takes one float32 tensor ``features`` [N, n_features] (model.json feature order;
 NaN for missing values and unknown categories) and returns ``probabilities`` [N, 2] (the
 raw, uncalibrated probability of good and of bad). Calibration is applied afterwards from
-model.json with :func:`features.scoring.apply_calibration`, exactly as the worker does, so
+model.json with :func:`onnx_models.policy.apply_calibration`, exactly as the worker does, so
 parity is checked on the calibrated PD the service publishes (and on the raw output).
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from features.scoring import apply_calibration
+from onnx_models.policy import apply_calibration
 
 ONNX_INPUT_NAME = "features"
 ONNX_OUTPUT_NAME = "probabilities"

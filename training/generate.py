@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from config.settings import REPO_ROOT
 from training import generate_tables as tables
 
 CHUNK_ROWS = 100_000
@@ -557,3 +558,18 @@ def generate_loan_files(rows: int, seed: int, out_dir: str | Path,
     summary.files = [str(loans_path), str(bureau_path)]
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+# The demo's generated Lending Club-shaped file (`creditrisk demo`, and the benchmarks that
+# run on the same loans).
+DEMO_DATA = REPO_ROOT / "data" / "demo"
+DEMO_ROWS = 100_000
+DEMO_SEED = 7
+
+
+def demo_loans() -> Path:
+    """The demo's generated loan file, generated first if it is not there."""
+    loans = DEMO_DATA / "loans.csv"
+    if not loans.is_file():
+        generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
+    return loans

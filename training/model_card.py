@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.scoring import score_points
+from onnx_models.policy import score_points
 from onnx_models.registry import MODEL_ONNX
 from training.diagnostics import warnings_to_card
 from training.reference import feature_references, group_statistics, score_reference

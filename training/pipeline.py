@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import FeatureEncoder
-from features.scoring import apply_calibration
+from onnx_models.policy import apply_calibration
 from onnx_models.registry import MODEL_CARD, MODEL_ONNX, RegisteredModel, Registry, make_version
 from training.calibration import fit_platt
 from training.diagnostics import AnalystWarning, RunFigures, analyst_warnings

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.scoring import apply_calibration, score_points
+from onnx_models.policy import apply_calibration, score_points
 
 PALETTE = {"good": "#2a9d8f", "bad": "#e76f51", "raw": "#8d99ae", "calibrated": "#264653",
            "no_smote": "#e9c46a"}

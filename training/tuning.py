@@ -242,7 +242,7 @@ def cross_fitted_metrics(out_of_fold_raw: np.ndarray, label: np.ndarray,
     """Per-fold metrics of calibrated out-of-fold predictions, each fold calibrated on the
     other folds' predictions only (so ECE and Brier are not judged on the rows that set the
     calibration), summarised as mean ± std."""
-    from features.scoring import apply_calibration
+    from onnx_models.policy import apply_calibration
     from training.calibration import fit_platt
 
     results = []

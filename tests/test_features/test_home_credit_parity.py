@@ -18,8 +18,8 @@ from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
 from features.serving import SourceColumns
 from features.store import async_client, sync_client
+from replay.core import EventLayout, application_event, read_loan_rows
 from stream.event_schema import EventSchema
-from stream.replay import EventLayout, application_event, read_loan_rows
 from stream.validation import ValidApplication, validate_application
 
 pytestmark = pytest.mark.integration

@@ -292,10 +292,10 @@ def test_tls_redis_is_used_with_the_configured_ca_and_refused_without_it(tls_red
 def test_cli_materializes_a_lending_club_loan_file_keyed_by_member_id(namespace, tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
+    from cli.main import app
     from config.settings import get_settings
     from features.materialize import _lending_club_chunk, _valid_rows
     from features.views import BUREAU_VIEW
-    from infra.cli import app
     from training.generate import generate_loan_files
 
     generate_loan_files(rows=2_000, seed=5, out_dir=tmp_path, show_progress=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from infra.cli import app
+from cli.main import app
 
 DESIGN_COMMANDS = ["stack", "data", "train", "model", "features", "worker", "produce",
                    "decisions", "console", "bench", "demo"]

@@ -51,7 +51,7 @@ def test_kafka_runs_the_local_brokers_config_rendered_by_the_stack(tmp_path: Pat
     client service verifies it with that CA and logs in as its own principal."""
     from typer.testing import CliRunner
 
-    from infra.cli import app
+    from cli.main import app
 
     kafka, renderer = SERVICES["kafka"], SERVICES["kafka-config"]
     assert renderer["command"][:3] == ["creditrisk", "stack", "kafka-config"]

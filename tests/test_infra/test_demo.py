@@ -7,8 +7,8 @@ from pathlib import Path
 from cards import model_card  # tests/cards.py
 from typer.testing import CliRunner
 
-from infra.cli import app
-from infra.demo import DEMO_DATASETS, _reads
+from cli.demo import DEMO_DATASETS, _reads
+from cli.main import app
 from onnx_models.card import ModelCard
 
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from features.metrics import FeatureStoreMetrics
-from stream.ledger.metrics import LedgerMetrics
+from ledger.metrics import LedgerMetrics
 from stream.metrics import WorkerMetrics
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 """The Prometheus configuration and alert rules load, and every alert is proven by promtool.
 
 `promtool check config` runs on the configuration as each deployment sees it: the local
-stack's rendering (infra/stack.py) and the docker-compose one, where ./infra/prometheus is
+stack's rendering (infra/stack/services.py) and the docker-compose one, where ./infra/prometheus is
 mounted at /etc/prometheus. Rules that name a metric the worker never exposes, or a runbook
 section that does not exist, are alerts that can never help anyone; they are refused here.
 """
@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 
 from config.settings import REPO_ROOT, Settings
 from features.metrics import FeatureStoreMetrics
-from infra.stack import Prometheus
-from stream.ledger.metrics import LedgerMetrics
+from infra.stack.services import Prometheus
+from ledger.metrics import LedgerMetrics
 from stream.metrics import WorkerMetrics
 
 PROMETHEUS_DIR = REPO_ROOT / "infra" / "prometheus"

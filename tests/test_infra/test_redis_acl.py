@@ -10,8 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from config.settings import Settings
-from infra.redis_acl import PERMISSIONS, ROLES, acl_file, acl_users, password_hash
-from infra.stack import Redis
+from infra.stack.redis_acl import PERMISSIONS, ROLES, acl_file, acl_users, password_hash
+from infra.stack.services import Redis
 
 PASSWORDS = {role: f"pw-of-{role}-0123456789" for role in ROLES}
 

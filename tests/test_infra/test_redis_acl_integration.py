@@ -166,7 +166,7 @@ def test_the_stack_refuses_to_reuse_a_redis_without_acl_users(private_redis, tmp
     """A Redis already on the port that lets anyone in (Debian's own service, say) would
     leave the feature store open: `stack up` stops with what to do instead of using it."""
     from config.settings import Settings
-    from infra.stack import Redis, StackError
+    from infra.stack.services import Redis, StackError
 
     open_redis = Redis(Settings(stack_dir=tmp_path / "stack", redis_url=private_redis.url))
     with pytest.raises(StackError, match="has no ACL users"):

@@ -113,7 +113,7 @@ def test_each_principal_may_do_its_job_and_nothing_else(namespace) -> None:
 def test_producing_to_a_topic_that_does_not_exist_fails_and_creates_nothing(namespace) -> None:
     from kafka.errors import KafkaTimeoutError
 
-    from infra.kafka_access import admin_client
+    from infra.stack.kafka_access import admin_client
 
     typo = f"{namespace.topic_applications}s-{uuid.uuid4().hex[:6]}"
     # The producer has no right on the misspelt name; even the admin gets no topic by using it.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from infra.stack import Kafka, Prometheus, Redis, StackError
+from infra.stack.services import Kafka, Prometheus, Redis, StackError
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -19,8 +19,8 @@ from servers import redis_as  # tests/servers.py
 
 from config.kafka_auth import aiokafka_options, kafka_python_options
 from config.settings import Settings
-from infra.kafka_access import retire_prefix
-from infra.stack import process_alive
+from infra.stack.kafka_access import retire_prefix
+from infra.stack.services import process_alive
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ def test_redis_round_trips_a_hash(namespace) -> None:
 def test_prometheus_scrapes_a_target_of_ours(live_stack: Settings) -> None:
     from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-    from infra.stack import Prometheus
+    from infra.stack.services import Prometheus
 
     registry = CollectorRegistry()
     marker = f"m{uuid.uuid4().hex[:10]}"
@@ -178,7 +178,7 @@ def _second_stack(folder: Path) -> None:
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
                           text=True, env=full_env, timeout=300, check=False)
 
 

@@ -1,4 +1,4 @@
-"""Glue between the fault-injection scenarios (``infra.fault_scenarios``, shared with
+"""Glue between the fault-injection scenarios (``infra.faults.scenarios``, shared with
 ``creditrisk bench --suite faults``) and the test fixtures: the session's generated data and
 trained model, a folder of the test's own."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from config.settings import Settings
-from infra.fault_scenarios import FaultRig, ScenarioResult
-from infra.faults import fault_table
+from infra.faults.harness import fault_table
+from infra.faults.scenarios import FaultRig, ScenarioResult
 
 
 def fault_rig(stack: Settings, registry_dir: Path, generated_data: Path, workdir: Path,

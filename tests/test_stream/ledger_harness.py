@@ -22,21 +22,21 @@ from config.settings import Settings
 @contextmanager
 def private_database(settings: Settings) -> Iterator[Settings]:
     """A fresh database on the stack's PostgreSQL, migrated; dropped afterwards."""
-    from stream.ledger.schema import temporary_database
+    from ledger.schema import temporary_database
 
     with temporary_database(settings, "t") as own:
         yield own
 
 
 class LedgerProcess(WorkerProcess):
-    """`python -m infra.cli ledger run` on the test's topics, key prefix and database."""
+    """`python -m cli.main ledger run` on the test's topics, key prefix and database."""
 
     redis_role = "ledger"
     kafka_role = "ledger"
 
     def __init__(self, namespace: Any, settings: Settings, registry_dir: Path, log_path: Path) -> None:
         super().__init__(namespace, registry_dir, log_path,
-                         command=[sys.executable, "-m", "infra.cli", "ledger", "run"],
+                         command=[sys.executable, "-m", "cli.main", "ledger", "run"],
                          CREDITRISK_POSTGRES_DATABASE=settings.postgres_database,
                          CREDITRISK_POSTGRES_PORT=str(settings.postgres_port),
                          CREDITRISK_TOPIC_OUTCOMES=namespace.topic_outcomes,

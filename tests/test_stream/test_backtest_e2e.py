@@ -87,7 +87,7 @@ def test_realised_auc_of_matured_loans_matches_offline_evaluation(
             # Servicing sends the outcomes, as the upstream producer.
             env = {**ledger.env, **kafka_environment(namespace.settings, "producer")}
             replay = subprocess.run(
-                [sys.executable, "-m", "infra.cli", "produce", "--outcomes", "--data",
+                [sys.executable, "-m", "cli.main", "produce", "--outcomes", "--data",
                  str(generated_data / "loans.csv"), "--count", "100000"],
                 env=env, capture_output=True, text=True, check=False)
             assert replay.returncode == 0, replay.stderr
@@ -99,7 +99,7 @@ def test_realised_auc_of_matured_loans_matches_offline_evaluation(
             assert ledger_count(ledger_settings) == len(frame)
             offline = _offline_auc(frame, matured_ids, registry_dir)
 
-            monitor = subprocess.run([sys.executable, "-m", "infra.cli", "monitor", "--min-matured", "100000"],
+            monitor = subprocess.run([sys.executable, "-m", "cli.main", "monitor", "--min-matured", "100000"],
                                      env=env, capture_output=True, text=True, check=False)
             assert monitor.returncode == 0, monitor.stderr
             shown = float(monitor.stdout.split("realised AUC ")[1].split()[0].rstrip(","))

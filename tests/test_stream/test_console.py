@@ -21,15 +21,15 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from console import data
+from console.card import ConsoleCard, SimilarGroup
+from console.data import ConsoleUnavailable, ScoreOutcome
+from console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_records
+from console.records import Parsed
 from features.normalize import utc_timestamp
-from features.scoring import ScoreScale
 from onnx_models.card import ModelCard
+from onnx_models.policy import ScoreScale
 from onnx_models.registry import Registry
-from stream.console import data
-from stream.console.card import ConsoleCard, SimilarGroup
-from stream.console.data import ConsoleUnavailable, ScoreOutcome
-from stream.console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_records
-from stream.console.records import Parsed
 from stream.decisions import Decision, DecisionRecord
 from stream.model_runtime import LoadedModel, load_serving_model
 from stream.pipeline import build_decision
@@ -197,7 +197,7 @@ class FakeDataSource:
         """The back-test of these records, each loan bad with its own PD's odds (seeded)."""
         import pandas as pd
 
-        from stream.ledger.backtest import backtest_version
+        from ledger.backtest import backtest_version
 
         self._check()
         rng = np.random.default_rng(5)
@@ -308,7 +308,7 @@ def test_find_says_when_only_the_recent_decisions_in_redis_are_searched(serving_
 def test_the_filters_select_the_same_decisions_in_redis_as_in_the_ledger_sql():
     from datetime import date
 
-    from stream.console.find import ledger_conditions
+    from console.find import ledger_conditions
 
     filters = DecisionFilters(decisions=["decline"], grades=["E", "F"], score_range=(550, None),
                               date_range=(date(2026, 11, 1), date(2026, 11, 2)),
@@ -608,8 +608,8 @@ def test_console_finds_decisions_in_the_real_ledger_and_reads_them_from_redis(
     import psycopg
     from ledger_harness import private_database
 
-    from stream.ledger.store import insert_decisions
-    from stream.ledger.writer import LedgerMessage, decision_row
+    from ledger.store import insert_decisions
+    from ledger.writer import LedgerMessage, decision_row
 
     with private_database(namespace.settings) as ledger_settings:
         settings = ledger_settings.model_copy(update={"registry_dir": trained_registry_template})
@@ -696,7 +696,7 @@ class FakeLedger:
 
 
 def test_ledger_rows_that_are_not_decisions_are_skipped_and_counted():
-    from stream.console.find import find_in_ledger
+    from console.find import find_in_ledger
     from stream.decisions import DecisionError
 
     decided = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

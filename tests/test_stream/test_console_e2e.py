@@ -32,7 +32,7 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
 )
 
 from config.settings import REPO_ROOT
-from infra.fault_servers import redis_environment
+from infra.faults.servers import redis_environment
 from stream.decisions import Decision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -83,7 +83,7 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
     bureau view materialized into Redis, and a ledger writer that has kept them."""
     from features.materialize import materialize_view
     from features.store import sync_client
-    from stream.replay import live_event_layout, replay_applications
+    from replay.core import live_event_layout, replay_applications
 
     registry = tmp_path / "registry"
     shutil.copytree(home_credit_model.registered.path.parent, registry,
@@ -122,7 +122,7 @@ def _start_console(worker: WorkerProcess, tmp_path: Path) -> Iterator[str]:
            # the console's own Redis user (read-only), not the worker's
            **redis_environment(worker.settings, "console", worker.env.get("CREDITRISK_REDIS_URL"))}
     log = (tmp_path / "console.log").open("ab")
-    process = subprocess.Popen([sys.executable, "-m", "infra.cli", "console"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "console"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

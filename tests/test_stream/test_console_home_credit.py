@@ -16,15 +16,15 @@ import pandas as pd
 import pytest
 from test_console import FakeDataSource, _app, _button, _charts, _texts
 
+from console.card import ConsoleCard
+from console.data import ScoreOutcome
 from features.normalize import utc_timestamp
 from features.views import aggregate_view
 from onnx_models.registry import Registry
-from stream.console.card import ConsoleCard
-from stream.console.data import ScoreOutcome
+from replay.core import EventLayout, application_event
 from stream.decisions import DecisionRecord
 from stream.model_runtime import LoadedModel, load_serving_model
 from stream.pipeline import build_decision
-from stream.replay import EventLayout, application_event
 from stream.validation import ValidApplication, validate_application
 
 # Run the page as `creditrisk console` does, bound to 127.0.0.1 (tests/test_stream/conftest.py).

@@ -16,8 +16,8 @@ from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 from config.settings import Settings
-from stream.console import data
-from stream.console.data import ConsoleUnavailable
+from console import data
+from console.data import ConsoleUnavailable
 
 # Run the page as `creditrisk console` does, bound to 127.0.0.1 (tests/test_stream/conftest.py).
 pytestmark = pytest.mark.usefixtures("console_on_loopback")

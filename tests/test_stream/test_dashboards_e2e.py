@@ -126,7 +126,7 @@ def wait_until_scraped(port: int, instance: str, timeout_s: float = 30.0) -> Non
 def test_every_dashboard_panel_shows_data_from_a_real_worker(
         namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
         private_redis, live_stack, tmp_path: Path) -> None:
-    from infra.stack import Prometheus
+    from infra.stack.services import Prometheus
 
     bureau = bureau_with_gaps(generated_data / "bureau.csv", tmp_path / "bureau.csv")
     materialize(private_redis.url, namespace, bureau)

@@ -13,8 +13,8 @@ import pytest
 from cards import model_card  # tests/cards.py
 
 from features.definitions import FeatureSpec
-from features.scoring import score_points
 from onnx_models.card import ModelCard
+from onnx_models.policy import score_points
 from stream.drift import DriftMonitor, key_features, population_stability_index
 from training.reference import feature_references, score_reference
 

@@ -12,7 +12,7 @@ from fault_harness import explain, fault_rig  # tests/test_stream/fault_harness.
 from secrets_scan import files_with_secrets  # tests/secrets_scan.py
 
 from config.settings import Settings
-from infra.fault_scenarios import SCENARIOS
+from infra.faults.scenarios import SCENARIOS
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,11 +15,11 @@ import pytest
 from worker_harness import TopicReader, WorkerProcess  # tests/test_stream/worker_harness.py
 
 from features.definitions import FeatureEncoder
-from features.scoring import apply_calibration
 from onnx_models.card import ModelCard
+from onnx_models.policy import apply_calibration
 from onnx_models.registry import Registry
+from replay.core import live_event_layout, replay_applications
 from stream.reasons import MISSING_BUREAU_TEXT
-from stream.replay import live_event_layout, replay_applications
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -103,7 +103,7 @@ def test_the_worker_app_refuses_to_bind_beyond_loopback_without_a_token(tmp_path
 def test_the_commands_refuse_to_start_beyond_loopback_without_a_credential(
         monkeypatch: pytest.MonkeyPatch, command: str, host_setting: str,
         credential_setting: str) -> None:
-    from infra.cli import app
+    from cli.main import app
 
     monkeypatch.setenv(host_setting, "0.0.0.0")
     monkeypatch.delenv(credential_setting, raising=False)

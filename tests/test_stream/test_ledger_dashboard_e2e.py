@@ -34,7 +34,7 @@ def _wait_until_scraped(port: int, instance: str, timeout_s: float = 40.0) -> No
 
 def test_every_ledger_dashboard_panel_shows_data_from_a_real_ledger_writer(
         namespace, live_stack, registry_dir: Path, tmp_path: Path) -> None:
-    from infra.stack import Prometheus
+    from infra.stack.services import Prometheus
     from onnx_models.registry import Registry
 
     live = Registry(registry_dir).live_version()  # its card holds the AUC the panel compares with

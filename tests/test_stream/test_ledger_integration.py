@@ -91,8 +91,8 @@ def test_retention_removes_decisions_older_than_the_period_and_nothing_younger(
         ledger_settings: Settings) -> None:
     import psycopg
 
-    from stream.ledger.store import insert_decisions, purge_older_than, upsert_outcomes
-    from stream.ledger.writer import LedgerMessage, decision_row
+    from ledger.store import insert_decisions, purge_older_than, upsert_outcomes
+    from ledger.writer import LedgerMessage, decision_row
 
     now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
     ages = {"older-26m": now - timedelta(days=26 * 31), "just-older": now - timedelta(days=762),
@@ -119,8 +119,8 @@ def test_retention_removes_decisions_older_than_the_period_and_nothing_younger(
 def test_purge_command_keeps_the_configured_months(ledger_settings: Settings, tmp_path: Path) -> None:
     import psycopg
 
-    from stream.ledger.store import insert_decisions
-    from stream.ledger.writer import LedgerMessage, decision_row
+    from ledger.store import insert_decisions
+    from ledger.writer import LedgerMessage, decision_row
 
     now = datetime.now(UTC)
     rows = []
@@ -131,7 +131,7 @@ def test_purge_command_keeps_the_configured_months(ledger_settings: Settings, tm
         insert_decisions(connection, rows)
     env = {"CREDITRISK_POSTGRES_DATABASE": ledger_settings.postgres_database,
            "CREDITRISK_STACK_DIR": str(ledger_settings.stack_dir), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "infra.cli", "ledger", "purge", "--months", "12"],
+    result = subprocess.run([sys.executable, "-m", "cli.main", "ledger", "purge", "--months", "12"],
                             capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stderr
     assert "removed 1 decisions" in result.stdout
@@ -143,10 +143,10 @@ def test_purge_command_keeps_the_configured_months(ledger_settings: Settings, tm
 def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger_settings: Settings) -> None:
     import psycopg
 
-    from stream.console.card import ConsoleCard, SimilarGroup
-    from stream.console.data import RedisDataSource
-    from stream.ledger.store import insert_decisions
-    from stream.ledger.writer import LedgerMessage, decision_row
+    from console.card import ConsoleCard, SimilarGroup
+    from console.data import RedisDataSource
+    from ledger.store import insert_decisions
+    from ledger.writer import LedgerMessage, decision_row
 
     rows = []
     for index in range(1_200):  # more than the few hundred recent records Redis lists
@@ -170,11 +170,11 @@ def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger
 def test_console_find_filters_every_decision_in_the_ledger_newest_first(ledger_settings: Settings) -> None:
     import psycopg
 
-    from stream.console.card import ConsoleCard
-    from stream.console.data import RECENT_LIMIT, RedisDataSource
-    from stream.console.find import DecisionFilters
-    from stream.ledger.store import insert_decisions
-    from stream.ledger.writer import LedgerMessage, decision_row
+    from console.card import ConsoleCard
+    from console.data import RECENT_LIMIT, RedisDataSource
+    from console.find import DecisionFilters
+    from ledger.store import insert_decisions
+    from ledger.writer import LedgerMessage, decision_row
 
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     expected: list[dict] = []
@@ -225,9 +225,9 @@ def test_console_find_filters_every_decision_in_the_ledger_newest_first(ledger_s
 
 
 def test_console_find_falls_back_to_the_recent_decisions_in_redis(ledger_settings: Settings) -> None:
-    from stream.console.card import ConsoleCard
-    from stream.console.data import RedisDataSource
-    from stream.console.find import DecisionFilters
+    from console.card import ConsoleCard
+    from console.data import RedisDataSource
+    from console.find import DecisionFilters
 
     pairs = [synthetic_decision(i) for i in range(30)]
     store_records(ledger_settings, [record for _, record in pairs])
@@ -242,9 +242,9 @@ def test_console_finds_a_customer_and_an_old_decision_in_the_ledger(ledger_setti
     console reads a customer's applications and a decision gone from Redis from the ledger."""
     import psycopg
 
-    from stream.console.data import RedisDataSource
-    from stream.ledger.store import insert_decisions
-    from stream.ledger.writer import LedgerMessage, decision_row
+    from console.data import RedisDataSource
+    from ledger.store import insert_decisions
+    from ledger.writer import LedgerMessage, decision_row
 
     now = datetime.now(UTC)
     pairs = [synthetic_decision(index, decided_at=now - timedelta(days=400 - index))

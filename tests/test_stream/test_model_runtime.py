@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from features.definitions import REASON_CODES
-from features.scoring import logit
 from onnx_models.card import ModelCard, policy_version
+from onnx_models.policy import logit
 from onnx_models.registry import LIVE_POINTER, RegisteredModel, Registry
 from stream.model_runtime import LoadedModel, ModelEvent, ModelHolder, NoLiveModelError
 from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE

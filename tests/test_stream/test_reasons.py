@@ -16,8 +16,8 @@ from features.definitions import (
     REASON_CODES,
     reason_code,
 )
-from features.scoring import Calibration
 from onnx_models.card import CardFeature
+from onnx_models.policy import Calibration
 from stream.reasons import MAX_REASONS, MISSING_BUREAU_CODE, ReasonBuilder
 
 FEATURES = [

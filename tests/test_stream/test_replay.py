@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from features.serving import LENDING_CLUB_COLUMNS, LENDING_CLUB_SERVING
-from stream import replay
+from replay import core as replay
+from replay.cli import decisions_app, produce_command
+from replay.core import EventLayout, decision_line, encode_event, tail_decisions
 from stream.decisions import Decision
 from stream.reasons import Reason
-from stream.replay import EventLayout, decision_line, encode_event, tail_decisions
-from stream.replay_cli import decisions_app, produce_command
 
 # The layout a Lending Club model's card declares.
 LAYOUT = EventLayout(LENDING_CLUB_SERVING.event_fields, LENDING_CLUB_COLUMNS)
@@ -238,7 +238,7 @@ def test_produce_to_a_misspelt_topic_is_a_clear_error_and_creates_no_topic(
     import typer
 
     from config.settings import get_settings
-    from infra.kafka_access import admin_client
+    from infra.stack.kafka_access import admin_client
 
     typo = namespace.topic_applications.replace("applications", "aplications")
     monkeypatch.setenv("CREDITRISK_REGISTRY_DIR", str(registry_dir))

@@ -23,8 +23,8 @@ def test_a_replay_gets_the_same_decisions_on_the_fast_path(
     from features.records import records_matrix
     from features.store import async_client, sync_client
     from onnx_models.registry import Registry
+    from replay.core import application_event, encode_event, read_loan_rows
     from stream.model_runtime import LoadedModel
-    from stream.replay import application_event, encode_event, read_loan_rows
     from stream.validation import ValidApplication, validate_application
 
     settings = namespace.settings
@@ -35,7 +35,7 @@ def test_a_replay_gets_the_same_decisions_on_the_fast_path(
                                 settings.feature_schema_version, settings.key_prefix,
                                 as_of=datetime.now(UTC))
     client.close()
-    from stream.replay import EventLayout
+    from replay.core import EventLayout
 
     layout = EventLayout.from_card(model.card)
     rows = itertools.islice(read_loan_rows(generated_data / "loans.csv", layout), 3000)

@@ -63,7 +63,7 @@ def test_scrape_targets_list_the_ports_prometheus_does_not_scrape_yet(tmp_path: 
 
 
 def test_the_cli_writes_targets_where_the_local_stack_prometheus_reads_them(tmp_path: Path) -> None:
-    from infra.stack import Prometheus
+    from infra.stack.services import Prometheus
 
     settings = Settings(stack_dir=tmp_path)
     assert prometheus_targets_dir(settings.stack_dir) == Prometheus(settings).targets_dir
@@ -117,7 +117,7 @@ def test_sigterm_is_forwarded_to_every_child_and_a_clean_stop_exits_zero() -> No
 
 
 def test_worker_help_offers_processes() -> None:
-    from infra.cli import app
+    from cli.main import app
 
     result = CliRunner().invoke(app, ["worker", "--help"])
     assert result.exit_code == 0

@@ -33,7 +33,7 @@ def worker(namespace, registry_dir: Path, generated_data: Path, tmp_path: Path):
     """A worker with CREDITRISK_API_TOKEN, logging at debug level (the most it ever logs)."""
     load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
     process = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
-                            command=[sys.executable, "-m", "infra.cli", "worker", "--loglevel", "debug"],
+                            command=[sys.executable, "-m", "cli.main", "worker", "--loglevel", "debug"],
                             CREDITRISK_API_TOKEN=TOKEN)
     process.start()
     yield process
@@ -82,7 +82,7 @@ def test_the_worker_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: 
     env = {key: value for key, value in os.environ.items() if key != "CREDITRISK_API_TOKEN"}
     env |= {"CREDITRISK_WORKER_HOST": "0.0.0.0", "CREDITRISK_STACK_DIR": str(tmp_path),
             "PYTHONPATH": str(REPO_ROOT)}
-    finished = subprocess.run([sys.executable, "-m", "infra.cli", "worker"], env=env, cwd=REPO_ROOT,
+    finished = subprocess.run([sys.executable, "-m", "cli.main", "worker"], env=env, cwd=REPO_ROOT,
                               capture_output=True, text=True, timeout=60, check=False)
     assert finished.returncode == 2, finished.stderr
     assert "CREDITRISK_API_TOKEN is not set" in finished.stderr

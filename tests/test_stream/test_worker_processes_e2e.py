@@ -19,7 +19,7 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     valid_events,
 )
 
-from infra.kafka_access import Grant, delete_topics, ensure_topics, grant
+from infra.stack.kafka_access import Grant, delete_topics, ensure_topics, grant
 from stream.supervisor import TARGETS_FILE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,7 +39,7 @@ def test_two_processes_in_one_group_split_six_partitions_and_decide_every_applic
     targets = tmp_path / "worker-stack" / "prometheus" / "targets"  # the stack's file_sd folder
     targets.mkdir(parents=True)
     worker = WorkerProcess(namespace, registry_dir, tmp_path / "workers.log",
-                           command=[sys.executable, "-m", "infra.cli", "worker", "--processes", "2"],
+                           command=[sys.executable, "-m", "cli.main", "worker", "--processes", "2"],
                            CREDITRISK_TOPIC_APPLICATIONS=applications,
                            CREDITRISK_TOPIC_PARTITIONS=str(PARTITIONS))
     # As `creditrisk stack up` does: the worker job already scrapes the first port.

@@ -15,16 +15,16 @@ import pandas as pd
 
 from config.kafka_auth import KafkaRole, kafka_python_options
 from config.settings import Settings
-from infra.fault_scenarios import register_copy
-from infra.fault_servers import FaultWorker, free_port, metric_sum
-from infra.faults import MALFORMED_KINDS, malformed_event
+from infra.faults.harness import MALFORMED_KINDS, malformed_event
+from infra.faults.scenarios import register_copy
+from infra.faults.servers import FaultWorker, free_port, metric_sum
 
 __all__ = ["MALFORMED_KINDS", "WorkerProcess", "free_port", "malformed_event", "metric_sum",
            "register_copy"]
 
 
 class WorkerProcess(FaultWorker):
-    """`python -m infra.cli worker` with the test's topics, key prefix and registry."""
+    """`python -m cli.main worker` with the test's topics, key prefix and registry."""
 
     def __init__(self, namespace: Any, registry_dir: Path, log_path: Path,
                  command: list[str] | None = None, **extra_env: str) -> None:

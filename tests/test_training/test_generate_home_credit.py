@@ -120,7 +120,7 @@ def test_the_home_credit_config_reads_it_and_joins_the_bureau_view(generated: Pa
 
 
 def test_the_command_line_writes_home_credit_files(tmp_path: Path) -> None:
-    from infra.cli import app
+    from cli.main import app
 
     result = CliRunner().invoke(app, ["data", "generate", "--dataset", "home_credit", "--rows",
                                       "500", "--seed", "2", "--out", str(tmp_path),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from infra.cli import app
+from cli.main import app
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.scoring import apply_calibration, decide, risk_grade, score_points
+from onnx_models.policy import apply_calibration, decide, risk_grade, score_points
 from training.thresholds import thresholds_from_costs
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.scoring import apply_calibration
+from onnx_models.policy import apply_calibration
 from training.calibration import fit_platt
 from training.resampling import MissingAwareSMOTE
 from training.split import split_test

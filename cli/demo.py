@@ -1,0 +1,429 @@
+"""``creditrisk demo``: the whole flow from nothing, as far as the product reaches today.
+
+``--dataset generated`` (the default) runs it on Lending Club-shaped data, ``--dataset
+home_credit`` on Home Credit-shaped data (application_train.csv with its bureau.csv served
+as an aggregated feature view). Each step prints what it did; a step that fails stops the
+demo with its own message.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from config.settings import REPO_ROOT, Settings, get_settings
+from infra.stack import services as stack
+from onnx_models.card import ModelCard
+from training.generate import DEMO_DATA, DEMO_ROWS, DEMO_SEED
+
+if TYPE_CHECKING:
+    from stream.decisions import Decision
+
+DEMO_EVENTS = 2_000
+DEMO_RATE = 200.0
+
+
+@dataclass(frozen=True)
+class DemoDataset:
+    """What the demo generates, trains on, loads into the feature store and replays."""
+
+    config: str            # the dataset config the model is trained with
+    title: str
+    folder: Path
+    loan_file: str
+    rows: int
+
+    @property
+    def loans(self) -> Path:
+        return self.folder / self.loan_file
+
+    @property
+    def bureau(self) -> Path:
+        return self.folder / "bureau.csv"
+
+
+DEMO_DATASETS = {
+    "generated": DemoDataset("generated", "Lending Club-shaped", DEMO_DATA, "loans.csv",
+                             DEMO_ROWS),
+    "home_credit": DemoDataset("home_credit", "Home Credit-shaped",
+                               REPO_ROOT / "data" / "demo-home-credit", "application_train.csv",
+                               50_000),
+}
+
+
+def _step(title: str, action: Callable[[Settings], None], settings: Settings) -> None:
+    typer.secho(f"\n== {title}", bold=True)
+    started = time.monotonic()
+    action(settings)
+    typer.echo(f"   ({time.monotonic() - started:.1f}s)")
+
+
+def _stack_up(settings: Settings) -> None:
+    stack.up(settings, echo=lambda line: typer.echo(f"   {line}"))
+
+
+def _data(settings: Settings, dataset: DemoDataset) -> None:
+    from training.generate import generate_loan_files
+
+    if dataset.loans.is_file() and dataset.bureau.is_file():
+        typer.echo(f"   reusing {dataset.loans} and bureau.csv (delete the folder to regenerate)")
+        return
+    if dataset.config == "home_credit":
+        _home_credit_data(dataset)
+        return
+    summary = generate_loan_files(rows=DEMO_ROWS, seed=DEMO_SEED, out_dir=DEMO_DATA)
+    typer.echo(f"   {summary.rows:,} loan applications of {summary.customers:,} customers, "
+               f"bad rate {summary.bad_rate_resolved:.1%} among resolved loans, with the dirt of "
+               f"real files; written to {DEMO_DATA}")
+
+
+def _home_credit_data(dataset: DemoDataset) -> None:
+    from training.generate_home_credit import generate_home_credit_files
+
+    summary = generate_home_credit_files(rows=dataset.rows, seed=DEMO_SEED, out_dir=dataset.folder)
+    typer.echo(f"   {summary.rows:,} applicants ({summary.bad_rate:.1%} with payment difficulties) "
+               f"and {summary.bureau_rows:,} credits at other lenders "
+               f"({summary.applicants_without_bureau:,} applicants have none), with the dirt of "
+               f"the real files; written to {dataset.folder}")
+
+
+def _reads(version_card: ModelCard, loans: Path) -> bool:
+    """The demo can run on this model with this file: its application events can be built
+    from the file's columns, and its card names the file's outcome column (the back-test
+    replays outcomes; a card from before that was recorded means training a current one)."""
+    from replay.core import EventLayout
+
+    try:
+        layout = EventLayout.from_card(version_card)
+    except (KeyError, ValueError):
+        return False
+    with loans.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = set(next(csv.reader(handle), []))
+    return layout.columns.target_column is not None and set(layout.required_columns) <= header
+
+
+def _model(settings: Settings, dataset: DemoDataset) -> None:
+    from onnx_models.registry import Registry, RegistryError
+    from training.pipeline import run_training
+
+    registry = Registry(settings.registry_dir)
+    live = registry.live_version()
+    if live is not None and not _reads(registry.load(live).card, dataset.loans):
+        # Another dataset's model is live: serve the latest model of this one, if any.
+        fitting = []
+        for version in registry.versions():
+            try:
+                if _reads(registry.load(version).card, dataset.loans):
+                    fitting.append(version)
+            except RegistryError:
+                continue
+        live = fitting[-1] if fitting else None
+        if live is not None:
+            registry.promote(live)
+            typer.echo(f"   promoted {live}, the latest {dataset.title} model")
+            _restart_our_worker(settings)
+    if live is None:
+        typer.echo("   no live model for this data: training one (clean, label, features, "
+                   "SMOTE + LightGBM, calibration, ONNX export)")
+        result = run_training(dataset.loans, dataset.config, registry_dir=settings.registry_dir,
+                              log=lambda line: typer.echo(f"   {line}"))
+        typer.echo(f"   report: {result.report_path}")
+        live = result.version
+        _restart_our_worker(settings)
+    test = registry.load(live).card.metrics.test
+    typer.echo(f"   live model {live}: test AUC {test.auc:.3f}, KS {test.ks:.3f}, "
+               f"Brier {test.brier:.4f} (creditrisk model show live)")
+
+
+def _restart_our_worker(settings: Settings) -> None:
+    """A worker keeps the event contract it started with: one this stack started is restarted
+    on the newly live model (another dataset's); one it did not start is left alone."""
+    worker = stack.Worker(settings)
+    if not worker.answering():
+        return
+    if worker.our_pid() is None:
+        raise stack.StackError(
+            f"a worker not started by this stack answers on port {settings.worker_port} and "
+            "serves another dataset's events; stop it (or set "
+            "CREDITRISK_ALLOW_EVENT_CONTRACT_CHANGE=true for it) and run the demo again")
+    typer.echo(f"   {worker.stop()} (it served another dataset's model; started again below)")
+
+
+def _replays_history(dataset: DemoDataset) -> bool:
+    """The dataset's applications carry their own dates and its bureau view is the loan file's
+    own columns: the demo replays them as of those dates, with the bureau values of then."""
+    from training.datasets import load_dataset_config
+
+    config = load_dataset_config(dataset.config)
+    return bool(config.date_column) and not any(view.aggregations for view in config.views)
+
+
+def _replayed_applications(dataset: DemoDataset, labelled: bool = False) -> Any:
+    """The replayed rows (the file's first ``DEMO_EVENTS``) cleaned as training cleans them;
+    ``labelled``: only those with a known outcome, labelled and joined with their views as
+    training evaluates them (the offline side of the back-test)."""
+    import pandas as pd
+
+    from training.cleaning import clean_loans
+    from training.datasets import load_clean_labelled, load_dataset_config, load_raw
+
+    config = load_dataset_config(dataset.config)
+    replayed = pd.read_csv(dataset.loans, dtype=str, keep_default_na=False, usecols=[config.id_column],
+                           nrows=DEMO_EVENTS)[config.id_column].str.strip()
+    if labelled:
+        frame, _, _ = load_clean_labelled(dataset.loans, config)
+    else:
+        frame, _ = clean_loans(load_raw(dataset.loans, config), config)
+    return frame[frame["application_id"].astype(str).isin(set(replayed))]
+
+
+def _features(settings: Settings, dataset: DemoDataset) -> None:
+    """Replayed history is enriched as of its own dates; otherwise (and after the replay, see
+    :func:`_todays_bureau`) the bureau table is loaded as of today's pull."""
+    if not _replays_history(dataset):
+        _todays_bureau(settings, dataset)
+        return
+    from features.materialize import materialize_as_of_applications
+    from features.store import sync_client
+
+    applications = _replayed_applications(dataset)
+    client = sync_client(settings, "materializer")
+    try:
+        report = materialize_as_of_applications(applications, client,
+                                                schema_version=settings.feature_schema_version,
+                                                key_prefix=settings.key_prefix)
+    finally:
+        client.close()
+    typer.echo(f"   the bureau values of the {len(applications):,} applications to replay, each true "
+               "as of its own application month (point in time, as training saw them)")
+    for line in report.summary().splitlines():
+        typer.echo(f"   {line}")
+
+
+def _todays_bureau(settings: Settings, dataset: DemoDataset) -> None:
+    from features.materialize import materialize_bureau_features, materialize_view
+    from features.store import sync_client
+    from training.datasets import load_dataset_config
+
+    # The generated bureau table is a historical snapshot; the demo loads it as today's
+    # bureau pull so that applications submitted now find fresh values.
+    views = load_dataset_config(dataset.config).views
+    client = sync_client(settings, "materializer")
+    try:
+        if views and views[0].aggregations:
+            report = materialize_view(dataset.bureau, client, views[0],
+                                      settings.feature_schema_version, settings.key_prefix,
+                                      as_of=datetime.now(UTC))
+            typer.echo(f"   view {views[0].name!r}: {len(views[0].fields)} aggregates per "
+                       f"applicant over {dataset.bureau}")
+        else:
+            report = materialize_bureau_features(dataset.bureau, client,
+                                                 settings.feature_schema_version,
+                                                 settings.key_prefix, as_of=datetime.now(UTC))
+    finally:
+        client.close()
+    for line in report.summary().splitlines():
+        typer.echo(f"   {line}")
+
+
+def _todays_bureau_after_history(settings: Settings, dataset: DemoDataset) -> None:
+    if not _replays_history(dataset):
+        typer.echo("   loaded before the replay (the applications were submitted now)")
+        return
+    _todays_bureau(settings, dataset)
+
+
+def _worker(settings: Settings) -> None:
+    worker = stack.Worker(settings)
+    typer.echo(f"   {worker.start(echo=lambda line: typer.echo(f'   {line}'))}")
+    typer.echo(f"   log: {worker.log_path}")
+
+
+def _ledger(settings: Settings) -> None:
+    ledger = stack.Ledger(settings)
+    typer.echo(f"   {ledger.start(echo=lambda line: typer.echo(f'   {line}'))}")
+    typer.echo(f"   log: {ledger.log_path}; metrics: http://127.0.0.1:{settings.ledger_port}/metrics")
+
+
+def _outcomes_and_backtest(settings: Settings, dataset: DemoDataset) -> None:
+    """Servicing reports what became of the replayed loans; the ledger judges the model."""
+    import psycopg
+
+    from ledger.backtest import report_lines, run_backtest
+    from ledger.cli import reference_auc
+    from onnx_models.registry import Registry
+    from replay.core import live_event_layout, replay_outcomes
+    from training.evaluate import evaluate_registered_model
+
+    summary = replay_outcomes(dataset.loans, settings,
+                              settings.topic_outcomes, DEMO_EVENTS, progress=False,
+                              layout=live_event_layout(settings.registry_dir))
+    typer.echo(f"   {summary.line()}")
+    conninfo = settings.postgres_conninfo()
+    deadline = time.monotonic() + 60
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        while time.monotonic() < deadline:
+            counts = connection.execute(
+                "SELECT (SELECT count(*) FROM decisions), (SELECT count(*) FROM loan_outcomes)").fetchone()
+            rows, outcomes = counts if counts else (0, 0)
+            if outcomes >= summary.sent:
+                break
+            time.sleep(1)
+        typer.echo(f"   ledger: {rows:,} decisions, {outcomes:,} loan outcomes")
+        results = run_backtest(connection, reference_auc(settings))
+        for line in report_lines(results)[:3]:
+            typer.echo(f"   {line}")
+        live = Registry(settings.registry_dir).live_version()
+        realised = next((result for result in results if result.model_version == live), None)
+        matured = {application_id for (application_id,) in connection.execute(
+            "SELECT d.application_id FROM decisions d JOIN loan_outcomes o USING (application_id) "
+            "WHERE o.outcome IN ('bad', 'good') AND d.model_version = %s", (live,)).fetchall()}
+    if realised is not None and realised.auc is not None and live is not None:
+        offline = evaluate_registered_model(_replayed_applications(dataset, labelled=True), matured,
+                                            settings.registry_dir, live)
+        typer.echo(f"   realised AUC {realised.auc:.4f} on {realised.matured:,} matured loans; offline "
+                   f"evaluation of the same loans {offline.auc:.4f} ({offline.rows:,} rows): "
+                   f"difference {realised.auc - offline.auc:+.4f}")
+    typer.echo("   the whole back-test: creditrisk monitor; the ledger writer's /metrics "
+               "(creditrisk_backtest_auc); the console's Model performance page")
+
+
+def _console(settings: Settings) -> None:
+    console = stack.Console(settings)
+    typer.echo(f"   {console.start(echo=lambda line: typer.echo(f'   {line}'))}")
+    typer.echo(f"   open http://127.0.0.1:{settings.console_port} to explain any decision above")
+
+
+def _replay_and_summarise(settings: Settings, dataset: DemoDataset) -> None:
+    from replay.core import live_event_layout, replay_applications
+
+    decisions, dead_letters = _topic_tails(settings)
+    summary = replay_applications(dataset.loans, settings,
+                                  settings.topic_applications, DEMO_EVENTS, DEMO_RATE,
+                                  submitted_at="original" if _replays_history(dataset) else "now",
+                                  layout=live_event_layout(settings.registry_dir))
+    when = "each submitted in its own application month" if _replays_history(dataset) else "submitted now"
+    typer.echo(f"   sent {summary.sent:,} applications at {DEMO_RATE:.0f}/s, {when} "
+               f"(the same ids as any earlier demo run: stored decisions are reused)")
+    decided, letters = _collect(decisions, dead_letters, summary.sent)
+    outcomes = Counter(decision.decision for decision in decided.values())
+    counts = ", ".join(f"{k} {v:,}" for k, v in outcomes.most_common())
+    typer.echo(f"   decisions: {len(decided):,} ({counts})")
+    reasons = Counter(letter["error"] for letter in letters)
+    typer.echo(f"   dead letters (dirty rows of the file): {len(letters):,} "
+               f"({', '.join(f'{k} {v}' for k, v in reasons.most_common()) or 'none'})")
+    example = next((d for d in decided.values() if d.decision == "decline"), None)
+    if example:
+        typer.echo(f"   e.g. {example.application_id}: decline, "
+                   f"PD {example.probability_of_default:.1%}, "
+                   f"score {example.score}, grade {example.risk_grade}, because:")
+        for reason in example.reasons:
+            typer.echo(f"     {reason.code} {reason.text}")
+
+
+def _topic_tails(settings: Settings) -> tuple[Any, Any]:
+    """Consumers positioned at the current end of the output topics."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from config.kafka_auth import kafka_python_options
+
+    consumers = []
+    for topic in (settings.topic_decisions, settings.topic_dead_letters):
+        consumer = KafkaConsumer(**kafka_python_options(settings, "reader"), group_id=None,
+                                 enable_auto_commit=False)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            consumer.position(partition)
+        consumers.append(consumer)
+    return consumers[0], consumers[1]
+
+
+def _collect(decisions: Any, dead_letters: Any, expected: int, idle_s: float = 20.0,
+             ) -> tuple[dict[str, Decision], list[dict[str, Any]]]:
+    from stream.decisions import Decision
+
+    decided: dict[str, Decision] = {}
+    letters: list[dict[str, Any]] = []
+    last_seen = time.monotonic()
+    while len(decided) + len(letters) < expected and time.monotonic() - last_seen < idle_s:
+        for consumer, sink in ((decisions, None), (dead_letters, letters)):
+            for records in consumer.poll(timeout_ms=300).values():
+                last_seen = time.monotonic()
+                for record in records:
+                    if sink is None:
+                        decision = Decision.from_json(record.value)
+                        decided[decision.application_id] = decision
+                    else:
+                        sink.append(json.loads(record.value))
+    decisions.close()
+    dead_letters.close()
+    return decided, letters
+
+
+def _show_where_to_look(settings: Settings, dataset: DemoDataset) -> None:
+    typer.echo(f"   Kafka bootstrap:  {settings.kafka_bootstrap} "
+               f"(topics {settings.topic_applications}, {settings.topic_decisions}, "
+               f"{settings.topic_dead_letters})")
+    typer.echo(f"   Redis:            {settings.redis_address} (ACL users: README, Redis users)")
+    typer.echo(f"   Ledger:           postgresql://{settings.postgres_user}@{settings.postgres_host}:"
+               f"{settings.postgres_port}/{settings.postgres_database} (creditrisk monitor)")
+    typer.echo(f"   Prometheus:       http://127.0.0.1:{settings.prometheus_port}")
+    typer.echo(f"   Model registry:   {settings.registry_dir} (creditrisk model list)")
+    typer.echo(f"   Worker:           http://127.0.0.1:{settings.worker_port}/health, /metrics, "
+               "POST /score")
+    typer.echo(f"   Metrics in Prometheus: http://127.0.0.1:{settings.prometheus_port}/graph?"
+               "g0.expr=sum%20by%20(decision)%20(rate(creditrisk_decisions_total%5B1m%5D))")
+    typer.echo("   Follow decisions: creditrisk decisions tail; more load: creditrisk produce "
+               f"--data {dataset.loans} --rate 100 --count 5000 --start 2000")
+    typer.echo(f"   Console:          http://127.0.0.1:{settings.console_port}")
+    typer.echo("   Stop it all (worker and console included) with: creditrisk stack down")
+
+
+def demo(
+    dataset: str = typer.Option("generated", "--dataset",
+                                help="'generated': Lending Club-shaped data (the default); "
+                                     "'home_credit': Home Credit-shaped application_train.csv "
+                                     "and bureau.csv"),
+) -> None:
+    """Run the whole flow from nothing: stack, data, model, feature store, worker, replay,
+    console."""
+    chosen = DEMO_DATASETS.get(dataset)
+    if chosen is None:
+        typer.secho(f"--dataset {dataset!r}: choose one of {', '.join(DEMO_DATASETS)}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    settings = get_settings()
+
+    def with_data(action: Callable[[Settings, DemoDataset], None]) -> Callable[[Settings], None]:
+        return lambda current: action(current, chosen)
+
+    try:
+        _step("Local stack (Kafka, Redis, PostgreSQL, Prometheus)", _stack_up, settings)
+        _step(f"Loan data ({chosen.title}) and the bureau table", with_data(_data), settings)
+        _step("Model (trained offline, served from the ONNX registry)", with_data(_model),
+              settings)
+        _step("Bureau features into the Redis feature store", with_data(_features), settings)
+        _step("Scoring worker (Faust)", _worker, settings)
+        _step("Decision ledger writer (PostgreSQL)", _ledger, settings)
+        _step("Applications replayed into Kafka, decisions read back",
+              with_data(_replay_and_summarise), settings)
+        _step("Loan outcomes from servicing, and the back-test", with_data(_outcomes_and_backtest),
+              settings)
+        _step("Today's bureau pull into the feature store (for new applications)",
+              with_data(_todays_bureau_after_history), settings)
+        _step("Relationship-manager console", _console, settings)
+        _step("Where to look", with_data(_show_where_to_look), settings)
+    except stack.StackError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None

@@ -1,0 +1,468 @@
+"""Throughput benchmark: how fast the worker drains Kafka, against what, and how it scales.
+
+1. Drain rates. One topic is filled with N applications first (the producer's speed is out
+   of the picture); then each consumer, in a consumer group of its own, drains the same
+   topic: a Faust pass-through (the ceiling of any Faust worker here), a raw aiokafka
+   pass-through (the engine beneath Faust), the real worker, and a naive per-event loop
+   (see :mod:`infra.bench.consumers`). Each is timed from its first to its last output
+   message (Kafka record timestamps) and its CPU is read from /proc.
+2. Latency ladder: a live producer (``creditrisk produce``) offers rising rates to one
+   worker; submitted_at → decision seen on the output topic, p50 / p99, until it cannot keep up.
+3. HTTP: ``POST /score`` under 10, 50 and 200 concurrent clients.
+4. Scale-out: a 6-partition topic drained by one worker process, then by
+   ``creditrisk worker --processes 2``; every application must be decided once in meaning.
+
+Prints figures; never fails on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from config.kafka_auth import kafka_python_options
+from config.settings import Settings
+from infra.bench.worker import (
+    BenchWorker,
+    bureau_features,
+    free_port,
+    start_worker,
+)
+from infra.stack.kafka_access import (
+    delete_topics,
+    ensure_leader_topic,
+    ensure_topics,
+    grant_prefix,
+    retire_prefix,
+)
+
+PARTITIONS = 6
+NAIVE_EVENTS = 5_000  # the naive loop's sample of the pre-filled topic
+WARM_UP_RATE, WARM_UP_EVENTS = 200, 600  # before the latency ladder, not reported
+LADDER_RATES = (200, 1_000, 2_000, 5_000)
+LADDER_STEP_S = 15.0
+KEPT_UP_WITHIN_S = 5.0   # every event of a step decided this soon after the last was sent
+HTTP_REQUESTS = 2_000
+HTTP_CONCURRENCY = (10, 50, 200)
+IDLE_TIMEOUT_S = 60.0    # a drain with no new output for this long has stalled
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Drain:
+    """One consumer draining a pre-filled topic."""
+
+    name: str
+    outputs: int
+    seconds: float                      # first to last output message
+    # CPU seconds per 1,000 outputs of the "process" (with its children), the "Kafka broker"
+    # and "Redis"
+    cpu_per_thousand: dict[str, float]
+    # Share of all the machine's cores busy (anyone's work) while it drained
+    machine_busy: float | None = None
+
+    @property
+    def events_per_second(self) -> float:
+        return self.outputs / self.seconds if self.seconds > 0 else float("nan")
+
+    def line(self) -> str:
+        own = self.cpu_per_thousand.get("process")
+        cpu = f", {own:.2f} CPU s per 1,000" if own else ""
+        return (f"  {self.name:<34} {self.outputs:>7,} in {self.seconds:6.1f} s = "
+                f"{self.events_per_second:>7,.0f} events/s{cpu}")
+
+
+def bench_throughput(settings: Settings, data: Path, echo: Echo, events: int = 30_000,
+                     scale_out_events: int = 30_000) -> None:
+    """The four parts of the module docstring, on one stack, in one run."""
+    tag = uuid.uuid4().hex[:8]
+    echo(f"  {events:,} applications pre-filled in a {PARTITIONS}-partition topic, drained by "
+         "each consumer in turn")
+    for part in ("tp", "tl", "ts"):  # the benchmark's topics and consumer groups
+        grant_prefix(settings, f"{part}-{tag}")
+        grant_prefix(settings, f"bench-{part}-{tag}")
+    try:
+        with bureau_features(settings, data) as prefix:
+            drains = _drain_rates(settings, data, f"tp-{tag}", prefix, events, echo)
+        _print_ratios(drains, echo)
+        with bureau_features(settings, data) as prefix:
+            _latency_ladder(settings, data, f"tl-{tag}", prefix, echo)
+        _scale_out(settings, data, f"ts-{tag}", scale_out_events, echo)
+    finally:
+        for part in ("tp", "tl", "ts"):  # topics, ACLs, the groups' leader topics
+            retire_prefix(settings, f"{part}-{tag}")
+            retire_prefix(settings, f"bench-{part}-{tag}")
+
+
+# ---------------------------------------------------------------- 1. drain rates
+
+def _drain_rates(settings: Settings, data: Path, tag: str, prefix: str, events: int,
+                 echo: Echo) -> dict[str, Drain]:
+    source = f"{tag}-applications"
+    with _topics(settings, [source]):
+        filled = _fill(settings, data, source, events)
+        echo(f"  filled: {filled.line()}")
+        drains: dict[str, Drain] = {}
+        for kind, name in (("faust", "Faust pass-through (ceiling)"),
+                           ("aiokafka", "raw aiokafka pass-through"),
+                           ("worker", "scoring worker"),
+                           ("naive", "naive per-event loop")):
+            # The naive loop is timed on the first events only: at its rate the whole topic
+            # would take most of the suite's time, and a rate needs no more.
+            expected = min(filled.sent, NAIVE_EVENTS) if kind == "naive" else filled.sent
+            drains[kind] = _drain_one(settings, kind, name, source, f"{tag}-{kind}", prefix,
+                                      expected)
+            echo(drains[kind].line())
+    return drains
+
+
+def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, prefix: str,
+               expected: int) -> Drain:
+    if kind == "worker":
+        topics = {"applications": source, "decisions": f"{tag}-decisions", "dlq": f"{tag}-dlq"}
+        outputs = [topics["decisions"], topics["dlq"]]
+        with _topics(settings, outputs):
+            worker = start_worker(settings, topics, tag, prefix)
+            try:
+                return _time_drain(settings, name, worker.process.pid, outputs, expected)
+            finally:
+                worker.stop()
+    outputs = [f"{tag}-out"]
+    group = f"bench-{tag}"
+    ensure_leader_topic(settings, group)
+    with _topics(settings, outputs):
+        command = [sys.executable, "-m", "infra.bench.consumers", kind, "--input", source,
+                   "--output", outputs[0], "--group", group, "--port", str(free_port()),
+                   *(["--limit", str(expected)] if kind == "naive" else [])]
+        env = {**os.environ, "CREDITRISK_KEY_PREFIX": prefix}
+        with (settings.stack_dir / "logs" / "bench-consumers.log").open("ab") as log:
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return _time_drain(settings, name, process.pid, outputs, expected)
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def _time_drain(settings: Settings, name: str, pid: int, topics: list[str], expected: int) -> Drain:
+    """Wait until the output topics hold ``expected`` messages; time them by their record
+    timestamps and charge the CPU of the process (and of the broker and Redis) from its first
+    output to its last."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**kafka_python_options(settings, "reader"), group_id=None,
+                             enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
+    pids = {"process": pid, **_stack_pids(settings)}
+    try:
+        first: tuple[int, dict[str, float], float, float] | None = None
+        count, cpu, last_count, last_progress = 0, dict.fromkeys(pids, 0.0), 0, time.monotonic()
+        while count < expected and time.monotonic() - last_progress < IDLE_TIMEOUT_S:
+            time.sleep(0.1)
+            count = sum(consumer.end_offsets(partitions).values())
+            cpu = {who: cpu_seconds(each) for who, each in pids.items()}
+            if count and first is None:
+                first = (count, cpu, machine_busy_seconds(), time.monotonic())
+            if count > last_count:
+                last_count, last_progress = count, time.monotonic()
+        busy, ended = machine_busy_seconds(), time.monotonic()
+        first_ms, last_ms = _first_and_last_timestamps(consumer, partitions)
+    finally:
+        consumer.close()
+    per_thousand: dict[str, float] = {}
+    machine: float | None = None
+    if first is not None and count > first[0]:
+        per_thousand = {who: (cpu[who] - first[1][who]) / (count - first[0]) * 1000 for who in pids}
+        machine = (busy - first[2]) / max(ended - first[3], 1e-9) / (os.cpu_count() or 1)
+    shown = name if count >= expected else f"{name} (stalled at {count:,} of {expected:,})"
+    return Drain(shown, count, (last_ms - first_ms) / 1000, per_thousand, machine)
+
+
+def _stack_pids(settings: Settings) -> dict[str, int]:
+    """The local stack's broker and Redis, when this machine runs them."""
+    from infra.stack.services import Kafka, Redis
+
+    found = {"Kafka broker": Kafka(settings).our_pid(), "Redis": Redis(settings).our_pid()}
+    return {who: pid for who, pid in found.items() if pid is not None}
+
+
+def _first_and_last_timestamps(consumer: Any, partitions: list[Any]) -> tuple[int, int]:
+    starts, ends = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+    stamps: list[int] = []
+    for tp in partitions:
+        for offset in {starts[tp], ends[tp] - 1} if ends[tp] > starts[tp] else ():
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            for records in consumer.poll(timeout_ms=5000, max_records=1).values():
+                stamps.extend(record.timestamp for record in records)
+    return (min(stamps), max(stamps)) if stamps else (0, 0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process and its live children (Linux /proc; a
+    ``worker --processes N`` supervisor's workers are its children); 0 once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent on anything but idling (Linux /proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal, *_ = (
+        int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _print_ratios(drains: dict[str, Drain], echo: Echo) -> None:
+    rate = {kind: drain.events_per_second for kind, drain in drains.items()}
+    echo(f"  worker / Faust pass-through {rate['worker'] / rate['faust']:.2f}; "
+         f"worker / naive loop {rate['worker'] / rate['naive']:.1f}×; "
+         f"Faust / raw aiokafka {rate['faust'] / rate['aiokafka']:.2f}")
+    cpu = drains["worker"].cpu_per_thousand
+    if cpu.get("process"):
+        others = "".join(f", {who} {seconds:.2f} s" for who, seconds in cpu.items() if who != "process")
+        echo(f"  worker CPU: {cpu['process']:.2f} s per 1,000 decisions "
+             f"(= {1000 / cpu['process']:,.0f} decisions/s per fully used core){others} "
+             "(the stack's processes serve everyone on this machine: an upper bound)")
+
+
+# ---------------------------------------------------------------- 2. latency ladder
+
+def _latency_ladder(settings: Settings, data: Path, tag: str, prefix: str, echo: Echo) -> None:
+    from kafka import KafkaConsumer
+
+    topics = {"applications": f"{tag}-applications", "decisions": f"{tag}-decisions",
+              "dlq": f"{tag}-dlq"}
+    rows_left = _data_rows(data)
+    echo(f"\n  latency with a live producer (submitted_at → decision seen on the topic), "
+         f"~{LADDER_STEP_S:.0f} s per rate, rows not repeated:")
+    with _topics(settings, list(topics.values())):
+        worker = start_worker(settings, topics, tag, prefix)
+        reader = KafkaConsumer(topics["decisions"], topics["dlq"], group_id=None,
+                               **kafka_python_options(settings, "reader"),
+                               auto_offset_reset="earliest", enable_auto_commit=False)
+        try:
+            # A warm worker is measured, as in production: the first events of a fresh
+            # process also pay for connections, topic metadata and first-call set-up.
+            _ladder_step(settings, data, topics["applications"], reader, WARM_UP_RATE,
+                         WARM_UP_EVENTS, 0, lambda _line: None)
+            start = WARM_UP_EVENTS
+            for rate in LADDER_RATES:
+                count = int(min(LADDER_STEP_S * rate, rows_left - start))
+                if count < rate:
+                    echo(f"  {rate:>5,}/s: not run, the loan file has too few rows left")
+                    break
+                if not _ladder_step(settings, data, topics["applications"], reader, rate, count,
+                                    start, echo):
+                    break
+                start += count
+            _http_load(settings, worker, data, echo)
+        finally:
+            reader.close()
+            worker.stop()
+
+
+def _ladder_step(settings: Settings, data: Path, topic: str, reader: Any, rate: int, count: int,
+                 start: int, echo: Echo) -> bool:
+    """One rate: True when every event was decided within KEPT_UP_WITHIN_S of the last send."""
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "produce", "--data", str(data), "--rate", str(rate),
+         "--count", str(count), "--start", str(start), "--topic", topic],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    latencies: list[float] = []
+    seen = 0
+    sent_by: float | None = None
+    while seen < count:
+        if sent_by is None and producer.poll() is not None:
+            sent_by = time.time()
+        if sent_by is not None and time.time() - sent_by > KEPT_UP_WITHIN_S:
+            break
+        for records in reader.poll(timeout_ms=200).values():
+            now = time.time()
+            for record in records:
+                seen += 1
+                message = json.loads(record.value)
+                if "decided_at" in message:
+                    submitted = datetime.fromisoformat(message["submitted_at"]).timestamp()
+                    latencies.append(now - submitted)
+    summary = (producer.communicate()[0] or "").strip().splitlines()
+    kept_up = seen >= count
+    figures = (f"p50 {np.percentile(latencies, 50) * 1000:,.0f} ms, "
+               f"p99 {np.percentile(latencies, 99) * 1000:,.0f} ms" if latencies else "no decisions")
+    verdict = f"kept up (all decided within {KEPT_UP_WITHIN_S:.0f} s of the last send)" if kept_up else (
+        f"CANNOT KEEP UP: {seen:,} of {count:,} decided {KEPT_UP_WITHIN_S:.0f} s after the last "
+        "event was sent; the ladder stops here")
+    echo(f"  {rate:>5,}/s offered, {count:,} events: {figures}; {verdict}")
+    if summary:
+        echo(f"         producer: {summary[-1]}")
+    if not kept_up:
+        _drain_reader(reader, count - seen)
+    return kept_up
+
+
+def _drain_reader(reader: Any, missing: int, timeout_s: float = 120.0) -> None:
+    """Read the backlog away so the HTTP run starts on an idle worker."""
+    deadline = time.monotonic() + timeout_s
+    while missing > 0 and time.monotonic() < deadline:
+        missing -= sum(len(records) for records in reader.poll(timeout_ms=500).values())
+
+
+def _data_rows(data: Path) -> int:
+    with data.open("rb") as handle:
+        return sum(1 for _ in handle) - 1
+
+
+# ---------------------------------------------------------------- 3. HTTP
+
+def _http_load(settings: Settings, worker: BenchWorker, data: Path, echo: Echo) -> None:
+    from replay.core import application_event, encode_event, live_event_layout, read_loan_rows
+    from stream.http_auth import bearer_header
+
+    layout = live_event_layout(settings.registry_dir)
+    rows = read_loan_rows(data, layout)
+    bodies = [encode_event(application_event(next(rows), layout))[1] for _ in range(HTTP_REQUESTS)]
+    echo(f"\n  POST /score, {HTTP_REQUESTS:,} applications from the loan file per run "
+         "(its dirty rows answer 422):")
+    url = f"http://127.0.0.1:{worker.port}/score"
+    for concurrency in HTTP_CONCURRENCY:
+        seconds, latencies, statuses = asyncio.run(_post_all(url, bodies, concurrency,
+                                                             bearer_header(settings.api_token)))
+        counts = ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
+        echo(f"  concurrency {concurrency:>3}: {len(bodies) / seconds:,.0f} requests/s, "
+             f"p50 {np.percentile(latencies, 50) * 1000:,.0f} ms, "
+             f"p99 {np.percentile(latencies, 99) * 1000:,.0f} ms; status {counts}")
+
+
+async def _post_all(url: str, bodies: Sequence[bytes], concurrency: int,
+                    authorization: dict[str, str]) -> tuple[float, list[float], Counter[str]]:
+    import aiohttp
+
+    pending = iter(bodies)
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        for body in pending:  # one iterator shared by every client: each body is sent once
+            started = time.perf_counter()
+            try:
+                async with session.post(url, data=body,
+                                        headers={"Content-Type": "application/json",
+                                                 **authorization}) as response:
+                    await response.read()
+                    statuses[str(response.status)] += 1
+            except (aiohttp.ClientError, TimeoutError) as error:
+                statuses[type(error).__name__] += 1
+            latencies.append(time.perf_counter() - started)
+
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
+                                     timeout=timeout) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(concurrency)))
+        return time.perf_counter() - started, latencies, statuses
+
+
+# ---------------------------------------------------------------- 4. scale-out
+
+def _scale_out(settings: Settings, data: Path, tag: str, events: int, echo: Echo) -> None:
+    source = f"{tag}-applications"
+    echo(f"\n  scale-out: {events:,} applications in a {PARTITIONS}-partition topic, one consumer group")
+    with _topics(settings, [source]):
+        filled = _fill(settings, data, source, events)
+        runs: dict[int, tuple[Drain, dict[str, list[dict[str, Any]]]]] = {}
+        for processes in (1, 2):
+            run_tag = f"{tag}-p{processes}"
+            topics = {"applications": source, "decisions": f"{run_tag}-decisions",
+                      "dlq": f"{run_tag}-dlq"}
+            arguments = ("--processes", str(processes)) if processes > 1 else ()
+            outputs = [topics["decisions"], topics["dlq"]]
+            # Features under a prefix per run: the second run must not reuse the first one's
+            # stored decisions.
+            with _topics(settings, outputs), bureau_features(settings, data) as prefix:
+                worker = start_worker(settings, topics, run_tag, prefix, arguments)
+                try:
+                    name = f"{processes} worker process{'es' if processes > 1 else ''}"
+                    drain = _time_drain(settings, name, worker.process.pid, outputs, filled.sent)
+                finally:
+                    worker.stop()
+                runs[processes] = (drain, _decisions_by_key(settings, topics["decisions"]))
+            own = drain.cpu_per_thousand.get("process")
+            busy = (f"; the machine {drain.machine_busy:.0%} busy (all {os.cpu_count()} cores)"
+                    if drain.machine_busy is not None else "")
+            echo(Drain(drain.name, drain.outputs, drain.seconds, {}).line()
+                 + (f", workers {own:.2f} CPU s per 1,000" if own else "") + busy)
+    one, two = runs[1], runs[2]
+    echo(f"  2 processes / 1 process: {two[0].events_per_second / one[0].events_per_second:.2f}")
+    echo("  " + _exactly_once_report(one[1], two[1]))
+
+
+def _decisions_by_key(settings: Settings, topic: str) -> dict[str, list[dict[str, Any]]]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, **kafka_python_options(settings, "reader"), group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=5000)
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for record in consumer:
+            by_key.setdefault(record.key.decode(), []).append(json.loads(record.value))
+    finally:
+        consumer.close()
+    return by_key
+
+
+def _exactly_once_report(one: dict[str, list[dict[str, Any]]],
+                         two: dict[str, list[dict[str, Any]]]) -> str:
+    """Every application decided once in meaning: copies of one decision identical, and the
+    same applications decided the same way by one process and by two."""
+    def meaning(decision: dict[str, Any]) -> tuple[Any, ...]:
+        return (decision["decision_id"], decision["decision"], decision["probability_of_default"])
+
+    copies_differ = sum(any(copy != copies[0] for copy in copies)
+                        for run in (one, two) for copies in run.values())
+    extra = sum(len(copies) - 1 for copies in two.values())
+    disagree = sum(meaning(one[key][0]) != meaning(two[key][0]) for key in set(one) & set(two))
+    same_set = set(one) == set(two)
+    ok = copies_differ == 0 and disagree == 0 and same_set
+    return (f"exactly once in meaning: {'yes' if ok else 'NO'} — {len(two):,} applications "
+            f"decided by 2 processes ({extra:,} repeated messages, {copies_differ} copies that "
+            f"differ), same applications as 1 process: {'yes' if same_set else 'NO'}, "
+            f"{disagree} decided differently")
+
+
+# ---------------------------------------------------------------- shared
+
+@contextmanager
+def _topics(settings: Settings, names: list[str]) -> Iterator[None]:
+    ensure_topics(settings, dict.fromkeys(names, PARTITIONS))
+    try:
+        yield
+    finally:
+        delete_topics(settings, names)
+
+
+def _fill(settings: Settings, data: Path, topic: str, events: int) -> Any:
+    from replay.core import live_event_layout, replay_applications
+
+    return replay_applications(data, settings, topic, events, progress=False,
+                               layout=live_event_layout(settings.registry_dir))

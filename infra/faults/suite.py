@@ -1,0 +1,46 @@
+"""``creditrisk bench --suite faults``: the fault-injection scenarios of
+:mod:`infra.faults.scenarios` on the local stack (private broker and Redis for the scenarios
+that stop them), one table row each. Prints the counts; a lost or non-identical application
+is printed as a problem, never turned into an exit status (benchmarks do not fail builds;
+the tests in tests/test_stream/test_fault_injection_e2e.py do)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from config.settings import Settings
+from infra.faults.harness import fault_table
+from infra.faults.scenarios import SCENARIOS, FaultRig, ScenarioResult
+
+
+def bench_faults(settings: Settings, loans_csv: Path, echo: Callable[[str], None],
+                 applications: int = 3_000, scenarios: list[str] | None = None) -> list[ScenarioResult]:
+    """Run the scenarios on a private copy of the live model (the broken-model scenario
+    promotes into it) and print the table."""
+    from onnx_models.registry import LIVE_POINTER, Registry
+
+    live = Registry(settings.registry_dir).live_version()
+    if live is None:
+        raise ValueError(f"no live model in {settings.registry_dir}")
+    results: list[ScenarioResult] = []
+    with tempfile.TemporaryDirectory(prefix="creditrisk-faults-") as folder:
+        workdir = Path(folder)
+        registry = workdir / "registry"
+        shutil.copytree(settings.registry_dir / live, registry / live)
+        shutil.copy(settings.registry_dir / LIVE_POINTER, registry / LIVE_POINTER)
+        rig = FaultRig(settings.model_copy(update={"registry_dir": registry}), workdir,
+                       loans_csv, loans_csv.parent / "bureau.csv", applications=applications)
+        for name in scenarios or list(SCENARIOS):
+            echo(f"  {name} …")
+            result = SCENARIOS[name](rig)
+            results.append(result)
+            for problem in [*result.counts.problems, *result.failures]:
+                echo(f"    problem: {problem}")
+            echo(f"    notes: {result.notes}")
+    echo("")
+    for line in fault_table([(r.name, r.counts, r.seconds) for r in results]):
+        echo(f"  {line}")
+    return results

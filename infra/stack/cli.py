@@ -1,0 +1,111 @@
+"""``creditrisk stack up | down | status | topics | redis-acl``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from config.settings import get_settings
+from infra.stack import services as stack
+
+stack_app = typer.Typer(help="The local Kafka, Redis and Prometheus (no Docker needed).",
+                        no_args_is_help=True)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start every service that is not already answering, then create the topics."""
+    try:
+        stack.up(get_settings(), echo=typer.echo)
+    except stack.StackError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo("stack is up; `creditrisk stack status` shows it, `creditrisk stack down` stops it")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the services this stack started (others are left alone)."""
+    stack.down(get_settings(), echo=typer.echo)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Each service, its address, whether it answers and whether we started it."""
+    all_answering = True
+    typer.echo(f"{'service':<12}{'address':<20}{'answering':<11}{'pid':<9}owner")
+    for row in stack.status(get_settings()):
+        all_answering &= row.answering
+        _print_status(row)
+    for service in stack.application_services(get_settings()):
+        row = service.status()
+        if row.answering or row.started_by_us:
+            _print_status(row)
+    raise typer.Exit(code=0 if all_answering else 3)
+
+
+def _print_status(row: stack.ServiceStatus) -> None:
+    owner = "this stack" if row.started_by_us else "-"
+    typer.echo(f"{row.name:<12}{row.address:<20}{'yes' if row.answering else 'no':<11}"
+               f"{row.pid or '-'!s:<9}{owner}")
+
+
+@stack_app.command("topics")
+def stack_topics(
+    principals: bool = typer.Option(False, "--principals", help="also set the SCRAM passwords "
+                                    "of the producer, worker, reader and ledger principals "
+                                    "(from CREDITRISK_KAFKA_<ROLE>_PASSWORD)"),
+) -> None:
+    """Create the service's topics on the configured Kafka (any cluster, not only the local
+    one) and grant each principal its ACLs on them; connects as CREDITRISK_KAFKA_USERNAME."""
+    from infra.stack.kafka_access import ensure_principals
+
+    settings = get_settings()
+    for line in [*(ensure_principals(settings, from_environment=True) if principals else []),
+                 *stack.create_topics(settings)]:
+        typer.echo(line)
+
+
+@stack_app.command("kafka-config")
+def stack_kafka_config(
+    out: Path = typer.Option(..., "--out", help="folder for server.properties and tls/"),
+    host: str = typer.Option("kafka", "--host", help="the name clients reach the broker by"),
+    data: Path = typer.Option(Path("/var/lib/kafka/data"), "--data", help="the broker's log dir"),
+) -> None:
+    """Write the broker config of infra/kafka/server.properties and its certificates for a
+    broker the stack does not run, e.g. docker-compose's, with the admin password from
+    CREDITRISK_KAFKA_ADMIN_PASSWORD. The local stack writes its own on `stack up`."""
+    password = os.environ.get("CREDITRISK_KAFKA_ADMIN_PASSWORD", "")
+    if not password:
+        typer.secho("set CREDITRISK_KAFKA_ADMIN_PASSWORD (the broker's admin principal)",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    settings = get_settings()
+    out.mkdir(parents=True, exist_ok=True)
+    stack.write_kafka_config(out / "server.properties", out / "tls", host=host, bind="0.0.0.0",
+                             port=settings.kafka_port, controller_port=settings.kafka_controller_port,
+                             log_dirs=data, admin_password=password)
+    typer.echo(f"{out}: server.properties, tls/ca.pem, tls/broker.pem")
+
+
+@stack_app.command("redis-acl")
+def stack_redis_acl(
+    out: Path = typer.Option(..., "--out", help="the ACL file to write (mode 0600)"),
+) -> None:
+    """Write the Redis ACL users (infra/stack/redis_acl.py) for a Redis the stack does not run, e.g.
+    docker-compose's: each password from CREDITRISK_REDIS_<USER>_PASSWORD, only its hash
+    in the file. The local stack writes its own on `stack up`."""
+    from infra.stack.private_files import write_private
+    from infra.stack.redis_acl import ROLES, acl_file
+
+    variables = {role: f"CREDITRISK_REDIS_{role.upper()}_PASSWORD" for role in ROLES}
+    passwords = {role: os.environ.get(name, "") for role, name in variables.items()}
+    missing = [variables[role] for role in ROLES if not passwords[role]]
+    if missing:
+        typer.secho(f"set {', '.join(missing)} (one password per Redis user)",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+    write_private(out, acl_file(passwords))
+    typer.echo(f"{out}: users {', '.join(('default (off)', *ROLES))}")
