@@ -23,7 +23,7 @@ from console.data import ConsoleUnavailable
 pytestmark = pytest.mark.usefixtures("console_on_loopback")
 
 
-APP = str(Path(__file__).resolve().parents[2] / "stream" / "console" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 PASSWORD = "console-password-for-tests"
 OPENED = "the data source was asked"
 

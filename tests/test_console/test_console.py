@@ -39,7 +39,7 @@ from stream.validation import ValidApplication, validate_application
 pytestmark = pytest.mark.usefixtures("console_on_loopback")
 
 
-APP = str(Path(__file__).resolve().parents[2] / "stream" / "console" / "app.py")
+APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 RUN_TIMEOUT_S = 60
 START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 TARGET = "app-target"          # a risky debt-consolidation applicant, income 50-75k
