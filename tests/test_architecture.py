@@ -110,3 +110,13 @@ def test_architecture_doc_states_the_same_rules() -> None:
         else:
             documented[room] = frozenset(re.findall(r"`(\w+)`", allowed))
     assert documented == MAY_IMPORT
+
+
+def test_the_image_and_the_package_carry_every_room() -> None:
+    """A room left out of the Docker image or the installed package fails at import there."""
+    dockerfile = (REPO / "infra" / "docker" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.M))
+    pyproject = (REPO / "pyproject.toml").read_text()
+    packaged = set(re.findall(r'"(\w+)\*"', pyproject))
+    assert copied == set(ROOMS)
+    assert packaged == set(ROOMS)
