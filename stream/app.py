@@ -9,12 +9,8 @@ unacknowledged, so it is processed again on restart and the stored decisions are
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
 import time
-import traceback
 from functools import lru_cache
 from typing import Any
 
@@ -26,19 +22,12 @@ from config.kafka_auth import faust_broker_options
 from config.settings import Settings, get_settings
 from features.metrics import default_metrics as feature_store_metrics
 from features.online import OnlineFeatureReader
-from features.store import FeatureStoreRefused, async_client
+from features.store import async_client
 from onnx_models.registry import Registry
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
-from stream.failures import (
-    DEAD_LETTER_CODES,
-    EXIT_BATCH_FAILED,
-    EXIT_STALLED,
-    KAFKA_REFUSED_ERRORS,
-    STOP_GRACE_S,
-    ModelRuntimeBroken,
-    kafka_refusal_message,
-)
+from stream.exits import EXIT_BATCH_FAILED, stop_stalled_worker, stop_worker
+from stream.failures import DEAD_LETTER_CODES
 from stream.http_auth import (
     REFUSAL_REASONS,
     bearer_refusal,
@@ -143,49 +132,6 @@ class ServiceState:
         log.info("serving model %s from %s", model.version, settings.registry_dir)
         return ScoringPipeline(settings, models, reader, DecisionStore(self.redis, settings.key_prefix),
                                publish, metrics, drift_monitor=DriftMonitor)
-
-
-def stop_worker(state: ServiceState, error: Exception) -> None:
-    """A batch failed as a whole for a reason that is neither an outage nor one event's
-    (the pipeline handles those): stop the whole worker rather than loop on the batch.
-    SIGTERM gives a clean shutdown without committing the batch; ``creditrisk worker`` then
-    exits with :data:`EXIT_BATCH_FAILED`."""
-    if isinstance(error, (ModelRuntimeBroken, FeatureStoreRefused)):  # messages made to be shown
-        state.fatal_error = str(error)
-    elif isinstance(error, KAFKA_REFUSED_ERRORS):
-        state.fatal_error = kafka_refusal_message(error)
-    else:
-        # The message of an unexpected error may quote input values: type and frames only.
-        frames = "".join(traceback.format_tb(error.__traceback__))
-        state.fatal_error = (f"unexpected {type(error).__name__} while processing a batch; the "
-                             "worker stops without acknowledging it. Frames:\n" + frames)
-    state.agent_error = f"stopped: {type(error).__name__}"
-    _stop_process(state)
-
-
-def stop_stalled_worker(state: ServiceState, waiting: int, seconds: float) -> None:
-    """Events wait, Kafka and Redis answer, and no batch has completed for ``seconds``: a
-    client inside the worker is stuck (a send that never resolves, a fetch that never
-    resumes). Nothing was acknowledged, so the worker stops with :data:`EXIT_STALLED` and its
-    process manager starts a fresh one, which processes the waiting events."""
-    state.fatal_error = (
-        f"no batch completed for {seconds:.0f} s while {waiting} events waited and Kafka and "
-        "Redis answered: the worker's Kafka client is stuck. The worker stops without "
-        f"acknowledging anything (exit status {EXIT_STALLED}) so that its process manager "
-        "starts it again; the waiting events are processed then. CREDITRISK_STALL_EXIT_AFTER_S "
-        "sets the delay.")
-    state.agent_error = "stopped: stalled"
-    state.exit_code = EXIT_STALLED
-    _stop_process(state)
-
-
-def _stop_process(state: ServiceState) -> None:
-    """A clean shutdown (SIGTERM) without acknowledging the batch in hand; if a stuck client
-    keeps the shutdown from finishing, the process exits after :data:`STOP_GRACE_S` anyway."""
-    log.critical("%s", state.fatal_error)
-    with contextlib.suppress(RuntimeError):  # no running loop: nothing can hang the shutdown
-        asyncio.get_running_loop().call_later(STOP_GRACE_S, os._exit, state.exit_code)
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _count_model_event(event: ModelEvent) -> None:

@@ -44,16 +44,6 @@ from aiokafka.errors import (
 from features.store import REFUSED_ERRORS, UNAVAILABLE_ERRORS, FeatureStoreRefused, FeatureStoreUnavailable
 from stream.validation import REJECTION_CODES
 
-# Exit status of `creditrisk worker` when a batch failed as a whole (EX_SOFTWARE): a broken
-# runtime or configuration, which a restart does not mend.
-EXIT_BATCH_FAILED = 70
-# Exit status when the worker stopped itself because its stream stalled (EX_TEMPFAIL): a
-# restart mends it, and the process manager should make one.
-EXIT_STALLED = 75
-# How long a stopping worker gets to shut down cleanly (commit offsets, leave its group):
-# a worker then exits regardless, and the supervisor SIGKILLs a child that has not.
-STOP_GRACE_S = 30.0
-
 PROCESSING_ERROR = "processing_error"
 # Every reason a dead letter can carry: the validator's codes, then failures after validation.
 DEAD_LETTER_CODES: tuple[str, ...] = (*REJECTION_CODES, PROCESSING_ERROR)

@@ -8,9 +8,9 @@ more machines join the same group by running ``creditrisk worker`` with the same
 
 The supervisor starts, watches and stops: it forwards SIGTERM / SIGINT to every child and
 waits for them. A child that stopped itself because its stream stalled (exit status 75,
-``stream.failures.EXIT_STALLED``) is started again in its place; when a child dies with any
-other error the supervisor stops the others and exits with that child's status (so systemd,
-Kubernetes or a shell loop restarts the whole set). With a
+``stream.exits.EXIT_STALLED``) is started again in its place; when a child dies with
+any other error the supervisor stops the others and exits with that child's status (so
+systemd, Kubernetes or a shell loop restarts the whole set). With a
 file_sd folder (the local stack's Prometheus), it writes one scrape target per child there
 and removes the file on exit.
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from stream.failures import EXIT_STALLED, STOP_GRACE_S
+from stream.exits import EXIT_STALLED, STOP_GRACE_S
 
 MAX_PORT = 65535
 TARGETS_FILE = "worker-processes.json"

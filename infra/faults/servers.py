@@ -27,7 +27,7 @@ from config.kafka_auth import KAFKA_ROLES, KafkaRole, kafka_environment, kafka_s
 from config.settings import REPO_ROOT, RedisRole, Settings
 from infra.stack.kafka_access import ensure_principals, provision
 from infra.stack.services import Kafka, Redis, process_alive
-from stream.failures import EXIT_STALLED
+from stream.exits import EXIT_STALLED
 from stream.http_auth import bearer_header
 
 

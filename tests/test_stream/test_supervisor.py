@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from config.settings import Settings
 from stream.cli import prometheus_targets_dir
-from stream.failures import EXIT_STALLED
+from stream.exits import EXIT_STALLED
 from stream.supervisor import (
     TARGETS_FILE,
     ChildWorker,
