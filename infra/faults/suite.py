@@ -2,7 +2,7 @@
 :mod:`infra.faults.scenarios` on the local stack (private broker and Redis for the scenarios
 that stop them), one table row each. Prints the counts; a lost or non-identical application
 is printed as a problem, never turned into an exit status (benchmarks do not fail builds;
-the tests in tests/test_stream/test_fault_injection_e2e.py do)."""
+the tests in tests/test_infra/test_fault_suite_e2e.py do)."""
 
 from __future__ import annotations
 
