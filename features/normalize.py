@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 # Not "none": Lending Club uses NONE as a home_ownership value.
 PLACEHOLDER_TOKENS = frozenset({"n/a", "na", "null", "nan", "-", "--", "?", "#n/a"})
@@ -34,12 +33,12 @@ _PERCENT = re.compile(r"^([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*%?$")
 _STATE = re.compile(r"^[A-Z]{2}$")
 
 
-def is_placeholder(value: Any) -> bool:
+def is_placeholder(value: object) -> bool:
     """True for the text files use to say "unknown": 'n/a', 'NULL', 'None', 'nan', '-', ..."""
     return isinstance(value, str) and value.strip().lower() in PLACEHOLDER_TOKENS
 
 
-def is_missing(value: Any) -> bool:
+def is_missing(value: object) -> bool:
     """True for None, NaN, blank text and placeholder tokens."""
     if value is None:
         return True
@@ -50,7 +49,7 @@ def is_missing(value: Any) -> bool:
     return False
 
 
-def _clean_text(value: Any) -> str | None:
+def _clean_text(value: object) -> str | None:
     """Stripped text with inner whitespace collapsed, or None when missing."""
     if is_missing(value) or isinstance(value, bool):
         return None
@@ -61,7 +60,7 @@ def _clean_text(value: Any) -> str | None:
     return _WHITESPACE.sub(" ", value.strip())
 
 
-def _finite_number(value: Any) -> float | None:
+def _finite_number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -70,7 +69,7 @@ def _finite_number(value: Any) -> float | None:
     return None
 
 
-def parse_number(value: Any) -> float | None:
+def parse_number(value: object) -> float | None:
     """A finite float from a number or numeric text ('1,200.50' is accepted), else None."""
     number = _finite_number(value)
     if number is not None or not isinstance(value, str):
@@ -85,7 +84,7 @@ def parse_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def parse_term(value: Any) -> int | None:
+def parse_term(value: object) -> int | None:
     """Loan term in months (36 or 60) from ' 36 months', '60', 36 or 60.0; else None."""
     number = _finite_number(value)
     if number is None:
@@ -99,7 +98,7 @@ def parse_term(value: Any) -> int | None:
     return int(number)
 
 
-def parse_emp_length(value: Any) -> float | None:
+def parse_emp_length(value: object) -> float | None:
     """Employment length in years 0-10 from '10+ years', '< 1 year', '3 years' or 3; else None.
 
     '< 1 year' is 0 and '10+ years' is 10, the Lending Club coding; 'n/a' is unknown (None).
@@ -120,7 +119,7 @@ def parse_emp_length(value: Any) -> float | None:
     return float(number)
 
 
-def parse_percent(value: Any) -> float | None:
+def parse_percent(value: object) -> float | None:
     """A percentage as a number of percent: '13.5%', ' 13.5 % ', '13.5' and 13.5 give 13.5."""
     number = _finite_number(value)
     if number is not None:
@@ -135,7 +134,7 @@ def parse_percent(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def normalize_home_ownership(value: Any) -> str | None:
+def normalize_home_ownership(value: object) -> str | None:
     """RENT / OWN / MORTGAGE / OTHER / NONE / ANY from any case and spacing; else None."""
     text = _clean_text(value)
     if text is None:
@@ -144,7 +143,7 @@ def normalize_home_ownership(value: Any) -> str | None:
     return upper if upper in HOME_OWNERSHIP_VALUES else None
 
 
-def normalize_verification_status(value: Any) -> str | None:
+def normalize_verification_status(value: object) -> str | None:
     """'Verified', 'Source Verified' or 'Not Verified' from any case and spacing; else None."""
     text = _clean_text(value)
     if text is None:
@@ -152,7 +151,7 @@ def normalize_verification_status(value: Any) -> str | None:
     return VERIFICATION_STATUS_VALUES.get(text.lower().replace("_", " "))
 
 
-def normalize_purpose(value: Any) -> str | None:
+def normalize_purpose(value: object) -> str | None:
     """Lower snake case ('Debt Consolidation' -> 'debt_consolidation'); None when blank."""
     text = _clean_text(value)
     if text is None:
@@ -161,7 +160,7 @@ def normalize_purpose(value: Any) -> str | None:
     return snake or None
 
 
-def normalize_addr_state(value: Any) -> str | None:
+def normalize_addr_state(value: object) -> str | None:
     """Two upper-case letters ('ca ' -> 'CA'); None for anything else."""
     text = _clean_text(value)
     if text is None:
@@ -176,7 +175,7 @@ DATE_FORMATS = ("%b-%y", "%b-%Y", "%Y-%m-%d", "%Y-%m", "%m/%d/%Y", "%Y-%m-%dT%H:
 TWO_DIGIT_YEAR_PIVOT = 2030
 
 
-def parse_date(value: Any) -> datetime | None:
+def parse_date(value: object) -> datetime | None:
     """A date from the formats loan files use ('Dec-11', 'Dec-2011', '2011-12-01', ...), else None."""
     if not isinstance(value, str):
         return None

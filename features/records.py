@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from features.definitions import FEATURE_SET_LENDING_CLUB, category_key
 if TYPE_CHECKING:
     from features.definitions import FeatureEncoder
 
-Records = Sequence[Mapping[str, Any]]
+Records = Sequence[Mapping[str, object]]
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
