@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict, get_args
 
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
 
 KafkaRole = Literal["admin", "producer", "worker", "reader", "ledger"]
 KAFKA_ROLES: tuple[KafkaRole, ...] = get_args(KafkaRole)
@@ -73,7 +76,7 @@ def _uses_tls(settings: Settings) -> bool:
     return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
 
 
-def _sasl_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
+def _sasl_options(settings: Settings, role: KafkaRole) -> dict[str, object]:
     """The SASL login, named as kafka-python and aiokafka both name it (none without SASL)."""
     if not _uses_sasl(settings):
         return {}
@@ -82,9 +85,9 @@ def _sasl_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
             "sasl_plain_password": password}
 
 
-def kafka_python_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
+def kafka_python_options(settings: Settings, role: KafkaRole) -> dict[str, object]:
     """Keyword arguments for kafka-python's ``KafkaProducer``/``KafkaConsumer``/admin."""
-    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap.split(","),
+    options: dict[str, object] = {"bootstrap_servers": settings.kafka_bootstrap.split(","),
                                "security_protocol": settings.kafka_security_protocol,
                                **_sasl_options(settings, role)}
     if _uses_tls(settings):
@@ -101,18 +104,25 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
 
-def aiokafka_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
+def aiokafka_options(settings: Settings, role: KafkaRole) -> dict[str, object]:
     """Keyword arguments for aiokafka's ``AIOKafkaProducer``/``AIOKafkaConsumer``."""
     return {"bootstrap_servers": settings.kafka_bootstrap,
             "security_protocol": settings.kafka_security_protocol,
             "ssl_context": kafka_ssl_context(settings), **_sasl_options(settings, role)}
 
 
-def faust_broker_options(settings: Settings, role: KafkaRole) -> dict[str, Any]:
+class FaustBrokerOptions(TypedDict):
+    """The keyword arguments of ``faust.App`` that say where the broker is and how to log in."""
+
+    broker: str
+    broker_credentials: NotRequired[faust.SASLCredentials | faust.SSLCredentials]
+
+
+def faust_broker_options(settings: Settings, role: KafkaRole) -> FaustBrokerOptions:
     """``broker`` and ``broker_credentials`` for ``faust.App``."""
     import faust
 
-    options: dict[str, Any] = {
+    options: FaustBrokerOptions = {
         "broker": ";".join(f"kafka://{server}" for server in settings.kafka_bootstrap.split(","))}
     context = kafka_ssl_context(settings)
     if _uses_sasl(settings):

@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Literal, Protocol, TextIO
 
+from config.json_types import JSONObject, JSONValue
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 from features.normalize import (
@@ -35,11 +36,14 @@ from features.normalize import (
     parse_term,
     utc_timestamp,
 )
-from features.serving import EventField, ServingSpec, SourceColumns
+from features.serving import EventField, SourceColumns
 from onnx_models.card import ModelCard
 from stream.decisions import Decision, DecisionError
 
 SubmittedAt = Literal["now", "original"]
+# One row of a loan file: column name -> cell (text as read from a CSV, or any value a frame
+# holds); every reader checks the cell it reads.
+LoanRow = Mapping[str, object]
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class EventLayout:
 
     @classmethod
     def from_card(cls, card: ModelCard) -> EventLayout:
-        return cls(ServingSpec.from_card(card).event_fields, SourceColumns.from_card(card))
+        return cls(card.serving_spec().event_fields, card.source_columns())
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -84,13 +88,13 @@ class ReplaySummary:
 
 # ---------------------------------------------------------------- row -> event
 
-def parse_issue_month(value: Any) -> datetime | None:
+def parse_issue_month(value: object) -> datetime | None:
     """First of the issue month, UTC, from 'Dec-11', 'Dec-2011', '2011-12-01' ...; else None."""
     parsed = parse_date(value)
     return parsed.replace(day=1, tzinfo=UTC) if parsed else None
 
 
-def _number_or_text(value: Any) -> Any:
+def _number_or_text(value: object) -> int | float | str | None:
     """A JSON number when the text is one (integers stay integers), else the text itself,
     so the worker sees and dead-letters what the file really holds."""
     number = parse_number(value)
@@ -99,13 +103,13 @@ def _number_or_text(value: Any) -> Any:
     return int(number) if number.is_integer() and abs(number) < 2 ** 53 else number
 
 
-def _text(value: Any) -> Any:
+def _text(value: object) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return str(value)
 
 
-def _term_or_text(value: Any) -> Any:
+def _term_or_text(value: object) -> int | str | None:
     term = parse_term(value)
     return term if term is not None else _text(value)
 
@@ -113,20 +117,20 @@ def _term_or_text(value: Any) -> Any:
 # How a file's text becomes a JSON value, by the field's check: numbers become JSON numbers
 # where they read as numbers, everything else is sent as the file has it, so the worker
 # sees (and dead-letters) what the file really holds.
-_JSON_VALUE: dict[str, Callable[[Any], Any]] = {"term": _term_or_text,
-                                                "emp_length": parse_emp_length}
+_JSON_VALUE: dict[str, Callable[[object], JSONValue]] = {"term": _term_or_text,
+                                                      "emp_length": parse_emp_length}
 
 
-def _json_value(field: EventField, value: Any) -> Any:
+def _json_value(field: EventField, value: object) -> JSONValue:
     convert = _JSON_VALUE.get(field.check)
     if convert is not None:
         return convert(value)
     return _number_or_text(value) if field.kind == "numeric" else _text(value)
 
 
-def application_event(row: Mapping[str, Any], layout: EventLayout,
+def application_event(row: LoanRow, layout: EventLayout,
                       submitted_at: SubmittedAt = "now",
-                      now: datetime | None = None) -> dict[str, Any]:
+                      now: datetime | None = None) -> JSONObject:
     """The application event for one raw loan-file row (values as read from the CSV)."""
     date_column = layout.columns.date_column
     if submitted_at == "original" and date_column:
@@ -134,7 +138,7 @@ def application_event(row: Mapping[str, Any], layout: EventLayout,
         submitted = utc_timestamp(issued) if issued else _text(row.get(date_column))
     else:
         submitted = utc_timestamp(now or datetime.now(UTC))
-    event = {
+    event: JSONObject = {
         "application_id": _text(row.get(layout.columns.id_column)),
         "customer_id": _text(row.get(layout.columns.customer_id_column)),
         "submitted_at": submitted,
@@ -147,7 +151,7 @@ def application_event(row: Mapping[str, Any], layout: EventLayout,
     return event
 
 
-def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
+def encode_event(event: Mapping[str, JSONValue]) -> tuple[bytes | None, bytes]:
     """Kafka key (the application id, UTF-8; None when the row has none) and JSON value."""
     application_id = event.get("application_id")
     key = application_id.encode() if isinstance(application_id, str) and application_id else None
@@ -155,7 +159,7 @@ def encode_event(event: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
 
 
 def read_loan_rows(path: Path, layout: EventLayout, start: int = 0,
-                   ) -> Iterator[dict[str, Any]]:
+                   ) -> Iterator[LoanRow]:
     """Rows of a loan file from data row ``start`` on, as text exactly as written ('' for blank;
     None for cells a short line lacks, e.g. the summary lines at the end of real LC files).
     The file and its header are checked at once; rows are then streamed (constant memory)."""
@@ -180,7 +184,7 @@ def _open_text(path: Path) -> TextIO:
     return path.open(newline="", encoding="utf-8", errors="replace")
 
 
-def _stream_rows(path: Path, start: int) -> Iterator[dict[str, Any]]:
+def _stream_rows(path: Path, start: int) -> Iterator[LoanRow]:
     # The csv module rather than pandas: several times faster for row-by-row use.
     with _open_text(path) as handle:
         yield from itertools.islice(csv.DictReader(handle), start, None)
@@ -213,7 +217,7 @@ class _Acknowledgements:
         self.failed = 0
         self.first_error: str | None = None
 
-    def on_sent(self, _metadata: Any) -> None:
+    def on_sent(self, _metadata: object) -> None:
         self.sent += 1
 
     def on_failed(self, error: BaseException) -> None:
@@ -237,7 +241,7 @@ def live_event_layout(registry_dir: Path) -> EventLayout:
 def replay_applications(data: Path, settings: Settings, topic: str, count: int, rate: float = 0.0,
                         start: int = 0, submitted_at: SubmittedAt = "now", *,
                         layout: EventLayout,
-                        progress: bool = True, producer_options: Mapping[str, Any] | None = None
+                        progress: bool = True, producer_options: Mapping[str, object] | None = None
                         ) -> ReplaySummary:
     """Send ``count`` application events from the loan file ``data`` (rows ``start`` on) to
     ``topic`` at ``rate`` events/s (0 = as fast as possible). Stops early at the end of the
@@ -255,10 +259,10 @@ def replay_applications(data: Path, settings: Settings, topic: str, count: int, 
                       producer_options)
 
 
-def _send_rows(rows: Iterator[dict[str, Any]],
-               message: Callable[[dict[str, Any]], tuple[bytes | None, bytes] | None],
+def _send_rows(rows: Iterator[LoanRow],
+               message: Callable[[LoanRow], tuple[bytes | None, bytes] | None],
                settings: Settings, topic: str, count: int, rate: float, progress: bool, kind: str,
-               producer_options: Mapping[str, Any] | None = None) -> ReplaySummary:
+               producer_options: Mapping[str, object] | None = None) -> ReplaySummary:
     """Send one message per row (None: skip the row) at ``rate`` per second, up to ``count``
     rows; return once Kafka has acknowledged (or refused) every message."""
     from kafka import KafkaProducer
@@ -299,8 +303,8 @@ def _send_rows(rows: Iterator[dict[str, Any]],
 
 # ---------------------------------------------------------------- outcomes
 
-def outcome_event(row: Mapping[str, Any], columns: SourceColumns,
-                  today: datetime | None = None) -> dict[str, Any] | None:
+def outcome_event(row: LoanRow, columns: SourceColumns,
+                  today: datetime | None = None) -> dict[str, str] | None:
     """What servicing reports for one loan-file row: its status as of the file's outcome date
     (e.g. the last payment month), else its application date, else today; None when the row
     has no id or status."""
@@ -316,7 +320,7 @@ def outcome_event(row: Mapping[str, Any], columns: SourceColumns,
             "as_of": as_of.date().isoformat()}
 
 
-def _outcome_message(row: dict[str, Any], columns: SourceColumns) -> tuple[bytes, bytes] | None:
+def _outcome_message(row: LoanRow, columns: SourceColumns) -> tuple[bytes, bytes] | None:
     event = outcome_event(row, columns)
     if event is None:
         return None
@@ -340,6 +344,17 @@ def replay_outcomes(data: Path, settings: Settings, topic: str, count: int, star
 
 
 # ---------------------------------------------------------------- decisions
+
+class ConsumedMessage(Protocol):
+    """What this module reads of a message kafka-python's consumer returns."""
+
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
 
 def decision_line(decision: Decision) -> str:
     """One compact line: id, decision, PD, score, grade, first reason, model version."""
@@ -375,10 +390,11 @@ def tail_decisions(settings: Settings, topic: str, echo: Callable[[str], None],
     return printed
 
 
-def _message_line(message: Any, as_json: bool) -> str:
+def _message_line(message: ConsumedMessage, as_json: bool) -> str:
+    value = message.value or b""
     try:
-        decision = Decision.from_json(message.value or b"")
+        decision = Decision.from_json(value)
     except DecisionError as error:
         return (f"[partition {message.partition} offset {message.offset}: not a decision "
-                f"({error}), {len(message.value or b'')} bytes]")
-    return message.value.decode("utf-8") if as_json else decision_line(decision)
+                f"({error}), {len(value)} bytes]")
+    return value.decode("utf-8") if as_json else decision_line(decision)

@@ -18,8 +18,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
+from config.json_types import JSONObject, JSONValue
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 
@@ -64,12 +65,12 @@ class Received:
     """A message read back from the decisions or dead-letter topic."""
 
     key: bytes | None
-    value: dict[str, Any]
+    value: JSONObject
 
 
 # -- what is sent -------------------------------------------------------------------------
 def application_events(loans_csv: Path, registry_dir: Path, count: int, start: int = 0,
-                       ) -> list[dict[str, Any]]:
+                       ) -> list[JSONObject]:
     """``count`` application events built from the loan file's rows (as ``creditrisk produce``
     builds them) that the live model's event contract accepts, one per application id."""
     from onnx_models.registry import Registry
@@ -79,24 +80,23 @@ def application_events(loans_csv: Path, registry_dir: Path, count: int, start: i
 
     registry = Registry(registry_dir)
     card = registry.load(registry.live_version() or "").card
-    from features.serving import ServingSpec
-
-    schema = EventSchema.from_spec(ServingSpec.from_card(card))
+    schema = EventSchema.from_spec(card.serving_spec())
     layout = live_event_layout(registry_dir)
-    events: dict[str, dict[str, Any]] = {}
+    events: dict[str, JSONObject] = {}
     for row in read_loan_rows(loans_csv, layout, start):
         event = application_event(row, layout)
-        if event["application_id"] in events:
+        application_id = event["application_id"]
+        if not isinstance(application_id, str) or application_id in events:
             continue
         if isinstance(validate_application(json.dumps(event).encode(), schema), Rejection):
             continue
-        events[event["application_id"]] = event
+        events[application_id] = event
         if len(events) == count:
             break
     return list(events.values())
 
 
-def malformed_event(kind: str, index: int, template: dict[str, Any]) -> bytes:
+def malformed_event(kind: str, index: int, template: JSONObject) -> bytes:
     """An event the validator must dead-letter (one of MALFORMED_KINDS), from a valid one."""
     event = dict(template, application_id=f"bad-{kind}-{index}")
     if kind == "not_json":
@@ -114,13 +114,13 @@ def malformed_event(kind: str, index: int, template: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
 
 
-def valid_message(event: dict[str, Any], kind: str = "valid") -> PlannedMessage:
-    application_id = event["application_id"]
+def valid_message(event: JSONObject, kind: str = "valid") -> PlannedMessage:
+    application_id = event_text(event, "application_id")
     return PlannedMessage(application_id.encode(), json.dumps(event).encode(), kind, DECISION,
                           application_id)
 
 
-def malformed_messages(count: int, template: dict[str, Any], unkeyed_every: int = 5,
+def malformed_messages(count: int, template: JSONObject, unkeyed_every: int = 5,
                        ) -> list[PlannedMessage]:
     """``count`` malformed events, every kind in turn; most are keyed (their dead letter must
     carry the key), every ``unkeyed_every``-th has no key."""
@@ -138,6 +138,14 @@ def shuffled(messages: Iterable[PlannedMessage], seed: int = 7) -> list[PlannedM
     mixed = list(messages)
     random.Random(seed).shuffle(mixed)
     return mixed
+
+
+def event_text(event: JSONObject, name: str) -> str:
+    """A text field of a valid event (its ids): what validation guarantees, checked."""
+    value = event[name]
+    if not isinstance(value, str):
+        raise ValueError(f"the event's {name} is {value!r}, not text")
+    return value
 
 
 # -- sending ------------------------------------------------------------------------------
@@ -193,8 +201,17 @@ class Producing:
         except Exception as error:  # noqa: BLE001 - reported by result()
             self.error = error
 
-    def _placed_at(self, index: int, metadata: Any) -> None:
+    def _placed_at(self, index: int, metadata: _Placement) -> None:
         self._placed[index] = (metadata.partition, metadata.offset)
+
+
+class _Placement(Protocol):
+    """Where Kafka wrote a message (kafka-python's ``RecordMetadata``)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
 
 
 # -- reading back -------------------------------------------------------------------------
@@ -298,7 +315,7 @@ def count_outcomes(sent: Sequence[SentMessage], decisions: Sequence[Received],
         outputs[id(owner)].append((DECISION, decision))
     for letter in dead_letters:
         source = letter.value.get("source") or {}
-        owner = by_source.get((source.get("partition"), source.get("offset")))
+        owner = by_source.get(_source_place(source))
         if owner is None and letter.key:
             owner = by_key.get(letter.key)
         if owner is None:
@@ -314,6 +331,15 @@ def count_outcomes(sent: Sequence[SentMessage], decisions: Sequence[Received],
         if message.acknowledged:
             _count_message(counts, message.planned, outputs.get(id(message), []))
     return counts
+
+
+def _source_place(source: JSONValue) -> tuple[int | None, int | None]:
+    """The partition and offset a dead letter names as its source message's."""
+    if not isinstance(source, dict):
+        return None, None
+    partition, offset = source.get("partition"), source.get("offset")
+    return (partition if isinstance(partition, int) else None,
+            offset if isinstance(offset, int) else None)
 
 
 def _count_message(counts: FaultCounts, planned: PlannedMessage,
@@ -340,7 +366,7 @@ def _count_message(counts: FaultCounts, planned: PlannedMessage,
                       f"{first.value.get('error', '')}, expected {planned.expect} {planned.error or ''}")
 
 
-def _identity(kind: str, received: Received) -> Any:
+def _identity(kind: str, received: Received) -> JSONObject:
     if kind == DECISION:
         return received.value  # every field: same decision_id, PD, reasons, decided_at …
     return {name: received.value.get(name) for name in _LETTER_IDENTITY}

@@ -15,7 +15,6 @@ import asyncio
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -31,7 +30,7 @@ _batches_seen = [0]  # in this process
 
 
 def _failing_transform_records(self: FeatureEncoder,
-                               records: Iterable[Mapping[str, Any]]) -> np.ndarray:
+                               records: Iterable[Mapping[str, object]]) -> np.ndarray:
     records = list(records)
     if any(record.get("loan_amnt") == POISON_AMOUNT for record in records):
         raise ValueError(f"cannot encode loan amount {POISON_AMOUNT}")

@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
+from config.json_types import JSONObject
 from config.settings import Settings
 from infra.faults.harness import (
     DEAD_LETTER,
@@ -29,6 +30,7 @@ from infra.faults.harness import (
     Producing,
     application_events,
     count_outcomes,
+    event_text,
     malformed_messages,
     shuffled,
     valid_message,
@@ -36,6 +38,13 @@ from infra.faults.harness import (
 from infra.faults.injected_worker import POISON_AMOUNT
 from infra.faults.servers import FaultWorker, PrivateKafka, PrivateRedis, metric_sum
 from infra.stack.kafka_access import retire_prefix
+
+if TYPE_CHECKING:
+    import redis
+
+    from onnx_models.registry import Registry
+
+Item = TypeVar("Item")
 
 PROCESSING_ERROR = "processing_error"
 CORRUPT_FEATURE = "delinq_2yrs"  # the bureau value a corrupt-hash poison event spoils
@@ -56,13 +65,13 @@ class FaultRig:
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     @cached_property
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[JSONObject]:
         events = application_events(self.loans_csv, self.settings.registry_dir, self.applications)
         if len(events) < self.applications:
             raise ValueError(f"{self.loans_csv} has only {len(events)} valid applications")
         return events
 
-    def messages(self, events: list[dict[str, Any]] | None = None) -> list[PlannedMessage]:
+    def messages(self, events: list[JSONObject] | None = None) -> list[PlannedMessage]:
         """The valid applications and malformed events, shuffled together."""
         events = self.events if events is None else events
         malformed = malformed_messages(round(len(events) * self.malformed_share), events[0])
@@ -74,7 +83,7 @@ class ScenarioResult:
     name: str
     counts: FaultCounts
     seconds: float
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, object] = field(default_factory=dict)  # printed with the result
     failures: list[str] = field(default_factory=list)  # checks of the scenario that failed
 
     @property
@@ -357,15 +366,16 @@ def poison_events(rig: FaultRig, share: float = 0.05) -> ScenarioResult:
     poison_total = round(len(events) * share)
     per_kind = poison_total // 4
     lone = _customers_seen_once(events)
-    candidates = [i for i, event in enumerate(events) if event["customer_id"] in lone]
+    candidates = [i for i, event in enumerate(events) if event_text(event, "customer_id") in lone]
     encode_at = candidates[0:per_kind]
     corrupt_at = candidates[per_kind:2 * per_kind]
     wrong_type_at = candidates[2 * per_kind:3 * per_kind]
     messages = [valid_message(event) for event in events]
     for i in encode_at:
         event = dict(events[i], loan_amnt=POISON_AMOUNT)
-        messages[i] = PlannedMessage(event["application_id"].encode(), json.dumps(event).encode(),
-                                     "poison:encode", DEAD_LETTER, event["application_id"],
+        application_id = event_text(event, "application_id")
+        messages[i] = PlannedMessage(application_id.encode(), json.dumps(event).encode(),
+                                     "poison:encode", DEAD_LETTER, application_id,
                                      PROCESSING_ERROR)
     for i in corrupt_at:
         messages[i] = valid_message(events[i], "poison:corrupt_value")
@@ -376,24 +386,26 @@ def poison_events(rig: FaultRig, share: float = 0.05) -> ScenarioResult:
     malformed = malformed_messages(poison_total - 3 * per_kind, events[0], unkeyed_every=4)
     with ScenarioRun(rig, f"poison ({share:.0%} poison events)",
                      shuffled(messages + malformed)) as run:
-        _spoil_bureau(run.settings, [events[i]["customer_id"] for i in corrupt_at],
-                      [events[i]["customer_id"] for i in wrong_type_at])
+        _spoil_bureau(run.settings, [event_text(events[i], "customer_id") for i in corrupt_at],
+                      [event_text(events[i], "customer_id") for i in wrong_type_at])
         worker = run.worker(module="infra.faults.injected_worker")
         result = run.finish(run.produce())
         samples = worker.metrics()
+        batches = metric_sum(samples, "creditrisk_batch_size_count")
         result.notes.update(
-            poison=poison_total, batches=metric_sum(samples, "creditrisk_batch_size_count"),
+            poison=poison_total, batches=batches,
             processing_errors=metric_sum(samples, "creditrisk_dead_letters_total",
                                          reason=PROCESSING_ERROR))
-        spoiled = {events[i]["application_id"] for i in corrupt_at}
+        spoiled = {event_text(events[i], "application_id") for i in corrupt_at}
         for decision in run.outputs.decisions:
             value = decision.value
+            missing = value["missing_features"]
             if value["application_id"] in spoiled and (
-                    CORRUPT_FEATURE not in value["missing_features"]
+                    not isinstance(missing, list) or CORRUPT_FEATURE not in missing
                     or value["decision"] == "approve"):
                 result.failures.append(f"{value['application_id']}: decided with its corrupt "
                                        f"{CORRUPT_FEATURE} or approved")
-        if result.notes["batches"] >= len(run.messages) / 2:
+        if batches >= len(run.messages) / 2:
             result.failures.append("the poison events broke the batches up")
         return result
 
@@ -444,7 +456,7 @@ def load_bureau(settings: Settings, bureau_csv: Path) -> None:
         client.close()
 
 
-def register_copy(registry: Any, source: str, version: str, **thresholds: float) -> str:
+def register_copy(registry: Registry, source: str, version: str, **thresholds: float) -> str:
     """A registered model again under a new version, optionally with other thresholds."""
     folder = registry.root / source
     card = json.loads((folder / "model.json").read_text())
@@ -456,10 +468,11 @@ def register_copy(registry: Any, source: str, version: str, **thresholds: float)
     return version
 
 
-def _customers_seen_once(events: list[dict[str, Any]]) -> set[str]:
+def _customers_seen_once(events: list[JSONObject]) -> set[str]:
     seen: dict[str, int] = {}
     for event in events:
-        seen[event["customer_id"]] = seen.get(event["customer_id"], 0) + 1
+        customer = event_text(event, "customer_id")
+        seen[customer] = seen.get(customer, 0) + 1
     return {customer for customer, count in seen.items() if count == 1}
 
 
@@ -482,7 +495,7 @@ def _spoil_bureau(settings: Settings, not_a_number: list[str], wrong_type: list[
         client.close()
 
 
-def _redis_client(settings: Settings) -> Any:
+def _redis_client(settings: Settings) -> redis.Redis:
     """The admin's client: the scenarios spoil stored values and clear their keys."""
     from features.store import sync_client
 
@@ -498,8 +511,8 @@ def _delete_keys(settings: Settings) -> None:
         client.close()
 
 
-def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
+def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
