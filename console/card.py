@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from features.serving import EventField, ServingSpec
+from features.serving import EventField
 from features.views import VELOCITY_LABELS, VELOCITY_VIEW
 from onnx_models.card import CardFeature, ModelCard
 
@@ -95,7 +95,7 @@ class ConsoleCard:
 
     def __init__(self, card: ModelCard) -> None:
         self.card = card
-        self.serving = ServingSpec.from_card(card)
+        self.serving = card.serving_spec()
         self.features: dict[str, CardFeature] = {feature.name: feature for feature in card.features}
 
     # -- words ------------------------------------------------------------------------

@@ -21,13 +21,11 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    from onnx_models.card import CardFeature, ModelCard
+from pydantic import BaseModel, ConfigDict
 
 FeatureKind = Literal["numeric", "categorical"]
 RiskDirection = Literal["higher_is_riskier", "lower_is_riskier", "depends"]
@@ -64,6 +62,34 @@ class FeatureSpec:
     label: str = ""
     # "exp": the input is the log of what a person reads (shown as exp(value)).
     display: str = "value"
+
+
+class CardFeature(BaseModel):
+    """One model input as ``model.json`` records it (its ``features`` list, in the order of
+    the ONNX ``features`` tensor): the serialized :class:`FeatureSpec` plus what the fit
+    learnt (its categories) and its reason code."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+    type: FeatureKind
+    description: str = ""
+    reason_code: str | None = None
+    direction: RiskDirection = "depends"
+    source_columns: tuple[str, ...] = ()
+    label: str = ""
+    display: str = "value"
+    categories: tuple[str, ...] | None = None
+
+    @property
+    def described(self) -> str:
+        """The plain-language description (the name when the card has none)."""
+        return self.description or self.name
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The event and feature-view fields this input is built from."""
+        return self.source_columns or (self.name,)
 
 
 def _numeric(name: str, description: str, direction: RiskDirection,
@@ -382,7 +408,7 @@ class FeatureEncoder:
     def transform_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The model inputs as a named float64 frame (categoricals as codes, NaN missing)."""
         if not hasattr(self, "feature_specs_"):
-            raise RuntimeError("FeatureEncoder is not fitted: call fit() or from_model_card()")
+            raise RuntimeError("FeatureEncoder is not fitted: call fit() or from_features()")
         engineered = (engineer_lending_club(frame, self.reference_annual_rate)
                       if self.feature_set == FEATURE_SET_LENDING_CLUB else None)
         columns: dict[str, pd.Series] = {}
@@ -443,16 +469,10 @@ class FeatureEncoder:
         return {"features": features, "feature_params": params}
 
     @classmethod
-    def from_model_card(cls, card: ModelCard) -> FeatureEncoder:
-        """Rebuild the fitted encoder from model.json (no pickles, no refit)."""
-        return cls.from_features(card.features, card.feature_params)
-
-    @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> FeatureEncoder:
-        """Rebuild it from the ``features`` / ``feature_params`` that :meth:`to_model_card`
-        wrote (checked as the model card checks them)."""
-        from onnx_models.card import CardFeature
-
+        """Rebuild the fitted encoder from the ``features`` / ``feature_params`` that
+        :meth:`to_model_card` wrote (checked as the model card checks them): no pickles, no
+        refit."""
         return cls.from_features([CardFeature.model_validate(entry)
                                   for entry in section["features"]], section["feature_params"])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from features.definitions import (
     APPLICANT_FIELDS,
@@ -21,9 +21,6 @@ from features.definitions import (
     LENDING_CLUB_FIELD_LABELS,
 )
 from features.views import BUREAU_VIEW, FeatureView
-
-if TYPE_CHECKING:
-    from onnx_models.card import ModelCard
 
 EventFieldKind = Literal["numeric", "categorical"]
 
@@ -155,12 +152,11 @@ class ServingSpec:
                 "amount_field": self.amount_field}
 
     @classmethod
-    def from_card(cls, card: ModelCard) -> ServingSpec:
-        """The spec of a model card; cards written before serving specs existed are
-        Lending Club cards, served by the Lending Club contract."""
-        serving = card.serving
+    def from_section(cls, serving: Mapping[str, Any] | None, feature_set: str) -> ServingSpec:
+        """The spec of a model card's ``serving`` section; cards written before serving specs
+        existed are Lending Club cards, served by the Lending Club contract."""
         if serving is None:
-            if card.feature_set == FEATURE_SET_LENDING_CLUB:
+            if feature_set == FEATURE_SET_LENDING_CLUB:
                 return lending_club_serving()
             raise ValueError("model.json has no 'serving' section: retrain the model with "
                              "this version of `creditrisk train`")
@@ -192,6 +188,21 @@ def lending_club_serving(views: Sequence[FeatureView] = (BUREAU_VIEW,),
 
 _CATEGORY_CHECKS = frozenset({"purpose", "home_ownership", "verification_status", "addr_state"})
 
+class RecordedColumns(Protocol):
+    """The loan file's columns as a model card's ``dataset`` section records them."""
+
+    @property
+    def id_column(self) -> str | None: ...
+    @property
+    def customer_id_column(self) -> str | None: ...
+    @property
+    def date_column(self) -> str | None: ...
+    @property
+    def target_column(self) -> str | None: ...
+    @property
+    def outcome_date_column(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class SourceColumns:
     """The loan file's own columns that become an event's identity: the application id, the
@@ -205,10 +216,10 @@ class SourceColumns:
     outcome_date_column: str | None = None
 
     @classmethod
-    def from_card(cls, card: ModelCard) -> SourceColumns:
-        dataset = card.dataset
+    def from_dataset(cls, dataset: RecordedColumns, feature_set: str) -> SourceColumns:
+        """The columns a model card's ``dataset`` section records."""
         if dataset.id_column is None:
-            if card.feature_set == FEATURE_SET_LENDING_CLUB:
+            if feature_set == FEATURE_SET_LENDING_CLUB:
                 return LENDING_CLUB_COLUMNS  # cards written before the columns were recorded
             raise ValueError("model.json dataset has no id_column: retrain the model with "
                              "this version of `creditrisk train`")

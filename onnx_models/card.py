@@ -12,41 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from features.definitions import CardFeature, FeatureEncoder
+from features.serving import ServingSpec, SourceColumns
 from onnx_models.policy import Calibration, RiskGrade, ScoreScale, Thresholds
+
+__all__ = ["CardError", "CardFeature", "ModelCard", "policy_version"]
 
 POLICY_SECTIONS = ("thresholds", "score_scale", "risk_grades", "calibration")
 
 
 class CardPart(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class CardFeature(CardPart):
-    """One model input, in the order of the ONNX ``features`` tensor."""
-
-    name: str
-    type: Literal["numeric", "categorical"]
-    description: str = ""
-    reason_code: str | None = None
-    direction: Literal["higher_is_riskier", "lower_is_riskier", "depends"] = "depends"
-    source_columns: tuple[str, ...] = ()
-    label: str = ""
-    display: str = "value"
-    categories: tuple[str, ...] | None = None
-
-    @property
-    def described(self) -> str:
-        """The plain-language description (the name when the card has none)."""
-        return self.description or self.name
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        """The event and feature-view fields this input is built from."""
-        return self.source_columns or (self.name,)
 
 
 class OnnxSpec(CardPart):
@@ -136,6 +116,18 @@ class ModelCard(CardPart):
         model.json order."""
         shares = self.model.feature_importance
         return sorted(self.feature_names, key=lambda name: -shares.get(name, 0.0))
+
+    def serving_spec(self) -> ServingSpec:
+        """The serving contract this card records (see :mod:`features.serving`)."""
+        return ServingSpec.from_section(self.serving, self.feature_set)
+
+    def source_columns(self) -> SourceColumns:
+        """The loan file's columns that become an event's identity."""
+        return SourceColumns.from_dataset(self.dataset, self.feature_set)
+
+    def encoder(self) -> FeatureEncoder:
+        """The fitted feature encoder this card records (no pickles, no refit)."""
+        return FeatureEncoder.from_features(self.features, self.feature_params)
 
     def to_document(self) -> dict[str, Any]:
         """The card as JSON-ready data (what model.json holds)."""

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from features.definitions import FeatureEncoder
 from onnx_models.card import CardError, ModelCard
 
 MODEL_ONNX = "model.onnx"
@@ -178,11 +179,9 @@ class RegisteredModel:
                           {"features": np.asarray(matrix, dtype=np.float32)})[0][:, 1]
         return apply_calibration(raw, self.card.calibration)
 
-    def encoder(self) -> Any:
+    def encoder(self) -> FeatureEncoder:
         """The fitted :class:`features.definitions.FeatureEncoder` of this version."""
-        from features.definitions import FeatureEncoder
-
-        return FeatureEncoder.from_model_card(self.card)
+        return self.card.encoder()
 
 
 class Registry:

@@ -59,7 +59,7 @@ def servable_feature_problems(card: ModelCard) -> list[str]:
     """Why the real-time service cannot build this model's inputs (empty when it can):
     every feature must be built from the application event and the declared feature views."""
     try:
-        serving = ServingSpec.from_card(card)
+        serving = card.serving_spec()
         EventSchema.from_spec(serving)
     except (ValueError, KeyError, TypeError) as error:
         return [f"the serving spec of model.json is unusable: {error}"]
@@ -79,8 +79,8 @@ class LoadedModel:
         self.registered = registered
         self.version = registered.version
         self.card = registered.card
-        self.encoder = FeatureEncoder.from_model_card(self.card)
-        self.serving = ServingSpec.from_card(self.card)
+        self.encoder: FeatureEncoder = self.card.encoder()
+        self.serving: ServingSpec = self.card.serving_spec()
         self.event_schema = EventSchema.from_spec(self.serving)
         self.policy_version = self.card.policy_version
         self.session = session

@@ -84,7 +84,6 @@ def run_naive_loop(settings: Settings, source: str, sink: str, group: str,
                    limit: int | None = None) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
-    from features.serving import ServingSpec
     from features.store import as_text, sync_client
     from features.views import feature_key
     from onnx_models.registry import Registry
@@ -92,7 +91,7 @@ def run_naive_loop(settings: Settings, source: str, sink: str, group: str,
     registry = Registry(settings.registry_dir)
     model = registry.load(registry.live_version() or "")
     session, encoder = model.session(), model.encoder()
-    serving = ServingSpec.from_card(model.card)
+    serving = model.card.serving_spec()
     redis = sync_client(settings, "worker")  # reads the views as the worker does
     consumer = KafkaConsumer(source, **kafka_python_options(settings, "worker"), group_id=group,
                              auto_offset_reset="earliest")

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 from worker_harness import TopicReader, WorkerProcess, produce  # tests/test_stream/worker_harness.py
 
-from features.definitions import FeatureEncoder
 from onnx_models.card import ModelCard
 from onnx_models.policy import apply_calibration
 from onnx_models.registry import Registry
@@ -77,7 +76,7 @@ def _offline_probabilities(card: ModelCard, model_dir: Path, frame: pd.DataFrame
 
     config = load_dataset_config(model_dir / "sme_book.toml")
     cleaned, _report = clean_loans(frame, config)
-    inputs = FeatureEncoder.from_model_card(card).transform(cleaned)
+    inputs = card.encoder().transform(cleaned)
     session = onnxruntime.InferenceSession(str(model_dir / card.version / "model.onnx"),
                                            providers=["CPUExecutionProvider"])
     raw = session.run(["probabilities"], {"features": inputs})[0][:, 1].astype(np.float64)

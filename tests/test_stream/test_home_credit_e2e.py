@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 from worker_harness import TopicReader, WorkerProcess  # tests/test_stream/worker_harness.py
 
-from features.definitions import FeatureEncoder
 from onnx_models.card import ModelCard
 from onnx_models.policy import apply_calibration
 from onnx_models.registry import Registry
@@ -46,7 +45,7 @@ def _offline_probabilities(card: ModelCard, registry_dir: Path, path: Path) -> d
     from training.datasets import load_clean_labelled, load_dataset_config
 
     frame, _cleaning, _labels = load_clean_labelled(path, load_dataset_config("home_credit"))
-    inputs = FeatureEncoder.from_model_card(card).transform(frame)
+    inputs = card.encoder().transform(frame)
     session = onnxruntime.InferenceSession(str(registry_dir / card.version / "model.onnx"),
                                            providers=["CPUExecutionProvider"])
     raw = session.run(["probabilities"], {"features": inputs})[0][:, 1].astype(np.float64)
