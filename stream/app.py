@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Awaitable
 from functools import lru_cache
-from typing import Any
 
 import faust
-from faust.types import TP
+import redis.asyncio
+from faust.types import TP, RecordMetadata
 from prometheus_client import REGISTRY, generate_latest
 
 from config.kafka_auth import faust_broker_options
@@ -26,7 +26,7 @@ from features.store import async_client
 from onnx_models.registry import Registry
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
-from stream.exits import EXIT_BATCH_FAILED, stop_stalled_worker, stop_worker
+from stream.exits import stop_stalled_worker, stop_worker
 from stream.failures import DEAD_LETTER_CODES
 from stream.http_auth import (
     REFUSAL_REASONS,
@@ -34,6 +34,7 @@ from stream.http_auth import (
     refusal_detail,
     require_credential_beyond_loopback,
 )
+from stream.liveness import HealthPart, Liveness, Probe
 from stream.log_limits import OUTAGE_LINES
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import ModelEvent, ModelHolder
@@ -44,6 +45,11 @@ from stream.validation import Rejection
 log = logging.getLogger(__name__)
 
 PROMETHEUS_TEXT_FORMAT = "text/plain; version=0.0.4"
+# How often the probe runs, and how long a probe may take before its dependency counts as
+# not answering: /health and the dependency metric are at most this stale.
+PROBE_INTERVAL_S = 2.0
+PROBE_TIMEOUT_S = 3.0
+
 
 @lru_cache(maxsize=1)
 def worker_metrics() -> WorkerMetrics:
@@ -52,53 +58,19 @@ def worker_metrics() -> WorkerMetrics:
 
 
 class ServiceState:
-    """Resources that must be built inside the running event loop, built once."""
+    """The worker's wiring: its settings, its liveness, and the resources that must be built
+    inside the running event loop, built once."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self.liveness = Liveness(worker_metrics().dependency_up, settings.stall_after_s,
+                                 settings.stall_exit_after_s)
         self.pipeline: ScoringPipeline | None = None
         self.requests: RequestBatcher[Decision | Rejection] | None = None
-        self.redis: Any = None
-        self.processed: dict[TP, int] = {}
-        self.started_at = time.time()
-        self.agent_running = False
-        self.agent_error: str | None = None      # why the agent last stopped, if it failed
-        self.waiting_since: float | None = None  # when events were first seen waiting
-        self.answering_since: float | None = None  # since when Kafka and Redis both answer
-        self.fatal_error: str | None = None
-        self.exit_code = EXIT_BATCH_FAILED       # of `creditrisk worker` after a fatal error
+        self.redis: redis.asyncio.Redis | None = None
+        self.processed: dict[TP, int] = {}  # the highest offset decided, per partition
         self._lock = asyncio.Lock()
-
-    def observe_waiting(self, waiting: int, now: float) -> None:
-        """Events waiting on the assigned partitions, as a lag reading just counted them."""
-        if waiting == 0:
-            self.waiting_since = None
-        elif self.waiting_since is None:
-            self.waiting_since = now
-
-    def stalled_past_limit(self, waiting: int | None, now: float) -> float | None:
-        """After a round of probes: how long the stream has stalled, when that is past
-        ``stall_exit_after_s`` (else None). ``waiting`` is None when Kafka or Redis did not
-        answer: an outage is waited out, and the stall clock starts again after it."""
-        if waiting is None:
-            self.answering_since = None
-            return None
-        if self.answering_since is None:
-            self.answering_since = now
-        self.observe_waiting(waiting, now)
-        stalled = self.stalled_for(waiting, now, not_before=self.answering_since)
-        limit = self.settings.stall_exit_after_s
-        return stalled if limit and stalled > limit and self.fatal_error is None else None
-
-    def stalled_for(self, waiting: int, now: float, not_before: float | None = None) -> float:
-        """Seconds that events have waited with no batch completed (0 when none wait),
-        counted from ``not_before`` at the earliest."""
-        if waiting == 0:
-            return 0.0
-        last_batch = self.pipeline.last_batch_completed_at if self.pipeline else None
-        progress = max(filter(None, (last_batch, self.waiting_since, self.started_at, not_before)))
-        return max(now - progress, 0.0)
 
     async def ready(self) -> ScoringPipeline:
         async with self._lock:
@@ -124,7 +96,7 @@ class ServiceState:
                                      settings.key_prefix, metrics=feature_store_metrics())
         producer = self.app.producer
 
-        async def publish(topic: str, key: bytes | None, value: bytes) -> Any:
+        async def publish(topic: str, key: bytes | None, value: bytes) -> Awaitable[RecordMetadata]:
             # Straight to the Kafka producer: the future resolves on delivery, and none of
             # Faust's per-message bookkeeping (a third of the send cost) is needed here.
             return await producer.send(topic, key, value, None, None, None)
@@ -178,7 +150,8 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def score_applications(stream: faust.StreamT) -> None:
         pipeline = await state.ready()
         assert isinstance(stream, faust.Stream)  # the StreamT protocol omits take_events
-        state.agent_running, state.agent_error = True, None
+        liveness = state.liveness
+        liveness.agent_started()
         try:
             async for events in stream.take_events(settings.batch_max_events,
                                                    within=settings.batch_within_s):
@@ -188,7 +161,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                                       event.message.offset, event.message.key)
                         for event in events])
                 except Exception as error:  # noqa: BLE001 - neither an outage nor one event's
-                    stop_worker(state, error)
+                    stop_worker(liveness, error)
                     return  # the batch stays unacknowledged
                 for event in events:
                     tp = event.message.tp
@@ -196,12 +169,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
         except asyncio.CancelledError:
             raise
         except BaseException as error:
-            state.agent_error = f"the scoring agent failed ({type(error).__name__})"
+            liveness.agent_failed(f"the scoring agent failed ({type(error).__name__})")
             raise
         finally:
-            state.agent_running = False
+            liveness.agent_ended()
 
-    @app.timer(interval=5.0)
+    @app.timer(interval=PROBE_INTERVAL_S)
     async def probe_dependencies_and_report_lag() -> None:
         await _probe_dependencies(app, state)
 
@@ -227,59 +200,37 @@ async def _waiting_events(app: faust.App, state: ServiceState, topic: str) -> di
     return waiting
 
 
-# A probe that takes longer than this counts as the dependency not answering.
-PROBE_TIMEOUT_S = 3.0
-
-
 async def _probe_dependencies(app: faust.App, state: ServiceState) -> None:
-    """Every few seconds, events or not: the consumer lag (a Kafka round trip) and a Redis
-    ping. The answers feed ``creditrisk_dependency_up``, ``/health`` and the outage lines;
-    a stream that stays stalled while both answer stops the worker (:func:`stop_stalled_worker`)."""
-    pipeline = state.pipeline
-    if pipeline is None:
+    """Every few seconds, events or not, Kafka and Redis at once: the consumer lag (a Kafka
+    round trip) and a Redis ping, with when the pipeline last completed a batch. The only
+    feeder of the worker's :class:`Liveness` (``creditrisk_dependency_up``, ``/health``, the
+    outage lines); a stream that stays stalled while both answer stops the worker
+    (:func:`stop_stalled_worker`)."""
+    pipeline, redis_client = state.pipeline, state.redis
+    if pipeline is None or redis_client is None:
         return
-    probes = {"kafka": lambda: _report_lag(app, state, state.settings.topic_applications),
-              "redis": state.redis.ping}
-    answers: dict[str, Any] = {}
-    for dependency, probe in probes.items():
-        try:
-            answers[dependency] = await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
-        except Exception as error:  # noqa: BLE001 - any failure: the dependency does not answer
-            pipeline.dependencies.failed(dependency, error)
-        else:
-            pipeline.dependencies.answered(dependency)
-    waiting = answers["kafka"] if len(answers) == len(probes) else None
-    stalled = state.stalled_past_limit(waiting, time.time())
-    if waiting is not None and stalled is not None:  # stalled only when all answered
-        stop_stalled_worker(state, waiting, stalled)
+    lag, pong = await asyncio.gather(
+        asyncio.wait_for(_waiting_events(app, state, state.settings.topic_applications),
+                         PROBE_TIMEOUT_S),
+        asyncio.wait_for(redis_client.ping(), PROBE_TIMEOUT_S),
+        return_exceptions=True)
+    state.liveness.probed(Probe(lag, pong if isinstance(pong, BaseException) else None,
+                                pipeline.last_batch_completed_at))
+    if not isinstance(lag, BaseException):
+        for partition, waiting in lag.items():
+            worker_metrics().consumer_lag.labels(partition=str(partition)).set(waiting)
+    stall = state.liveness.stall_to_stop()
+    if stall is not None:
+        stop_stalled_worker(state.liveness, stall)
 
 
-async def _report_lag(app: faust.App, state: ServiceState, topic: str) -> int:
-    """Set the lag gauges; the events waiting on all assigned partitions."""
-    waiting = await _waiting_events(app, state, topic)
-    for partition, lag in waiting.items():
-        worker_metrics().consumer_lag.labels(partition=str(partition)).set(lag)
-    return sum(waiting.values())
-
-
-def stream_health(state: ServiceState, waiting: int, stall_after_s: float,
-                  now: float | None = None) -> dict[str, Any]:
-    """Is the agent moving? Red when it has stopped, or when events have waited on its
-    partitions for ``stall_after_s`` with no batch completed since."""
-    now = time.time() if now is None else now
-    last_batch = state.pipeline.last_batch_completed_at if state.pipeline else None
-    state.observe_waiting(waiting, now)
-    stalled = state.stalled_for(waiting, now) > stall_after_s
-    report: dict[str, Any] = {
-        "ok": state.agent_running and not stalled and state.fatal_error is None,
-        "agent_running": state.agent_running, "waiting_events": waiting,
-        "seconds_since_last_batch": None if last_batch is None else round(now - last_batch, 1)}
-    if state.fatal_error or state.agent_error:
-        report["detail"] = state.fatal_error or state.agent_error
-    elif stalled:
-        report["detail"] = (f"{waiting} events waiting and no batch completed for more than "
-                            f"{stall_after_s:g} s")
-    return report
+def model_health(models: ModelHolder | None) -> HealthPart:
+    """The model part of ``GET /health``: which version serves, and the last failed reload."""
+    if models is None:
+        return {"ok": False, "detail": "not loaded yet"}
+    return {"ok": True, "version": models.current.version,
+            "policy_version": models.current.policy_version,
+            "last_reload_error": models.last_reload_error}
 
 
 def _add_views(app: faust.App, state: ServiceState) -> None:
@@ -290,7 +241,10 @@ def _add_views(app: faust.App, state: ServiceState) -> None:
 
     @app.page("/health")
     async def health(self: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        report = await _health(app, state)
+        # What the last probe found: no round trip of its own.
+        pipeline = state.pipeline
+        report = {**state.liveness.snapshot().health(),
+                  "model": model_health(pipeline.models if pipeline is not None else None)}
         status = 200 if all(part["ok"] for part in report.values()) else 503
         return self.json(report, status=status)
 
@@ -327,33 +281,3 @@ def _add_views(app: faust.App, state: ServiceState) -> None:
             if isinstance(result, Rejection):  # the contract's codes, or processing_error
                 return self.json({"error": result.error, "detail": result.detail}, status=422)
             return self.bytes(result.to_json(), content_type="application/json")
-
-
-async def _health(app: faust.App, state: ServiceState) -> dict[str, dict[str, Any]]:
-    pipeline = state.pipeline
-    report: dict[str, dict[str, Any]] = {}
-    kafka_ok = bool(app.consumer.assignment()) if app.consumer else False
-    if pipeline is not None:
-        kafka_ok = kafka_ok and pipeline.healthy_dependencies["kafka"]
-    report["kafka"] = {"ok": kafka_ok, "assigned_partitions": len(app.consumer.assignment())}
-    try:
-        redis_ok = state.redis is not None and bool(await asyncio.wait_for(state.redis.ping(), 1.0))
-    except Exception:  # noqa: BLE001 - any failure is "not ok"
-        redis_ok = False
-    report["redis"] = {"ok": redis_ok}
-    try:
-        waiting = sum((await asyncio.wait_for(
-            _waiting_events(app, state, state.settings.topic_applications), PROBE_TIMEOUT_S,
-        )).values())
-    except Exception:  # noqa: BLE001 - no offsets yet (rebalancing, Kafka away): none known to wait
-        waiting = 0
-    report["stream"] = stream_health(state, waiting, state.settings.stall_after_s)
-    if pipeline is None:
-        report["model"] = {"ok": False, "detail": "not loaded yet"}
-    else:
-        holder = pipeline.models
-        report["model"] = {"ok": True, "version": holder.current.version,
-                           "policy_version": holder.current.policy_version,
-                           "last_reload_error": holder.last_reload_error}
-    return report
-

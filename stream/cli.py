@@ -81,8 +81,8 @@ def run_worker(loglevel: str) -> None:
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
-        state = app.creditrisk_state  # type: ignore[attr-defined]  # set by create_app
-        if state.fatal_error:
-            typer.secho(f"The worker stopped: {state.fatal_error}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(code=state.exit_code) from None
+        liveness = app.creditrisk_state.liveness  # type: ignore[attr-defined]  # set by create_app
+        if liveness.fatal_error and liveness.exit_status is not None:
+            typer.secho(f"The worker stopped: {liveness.fatal_error}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=liveness.exit_status) from None
         raise exit_
