@@ -40,7 +40,7 @@ from stream.metrics import WorkerMetrics
 from stream.model_runtime import ModelEvent, ModelHolder
 from stream.pipeline import IncomingEvent, ScoringPipeline
 from stream.request_batching import Overloaded, RequestBatcher
-from stream.validation import Rejection
+from stream.validation import DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ class ServiceState:
         self.liveness = Liveness(worker_metrics().dependency_up, settings.stall_after_s,
                                  settings.stall_exit_after_s)
         self.pipeline: ScoringPipeline | None = None
-        self.requests: RequestBatcher[Decision | Rejection] | None = None
+        self.models: ModelHolder | None = None  # the pipeline's, for /health
+        self.requests: RequestBatcher[Decision | DeadLetter] | None = None
         self.redis: redis.asyncio.Redis | None = None
         self.processed: dict[TP, int] = {}  # the highest offset decided, per partition
         self._lock = asyncio.Lock()
@@ -91,6 +92,7 @@ class ServiceState:
         model = models.current
         metrics.set_live_model(model.version, model.policy_version)
         models.on_event = _count_model_event  # from now on, loads are reloads
+        self.models = models
         self.redis = async_client(settings, "worker")
         reader = OnlineFeatureReader(self.redis, settings.feature_schema_version,
                                      settings.key_prefix, metrics=feature_store_metrics())
@@ -242,9 +244,7 @@ def _add_views(app: faust.App, state: ServiceState) -> None:
     @app.page("/health")
     async def health(self: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         # What the last probe found: no round trip of its own.
-        pipeline = state.pipeline
-        report = {**state.liveness.snapshot().health(),
-                  "model": model_health(pipeline.models if pipeline is not None else None)}
+        report = {**state.liveness.snapshot().health(), "model": model_health(state.models)}
         status = 200 if all(part["ok"] for part in report.values()) else 503
         return self.json(report, status=status)
 
@@ -278,6 +278,6 @@ def _add_views(app: faust.App, state: ServiceState) -> None:
                 log.warning("POST /score failed: %s", type(error).__name__)
                 return self.json({"error": "unavailable",
                                   "detail": f"scoring failed: {type(error).__name__}"}, status=503)
-            if isinstance(result, Rejection):  # the contract's codes, or processing_error
+            if isinstance(result, DeadLetter):  # the contract's codes, or processing_error
                 return self.json({"error": result.error, "detail": result.detail}, status=422)
             return self.bytes(result.to_json(), content_type="application/json")
