@@ -9,14 +9,13 @@ Applied with :func:`onnx_models.policy.apply_calibration`, the worker's function
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from config.json_types import JSONObject
 from onnx_models.policy import logit
 
 
-def fit_platt(raw_probability: np.ndarray, label: np.ndarray) -> dict[str, Any]:
+def fit_platt(raw_probability: np.ndarray, label: np.ndarray) -> JSONObject:
     """model.json ``calibration`` entry fitted on rows SMOTE never touched (the pipeline
     passes out-of-fold predictions for every training row)."""
     from sklearn.linear_model import LogisticRegression

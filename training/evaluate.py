@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
+import pandas as pd
 
+from config.json_types import JSONObject
 from onnx_models.policy import decide
 
 
@@ -26,7 +28,7 @@ class BinaryMetrics:
     bad_rate: float
     rows: int
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
 
@@ -65,9 +67,9 @@ def evaluate_probabilities(label: np.ndarray, probability: np.ndarray,
         rows=len(label))
 
 
-def summarize_folds(folds: Sequence[BinaryMetrics]) -> dict[str, Any]:
+def summarize_folds(folds: Sequence[BinaryMetrics]) -> JSONObject:
     """Mean and standard deviation across CV folds, per metric."""
-    summary: dict[str, Any] = {"folds": len(folds)}
+    summary: JSONObject = {"folds": len(folds)}
     for name in ("auc", "ks", "gini", "brier", "ece"):
         values = np.array([getattr(fold, name) for fold in folds])
         summary[name] = float(values.mean())
@@ -76,8 +78,22 @@ def summarize_folds(folds: Sequence[BinaryMetrics]) -> dict[str, Any]:
     return summary
 
 
+class DecisionOutcomes(TypedDict):
+    """What the thresholds do on a labelled set (model.json ``decisions_at_thresholds``)."""
+
+    approval_rate: float
+    review_rate: float
+    decline_rate: float
+    bad_rate_among_approved: float
+    bad_rate_among_not_declined: float
+    bad_rate_overall: float
+    by_decision: dict[str, dict[str, int]]    # decision -> {"good": n, "bad": n}
+    confusion_matrix: dict[str, int]
+    rows: int
+
+
 def decision_outcomes(label: np.ndarray, probability_of_default: np.ndarray,
-                      thresholds: Mapping[str, Any]) -> dict[str, Any]:
+                      thresholds: Mapping[str, object]) -> DecisionOutcomes:
     """Approval / review / decline rates, bad rate among approved, and confusion counts.
 
     The confusion matrix treats 'decline' as predicting bad; 'review' is shown apart since
@@ -110,7 +126,7 @@ def decision_outcomes(label: np.ndarray, probability_of_default: np.ndarray,
     }
 
 
-def evaluate_registered_model(labelled: Any, application_ids: Collection[str], registry_dir: Path,
+def evaluate_registered_model(labelled: pd.DataFrame, application_ids: Collection[str], registry_dir: Path,
                               version: str) -> BinaryMetrics:
     """Training's own evaluation of a registered model on the labelled rows of these
     applications (its encoder, its ONNX graph and calibration): what a back-test of the same

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from config.json_types import JSONObject, JSONValue
 from onnx_models.policy import apply_calibration
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    import onnxruntime as ort
 
 ONNX_INPUT_NAME = "features"
 ONNX_OUTPUT_NAME = "probabilities"
@@ -46,13 +51,13 @@ class ParityResult:
     def passed(self) -> bool:
         return self.max_abs_diff <= self.tolerance and self.max_abs_diff_raw <= self.tolerance
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"max_abs_diff": self.max_abs_diff, "max_abs_diff_raw": self.max_abs_diff_raw,
                 "rows": self.rows, "tolerance": self.tolerance, "passed": self.passed,
                 "compared": "calibrated PD from onnxruntime vs native LightGBM"}
 
 
-def booster_to_onnx(booster: Any, n_features: int) -> bytes:
+def booster_to_onnx(booster: lgb.Booster, n_features: int) -> bytes:
     """Serialized ONNX graph of a binary LightGBM booster (input ``features``)."""
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
@@ -69,7 +74,7 @@ def booster_to_onnx(booster: Any, n_features: int) -> bytes:
     return model.SerializeToString()
 
 
-def onnx_raw_probability(session: Any, matrix: np.ndarray, batch_rows: int = 50_000,
+def onnx_raw_probability(session: ort.InferenceSession, matrix: np.ndarray, batch_rows: int = 50_000,
                          progress: bool = False) -> np.ndarray:
     """Raw P(bad) from an onnxruntime session, in batches."""
     from tqdm import tqdm
@@ -82,8 +87,8 @@ def onnx_raw_probability(session: Any, matrix: np.ndarray, batch_rows: int = 50_
     return np.concatenate(parts).astype(np.float64) if parts else np.empty(0)
 
 
-def check_parity(onnx_bytes: bytes, booster: Any, matrix: np.ndarray,
-                 calibration: Mapping[str, Any], tolerance: float = 1e-5,
+def check_parity(onnx_bytes: bytes, booster: lgb.Booster, matrix: np.ndarray,
+                 calibration: Mapping[str, JSONValue], tolerance: float = 1e-5,
                  progress: bool = False) -> ParityResult:
     """Score ``matrix`` both ways; raise :class:`ParityError` beyond ``tolerance``."""
     import onnxruntime
@@ -96,7 +101,7 @@ def check_parity(onnx_bytes: bytes, booster: Any, matrix: np.ndarray,
                                            providers=["CPUExecutionProvider"])
     matrix32 = np.asarray(matrix, dtype=np.float32)
     onnx_raw = onnx_raw_probability(session, matrix32, progress=progress)
-    native_raw = booster.predict(matrix32.astype(np.float64))
+    native_raw = np.asarray(booster.predict(matrix32.astype(np.float64)))
     result = ParityResult(
         max_abs_diff=float(np.max(np.abs(apply_calibration(onnx_raw, calibration)
                                          - apply_calibration(native_raw, calibration)),

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from config.json_types import JSONObject
 from training.training_config import LightGBMSettings, TrainingConfig
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 
 @dataclass
@@ -21,21 +25,21 @@ class FittedVariant:
     """
 
     name: str  # "smote" | "no_smote" | "baseline"
-    booster: Any  # lightgbm.Booster
-    calibration: dict[str, Any]
+    booster: lgb.Booster
+    calibration: JSONObject
     trees: int
     training_rows: int  # real rows the final model was fitted on
     synthetic_rows: int  # SMOTE rows added to them
-    settings: dict[str, Any]  # what the search chose (model.json form)
+    settings: JSONObject  # what the search chose (model.json form)
 
     def raw_probability(self, features: np.ndarray) -> np.ndarray:
         """The booster's uncalibrated probability (float64 input, as ONNX sees float32)."""
-        return self.booster.predict(as_float32_values(features))
+        return np.asarray(self.booster.predict(as_float32_values(features)))
 
 
 def train_booster(features: np.ndarray, label: np.ndarray, categorical_indices: Sequence[int],
                   config: TrainingConfig | LightGBMSettings, seed: int,
-                  rounds: int | None = None) -> Any:
+                  rounds: int | None = None) -> lgb.Booster:
     """LightGBM on float32-representable inputs (so the ONNX graph sees identical values),
     ``rounds`` trees (default: the settings' ``max_rounds``)."""
     import lightgbm as lgb
@@ -54,7 +58,7 @@ def as_float32_values(features: np.ndarray) -> np.ndarray:
     return np.asarray(features, dtype=np.float32).astype(np.float64)
 
 
-def float32_safe_booster(booster: Any) -> Any:
+def float32_safe_booster(booster: lgb.Booster) -> lgb.Booster:
     """The booster rebuilt from :func:`float32_safe_thresholds` text."""
     import lightgbm as lgb
 

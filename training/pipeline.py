@@ -16,22 +16,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from config.json_types import JSONObject
 from features.definitions import FeatureEncoder
 from onnx_models.policy import apply_calibration
 from onnx_models.registry import MODEL_CARD, MODEL_ONNX, RegisteredModel, Registry, make_version
 from training.calibration import fit_platt
 from training.diagnostics import AnalystWarning, RunFigures, analyst_warnings
-from training.evaluate import decision_outcomes, evaluate_probabilities
+from training.evaluate import DecisionOutcomes, decision_outcomes, evaluate_probabilities
 from training.export import ParityResult, booster_to_onnx, check_parity
 from training.leakage import LeakagePolicy, check_features, leakage_alarm
 from training.model import FittedVariant, float32_safe_booster, train_booster
 from training.split import TestSplit, split_test
-from training.thresholds import thresholds_from_costs
+from training.thresholds import CostThresholds, thresholds_from_costs
 from training.training_config import TrainingConfig
 from training.tuning import (
     Candidate,
@@ -41,6 +42,9 @@ from training.tuning import (
     run_search,
     smote_candidates,
 )
+
+if TYPE_CHECKING:
+    from training.datasets import DatasetConfig
 
 Log = Callable[[str], None]
 LABEL_COLUMN = "bad"
@@ -76,7 +80,7 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def run_training(data_path: str | Path, dataset: Any = "generated",
+def run_training(data_path: str | Path, dataset: str | Path | DatasetConfig = "generated",
                  registry_dir: str | Path | None = None, promote: bool = True,
                  config: TrainingConfig | None = None, report_dir: str | Path | None = None,
                  progress: bool = True, log: Log = print) -> TrainingResult:
@@ -96,12 +100,12 @@ def run_training(data_path: str | Path, dataset: Any = "generated",
                             data_path=str(data_path))
 
 
-def checked_encoder(dataset_config: Any, config: TrainingConfig) -> FeatureEncoder:
+def checked_encoder(dataset_config: DatasetConfig, config: TrainingConfig) -> FeatureEncoder:
     """The (unfitted) feature encoder the dataset asks for, after the leakage guard."""
     encoder = FeatureEncoder(
         feature_set=dataset_config.feature_set,
-        columns=dict(getattr(dataset_config, "model_features", dataset_config.features)) or None,
-        descriptions=getattr(dataset_config, "feature_descriptions", None),
+        columns=dataset_config.model_features or None,
+        descriptions=dataset_config.feature_descriptions,
         include_addr_state=config.include_addr_state,
         allow_pricing=bool(dataset_config.allow_pricing),
         reference_annual_rate=config.reference_annual_rate,
@@ -110,7 +114,7 @@ def checked_encoder(dataset_config: Any, config: TrainingConfig) -> FeatureEncod
     return encoder
 
 
-def prepare_features(frame: pd.DataFrame, dataset_config: Any,
+def prepare_features(frame: pd.DataFrame, dataset_config: DatasetConfig,
                      config: TrainingConfig) -> _Prepared:
     """Leakage check, then the shared feature definitions fitted on the frame."""
     encoder = checked_encoder(dataset_config, config)
@@ -130,7 +134,7 @@ class TrainingRun:
     """What the steps of one training run produce, in order."""
 
     prepared: _Prepared
-    dataset_config: Any
+    dataset_config: DatasetConfig
     config: TrainingConfig
     split: TestSplit
     fingerprint: str
@@ -141,8 +145,8 @@ class TrainingRun:
     out_of_fold: dict[str, np.ndarray] = field(default_factory=dict)
     variants: dict[str, FittedVariant] = field(default_factory=dict)
     comparison: dict[str, Any] = field(default_factory=dict)
-    decisions: dict[str, Any] = field(default_factory=dict)
-    thresholds: dict[str, Any] = field(default_factory=dict)
+    decisions: DecisionOutcomes | None = None
+    thresholds: CostThresholds | None = None
     test_pd: np.ndarray | None = None
     onnx_bytes: bytes = b""
     parity: ParityResult | None = None
@@ -303,22 +307,24 @@ def _evaluate(run: TrainingRun) -> None:
     exported = run.exported
     run.test_pd = apply_calibration(exported.raw_probability(run.test_matrix),
                                     exported.calibration)
-    run.thresholds = thresholds_from_costs(config.cost_bad_loan, config.cost_rejected_good,
-                                           config.review_band_fraction)
-    run.decisions = decision_outcomes(run.test_label, run.test_pd, run.thresholds)
-    run.warnings = _warnings(run)
+    thresholds = thresholds_from_costs(config.cost_bad_loan, config.cost_rejected_good,
+                                       config.review_band_fraction)
+    decisions = decision_outcomes(run.test_label, run.test_pd, thresholds)
+    run.thresholds, run.decisions = thresholds, decisions
+    run.warnings = _warnings(run, thresholds, decisions)
 
 
-def _warnings(run: TrainingRun) -> list[AnalystWarning]:
+def _warnings(run: TrainingRun, thresholds: CostThresholds,
+              decisions: DecisionOutcomes) -> list[AnalystWarning]:
     config, comparison, name = run.config, run.comparison, run.exported_name
     exported = comparison[name]
     lightgbm_name = "smote" if config.smote and "smote" in comparison else "no_smote"
     figures = RunFigures(
         model_name=name, model_is_trees=name != "baseline", trees=run.exported.trees,
         training_bad_loans=int(run.train_label.sum()), training_rows=len(run.train_label),
-        approval_rate=run.decisions["approval_rate"],
-        approve_below=run.thresholds["approve_below"],
-        decline_at_or_above=run.thresholds["decline_at_or_above"],
+        approval_rate=decisions["approval_rate"],
+        approve_below=thresholds["approve_below"],
+        decline_at_or_above=thresholds["decline_at_or_above"],
         test_auc=exported["calibrated"]["auc"], test_bad_loans=int(run.test_label.sum()),
         test_good_loans=int(len(run.test_label) - run.test_label.sum()),
         cv_auc=exported["cv"]["auc"], cv_auc_std=exported["cv"]["auc_std"],
@@ -342,8 +348,8 @@ def _warnings(run: TrainingRun) -> list[AnalystWarning]:
     return found
 
 
-def train_from_frame(frame: pd.DataFrame, dataset_config: Any, cleaning: dict[str, Any],
-                     labelling: dict[str, Any], registry_dir: str | Path | None = None,
+def train_from_frame(frame: pd.DataFrame, dataset_config: DatasetConfig, cleaning: JSONObject,
+                     labelling: JSONObject, registry_dir: str | Path | None = None,
                      promote: bool = True, config: TrainingConfig | None = None,
                      report_dir: str | Path | None = None, progress: bool = True,
                      log: Log = print, data_path: str | None = None,
@@ -404,7 +410,7 @@ def train_from_frame(frame: pd.DataFrame, dataset_config: Any, cleaning: dict[st
     return TrainingResult(version, card, registered, promote, report_path, run.warnings)
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> int | float | str:
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):

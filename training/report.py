@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.definitions import FeatureEncoder
+from training.model import FittedVariant
 from training.report_plots import render_all
 
 TEMPLATE = Path(__file__).with_name("report_template.html")
@@ -22,7 +24,7 @@ MODEL_PLOTS = ("roc", "ks", "calibration", "score_distribution", "feature_import
 COMPARISON_PLOTS = ("smote_comparison",)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:,.4f}" if abs(value) < 1000 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
@@ -30,14 +32,14 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def html_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def html_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
                    for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _metric_rows(named: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
+def _metric_rows(named: Mapping[str, Mapping[str, object]]) -> list[list[object]]:
     names = ("auc", "ks", "gini", "brier", "ece", "mean_pd", "bad_rate")
     return [[label, *(values.get(n, "") for n in names)] for label, values in named.items()]
 
@@ -176,8 +178,9 @@ def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
 
 
 def write_report(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
-                 test_label: np.ndarray, test_pd: np.ndarray, variants: Mapping[str, Any],
-                 test_matrix: np.ndarray, encoder: Any) -> Path:
+                 test_label: np.ndarray, test_pd: np.ndarray,
+                 variants: Mapping[str, FittedVariant], test_matrix: np.ndarray,
+                 encoder: FeatureEncoder) -> Path:
     """Write ``folder/report.html`` and the PNGs; return the HTML path."""
     folder = Path(folder)
     plots = render_all(folder, card, full_frame, test_label, test_pd, variants, test_matrix,

@@ -8,18 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from features.definitions import FeatureEncoder
 from onnx_models.policy import apply_calibration, score_points
+from training.model import FittedVariant
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 PALETTE = {"good": "#2a9d8f", "bad": "#e76f51", "raw": "#8d99ae", "calibrated": "#264653",
            "no_smote": "#e9c46a"}
 
 
-def _figure(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
+def _figure(width: float = 6.4, height: float = 4.0) -> tuple[Figure, Axes]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,7 +37,7 @@ def _figure(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
     return figure, axes
 
 
-def histogram(values: pd.Series, title: str, xlabel: str, clip_quantile: float = 0.995) -> Any:
+def histogram(values: pd.Series, title: str, xlabel: str, clip_quantile: float = 0.995) -> Figure:
     figure, axes = _figure()
     data = pd.to_numeric(values, errors="coerce").dropna()
     if len(data):
@@ -40,7 +47,7 @@ def histogram(values: pd.Series, title: str, xlabel: str, clip_quantile: float =
     return figure
 
 
-def category_counts(values: pd.Series, title: str, top: int = 15) -> Any:
+def category_counts(values: pd.Series, title: str, top: int = 15) -> Figure:
     figure, axes = _figure()
     counts = values.astype("object").fillna("<missing>").value_counts().head(top)[::-1]
     axes.barh([str(i) for i in counts.index], counts.to_numpy(), color=PALETTE["calibrated"])
@@ -49,7 +56,7 @@ def category_counts(values: pd.Series, title: str, top: int = 15) -> Any:
     return figure
 
 
-def bad_rate_by(values: pd.Series, label: pd.Series, title: str, top: int = 15) -> Any:
+def bad_rate_by(values: pd.Series, label: pd.Series, title: str, top: int = 15) -> Figure:
     figure, axes = _figure()
     table = pd.DataFrame({"key": values.astype("object").fillna("<missing>"), "bad": label})
     rates = table.groupby("key")["bad"].agg(["mean", "size"])
@@ -61,7 +68,7 @@ def bad_rate_by(values: pd.Series, label: pd.Series, title: str, top: int = 15) 
     return figure
 
 
-def roc_curves(label: np.ndarray, curves: Mapping[str, np.ndarray]) -> Any:
+def roc_curves(label: np.ndarray, curves: Mapping[str, np.ndarray]) -> Figure:
     from sklearn.metrics import roc_auc_score, roc_curve
 
     figure, axes = _figure(5.5, 5.0)
@@ -75,7 +82,7 @@ def roc_curves(label: np.ndarray, curves: Mapping[str, np.ndarray]) -> Any:
     return figure
 
 
-def ks_curve(label: np.ndarray, probability: np.ndarray) -> Any:
+def ks_curve(label: np.ndarray, probability: np.ndarray) -> Figure:
     figure, axes = _figure()
     grid = np.linspace(0, 1, 501)
     ordered = np.sort(probability)
@@ -96,7 +103,7 @@ def ks_curve(label: np.ndarray, probability: np.ndarray) -> Any:
 
 
 def calibration_curve(label: np.ndarray, curves: Mapping[str, np.ndarray], bins: int = 10
-                      ) -> Any:
+                      ) -> Figure:
     figure, axes = _figure(5.5, 5.0)
     top = 0.0
     for name, probability in curves.items():
@@ -115,9 +122,9 @@ def calibration_curve(label: np.ndarray, curves: Mapping[str, np.ndarray], bins:
     return figure
 
 
-def score_distribution(label: np.ndarray, scores: np.ndarray) -> Any:
+def score_distribution(label: np.ndarray, scores: np.ndarray) -> Figure:
     figure, axes = _figure()
-    bins = np.linspace(np.percentile(scores, 0.5), np.percentile(scores, 99.5), 40)
+    bins = np.linspace(np.percentile(scores, 0.5), np.percentile(scores, 99.5), 40).tolist()
     axes.hist(scores[label == 0], bins=bins, alpha=0.6, density=True, color=PALETTE["good"],
               label="good loans")
     axes.hist(scores[label == 1], bins=bins, alpha=0.6, density=True, color=PALETTE["bad"],
@@ -128,7 +135,7 @@ def score_distribution(label: np.ndarray, scores: np.ndarray) -> Any:
     return figure
 
 
-def feature_importance(booster: Any, names: list[str]) -> Any:
+def feature_importance(booster: lgb.Booster, names: list[str]) -> Figure:
     figure, axes = _figure(6.4, 5.0)
     gain = booster.feature_importance(importance_type="gain")
     order = np.argsort(gain)
@@ -139,7 +146,7 @@ def feature_importance(booster: Any, names: list[str]) -> Any:
     return figure
 
 
-def smote_comparison(variants: Mapping[str, Mapping[str, Any]]) -> Any:
+def smote_comparison(variants: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Figure:
     figure, axes = _figure(7.0, 4.0)
     metrics = ["auc", "ks", "gini", "brier", "ece"]
     series = {f"{name} raw": values["raw"] for name, values in variants.items()}
@@ -155,8 +162,9 @@ def smote_comparison(variants: Mapping[str, Mapping[str, Any]]) -> Any:
 
 
 def render_all(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
-               test_label: np.ndarray, test_pd: np.ndarray, variants: Mapping[str, Any],
-               test_matrix: np.ndarray, encoder: Any) -> dict[str, Path]:
+               test_label: np.ndarray, test_pd: np.ndarray,
+               variants: Mapping[str, FittedVariant], test_matrix: np.ndarray,
+               encoder: FeatureEncoder) -> dict[str, Path]:
     """Every plot the data allows, saved as ``folder/<name>.png``; name → path."""
     import matplotlib.pyplot as plt
 
@@ -168,7 +176,7 @@ def render_all(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
     others = {name: apply_calibration(variant.raw_probability(test_matrix), variant.calibration)
               for name, variant in variants.items()
               if name != exported_name and variant is not exported}
-    plots: dict[str, Callable[[], Any]] = {}
+    plots: dict[str, Callable[[], Figure]] = {}
     if "loan_amnt" in full_frame:
         plots["loan_amount"] = lambda: histogram(full_frame["loan_amnt"],
                                                  "Loan amount", "loan amount")

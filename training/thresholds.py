@@ -8,11 +8,23 @@ of ``± review_band_fraction`` around it goes to a person instead of being decid
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
+
+
+class CostThresholds(TypedDict):
+    """The model.json ``thresholds`` entry: the decision band and the costs that set it."""
+
+    approve_below: float
+    decline_at_or_above: float
+    break_even_pd: float
+    cost_bad_loan: float
+    cost_rejected_good: float
+    review_band_fraction: float
+    rule: str
 
 
 def thresholds_from_costs(cost_bad_loan: float, cost_rejected_good: float,
-                          review_band_fraction: float) -> dict[str, Any]:
+                          review_band_fraction: float) -> CostThresholds:
     """The model.json ``thresholds`` entry."""
     if cost_bad_loan <= 0 or cost_rejected_good <= 0:
         raise ValueError("costs must be positive: cost_bad_loan is the loss on a loan that "

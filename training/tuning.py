@@ -16,13 +16,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from config.json_types import JSONObject
 from training.evaluate import evaluate_probabilities, summarize_folds
 from training.model import as_float32_values
 from training.training_config import LightGBMSettings, SmoteSettings, TrainingConfig, TreeSettings
+
+if TYPE_CHECKING:
+    from lightgbm import EvalResult
+    from lightgbm.callback import CallbackEnv
 
 Log = Callable[[str], None]
 
@@ -38,7 +43,7 @@ class Candidate:
         resampling = self.smote.describe() if self.smote else "no resampling"
         return f"{self.trees.describe()}; {resampling}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"num_leaves": self.trees.num_leaves,
                 "min_child_samples": self.trees.min_child_samples,
                 "reg_lambda": self.trees.reg_lambda,
@@ -59,7 +64,7 @@ class CandidateScore:
     out_of_fold: np.ndarray = field(repr=False)
     synthetic_rows_per_fold: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {**self.candidate.to_dict(), "trees": self.trees, "cv_auc": self.mean_auc,
                 "cv_auc_std": float(np.std(self.fold_aucs, ddof=1)),
                 "seconds": round(self.seconds, 2)}
@@ -73,7 +78,7 @@ class SearchResult:
     tried: list[CandidateScore]
     skipped: list[Candidate]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"chosen": self.best.to_dict(), "tried": [s.to_dict() for s in self.tried],
                 "skipped_for_time": [c.to_dict() for c in self.skipped]}
 
@@ -121,8 +126,9 @@ class CrossValidator:
                             eval_train_metric=False)
         finally:
             bar.close()
-        boosters: Any = result["cvbooster"]
-        curve: Any = result["valid auc-mean"]
+        boosters, curve = result["cvbooster"], result["valid auc-mean"]
+        assert isinstance(boosters, lgb.CVBooster) and isinstance(curve, list), \
+            "lgb.cv returns the fold boosters (return_cvbooster) and the mean AUC per round"
         trees = int(boosters.best_iteration or len(curve))
         out_of_fold = np.empty(len(self.label))
         for booster, (_, valid) in zip(boosters.boosters, self.folds, strict=True):
@@ -167,15 +173,15 @@ class MeanAucStopping:
     def __init__(self, patience: int, min_rounds: int, smoothing: int) -> None:
         self.patience, self.min_rounds, self.smoothing = patience, min_rounds, smoothing
         self.curve: list[float] = []
-        self.results: list[Any] = []
+        self.results: list[list[EvalResult]] = []
         self.best_round, self.best_auc = 0, -np.inf
 
-    def __call__(self, env: Any) -> None:
+    def __call__(self, env: CallbackEnv) -> None:
         import lightgbm as lgb
 
-        self.curve.append(next(entry[2] for entry in env.evaluation_result_list
-                               if entry[1] == "auc"))
-        self.results.append(list(env.evaluation_result_list))
+        evaluation = list(env.evaluation_result_list or [])
+        self.curve.append(next(entry[2] for entry in evaluation if entry[1] == "auc"))
+        self.results.append(evaluation)
         window = min(self.smoothing, len(self.curve))
         centre = len(self.curve) - 1 - window // 2
         smoothed = float(np.mean(self.curve[-window:]))
@@ -196,7 +202,7 @@ class _RoundsBar:
         self.bar = tqdm(total=total, desc=f"  CV {description}", unit="round", leave=False,
                         disable=not enabled)
 
-    def callback(self, env: Any) -> None:
+    def callback(self, env: CallbackEnv) -> None:
         self.bar.update(1)
 
     def close(self) -> None:
@@ -238,7 +244,7 @@ def run_search(validator: CrossValidator, candidates: Sequence[Candidate], deadl
 
 
 def cross_fitted_metrics(out_of_fold_raw: np.ndarray, label: np.ndarray,
-                         fold_of_row: np.ndarray, bins: int = 10) -> dict[str, Any]:
+                         fold_of_row: np.ndarray, bins: int = 10) -> JSONObject:
     """Per-fold metrics of calibrated out-of-fold predictions, each fold calibrated on the
     other folds' predictions only (so ECE and Brier are not judged on the rows that set the
     calibration), summarised as mean ± std."""
