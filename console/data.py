@@ -15,11 +15,9 @@ import logging
 import math
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -36,13 +34,14 @@ from console.records import (
     parse_each,
     unreadable_record_text,
 )
-from features.definitions import FeatureEncoder
 from features.normalize import utc_timestamp
 from features.store import REFUSED_ERRORS, as_text, refused
 from onnx_models.card import CardFeature, ModelCard
 from onnx_models.policy import ScoreScale, score_points
 from stream.decisions import Decision, DecisionError, DecisionRecord
 from stream.http_auth import bearer_header
+from stream.model_runtime import LoadedModel
+from stream.reasons import MAX_REASONS, ReasonBuilder
 
 log = logging.getLogger("creditrisk.console")
 
@@ -89,7 +88,11 @@ class DataSource(Protocol):
 
     def model_card(self) -> ModelCard: ...
 
-    def model_dir(self, version: str) -> Path | None: ...
+    def served_model(self, version: str) -> LoadedModel | None:
+        """The version as the worker serves it (encoder, ONNX model, explainer); None when
+        its files cannot be loaded."""
+        ...
+
 
     def recent_records(self, limit: int = RECENT_LIMIT) -> Parsed[DecisionRecord]: ...
 
@@ -126,6 +129,7 @@ class RedisDataSource:
         self.client = sync_client(settings, "console")
         self.worker = worker_url(settings)
         self._cards: dict[str, ModelCard] = {}
+        self._models: dict[str, LoadedModel] = {}
 
     # -- registry ---------------------------------------------------------------------
     def model_card(self) -> ModelCard:
@@ -146,9 +150,18 @@ class RedisDataSource:
                 "promote VERSION`), then reload this page.")
         return self._cards[version]
 
-    def model_dir(self, version: str) -> Path | None:
-        path = Path(self.settings.registry_dir) / version
-        return path if path.is_dir() else None
+    def served_model(self, version: str) -> LoadedModel | None:
+        """The version loaded as the worker loads it, once per version."""
+        from onnx_models.registry import Registry, RegistryError
+
+        if version not in self._models:
+            try:
+                registered = Registry(self.settings.registry_dir).load(version)
+                self._models[version] = LoadedModel.load(registered)
+            except (RegistryError, OSError) as error:
+                log.warning("model %s cannot explain decisions: %s", version, error)
+                return None
+        return self._models[version]
 
     # -- Redis ------------------------------------------------------------------------
     def _redis(self, call: Any) -> Any:
@@ -400,7 +413,7 @@ def risk_raising_factors(decision: Decision) -> list[Factor]:
 
 def model_inputs(card: ModelCard, features_records: list[dict[str, Any]]) -> pd.DataFrame:
     """The model inputs of stored feature records (same encoder the worker used)."""
-    encoder = FeatureEncoder.from_model_card(card)
+    encoder = card.encoder()
     frame = pd.DataFrame.from_records(features_records)
     for column in frame.columns:
         if frame[column].dtype == object:
@@ -408,37 +421,20 @@ def model_inputs(card: ModelCard, features_records: list[dict[str, Any]]) -> pd.
     return encoder.transform_frame(frame)
 
 
-@lru_cache(maxsize=4)
-def _explainer(model_txt: str) -> Any:
-    import lightgbm
-
-    return lightgbm.Booster(model_file=model_txt)
-
-
-def risk_lowering_factors(card: ModelCard, model_dir: Path | None,
-                          features_record: dict[str, Any], limit: int = 4) -> list[Factor]:
-    """The factors that pulled this applicant's risk down (TreeSHAP of the version's
-    model.txt, scaled like the published reasons); empty when the model files are gone."""
-    if model_dir is None or not (model_dir / "model.txt").is_file():
-        return []
-    from stream.reasons import ReasonBuilder
-
-    inputs = model_inputs(card, [features_record]).to_numpy(dtype=np.float32)
-    contributions = _explainer(str(model_dir / "model.txt")).predict(
-        inputs.astype(np.float64), pred_contrib=True, num_threads=1)[0, :-1]
-    builder = ReasonBuilder.from_model_card(card)
-    console_card = ConsoleCard(card)
-    impacts = contributions * builder.slope
-    order = np.argsort(impacts, kind="stable")
-    factors = []
-    for position in order[:limit]:
-        if impacts[position] >= 0:
-            break
-        value = float(inputs[0, position])
-        text = _lowering_text(card.features[position], builder.text(position, value), value,
-                              console_card)
-        factors.append(Factor(text, round(float(impacts[position]), 4)))
-    return factors
+def risk_lowering_factors(model: LoadedModel, features_record: Mapping[str, object],
+                          limit: int = MAX_REASONS) -> list[Factor]:
+    """The factors that pulled this applicant's risk down, as the worker explains its
+    decisions: the served version's encoder and TreeSHAP contributions, scaled like the
+    published reasons (:meth:`stream.reasons.ReasonBuilder.lowering`)."""
+    inputs = model.encoder.transform_records([features_record])
+    builder = ReasonBuilder.from_model_card(model.card)
+    lowering = builder.lowering(model.contributions(inputs)[0, :-1], inputs[0], limit)
+    console_card = ConsoleCard(model.card)
+    position = {name: index for index, name in enumerate(model.feature_names)}
+    return [Factor(_lowering_text(model.card.features[position[reason.feature]], reason.text,
+                                  float(inputs[0, position[reason.feature]]), console_card),
+                   reason.impact)
+            for reason in lowering]
 
 
 def _lowering_text(feature: CardFeature, reason_text: str, value: float,

@@ -17,6 +17,7 @@ from console.card import UNKNOWN_CHOICE, CompareFeature, ConsoleCard, FormField
 from console.data import (
     MIN_GROUP_SIZE,
     DataSource,
+    Factor,
     application_event,
     decision_bands,
     display_value,
@@ -238,18 +239,18 @@ def render_verdict(decision: Decision, card: ModelCard) -> None:
 
 
 def _lowering_factors(source: DataSource, card: ModelCard,
-                      record: DecisionRecord) -> list[Any]:
+                      record: DecisionRecord) -> list[Factor]:
     version = record.decision.model_version
-    model_card = card if card.version == version else None
-    if model_card is None:
+    if card.version != version:
         return []  # another version decided: its own contributions are not at hand
     try:
-        return risk_lowering_factors(model_card, source.model_dir(version), record.features)
+        model = source.served_model(version)
+        return [] if model is None else risk_lowering_factors(model, record.features)
     except Exception:  # noqa: BLE001 - an extra explanation must never hide the decision
         return []
 
 
-def render_factors(decision: Decision, lowering: list[Any]) -> None:
+def render_factors(decision: Decision, lowering: list[Factor]) -> None:
     raising = risk_raising_factors(decision)
     if raising:
         st.markdown("**What pushed the risk up** (most important first):")

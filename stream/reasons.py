@@ -104,10 +104,7 @@ class ReasonBuilder:
         ``contributions``: the row's raw TreeSHAP values, one per feature (bias excluded);
         ``values``: the row's model inputs (to name categories and missing values).
         """
-        impacts = np.asarray(contributions, dtype=np.float64) * self.slope
-        if len(impacts) != len(self.names):
-            raise ValueError(f"{len(impacts)} contributions for a model with "
-                             f"{len(self.names)} features")
+        impacts = self._impacts(contributions)
         leading = [MISSING_BUREAU_REASON] if bureau_missing else []
         # Largest impact first; equal impacts keep model.json order.
         order = np.argsort(-impacts, kind="stable")
@@ -115,8 +112,27 @@ class ReasonBuilder:
         chosen = chosen[:MAX_REASONS - len(leading)]
         if not chosen and not leading:
             chosen = [int(order[0])]
-        return tuple(leading) + tuple(
-            Reason(self.codes[position], self.names[position],
-                   self.text(position, float(values[position])),
-                   round(float(impacts[position]), 4))
-            for position in chosen)
+        return tuple(leading) + tuple(self._reason(position, impacts, values)
+                                      for position in chosen)
+
+    def lowering(self, contributions: np.ndarray, values: np.ndarray,
+                 limit: int = MAX_REASONS) -> tuple[Reason, ...]:
+        """The factors that pulled one row's risk down, the largest first (negative
+        impacts, scaled as :meth:`reasons` scales them): what the console shows beside
+        the reasons; never part of a notice."""
+        impacts = self._impacts(contributions)
+        order = np.argsort(impacts, kind="stable")
+        return tuple(self._reason(int(position), impacts, values)
+                     for position in order[:limit] if impacts[position] < 0)
+
+    def _impacts(self, contributions: np.ndarray) -> np.ndarray:
+        impacts = np.asarray(contributions, dtype=np.float64) * self.slope
+        if len(impacts) != len(self.names):
+            raise ValueError(f"{len(impacts)} contributions for a model with "
+                             f"{len(self.names)} features")
+        return impacts
+
+    def _reason(self, position: int, impacts: np.ndarray, values: np.ndarray) -> Reason:
+        return Reason(self.codes[position], self.names[position],
+                      self.text(position, float(values[position])),
+                      round(float(impacts[position]), 4))

@@ -134,7 +134,7 @@ class FakeDataSource:
     """In-memory DataSource: records newest first, the real card, a canned score answer."""
 
     def __init__(self, card: ModelCard, records: list[DecisionRecord],
-                 model_dir: Path | None = None, outcome: ScoreOutcome | None = None,
+                 model: LoadedModel | None = None, outcome: ScoreOutcome | None = None,
                  failure: Exception | None = None, ledger_down: bool = False,
                  unreadable: int = 0) -> None:
         self.card = card
@@ -142,7 +142,7 @@ class FakeDataSource:
         self.records = {item.decision.application_id: item for item in records}
         self.order = [item.decision.application_id for item in records]
         self.unreadable = unreadable  # stored records that "did not parse" (skipped)
-        self.directory = model_dir
+        self.model = model
         self.outcome = outcome or ScoreOutcome("unavailable", detail="no worker in this test")
         self.failure = failure
         self.scored: list[dict[str, Any]] = []
@@ -154,8 +154,8 @@ class FakeDataSource:
     def model_card(self) -> ModelCard:
         return self.card
 
-    def model_dir(self, version: str) -> Path | None:
-        return self.directory
+    def served_model(self, version: str) -> LoadedModel | None:
+        return self.model if self.model is not None and self.model.version == version else None
 
     def recent_records(self, limit: int = data.RECENT_LIMIT) -> Parsed[DecisionRecord]:
         self._check()
@@ -213,7 +213,7 @@ class FakeDataSource:
 
 @pytest.fixture
 def source(serving_model: LoadedModel, decision_records: list[DecisionRecord]) -> FakeDataSource:
-    return FakeDataSource(serving_model.card, decision_records, serving_model.registered.path)
+    return FakeDataSource(serving_model.card, decision_records, serving_model)
 
 
 def _app(source: Any, **state: Any) -> AppTest:
@@ -383,6 +383,27 @@ def test_decision_view_says_what_the_score_means_and_what_lowered_the_risk(sourc
     gauge = _charts(app)[0].proto.spec
     assert '"steps"' in gauge and "Score" in gauge
     assert "Model " in texts and "decided" in texts
+
+
+def test_the_console_explains_a_decision_with_the_workers_own_contributions(
+        serving_model, decision_records):
+    """What pulled the risk down comes from the same contributions that made the worker's
+    reasons: re-scoring the stored inputs gives the published reasons again, and no factor
+    is shown both as raising and as lowering the risk."""
+    record = next(item for item in decision_records if item.decision.application_id == TARGET)
+    inputs = serving_model.encoder.transform_records([record.features])
+    verdict = serving_model.score(inputs, [bool(record.decision.missing_features)])[0]
+    assert verdict.reasons == record.decision.reasons
+    lowering = data.risk_lowering_factors(serving_model, record.features)
+    impacts = [factor.impact for factor in lowering]
+    assert lowering and all(impact < 0 for impact in impacts) and impacts == sorted(impacts)
+    raising = {reason.feature for reason in record.decision.reasons}
+    contributions = serving_model.contributions(inputs)[0, :-1]
+    slope = serving_model.card.calibration.log_odds_factor
+    negative = sorted(round(float(value) * slope, 4) for value in contributions if value * slope < 0)
+    assert impacts == negative[:len(impacts)]
+    assert not raising & {name for name, value in zip(serving_model.feature_names, contributions,
+                                                       strict=True) if value * slope < 0}
 
 
 def test_missing_bureau_data_is_explained_as_the_first_reason(source):
