@@ -15,13 +15,14 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TypeVar
 
+import redis.asyncio
 from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from features.metrics import FeatureStoreMetrics, default_metrics
-from features.serving import LENDING_CLUB_SERVING, ServingSpec
+from features.serving import ServingSpec
 from features.store import (
     EVENT_TS,
     READ_CUSTOMER,
@@ -40,6 +41,10 @@ from features.views import (
     view_key_prefix,
 )
 
+# What the read script answers per application: each view's hash as a flat list of field,
+# value, ..., then the count of each velocity window.
+ScriptReply = list[list[bytes | str | int]]
+
 
 @dataclass(frozen=True)
 class FeatureRequest:
@@ -49,14 +54,14 @@ class FeatureRequest:
     application_id: str
     customer_id: str
     submitted_at: datetime
-    application: Mapping[str, Any]
+    application: Mapping[str, object]
 
 
 @dataclass
 class OnlineFeatures:
     """What the store knew about one application's customer."""
 
-    record: dict[str, Any]
+    record: dict[str, object]
     missing: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     # Stored values that do not parse as their declared type: read as missing values.
@@ -91,7 +96,7 @@ class OnlineBatch:
 class OnlineFeatureReader:
     """Reads and assembles features for micro-batches of applications."""
 
-    def __init__(self, client: Any, schema_version: str = "v1", key_prefix: str = "",
+    def __init__(self, client: redis.asyncio.Redis, schema_version: str = "v1", key_prefix: str = "",
                  metrics: FeatureStoreMetrics | None = None) -> None:
         self.client = client
         self.schema_version = schema_version
@@ -99,14 +104,13 @@ class OnlineFeatureReader:
         self.metrics = metrics or default_metrics()
         self._script_sha: str | None = None
 
-    async def read(self, requests: Sequence[FeatureRequest], record_velocity: bool = True,
-                   serving: ServingSpec | None = None) -> OnlineBatch:
-        """Enrich a batch for a model's serving spec (default: the Lending Club contract).
+    async def read(self, requests: Sequence[FeatureRequest], *, serving: ServingSpec,
+                   record_velocity: bool = True) -> OnlineBatch:
+        """Enrich a batch for a model's serving spec (its views, its date field).
         Raises :class:`FeatureStoreUnavailable` if Redis does not answer and
         :class:`FeatureStoreRefused` if it refuses our credentials or rights."""
         if not requests:
             return OnlineBatch([], 0.0)
-        serving = serving or LENDING_CLUB_SERVING
         started = time.perf_counter()
         try:
             replies = await self._round_trip(requests, serving.views, record_velocity)
@@ -138,7 +142,8 @@ class OnlineFeatureReader:
             "and can be retried")
 
     async def _round_trip(self, requests: Sequence[FeatureRequest],
-                          views: Sequence[FeatureView], record_velocity: bool) -> list[Any]:
+                          views: Sequence[FeatureView], record_velocity: bool,
+                          ) -> list[ScriptReply]:
         """One pipelined round trip: one script call per application."""
         if self._script_sha is None:
             self._script_sha = await self.client.script_load(READ_CUSTOMER)
@@ -158,13 +163,14 @@ class OnlineFeatureReader:
                          len(windows), *[now - window for window in windows],
                          *[key_prefix + customer for key_prefix in key_prefixes])
         try:
-            return await pipe.execute()
+            replies: list[ScriptReply] = await pipe.execute()
+            return replies
         except NoScriptError:  # Redis restarted and lost its script cache
             self._script_sha = None
             return await self._round_trip(requests, views, record_velocity)
 
     # -- assembling one application's record ---------------------------------------------
-    def _assemble(self, request: FeatureRequest, reply: list[Any], serving: ServingSpec,
+    def _assemble(self, request: FeatureRequest, reply: ScriptReply, serving: ServingSpec,
                   ) -> OnlineFeatures:
         *hashes, counts = reply
         record = dict(request.application)
@@ -180,8 +186,8 @@ class OnlineFeatureReader:
 
     @staticmethod
     def _assemble_view(result: OnlineFeatures, request: FeatureRequest, view: FeatureView,
-                       flat_hash: list[Any]) -> None:
-        texts = [item.decode() if isinstance(item, bytes) else item for item in flat_hash]
+                       flat_hash: Sequence[bytes | str | int]) -> None:
+        texts = [item.decode() if isinstance(item, bytes) else str(item) for item in flat_hash]
         stored = dict(zip(texts[::2], texts[1::2], strict=True))
         event_time = _parsed(parse_timestamp, stored.get(EVENT_TS))
         if event_time is None:
@@ -247,11 +253,12 @@ def _stored_date(text: str) -> str:
     return text
 
 
-_STORED_VALUE_PARSERS: dict[str, Callable[[str], Any]] = {"number": _stored_number,
-                                                          "date": _stored_date}
+_STORED_VALUE_PARSERS: dict[str, Callable[[str], float | str]] = {"number": _stored_number,
+                                                                  "date": _stored_date}
+Parsed = TypeVar("Parsed")
 
 
-def _parsed(parse: Callable[[str], Any], text: str | None) -> Any:
+def _parsed(parse: Callable[[str], Parsed], text: str | None) -> Parsed | None:
     """The parsed value, or None when absent or unreadable (someone wrote junk to Redis)."""
     if text is None:
         return None

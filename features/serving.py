@@ -32,6 +32,9 @@ LENDING_CLUB_EVENT_CHECKS: dict[str, str] = {
     "addr_state": "addr_state",
 }
 LENDING_CLUB_NULLABLE = frozenset({"emp_length"})
+# Free text a Lending Club upstream may send (job title, loan title): personal data, checked
+# for type and dropped by the worker, never a feature.
+LENDING_CLUB_FREE_TEXT: tuple[str, ...] = ("emp_title", "title")
 # Similar Lending Club customers also share an annual-income band.
 LENDING_CLUB_INCOME_BANDS: tuple[float, ...] = (0, 30_000, 50_000, 75_000, 100_000, 150_000)
 
@@ -107,6 +110,8 @@ class ServingSpec:
     similar_band: NumericBand | None = None
     # Optional: the numeric event field the console filters decisions by (an amount).
     amount_field: str | None = None
+    # Free text the event may carry besides its fields: checked for type, then dropped.
+    free_text_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [item.name for item in self.event_fields]
@@ -149,7 +154,8 @@ class ServingSpec:
                 "date_field": self.date_field, "similar_by": list(self.similar_by),
                 "field_labels": dict(self.field_labels),
                 "similar_band": self.similar_band.to_card() if self.similar_band else None,
-                "amount_field": self.amount_field}
+                "amount_field": self.amount_field,
+                "free_text_fields": list(self.free_text_fields)}
 
     @classmethod
     def from_section(cls, serving: Mapping[str, Any] | None, feature_set: str) -> ServingSpec:
@@ -160,12 +166,15 @@ class ServingSpec:
                 return lending_club_serving()
             raise ValueError("model.json has no 'serving' section: retrain the model with "
                              "this version of `creditrisk train`")
+        # Lending Club cards written before free text was declared still allow theirs.
+        free_text = serving.get("free_text_fields", LENDING_CLUB_FREE_TEXT
+                                if feature_set == FEATURE_SET_LENDING_CLUB else ())
         return cls(tuple(EventField.from_card(item) for item in serving["event_fields"]),
                    tuple(FeatureView.from_card(view) for view in serving.get("views", ())),
                    serving.get("date_field"), tuple(serving.get("similar_by", ())),
                    dict(serving.get("field_labels", {})),
                    NumericBand.from_card(serving.get("similar_band")),
-                   serving.get("amount_field"))
+                   serving.get("amount_field"), tuple(str(name) for name in free_text))
 
 
 def lending_club_serving(views: Sequence[FeatureView] = (BUREAU_VIEW,),
@@ -183,7 +192,7 @@ def lending_club_serving(views: Sequence[FeatureView] = (BUREAU_VIEW,),
     return ServingSpec(fields, tuple(views), date_field="issue_d", similar_by=tuple(similar_by),
                        field_labels=LENDING_CLUB_FIELD_LABELS,
                        similar_band=NumericBand("annual_inc", LENDING_CLUB_INCOME_BANDS),
-                       amount_field="loan_amnt")
+                       amount_field="loan_amnt", free_text_fields=LENDING_CLUB_FREE_TEXT)
 
 
 _CATEGORY_CHECKS = frozenset({"purpose", "home_ownership", "verification_status", "addr_state"})

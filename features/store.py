@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -70,6 +70,8 @@ result[#result + 1] = counts
 return result
 """
 
+# A blocking client (offline jobs, the ledger writer) or the worker's asyncio client.
+RedisClient = redis.Redis | redis.asyncio.Redis
 # Errors that mean "Redis refused us": our credentials, or the rights of our ACL user.
 REFUSED_ERRORS = (AuthenticationError, NoPermissionError)
 # Errors that mean "Redis is down or too slow", as opposed to a bug in the request.
@@ -94,7 +96,7 @@ class FeatureStoreRefused(RuntimeError):
 
 
 @contextlib.contextmanager
-def refusals_explained(client: Any, on_refusal: Callable[[BaseException], None] | None = None,
+def refusals_explained(client: RedisClient, on_refusal: Callable[[BaseException], None] | None = None,
                        ) -> Iterator[None]:
     """Turn a refusal of ``client``'s user (one of :data:`REFUSED_ERRORS`) into the clear
     :class:`FeatureStoreRefused`; ``on_refusal`` sees the original first (e.g. to count it)."""
@@ -106,7 +108,7 @@ def refusals_explained(client: Any, on_refusal: Callable[[BaseException], None] 
         raise refused(error, client) from None
 
 
-def refused(error: BaseException, client: Any) -> FeatureStoreRefused:
+def refused(error: BaseException, client: RedisClient) -> FeatureStoreRefused:
     """The clear error for a refusal (one of :data:`REFUSED_ERRORS`) of ``client``'s user."""
     user = client.connection_pool.connection_kwargs.get("username") or "default"
     if isinstance(error, NoPermissionError):
@@ -161,18 +163,29 @@ def redis_login(settings: Settings, role: RedisRole) -> dict[str, str | None]:
     return {"username": username, "password": secret.get_secret_value() if secret else None}
 
 
-def _connection_options(settings: Settings, role: RedisRole) -> dict[str, Any]:
-    tls: dict[str, Any] = {}
-    if settings.redis_url.startswith("rediss://") and settings.redis_tls_ca_cert:
-        tls["ssl_ca_certs"] = str(settings.redis_tls_ca_cert)
-    return {
-        **tls,
-        **redis_login(settings, role),
+class _ConnectionOptions(TypedDict, total=False):
+    ssl_ca_certs: str
+    username: str | None
+    password: str | None
+    socket_timeout: float
+    socket_connect_timeout: float
+    max_connections: int
+    health_check_interval: int
+
+
+def _connection_options(settings: Settings, role: RedisRole) -> _ConnectionOptions:
+    login = redis_login(settings, role)
+    options: _ConnectionOptions = {
+        "username": login["username"],
+        "password": login["password"],
         "socket_timeout": settings.redis_timeout_s,
         "socket_connect_timeout": settings.redis_timeout_s,
         "max_connections": settings.redis_pool_size,
         "health_check_interval": 30,
     }
+    if settings.redis_url.startswith("rediss://") and settings.redis_tls_ca_cert:
+        options["ssl_ca_certs"] = str(settings.redis_tls_ca_cert)
+    return options
 
 
 def sync_client(settings: Settings, role: RedisRole) -> redis.Redis:

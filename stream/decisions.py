@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
+import redis
+import redis.asyncio
 
+from config.json_types import JSONValue
 from features.normalize import utc_timestamp
 from features.store import refusals_explained
 from stream.reasons import Reason
@@ -83,9 +86,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     def to_json(self) -> bytes:
         return _ENCODER.encode(self)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, JSONValue]:
         """JSON-ready fields, for a page or an HTTP answer."""
-        value: dict[str, Any] = msgspec.json.decode(self.to_json())
+        value: dict[str, JSONValue] = msgspec.json.decode(self.to_json())
         return value
 
     @classmethod
@@ -97,7 +100,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
             raise DecisionError(str(error)) from None
 
     @classmethod
-    def from_dict(cls, value: Any) -> Decision:
+    def from_dict(cls, value: object) -> Decision:
         try:
             return msgspec.convert(value, cls)
         except msgspec.ValidationError as error:
@@ -117,8 +120,8 @@ class DecisionRecord:
     """What is stored per application: the published decision and its context."""
 
     decision: Decision
-    application: dict[str, Any]
-    features: dict[str, Any]
+    application: dict[str, object]
+    features: dict[str, object]
     stale_features: list[str]
     velocity: dict[str, int]
     # Age of each feature view's values when the application was scored (None: absent).
@@ -140,7 +143,7 @@ class DecisionRecord:
             raise DecisionError(str(error)) from None
 
     @classmethod
-    def from_dict(cls, value: Any) -> DecisionRecord:
+    def from_dict(cls, value: object) -> DecisionRecord:
         """A record from already-decoded values (a ledger row), checked like :meth:`from_json`."""
         try:
             return msgspec.convert(value, cls)
@@ -153,9 +156,10 @@ class DecisionStore:
 
     A refusal of our credentials or rights raises :class:`FeatureStoreRefused` (a
     configuration to fix), never a plain Redis error that could pass for an outage or for a
-    fault of the events."""
+    fault of the events. The worker's store has an asyncio client; the ledger writer reads
+    records (:meth:`records`) with a blocking one."""
 
-    def __init__(self, client: Any, key_prefix: str = "") -> None:
+    def __init__(self, client: redis.asyncio.Redis | redis.Redis, key_prefix: str = "") -> None:
         self.client = client
         self.prefix = key_prefix
 
@@ -167,8 +171,9 @@ class DecisionStore:
         """Decisions already made for these applications by this model version."""
         if not application_ids:
             return {}
-        with refusals_explained(self.client):
-            stored = await self.client.mget([self._key(app_id) for app_id in application_ids])
+        client = self._async_client()
+        with refusals_explained(client):
+            stored = await client.mget([self._key(app_id) for app_id in application_ids])
         found: dict[str, Decision] = {}
         for app_id, raw in zip(application_ids, stored, strict=True):
             decision = _stored_decision(raw)
@@ -179,7 +184,8 @@ class DecisionStore:
     async def save(self, records: Sequence[DecisionRecord]) -> None:
         if not records:
             return
-        pipe = self.client.pipeline(transaction=False)
+        client = self._async_client()
+        pipe = client.pipeline(transaction=False)
         for record in records:
             pipe.set(self._key(record.decision.application_id), record.to_json(),
                      ex=DECISION_TTL_S)
@@ -187,7 +193,7 @@ class DecisionStore:
         pipe.zadd(recent, {record.decision.application_id: record.decision.decided_timestamp
                            for record in records})
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
-        with refusals_explained(self.client):
+        with refusals_explained(client):
             await pipe.execute()
 
     def records(self, application_ids: Sequence[str]) -> list[DecisionRecord | None]:
@@ -195,9 +201,16 @@ class DecisionStore:
         None where absent or unreadable. The ledger writer reads lineage this way."""
         if not application_ids:
             return []
+        if not isinstance(self.client, redis.Redis):
+            raise TypeError("DecisionStore.records needs a blocking Redis client")
         with refusals_explained(self.client):
             raws = self.client.mget([self._key(app_id) for app_id in application_ids])
         return [_stored_record(raw) for raw in raws]
+
+    def _async_client(self) -> redis.asyncio.Redis:
+        if isinstance(self.client, redis.Redis):
+            raise TypeError("the worker's DecisionStore needs an asyncio Redis client")
+        return self.client
 
 
 def decision_key(prefix: str, application_id: str) -> str:
@@ -232,9 +245,9 @@ def _stored_decision(raw: bytes | str | None) -> Decision | None:
         return None
 
 
-def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+def _json_safe(values: Mapping[str, object]) -> dict[str, object]:
     """Feature values for JSON: NaN becomes null, datetimes become ISO text."""
-    safe: dict[str, Any] = {}
+    safe: dict[str, object] = {}
     for name, value in values.items():
         if isinstance(value, float) and math.isnan(value):
             safe[name] = None

@@ -6,9 +6,12 @@ cleaning normalises a loan file (the ``features.normalize`` parsers), or raises
 allowed. Messages never contain the submitted value: events carry personal data.
 
 Numbers must be JSON numbers: a JSON string where a number is required is a wrong type (an
-upstream bug worth surfacing), except the Lending Club text forms of ``term``
-(``" 36 months"``) and ``emp_length`` (``"10+ years"``, ``"< 1 year"``), which the shared
-parsers read the same way in files and events.
+upstream bug worth surfacing), except where a field's check reads a loan file's text form
+too (a ``term`` check's ``" 36 months"``, an ``emp_length`` check's ``"10+ years"``), which
+the shared parsers read the same way in files and events.
+
+Free text a model's serving spec declares (``free_text_fields``) may arrive on the event: it
+is checked for type only and then dropped (personal data, never a feature).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache, partial
-from typing import Any
+from typing import TypeAlias
 
 from features import normalize
 from features.serving import EventField, ServingSpec
@@ -36,12 +39,11 @@ EARLIEST_SUBMISSION_YEAR = 2000
 LATEST_SUBMISSION_YEAR = 2099
 
 IDENTITY_FIELDS: tuple[str, ...] = ("application_id", "customer_id", "submitted_at")
-# Free text an upstream may send; personal data, never a feature, never passed on.
-FREE_TEXT_FIELDS: tuple[str, ...] = ("emp_title", "title")
 
-
+# A normalised application field: a number, a category's text, or None (missing).
+FieldValue: TypeAlias = float | int | str | None
 # One field's rule: the value a JSON object carried in, the normalised value out (or FieldProblem).
-Check = Callable[[Any], Any]
+Check = Callable[[object], FieldValue]
 
 
 class FieldProblem(Exception):
@@ -53,7 +55,7 @@ class FieldProblem(Exception):
         self.detail = detail
 
 
-def json_type_name(value: Any) -> str:
+def json_type_name(value: object) -> str:
     """The JSON type of a value in words, safe to show (it is not the value)."""
     if value is None:
         return "null"
@@ -68,13 +70,13 @@ def json_type_name(value: Any) -> str:
     return "an object"
 
 
-def _wrong_type(field: str, expected: str, value: Any) -> FieldProblem:
+def _wrong_type(field: str, expected: str, value: object) -> FieldProblem:
     return FieldProblem("wrong_type", f"{field} must be {expected}, got {json_type_name(value)}")
 
 
 # ---- identity ---------------------------------------------------------------------------
 
-def _check_id_text(field: str, value: Any) -> str:
+def _check_id_text(field: str, value: object) -> str:
     if not isinstance(value, str):
         raise _wrong_type(field, "a string", value)
     if not value or value.isspace():
@@ -88,13 +90,13 @@ def _check_id_text(field: str, value: Any) -> str:
     return value
 
 
-def check_application_id(value: Any) -> str:
+def check_application_id(value: object) -> str:
     """A printable, non-empty id of at most ``MAX_ID_LENGTH`` characters, without
     surrounding whitespace (it keys the decision and its id)."""
     return _check_id_text("application_id", value)
 
 
-def check_customer_id(value: Any) -> str:
+def check_customer_id(value: object) -> str:
     """Like the application id, and usable in a feature-store key (no ':' or whitespace;
     the rule of ``features.views.feature_key``)."""
     text = _check_id_text("customer_id", value)
@@ -104,7 +106,7 @@ def check_customer_id(value: Any) -> str:
     return text
 
 
-def check_submitted_at(value: Any) -> datetime:
+def check_submitted_at(value: object) -> datetime:
     """An ISO-8601 timestamp with a time zone ('Z' or an offset), returned in UTC."""
     if not isinstance(value, str):
         raise _wrong_type("submitted_at", "an ISO-8601 string", value)
@@ -131,7 +133,7 @@ def check_submitted_at(value: Any) -> datetime:
 
 # ---- application fields -----------------------------------------------------------------
 
-def _positive_amount(field: str, value: Any, limit: int) -> float:
+def _positive_amount(field: str, value: object, limit: int) -> float:
     expected = f"a JSON number greater than 0 and at most {limit:,}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _wrong_type(field, expected, value)
@@ -152,12 +154,12 @@ def term_check(field: EventField) -> Check:
     """36 or 60 as a number, or a loan-file text form such as ' 36 months'."""
     name = field.name
 
-    def check(value: Any) -> int:
+    def check(value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise _wrong_type(name, "36 or 60 (months)", value)
         term = normalize.parse_term(value)
         if term is None:
-            raise FieldProblem("unknown_term", f"{name} must be 36 or 60 months")
+            raise FieldProblem("invalid_value", f"{name} must be 36 or 60 months")
         return term
 
     return check
@@ -168,7 +170,7 @@ def employment_years_check(field: EventField) -> Check:
     'n/a' for unknown."""
     name = field.name
 
-    def check(value: Any) -> float | None:
+    def check(value: object) -> float | None:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -187,7 +189,7 @@ def employment_years_check(field: EventField) -> Check:
 CATEGORY_CACHE_SIZE = 1024
 
 
-def normalised_category_check(normaliser: Callable[[Any], str | None], allowed: str,
+def normalised_category_check(normaliser: Callable[[str], str | None], allowed: str,
                               ) -> Callable[[EventField], Check]:
     """A category read by one of the shared loan-file normalisers (``features.normalize``)."""
     cached_normaliser = lru_cache(maxsize=CATEGORY_CACHE_SIZE)(normaliser)
@@ -195,7 +197,7 @@ def normalised_category_check(normaliser: Callable[[Any], str | None], allowed: 
     def factory(field: EventField) -> Check:
         name = field.name
 
-        def check(value: Any) -> str:
+        def check(value: object) -> str:
             if not isinstance(value, str):
                 raise _wrong_type(name, "a string", value)
             normalised = (cached_normaliser(value) if len(value) <= MAX_CATEGORY_TEXT_LENGTH
@@ -209,7 +211,7 @@ def normalised_category_check(normaliser: Callable[[Any], str | None], allowed: 
     return factory
 
 
-def check_free_text(field: str, value: Any) -> None:
+def check_free_text(field: str, value: object) -> None:
     """Optional free text: a string or null. Checked for type only, then dropped."""
     if value is not None and not isinstance(value, str):
         raise _wrong_type(field, "a string or null", value)
@@ -230,7 +232,7 @@ def number_check(field: EventField) -> Check:
     texts, numbers = _missing_codes(field)
     expected = "a number (a JSON number or numeric text) or null"
 
-    def check(value: Any) -> float | None:
+    def check(value: object) -> float | None:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -260,7 +262,7 @@ def category_check(field: EventField) -> Check:
     texts, _numbers = _missing_codes(field)
     expected = "a string or null"
 
-    def check(value: Any) -> str | None:
+    def check(value: object) -> str | None:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -309,6 +311,8 @@ class EventSchema:
     required: tuple[str, ...]
     nullable: frozenset[str]
     known: frozenset[str]
+    # Free text the spec declares: checked for type, then dropped.
+    free_text: tuple[str, ...] = ()
 
     @classmethod
     def from_spec(cls, spec: ServingSpec) -> EventSchema:
@@ -320,8 +324,9 @@ class EventSchema:
         required = IDENTITY_FIELDS + tuple(item.name for item in spec.event_fields
                                            if item.required)
         nullable = frozenset(item.name for item in spec.event_fields if item.nullable)
-        known = frozenset(IDENTITY_FIELDS + spec.event_field_names + FREE_TEXT_FIELDS)
-        return cls(checks, required, nullable, known)
+        free_text = tuple(spec.free_text_fields)
+        known = frozenset(IDENTITY_FIELDS + spec.event_field_names + free_text)
+        return cls(checks, required, nullable, known, free_text)
 
     @property
     def field_names(self) -> tuple[str, ...]:

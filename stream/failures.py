@@ -5,12 +5,12 @@ Three kinds of failure, three outcomes (see ``ScoringPipeline.process``):
 - **Outage** (:func:`outage_dependency` names the dependency): Redis or Kafka unreachable,
   timing out, loading, failing over. Nothing is wrong with the events, so the batch is
   retried with backoff until the dependency recovers; nothing is acknowledged meanwhile.
-- **Processing error** (:class:`ProcessingError`): a step failed for one event — a value the
+- **Processing error** (:func:`isolate`): a step failed for one event — a value the
   encoder cannot read, a stored feature of the wrong type, a bug in one reason text. That
   event becomes a ``processing_error`` dead letter naming the step and, where it can be
-  found, the field (never the value); the rest of its batch is decided.
-- **Broken runtime** (:class:`ModelRuntimeBroken`): the model fails on every event of a
-  batch *and* on its own known-good self-check. Retrying cannot help and dead-lettering
+  found, the field (never the value); the rest of its batch is decided, still together.
+- **Broken runtime** (:class:`ModelRuntimeBroken`): the model fails on a batch *and* on its
+  own known-good self-check. Retrying cannot help and dead-lettering
   would empty the topic into the DLQ, so the worker stops with a clear log line and a
   non-zero exit; the batch stays unacknowledged for the next (fixed) worker.
 - **Broken configuration** (:class:`FeatureStoreRefused`, :data:`KAFKA_REFUSED_ERRORS`):
@@ -28,9 +28,8 @@ Three kinds of failure, three outcomes (see ``ScoringPipeline.process``):
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 from aiokafka.errors import (
     AuthenticationFailedError,
@@ -48,9 +47,7 @@ PROCESSING_ERROR = "processing_error"
 # Every reason a dead letter can carry: the validator's codes, then failures after validation.
 DEAD_LETTER_CODES: tuple[str, ...] = (*REJECTION_CODES, PROCESSING_ERROR)
 
-R = TypeVar("R")
 log = logging.getLogger(__name__)
-DEPENDENCIES: tuple[str, ...] = ("redis", "kafka")
 # Kafka says no to our principal: waiting would not change the ACLs or the password.
 KAFKA_REFUSED_ERRORS: tuple[type[KafkaError], ...] = (
     TopicAuthorizationFailedError, GroupAuthorizationFailedError, ClusterAuthorizationFailedError,
@@ -87,65 +84,6 @@ def kafka_refusal_message(error: KafkaError) -> str:
             "and the topic settings. The worker stops without acknowledging the batch.")
 
 
-class DependencyStatus:
-    """Which dependencies answer, as the worker last saw them (a batch step or the periodic
-    probe). Outages are loud in the metrics (``creditrisk_dependency_up``) and in ``/health``
-    and quiet in the log: one line when a dependency goes down, one every
-    ``still_down_every_s`` while it stays down, one when it recovers."""
-
-    def __init__(self, gauge: Any, still_down_every_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.gauge = gauge  # creditrisk_dependency_up{dependency}
-        self.still_down_every_s = still_down_every_s
-        self.clock = clock
-        self.down_since: dict[str, float] = {}
-        self._last_line: dict[str, float] = {}
-        for dependency in DEPENDENCIES:
-            gauge.labels(dependency=dependency).set(1)
-
-    @property
-    def up(self) -> dict[str, bool]:
-        return {dependency: dependency not in self.down_since for dependency in DEPENDENCIES}
-
-    def failed(self, dependency: str, error: BaseException) -> None:
-        now = self.clock()
-        self.gauge.labels(dependency=dependency).set(0)
-        if dependency not in self.down_since:
-            self.down_since[dependency] = self._last_line[dependency] = now
-            log.warning("%s unavailable (%s); batches wait and are retried until it recovers",
-                        dependency, type(error).__name__)
-        elif now - self._last_line[dependency] >= self.still_down_every_s:
-            self._last_line[dependency] = now
-            log.warning("%s still unavailable after %.0f s (%s)", dependency,
-                        now - self.down_since[dependency], type(error).__name__)
-
-    def answered(self, *dependencies: str) -> None:
-        """These dependencies answered (all of them when none is named)."""
-        for dependency in dependencies or tuple(self.down_since):
-            since = self.down_since.pop(dependency, None)
-            if since is not None:
-                self.gauge.labels(dependency=dependency).set(1)
-                log.warning("%s recovered after %.0f s", dependency, self.clock() - since)
-
-
-class ProcessingError(Exception):
-    """One event could not be processed by ``step``; ``field`` names the input if known."""
-
-    def __init__(self, step: str, cause: BaseException, field: str | None = None) -> None:
-        self.step = step
-        self.cause = cause
-        self.field = field
-        super().__init__(self.detail)
-
-    @property
-    def detail(self) -> str:
-        """For the dead letter: the step, the field and the kind of error — never a value,
-        since exception messages often quote the offending input."""
-        where = f" on field {self.field!r}" if self.field else ""
-        return (f"the {self.step} step failed{where} ({type(self.cause).__name__}); the "
-                "other events of the batch were decided")
-
-
 class ModelRuntimeBroken(RuntimeError):
     """The live model cannot score anything, its self-check included."""
 
@@ -158,45 +96,76 @@ class ModelRuntimeBroken(RuntimeError):
             "Promote a working version (`creditrisk model promote VERSION`) and restart.")
 
 
-async def isolate(step: str, positions: Iterable[int],
-                  batch: Callable[[Sequence[int]], Awaitable[Sequence[R]]],
-                  locate_field: Callable[[int], str | None] | None = None,
-                  ) -> tuple[dict[int, R], dict[int, ProcessingError]]:
-    """Run a batch step over the items at ``positions``; if it raises (other than for an
-    outage, which propagates), run it item by item so that only the items that fail are
-    set apart (outages and broken configurations propagate). Returns the results and the
-    errors, by position."""
-    todo = list(positions)
-    if not todo:
-        return {}, {}
+class Failable(Protocol):
+    """A batch item that can leave the batch as a dead letter (see :func:`isolate`)."""
+
+    def fail(self, error: str, detail: str) -> None: ...
+
+
+Item = TypeVar("Item", bound=Failable)
+Done = TypeVar("Done")
+# A batch step: items in, one result per item out, in the same order.
+BatchStep = Callable[[Sequence[Item]], Awaitable[Sequence[Done]]]
+
+
+async def isolate(step: str, items: Sequence[Item], run: BatchStep[Item, Done],
+                  blame: Callable[[Item], str | None] | None = None,
+                  on_batch_failure: Callable[[BaseException], None] | None = None) -> list[Done]:
+    """Run a batch step over ``items``; the results of the items it succeeds for, in order.
+
+    When the step raises for the items together (other than for an outage or a refused
+    configuration, which propagate), they are split in halves and each half is run again,
+    down to the single items that fail: each of those fails with a ``processing_error``
+    naming the step and, when ``blame`` finds it, the field. The good items stay in large
+    calls: one bad item among n costs about 2·log2(n) extra calls of the step, not n.
+    ``on_batch_failure`` sees the error of the whole batch first (and may raise instead).
+    """
+    failed: list[Item] = []
+    done = await _bisect(step, items, run, blame, failed, on_batch_failure)
+    if failed:
+        log.warning("%d event(s) failed the %s step and go to the dead-letter topic",
+                    len(failed), step)
+    return done
+
+
+async def _bisect(step: str, items: Sequence[Item], run: BatchStep[Item, Done],
+                  blame: Callable[[Item], str | None] | None, failed: list[Item],
+                  on_failure: Callable[[BaseException], None] | None = None) -> list[Done]:
+    if not items:
+        return []
     try:
-        return dict(zip(todo, _checked(await batch(todo), len(todo)), strict=True)), {}
+        return _checked(await run(items), len(items))
     except Exception as error:
         if outage_dependency(error) is not None or broken_configuration(error):
             raise
-        first_error = error
-    results: dict[int, R] = {}
-    errors: dict[int, ProcessingError] = {}
-    for position in todo:
-        try:
-            if len(todo) == 1:
-                raise first_error
-            (results[position],) = _checked(await batch([position]), 1)
-        except Exception as error:
-            if outage_dependency(error) is not None or broken_configuration(error):
-                raise
-            field = locate_field(position) if locate_field is not None else None
-            errors[position] = ProcessingError(step, error, field)
-    return results, errors
+        if on_failure is not None:
+            on_failure(error)
+        if len(items) == 1:
+            field = blame(items[0]) if blame is not None else None
+            items[0].fail(PROCESSING_ERROR, processing_error_detail(step, error, field))
+            failed.append(items[0])
+            return []
+    middle = len(items) // 2
+    return [*await _bisect(step, items[:middle], run, blame, failed),
+            *await _bisect(step, items[middle:], run, blame, failed)]
 
 
-def _checked(results: Sequence[R], expected: int) -> Sequence[R]:
+def processing_error_detail(step: str, cause: BaseException, field: str | None = None) -> str:
+    """The detail of a ``processing_error`` dead letter: the step, the field and the kind of
+    error — never a value, since exception messages often quote the offending input."""
+    where = f" on field {field!r}" if field else ""
+    return (f"the {step} step failed{where} ({type(cause).__name__}); the other events of "
+            "the batch were decided")
+
+
+def _checked(results: Sequence[Done], expected: int) -> list[Done]:
     if len(results) != expected:
         raise ValueError(f"a batch step returned {len(results)} results for {expected} items")
-    return results
+    return list(results)
 
 
-def field_that_breaks(record: Mapping[str, Any], attempt: Callable[[Mapping[str, Any]], Any],
+def field_that_breaks(record: Mapping[str, object],
+                      attempt: Callable[[Mapping[str, object]], object],
                       candidates: Sequence[str]) -> str | None:
     """The first field whose removal (as a missing value) lets ``attempt`` succeed: the
     field to name in a dead letter. None when no single field is to blame."""

@@ -18,17 +18,22 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from features.definitions import FeatureEncoder
 from features.serving import ServingSpec
 from onnx_models.card import ModelCard
 from onnx_models.policy import apply_calibration, decide, logit, risk_grade, score_points
 from onnx_models.registry import LIVE_POINTER, ModelRejectedError, RegisteredModel, Registry, RegistryError
+from stream.decisions import DecisionOutcome
 from stream.event_schema import EventSchema
 from stream.reasons import Reason, ReasonBuilder
+
+if TYPE_CHECKING:
+    import lightgbm
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +56,13 @@ class Verdict:
     probability_of_default: float   # calibrated
     score: int                      # points on model.json score_scale
     risk_grade: str
-    decision: str                   # approve | review | decline
+    decision: DecisionOutcome
     reasons: tuple[Reason, ...]     # 1-4 for review/decline, empty for approve
+
+
+# The policy's decisions as the decision contract spells them (a KeyError if they differ).
+_OUTCOMES: dict[str, DecisionOutcome] = {"approve": "approve", "review": "review",
+                                         "decline": "decline"}
 
 
 def servable_feature_problems(card: ModelCard) -> list[str]:
@@ -72,10 +82,18 @@ def servable_feature_problems(card: ModelCard) -> list[str]:
     return []
 
 
+class InferenceSession(Protocol):
+    """What is used of an onnxruntime session."""
+
+    def run(self, output_names: list[str], input_feed: dict[str, NDArray[np.float32]],
+            ) -> list[NDArray[np.float32]]: ...
+
+
 class LoadedModel:
     """One immutable model version ready to score (see the module docstring)."""
 
-    def __init__(self, registered: RegisteredModel, session: Any, explainer: Any) -> None:
+    def __init__(self, registered: RegisteredModel, session: InferenceSession,
+                 explainer: lightgbm.Booster) -> None:
         self.registered = registered
         self.version = registered.version
         self.card = registered.card
@@ -126,8 +144,10 @@ class LoadedModel:
 
     def contributions(self, inputs: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP contributions [N, F + 1] in raw log-odds (last column: bias)."""
-        return self.explainer.predict(np.asarray(inputs, dtype=np.float32).astype(np.float64),
-                                      pred_contrib=True, num_threads=1)
+        contributions = self.explainer.predict(
+            np.asarray(inputs, dtype=np.float32).astype(np.float64), pred_contrib=True,
+            num_threads=1)
+        return np.asarray(contributions, dtype=np.float64)
 
     def score(self, inputs: np.ndarray, bureau_missing: Sequence[bool]) -> list[Verdict]:
         """Verdicts for a batch of model inputs (float32 [N, F], model.json order)."""
@@ -149,7 +169,7 @@ class LoadedModel:
                 reasons[int(row)] = self._reasons.reasons(row_contributions, matrix[row],
                                                           bool(missing[row]))
         return [Verdict(float(probability[row]), int(scores[row]), str(grades[row]),
-                        str(decisions[row]), reasons.get(row, ()))
+                        _OUTCOMES[str(decisions[row])], reasons.get(row, ()))
                 for row in range(len(matrix))]
 
     def _checked_inputs(self, inputs: np.ndarray, bureau_missing: Sequence[bool]) -> np.ndarray:

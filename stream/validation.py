@@ -1,5 +1,5 @@
 """Validation of one application event: raw Kafka bytes in, a valid application or a
-rejection with a reason code out; and the dead-letter record a rejection becomes.
+rejection with a reason code out; and the dead letter an event that cannot be decided becomes.
 
 ``validate_application`` never raises on any input: bad input must not stop the worker
 (DESIGN principle 6). The first problem found decides the code (missing fields are all
@@ -15,13 +15,15 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
-from typing import Any
+from typing import Literal, NoReturn, TypedDict
+
+import msgspec
 
 from features.normalize import utc_timestamp
 from stream.event_schema import (
-    FREE_TEXT_FIELDS,
     EventSchema,
     FieldProblem,
+    FieldValue,
     check_application_id,
     check_customer_id,
     check_free_text,
@@ -44,8 +46,8 @@ REJECTION_CODES: tuple[str, ...] = (
     "not_an_object",  # JSON, but an array, number, string, true/false or null
     "missing_field",  # a required field is absent or null
     "wrong_type",     # e.g. a string or true where a number is required
-    "invalid_value",  # right type, impossible value (negative amount, unknown state ...)
-    "unknown_term",   # term other than 36 or 60 months
+    "invalid_value",  # right type, a value the field does not allow (negative amount,
+                      # unknown state, a term not offered ...)
     "bad_timestamp",  # submitted_at unreadable, without time zone, or out of range
     "bad_id",         # application_id / customer_id empty, too long or unusable as a key
 )
@@ -59,7 +61,7 @@ class ValidApplication:
     customer_id: str
     submitted_at: datetime  # timezone-aware, UTC
     # The model's event fields, checked and normalised by its EventSchema (None: missing).
-    application: dict[str, Any]
+    application: dict[str, FieldValue]
     # Names of extra fields (ignored; at most MAX_UNKNOWN_FIELDS, each name truncated).
     unknown_fields: tuple[str, ...] = ()
 
@@ -74,7 +76,7 @@ class Rejection:
     application_id: str | None = None
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"JSON does not allow {name}")
 
 
@@ -83,7 +85,7 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _decode(payload: bytes | None, max_bytes: int) -> Any:
+def _decode(payload: bytes | None, max_bytes: int) -> object:
     if not payload:
         raise FieldProblem("empty", "the message has no value; an application event is a "
                                     "JSON object")
@@ -96,7 +98,8 @@ def _decode(payload: bytes | None, max_bytes: int) -> Any:
         raise FieldProblem("not_json", f"the message is not UTF-8 text (invalid byte at "
                                        f"offset {error.start})") from None
     try:
-        return _DECODER.decode(text)
+        decoded: object = _DECODER.decode(text)
+        return decoded
     except json.JSONDecodeError as error:
         # error.msg is a fixed phrase of the parser ("Expecting value"), never input text.
         raise FieldProblem("not_json", f"the message is not valid JSON: {error.msg} at "
@@ -106,19 +109,19 @@ def _decode(payload: bytes | None, max_bytes: int) -> Any:
                                        "an integer too long to read, or nesting too deep") from None
 
 
-def _missing_fields(event: dict[str, Any], schema: EventSchema) -> list[str]:
+def _missing_fields(event: dict[str, object], schema: EventSchema) -> list[str]:
     return [name for name in schema.required
             if name not in event or (event[name] is None and name not in schema.nullable)]
 
 
-def _unknown_fields(event: dict[str, Any], known: frozenset[str]) -> tuple[str, ...]:
+def _unknown_fields(event: dict[str, object], known: frozenset[str]) -> tuple[str, ...]:
     if known.issuperset(event):
         return ()  # the usual case, one set operation
     names = (name[:MAX_UNKNOWN_FIELD_NAME_LENGTH] for name in event if name not in known)
     return tuple(islice(names, MAX_UNKNOWN_FIELDS))
 
 
-def _validate_event(event: dict[str, Any], schema: EventSchema) -> ValidApplication:
+def _validate_event(event: dict[str, object], schema: EventSchema) -> ValidApplication:
     missing = _missing_fields(event, schema)
     if missing:
         raise FieldProblem("missing_field", "required field(s) absent or null: "
@@ -127,13 +130,13 @@ def _validate_event(event: dict[str, Any], schema: EventSchema) -> ValidApplicat
     customer_id = check_customer_id(event["customer_id"])
     submitted_at = check_submitted_at(event["submitted_at"])
     application = {name: check(event.get(name)) for name, check in schema.checks}
-    for name in FREE_TEXT_FIELDS:
+    for name in schema.free_text:
         check_free_text(name, event.get(name))
     return ValidApplication(application_id, customer_id, submitted_at, application,
                             _unknown_fields(event, schema.known))
 
 
-def _readable_application_id(event: Any) -> str | None:
+def _readable_application_id(event: object) -> str | None:
     if not isinstance(event, dict):
         return None
     try:
@@ -145,7 +148,7 @@ def _readable_application_id(event: Any) -> str | None:
 def validate_application(payload: bytes | None, schema: EventSchema,
                          max_bytes: int = DEFAULT_MAX_BYTES) -> ValidApplication | Rejection:
     """Check one raw event against the application-event contract of a model (DESIGN.md)."""
-    event: Any = None
+    event: object = None
     try:
         event = _decode(payload, max_bytes)
         if not isinstance(event, dict):
@@ -158,7 +161,7 @@ def validate_application(payload: bytes | None, schema: EventSchema,
 
 # ---- dead letters -----------------------------------------------------------------------
 
-def _payload_text(payload: bytes, limit: int) -> tuple[str, str]:
+def _payload_text(payload: bytes, limit: int) -> tuple[str, Literal["utf-8", "base64"]]:
     """(text, encoding): the payload as UTF-8 text when all of it is UTF-8, else base64."""
     head = payload[:limit]
     try:
@@ -169,29 +172,68 @@ def _payload_text(payload: bytes, limit: int) -> tuple[str, str]:
     return head.decode("utf-8", errors="ignore"), "utf-8"
 
 
-def dead_letter(rejection: Rejection, payload: bytes | None, topic: str,
-                partition: int | None, offset: int | None, received_at: datetime,
-                payload_limit: int = DEFAULT_DEAD_LETTER_PAYLOAD_BYTES) -> dict[str, Any]:
-    """The DESIGN.md dead-letter record for a rejected message (JSON-serialisable).
+class DeadLetterSource(TypedDict):
+    topic: str | None
+    partition: int | None
+    offset: int | None
 
-    Besides the DESIGN fields it carries ``payload_encoding`` ("utf-8", "base64", or null
-    when the message had no value), ``payload_bytes`` (the original size) and
-    ``payload_truncated`` (only the first ``payload_limit`` bytes are kept, so the dead
-    letter itself fits in a Kafka message).
-    """
-    if payload is None:
-        text, encoding = None, None
-        size = 0
-    else:
-        text, encoding = _payload_text(payload, payload_limit)
-        size = len(payload)
-    return {
-        "error": rejection.error,
-        "detail": rejection.detail,
-        "source": {"topic": topic, "partition": partition, "offset": offset},
-        "payload": text,
-        "payload_encoding": encoding,
-        "payload_bytes": size,
-        "payload_truncated": size > payload_limit,
-        "received_at": utc_timestamp(received_at),
-    }
+
+class DeadLetterRecord(TypedDict):
+    """The message on the dead-letter topic (DESIGN.md shape, see :meth:`DeadLetter.record`)."""
+
+    error: str
+    detail: str
+    source: DeadLetterSource
+    payload: str | None
+    payload_encoding: Literal["utf-8", "base64"] | None
+    payload_bytes: int
+    payload_truncated: bool
+    received_at: str
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """An event that leaves the path undecided: why (``error`` is one of the dead-letter
+    codes, ``detail`` names the field and what is allowed, never a value), the message it
+    came in and where from. Published keyed by the original message's key, so it lands
+    beside what was sent."""
+
+    error: str
+    detail: str
+    payload: bytes | None
+    received_at: datetime
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | None = None
+    # The event's application_id when it was readable and valid.
+    application_id: str | None = None
+
+    def record(self, payload_limit: int = DEFAULT_DEAD_LETTER_PAYLOAD_BYTES) -> DeadLetterRecord:
+        """The DESIGN.md dead-letter record (JSON-serialisable).
+
+        Besides the DESIGN fields it carries ``payload_encoding`` ("utf-8", "base64", or null
+        when the message had no value), ``payload_bytes`` (the original size) and
+        ``payload_truncated`` (only the first ``payload_limit`` bytes are kept, so the dead
+        letter itself fits in a Kafka message).
+        """
+        text: str | None = None
+        encoding: Literal["utf-8", "base64"] | None = None
+        if self.payload is not None:
+            text, encoding = _payload_text(self.payload, payload_limit)
+        size = len(self.payload or b"")
+        return {
+            "error": self.error,
+            "detail": self.detail,
+            "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+            "payload": text,
+            "payload_encoding": encoding,
+            "payload_bytes": size,
+            "payload_truncated": size > payload_limit,
+            "received_at": utc_timestamp(self.received_at),
+        }
+
+    def to_json(self) -> bytes:
+        return _ENCODER.encode(self.record())
+
+
+_ENCODER = msgspec.json.Encoder()

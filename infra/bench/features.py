@@ -23,6 +23,7 @@ from features.definitions import BUREAU_FIELDS, FeatureEncoder
 from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
+from features.serving import LENDING_CLUB_SERVING
 from features.store import async_client, sync_client
 
 BENCH_PREFIX = "bench:"
@@ -91,7 +92,8 @@ def bench_online_reads(settings: Settings, customers: int, echo: Callable[[str],
                 requests = [FeatureRequest(f"bench-{i}-{j}", f"b{rng.randrange(customers)}", now,
                                            APPLICATION) for j in range(batch_size)]
                 started = time.perf_counter()
-                batch = await reader.read(requests, record_velocity=True)
+                batch = await reader.read(requests, serving=LENDING_CLUB_SERVING,
+                                          record_velocity=True)
                 if with_inputs:
                     encoder.transform_records([item.record for item in batch.features])
                 if i >= 20:  # warm-up rounds fill the connection pool and caches

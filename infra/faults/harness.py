@@ -32,7 +32,7 @@ MALFORMED_KINDS = ["not_json", "missing_field", "wrong_type", "negative_amount",
 # Dead-letter code each malformed kind must get.
 MALFORMED_CODES = {"not_json": "not_json", "missing_field": "missing_field",
                    "wrong_type": "wrong_type", "negative_amount": "invalid_value",
-                   "unknown_term": "unknown_term", "oversize": "oversize"}
+                   "unknown_term": "invalid_value", "oversize": "oversize"}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
+from features.serving import LENDING_CLUB_SERVING
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 FRESH = "2026-11-01T00:00:00.000000Z"
@@ -48,7 +49,7 @@ def read(hashes: dict[str, dict[str, str]], *customers: str) -> tuple[Any, Colle
     registry = CollectorRegistry()
     reader = OnlineFeatureReader(FakeRedis(hashes), metrics=FeatureStoreMetrics(registry))
     requests = [FeatureRequest(f"a-{c}", c, NOW, {"loan_amnt": 1000.0}) for c in customers]
-    return asyncio.run(reader.read(requests)), registry
+    return asyncio.run(reader.read(requests, serving=LENDING_CLUB_SERVING)), registry
 
 
 def bureau(**values: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from features.definitions import APPLICANT_FIELDS, BUREAU_FIELDS, FeatureEncoder
 from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
+from features.serving import LENDING_CLUB_SERVING
 from features.store import FeatureStoreRefused, FeatureStoreUnavailable, async_client, sync_client
 
 pytestmark = pytest.mark.integration
@@ -58,7 +59,8 @@ def _read(settings: Settings, requests: list[FeatureRequest], metrics: FeatureSt
         try:
             reader = OnlineFeatureReader(client, settings.feature_schema_version,
                                          settings.key_prefix, metrics=metrics)
-            return await reader.read(requests, record_velocity=record_velocity)
+            return await reader.read(requests, serving=LENDING_CLUB_SERVING,
+                                     record_velocity=record_velocity)
         finally:
             await client.aclose()
     return asyncio.run(go())
@@ -242,15 +244,15 @@ def test_redis_stopped_mid_test_gives_a_typed_error_quickly_then_recovers(privat
         aclient = async_client(settings, "worker")
         reader = OnlineFeatureReader(aclient, metrics=metrics)
         try:
-            before = (await reader.read([_request("c1", moment)])).features[0].views_found
+            before = (await reader.read([_request("c1", moment)], serving=LENDING_CLUB_SERVING)).features[0].views_found
             private_redis.kill()
             started = time.monotonic()
             with pytest.raises(FeatureStoreUnavailable, match=r"could not be reached|did not answer"):
-                await reader.read([_request("c1", moment)])
+                await reader.read([_request("c1", moment)], serving=LENDING_CLUB_SERVING)
             waited = time.monotonic() - started
             private_redis.start()
             await private_redis_answers(aclient)
-            after = (await reader.read([_request("c1", moment)])).features
+            after = (await reader.read([_request("c1", moment)], serving=LENDING_CLUB_SERVING)).features
             return before, waited, after[0].age_seconds["bureau"] is None
         finally:
             await aclient.aclose()

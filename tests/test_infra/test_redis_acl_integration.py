@@ -16,6 +16,7 @@ from config.settings import RedisRole
 from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
+from features.serving import LENDING_CLUB_SERVING
 from features.store import WRITE_IF_NEWER, FeatureStoreRefused, async_client, sync_client
 from features.views import BUREAU_VIEW, feature_key
 from stream.decisions import DecisionStore
@@ -44,7 +45,7 @@ def _read(settings, role: RedisRole, customer: str):  # type: ignore[no-untyped-
                                          settings.key_prefix,
                                          metrics=FeatureStoreMetrics(CollectorRegistry()))
             return await reader.read([FeatureRequest(f"app-{customer}", customer, MOMENT,
-                                                     APPLICATION)])
+                                                     APPLICATION)], serving=LENDING_CLUB_SERVING)
         finally:
             await client.aclose()
 

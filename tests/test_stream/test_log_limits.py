@@ -1,16 +1,13 @@
 """An outage writes a bounded number of log lines: repeats of a Kafka client line are
-counted, not written, and summarised; the dependency's state changes are logged once."""
+counted, not written, and summarised (the dependencies' own lines: test_liveness.py)."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from stream.failures import DependencyStatus
 from stream.log_limits import SUMMARY_LOGGER, RepeatedLineLimiter, install
-from stream.metrics import WorkerMetrics
 
 
 class Clock:
@@ -112,26 +109,3 @@ def test_a_bounded_number_of_kinds_is_remembered(clock):
         assert limiter.filter(record)
         clock.now += 31  # each kind's window is over: forgettable
     assert len(limiter._kinds) <= 10
-
-
-def test_a_dependency_outage_logs_down_still_down_and_recovered_once_each(clock, written):
-    metrics = WorkerMetrics(CollectorRegistry())
-    status = DependencyStatus(metrics.dependency_up, still_down_every_s=30.0, clock=clock)
-    gauge = metrics.dependency_up.labels(dependency="kafka")
-    assert gauge._value.get() == 1
-    lines, _ = written
-    failures_log = logging.getLogger("stream.failures")
-    failures_log.handlers, failures_log.propagate = logging.getLogger("limiter-test").handlers, False
-    try:
-        for _ in range(100):  # retries and probes every 0.5 s for 50 s
-            clock.now += 0.5
-            status.failed("kafka", TimeoutError())
-        assert gauge._value.get() == 0 and status.up == {"redis": True, "kafka": False}
-        status.answered()
-    finally:
-        failures_log.handlers, failures_log.propagate = [], True
-    assert [line.removeprefix("stream.failures: ") for line in lines] == [
-        "kafka unavailable (TimeoutError); batches wait and are retried until it recovers",
-        "kafka still unavailable after 30 s (TimeoutError)",
-        "kafka recovered after 50 s"]
-    assert gauge._value.get() == 1 and status.up == {"redis": True, "kafka": True}

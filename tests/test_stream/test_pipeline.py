@@ -18,12 +18,13 @@ from config.settings import Settings
 from features.online import FeatureRequest, OnlineBatch, OnlineFeatures
 from features.serving import LENDING_CLUB_SERVING, ServingSpec
 from features.store import FeatureStoreRefused, FeatureStoreUnavailable
-from stream.decisions import Decision, DecisionRecord
+from onnx_models.card import ModelCard
+from stream.decisions import Decision, DecisionOutcome, DecisionRecord
 from stream.event_schema import EventSchema
 from stream.failures import ModelRuntimeBroken, kafka_refusal_message
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import Verdict
-from stream.pipeline import IncomingEvent, ScoringPipeline
+from stream.pipeline import BatchOutcome, IncomingEvent, ScoringPipeline
 from stream.reasons import Reason
 
 SETTINGS = Settings()
@@ -53,7 +54,6 @@ class FakeModel:
     def __init__(self, version: str = "v1", fail_on_amount: float | None = None) -> None:
         self.version = version
         self.policy_version = f"policy-{version}"
-        self.card: dict[str, Any] = {}
         self.feature_names = ["loan_amnt", "annual_inc"]
         self.encoder = FakeEncoder()
         self.serving = LENDING_CLUB_SERVING
@@ -61,8 +61,10 @@ class FakeModel:
         self.fail_on_amount = fail_on_amount
         self.broken = False
         self.scored_rows = 0
+        self.batch_sizes: list[int] = []  # rows of every call, failed or not
 
     def score(self, inputs: np.ndarray, incomplete: Sequence[bool]) -> list[Verdict]:
+        self.batch_sizes.append(len(inputs))
         if self.broken:
             raise RuntimeError("onnxruntime session is gone")
         if self.fail_on_amount is not None and np.any(inputs[:, 0] == self.fail_on_amount):
@@ -71,7 +73,8 @@ class FakeModel:
         verdicts = []
         for row, flag in zip(inputs, incomplete, strict=True):
             pd_value = 0.5 if np.isnan(row[0]) else float(row[0]) / 100_000
-            decision = "decline" if pd_value > 0.3 else "approve" if pd_value < 0.1 else "review"
+            decision: DecisionOutcome = (
+                "decline" if pd_value > 0.3 else "approve" if pd_value < 0.1 else "review")
             if flag and decision == "approve":
                 decision = "review"
             reasons = () if decision == "approve" else (
@@ -81,6 +84,10 @@ class FakeModel:
 
     def self_check(self) -> None:
         self.score(np.full((1, 2), np.nan, dtype=np.float32), [True])
+
+    @property
+    def card(self) -> ModelCard:
+        raise AssertionError("only a drift monitor reads the card; these tests have none")
 
 
 class FakeHolder:
@@ -103,15 +110,15 @@ class FakeHolder:
 class FakeReader:
     """Bureau features per customer; the first ``outages`` reads fail like Redis being down."""
 
-    def __init__(self, bureau: Mapping[str, Mapping[str, Any]] | None = None, outages: int = 0,
+    def __init__(self, bureau: dict[str, dict[str, Any]] | None = None, outages: int = 0,
                  broken_customers: Sequence[str] = ()) -> None:
         self.bureau = bureau or {}
         self.outages = outages
         self.broken_customers = set(broken_customers)
         self.requests: list[list[str]] = []
 
-    async def read(self, requests: Sequence[FeatureRequest], record_velocity: bool = True,
-                   serving: ServingSpec | None = None) -> OnlineBatch:
+    async def read(self, requests: Sequence[FeatureRequest], *, serving: ServingSpec,
+                   record_velocity: bool = True) -> OnlineBatch:
         if self.outages:
             self.outages -= 1
             raise FeatureStoreUnavailable("Redis feature store could not be reached")
@@ -199,10 +206,10 @@ class Harness:
         async def sleep(seconds: float) -> None:
             self.sleeps.append(seconds)
 
-        self.pipeline = ScoringPipeline(SETTINGS, self.holder, self.reader, self.store,  # type: ignore[arg-type]
+        self.pipeline = ScoringPipeline(SETTINGS, self.holder, self.reader, self.store,
                                         self.kafka.publish, self.metrics, sleep=sleep)
 
-    def process(self, events: Sequence[IncomingEvent]) -> Any:
+    def process(self, events: Sequence[IncomingEvent]) -> BatchOutcome:
         return asyncio.run(self.pipeline.process(events))
 
     def metric(self, name: str, **labels: str) -> float:
@@ -300,7 +307,6 @@ def test_a_redis_outage_is_retried_with_growing_backoff_and_nothing_is_lost() ->
     assert harness.sleeps == [0.2, 0.4, 0.8]
     assert len(outcome.decisions) == 2 and not outcome.dead_letters
     assert harness.metric("creditrisk_batch_retries_total", dependency="redis") == 3
-    assert harness.pipeline.healthy_dependencies == {"redis": True, "kafka": True}
 
 
 def test_backoff_is_capped() -> None:
@@ -339,11 +345,48 @@ class _EncoderFailingOn(FakeEncoder):
     def __init__(self, poison: str) -> None:
         super().__init__()
         self.poison = poison
+        self.batch_sizes: list[int] = []  # every call, failed or not
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        self.batch_sizes.append(len(records))
         if any(record.get("annual_inc") == self.poison for record in records):
             raise ValueError(f"could not convert string to float: {self.poison!r}")
         return super().transform_records(records)
+
+
+def _poisoned_batch(poison_at: int, size: int = 64, **poison: Any) -> list[IncomingEvent]:
+    return [event(f"a{index}", offset=index, **(poison if index == poison_at else {}))
+            for index in range(size)]
+
+
+def test_one_event_the_encoder_cannot_read_costs_a_few_calls_not_the_batch_shape() -> None:
+    harness = Harness()
+    encoder = _EncoderFailingOn("bad-customer-income")
+    harness.model.encoder = encoder
+    harness.reader.bureau["c9"] = {"annual_inc": "bad-customer-income"}
+    outcome = harness.process(_poisoned_batch(37, customer_id="c9"))
+
+    assert len(outcome.decisions) == 63 and "a37" not in {d.application_id for d in outcome.decisions}
+    (letter,) = harness.kafka.dead_letters
+    assert letter["error"] == "processing_error" and letter["source"]["offset"] == 37
+    assert "encode" in letter["detail"] and "'annual_inc'" in letter["detail"]
+    batch_calls = [size for size in encoder.batch_sizes if size > 1]
+    assert len(batch_calls) <= 1 + 2 * 6  # the batch, then two halves per level of log2(64)
+    assert batch_calls[:3] == [64, 32, 32]  # the good half stays whole
+    assert sum(size == 1 for size in encoder.batch_sizes) < 20  # the poison alone and its fields
+
+
+def test_one_event_the_model_cannot_score_costs_a_few_calls_not_the_batch_shape() -> None:
+    harness = Harness(model=FakeModel(fail_on_amount=12345.0))
+    outcome = harness.process(_poisoned_batch(5, loan_amnt=12345))
+
+    assert len(outcome.decisions) == 63 and "a5" not in {d.application_id for d in outcome.decisions}
+    (letter,) = harness.kafka.dead_letters
+    assert letter["source"]["offset"] == 5
+    assert "score" in letter["detail"] and "'loan_amnt'" in letter["detail"]
+    calls = harness.model.batch_sizes
+    assert len(calls) <= 1 + 1 + 2 * 6 + 2  # batch, self-check, halves, the poison's inputs
+    assert harness.model.scored_rows == 63 + 1 + 1  # the good ones once, self-check, blame
 
 
 def test_an_event_the_model_cannot_score_is_dead_lettered_naming_the_input() -> None:

@@ -23,9 +23,10 @@ from stream.validation import (
     DEFAULT_MAX_BYTES,
     MAX_UNKNOWN_FIELDS,
     REJECTION_CODES,
+    DeadLetter,
+    DeadLetterRecord,
     Rejection,
     ValidApplication,
-    dead_letter,
 )
 from stream.validation import validate_application as validate_with_schema
 
@@ -39,6 +40,16 @@ def validate_application(payload: bytes | None) -> ValidApplication | Rejection:
     return validate_with_schema(payload, SCHEMA)
 
 RECEIVED_AT = datetime(2024, 5, 1, 12, 31, 5, 250000, tzinfo=UTC)
+
+
+def dead_letter(rejection: Rejection, payload: bytes | None, topic: str, partition: int,
+                offset: int, received_at: datetime,
+                payload_limit: int = DEFAULT_DEAD_LETTER_PAYLOAD_BYTES) -> DeadLetterRecord:
+    """The record on the dead-letter topic for a rejected message."""
+    letter = DeadLetter(error=rejection.error, detail=rejection.detail, payload=payload,
+                        received_at=received_at, topic=topic, partition=partition,
+                        offset=offset)
+    return letter.record(payload_limit)
 DROP = object()  # marks a field to leave out of the event
 
 
@@ -125,10 +136,10 @@ REJECTED: list[tuple[str, bytes | None, str, str | None]] = [
     ("state spelled out", event_bytes(addr_state="California"), "invalid_value", "addr_state"),
     ("blank purpose", event_bytes(purpose="   "), "invalid_value", "purpose"),
     ("very long purpose", event_bytes(purpose="a" * 500), "invalid_value", "purpose"),
-    ("term 48", event_bytes(term=48), "unknown_term", "term"),
-    ("term '48 months'", event_bytes(term="48 months"), "unknown_term", "term"),
-    ("term 36.5", event_bytes(term=36.5), "unknown_term", "term"),
-    ("term in words", event_bytes(term="three years"), "unknown_term", "term"),
+    ("term 48", event_bytes(term=48), "invalid_value", "term"),
+    ("term '48 months'", event_bytes(term="48 months"), "invalid_value", "term"),
+    ("term 36.5", event_bytes(term=36.5), "invalid_value", "term"),
+    ("term in words", event_bytes(term="three years"), "invalid_value", "term"),
     ("naive timestamp", event_bytes(submitted_at="2024-05-01T12:30:00"), "bad_timestamp",
      "submitted_at"),
     ("date only", event_bytes(submitted_at="2024-05-01"), "bad_timestamp", "submitted_at"),
@@ -292,7 +303,7 @@ def test_dead_letter_has_the_design_shape_and_keeps_utf8_payload_as_text() -> No
     assert isinstance(rejection, Rejection)
     letter = dead_letter(rejection, payload, "loan-applications", 3, 1042, RECEIVED_AT)
     assert json.loads(json.dumps(letter)) == letter
-    assert letter["error"] == "unknown_term" and letter["detail"] == rejection.detail
+    assert letter["error"] == "invalid_value" and letter["detail"] == rejection.detail
     assert letter["source"] == {"topic": "loan-applications", "partition": 3, "offset": 1042}
     assert letter["payload"].encode("utf-8") == payload
     assert letter["payload_encoding"] == "utf-8" and letter["payload_truncated"] is False
