@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXPECTED_CODE = {"not_json": "not_json", "missing_field": "missing_field",
                  "wrong_type": "wrong_type", "negative_amount": "invalid_value",
-                 "unknown_term": "unknown_term", "oversize": "oversize"}
+                 "unknown_term": "invalid_value", "oversize": "oversize"}
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_http_scores_one_application_reports_health_and_exposes_the_design_metri
     bad = dict(event, term=48)
     status, body = worker.http("POST", "/score", json.dumps(bad).encode())
     assert status == 422
-    assert json.loads(body)["error"] == "unknown_term"
+    assert json.loads(body)["error"] == "invalid_value"
     status, body = worker.http("POST", "/score", b"not json")
     assert status == 422 and json.loads(body)["error"] == "not_json"
 
