@@ -20,8 +20,8 @@ Three kinds of failure, three outcomes (see ``ScoringPipeline.process``):
   worker stops, naming the settings to fix.
 - **Stalled stream**: events wait, Kafka and Redis answer the worker's probes, and no batch
   completes for ``stall_exit_after_s`` — a client inside the worker is stuck. Nothing was
-  acknowledged, so the worker stops with :data:`EXIT_STALLED` and its process manager (the
-  supervisor of ``--processes N``, systemd, Kubernetes, compose's restart policy) starts a
+  acknowledged, so the worker stops with ``stream.exits.EXIT_STALLED`` and its process manager
+  (the supervisor of ``--processes N``, systemd, Kubernetes, compose's restart policy) starts a
   fresh one, which processes the waiting events.
 """
 
