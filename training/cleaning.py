@@ -16,12 +16,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from config.json_types import JSONObject
 from features import normalize
 from features.definitions import APPLICANT_FIELDS, BUREAU_FIELDS, PRICING_FIELDS
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
 
     from training.datasets import DatasetConfig
@@ -37,7 +40,7 @@ _LENDING_CLUB_TEXT_INPUTS = ("issue_d", "loan_amnt", "term", "home_ownership", "
                              "purpose", "addr_state", "emp_length", "annual_inc", "revol_util", "dti",
                              "earliest_cr_line", "int_rate", "installment", "grade", "sub_grade",
                              *BUREAU_COUNT_COLUMNS)
-_CATEGORICAL_NORMALISERS: dict[str, Callable[[Any], str | None]] = {
+_CATEGORICAL_NORMALISERS: dict[str, Callable[[object], str | None]] = {
     "home_ownership": normalize.normalize_home_ownership,
     "verification_status": normalize.normalize_verification_status,
     "purpose": normalize.normalize_purpose,
@@ -75,13 +78,14 @@ class CleaningReport:
             raise RuntimeError(f"Cleaning lost rows without a reason: {self.rows_in} in, "
                                f"{self.rows_out} out, {self.rows_dropped} dropped {self.dropped}.")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """Plain JSON-ready form (coercions as a list of column/reason/count records)."""
+        dropped_most_first = sorted(self.dropped.items(), key=lambda item: -item[1])
         return {
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "rows_dropped": self.rows_dropped,
-            "dropped": dict(sorted(self.dropped.items(), key=lambda item: -item[1])),
+            "dropped": dict(dropped_most_first),
             "coerced": [{"column": column, "reason": reason, "count": count}
                         for (column, reason), count in sorted(self.coerced.items())],
             "missing_after": dict(self.missing_after),
@@ -140,7 +144,7 @@ def _drop_non_loan_rows(raw: pd.DataFrame, config: DatasetConfig,
 
     drop_reason = np.full(len(raw), "", dtype=object)
 
-    def flag(mask: Any, reason: str) -> None:
+    def flag(mask: npt.ArrayLike, reason: str) -> None:
         fresh = np.asarray(mask, dtype=bool) & (drop_reason == "")
         drop_reason[fresh] = reason
 
@@ -161,7 +165,7 @@ def _drop_non_loan_rows(raw: pd.DataFrame, config: DatasetConfig,
     return frame
 
 
-def _blank_or_summary_lines(raw: pd.DataFrame, config: DatasetConfig) -> Any:
+def _blank_or_summary_lines(raw: pd.DataFrame, config: DatasetConfig) -> npt.NDArray[np.bool_]:
     """Lines with no outcome and almost nothing else: LC's footer totals, section titles, blanks."""
     import numpy as np
 
@@ -215,7 +219,7 @@ def _numeric(text: pd.Series, column: str, report: CleaningReport) -> pd.Series:
     return numbers.astype("float64")
 
 
-def _mapped(text: pd.Series, column: str, parse: Callable[[Any], Any],
+def _mapped(text: pd.Series, column: str, parse: Callable[[object], object],
             report: CleaningReport, count_changes: bool = False) -> pd.Series:
     """Apply a per-value parser once per distinct value, count failures (and changes)."""
     distinct = text.dropna().unique()
@@ -239,7 +243,7 @@ def _dates(text: pd.Series, column: str, report: CleaningReport) -> pd.Series:
     return parsed
 
 
-def _set_missing(values: pd.Series, mask: Any, column: str, reason: str,
+def _set_missing(values: pd.Series, mask: pd.Series, column: str, reason: str,
                  report: CleaningReport) -> pd.Series:
     import numpy as np
 

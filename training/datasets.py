@@ -299,7 +299,7 @@ def _features(table: dict[str, Any], source: str,
 _DESCRIBED_KEYS = ("description", "direction")
 
 
-def _view_descriptions(entries: Any, source: str) -> dict[str, tuple[str, str]]:
+def _view_descriptions(entries: object, source: str) -> dict[str, tuple[str, str]]:
     """Plain-language wording of aggregated view fields: ``NAME = { column = ..., function =
     ..., description = "...", direction = "higher_is_riskier" }``."""
     descriptions: dict[str, tuple[str, str]] = {}
@@ -311,7 +311,7 @@ def _view_descriptions(entries: Any, source: str) -> dict[str, tuple[str, str]]:
     return descriptions
 
 
-def _view_labels(entries: Any) -> dict[str, str]:
+def _view_labels(entries: object) -> dict[str, str]:
     """Neutral names of aggregated view fields (``label = "..."``)."""
     return {str(name): str(spec["label"])
             for entry in (entries if isinstance(entries, list) else [])
@@ -357,7 +357,7 @@ def _view(entry: dict[str, Any], source: str) -> FeatureView:
         description=str(entry.get("description", "")))
 
 
-def _strings(values: Any, key: str, source: str) -> tuple[str, ...]:
+def _strings(values: object, key: str, source: str) -> tuple[str, ...]:
     if not isinstance(values, list):
         raise ValueError(f"Dataset config {source}: '{key}' must be a list, got {values!r}.")
     return tuple(str(value) for value in values)

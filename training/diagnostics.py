@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from training.training_config import WarningLevels
 
@@ -112,5 +111,5 @@ def analyst_warnings(figures: RunFigures, levels: WarningLevels) -> list[Analyst
     return found
 
 
-def warnings_to_card(found: list[AnalystWarning]) -> list[dict[str, Any]]:
+def warnings_to_card(found: list[AnalystWarning]) -> list[dict[str, str]]:
     return [warning.to_dict() for warning in found]

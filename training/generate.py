@@ -20,12 +20,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from config.settings import REPO_ROOT
 from training import generate_tables as tables
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK_ROWS = 100_000
 TARGET_BAD_RATE = 0.11
@@ -131,7 +134,7 @@ def _cumulative_within_customer(customer_of_row: np.ndarray, gaps: np.ndarray) -
 # ---------------------------------------------------------------- applications and risk
 
 def _draw_applications(rng: np.random.Generator, issue_month: np.ndarray,
-                       history_months: np.ndarray, income_level: np.ndarray) -> dict[str, Any]:
+                       history_months: np.ndarray, income_level: np.ndarray) -> dict[str, np.ndarray]:
     """Application and bureau values (clean, true) and the visible part of the risk."""
     n = len(issue_month)
     annual_inc = np.exp(income_level + rng.normal(0, 0.08, n))
@@ -255,8 +258,8 @@ def _remaining_balance(principal: np.ndarray, monthly_rate: np.ndarray, term: np
     return principal * (growth_term - growth_paid) / (growth_term - 1)
 
 
-def _draw_outcomes(rng: np.random.Generator, apps: dict[str, Any], issue_month: np.ndarray,
-                   calibration: _Calibration) -> dict[str, Any]:
+def _draw_outcomes(rng: np.random.Generator, apps: dict[str, np.ndarray], issue_month: np.ndarray,
+                   calibration: _Calibration) -> dict[str, np.ndarray]:
     """Status, pricing and every post-origination column, consistent with the outcome."""
     n = len(issue_month)
     draws = _outcome_draws(rng, n)
@@ -341,7 +344,7 @@ def _iso_month(months: np.ndarray) -> np.ndarray:
 
 def _loan_columns(rng: np.random.Generator, ids: np.ndarray, member_ids: np.ndarray,
                   issue_month: np.ndarray, earliest_month: np.ndarray, state_index: np.ndarray,
-                  apps: dict[str, Any], outcomes: dict[str, Any]) -> dict[str, np.ndarray]:
+                  apps: dict[str, np.ndarray], outcomes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     n = len(ids)
     pre_2012 = issue_month < 2012 * 12
     running = outcomes["is_running"]
@@ -395,7 +398,7 @@ def _loan_columns(rng: np.random.Generator, ids: np.ndarray, member_ids: np.ndar
 
 
 def _sprinkle(rng: np.random.Generator, values: np.ndarray, share: float,
-              replacements: list[Any]) -> np.ndarray:
+              replacements: list[object]) -> np.ndarray:
     """Replace a random ``share`` of ``values`` by random picks from ``replacements``."""
     hit = rng.random(len(values)) < share
     if not hit.any():
@@ -415,7 +418,7 @@ def _add_dirt(rng: np.random.Generator, columns: dict[str, np.ndarray]) -> None:
 
     columns["int_rate"] = percent_strings(columns["int_rate"], 0.03)
     columns["revol_util"] = percent_strings(columns["revol_util"], 0.40)
-    sprinkles: dict[str, tuple[float, list[Any]]] = {
+    sprinkles: dict[str, tuple[float, list[object]]] = {
         "revol_util": (0.0015, ["", "", "NULL", -3.5, 180.4]),
         "annual_inc": (0.0012, ["", "n/a", 9_999_999.0, 0.0, -45_000.0]),
         "loan_amnt": (0.0002, [-5_000, "", "NULL"]),
@@ -454,7 +457,8 @@ def _respell(rng: np.random.Generator, values: np.ndarray, share: float) -> np.n
     return dirty
 
 
-def _with_duplicates(rng: np.random.Generator, frame: Any, exact: int, conflicting: int) -> Any:
+def _with_duplicates(rng: np.random.Generator, frame: pd.DataFrame, exact: int,
+                     conflicting: int) -> pd.DataFrame:
     """Append exact copies of some rows and same-id rows with different content, then shuffle."""
     import pandas as pd
 
@@ -475,7 +479,7 @@ BUREAU_COLUMNS = ("customer_id", "earliest_cr_line", "delinq_2yrs", "inq_last_6m
 
 
 def _bureau_rows(member_ids: np.ndarray, issue_month: np.ndarray, earliest_month: np.ndarray,
-                 apps: dict[str, Any], latest: np.ndarray) -> Any:
+                 apps: dict[str, np.ndarray], latest: np.ndarray) -> pd.DataFrame:
     """Clean bureau values of each customer's latest application, as the feature store holds them."""
     import pandas as pd
 

@@ -25,12 +25,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import expit
 
 from training.generate import prepared_output
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK_ROWS = 50_000
 TARGET_BAD_RATE = 0.08
@@ -162,7 +165,7 @@ def _unstated(rng: np.random.Generator, values: np.ndarray, share: float) -> np.
 
 # ---------------------------------------------------------------- applicants
 
-def _applicants(rng: np.random.Generator, n: int) -> dict[str, Any]:
+def _applicants(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Who applies, and what they ask for. Also the hidden parts (``_*`` keys)."""
     age = np.clip(rng.normal(43.5, 11.9, n), 21, 69)
     pensioner = rng.random(n) < np.where(age > 57, 0.78, 0.015)
@@ -349,10 +352,11 @@ def _bureau(rng: np.random.Generator, ids: np.ndarray, worth: np.ndarray, income
 
 # ---------------------------------------------------------------- outcome
 
-def _log_odds(apps: dict[str, Any], bureau: dict[str, np.ndarray],
+def _log_odds(apps: dict[str, np.ndarray], bureau: dict[str, np.ndarray],
               rng: np.random.Generator) -> np.ndarray:
     income = apps["AMT_INCOME_TOTAL"]
-    goods = np.nan_to_num(apps["AMT_GOODS_PRICE"], nan=apps["AMT_CREDIT"])
+    goods_price = apps["AMT_GOODS_PRICE"]  # finite, or NaN: then the credit amount
+    goods = np.where(np.isnan(goods_price), apps["AMT_CREDIT"], goods_price)
     annuity = np.nan_to_num(apps["AMT_ANNUITY"], nan=0.0)
     tenure = apps["_tenure"]
     return (-0.95 * apps["_worth"]
@@ -389,7 +393,7 @@ def _solved_intercept(log_odds: np.ndarray, bad_rate: float) -> float:
 # ---------------------------------------------------------------- files
 
 def _chunk(rng: np.random.Generator, first_row: int, size: int, first_bureau_id: int,
-           ) -> tuple[Any, Any, int]:
+           ) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     import pandas as pd
 
     ids = FIRST_APPLICANT_ID + first_row + np.arange(size) + (first_row + np.arange(size)) // 4

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from config.json_types import JSONObject
 from features.definitions import FeatureSpec
 from features.serving import ServingSpec
 
@@ -19,13 +19,13 @@ PD_BIN_EDGES = (0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.15, 0.20, 0.25, 0.30,
                 0.50, 1.0)
 
 
-def numeric_reference(values: np.ndarray, bins: int = 10) -> dict[str, Any]:
+def numeric_reference(values: np.ndarray, bins: int = 10) -> JSONObject:
     """Decile bin edges (inner edges; the outer bins are open) with the share per bin,
     plus the share missing, quantiles and the mean: enough for PSI and for a percentile."""
     values = np.asarray(values, dtype=np.float64)
     present = values[~np.isnan(values)]
-    entry: dict[str, Any] = {"type": "numeric", "rows": len(values),
-                             "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0}
+    entry: JSONObject = {"type": "numeric", "rows": len(values),
+                         "missing_share": float(np.isnan(values).mean()) if len(values) else 0.0}
     if len(present) == 0:
         return entry | {"bin_edges": [], "bin_shares": [], "quantiles": {}}
     edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
@@ -39,18 +39,18 @@ def numeric_reference(values: np.ndarray, bins: int = 10) -> dict[str, Any]:
     return entry
 
 
-def categorical_reference(codes: np.ndarray, categories: Sequence[str]) -> dict[str, Any]:
+def categorical_reference(codes: np.ndarray, categories: Sequence[str]) -> JSONObject:
     codes = np.asarray(codes, dtype=np.float64)
     rows = max(len(codes), 1)
-    shares = {category: float(np.sum(codes == index)) / rows
-              for index, category in enumerate(categories)}
+    shares: JSONObject = {category: float(np.sum(codes == index)) / rows
+                          for index, category in enumerate(categories)}
     return {"type": "categorical", "rows": len(codes), "shares": shares,
             "missing_or_unknown_share": float(np.isnan(codes).sum()) / rows}
 
 
 def feature_references(matrix: np.ndarray, specs: Sequence[FeatureSpec],
-                       categories: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    references = {}
+                       categories: Mapping[str, Sequence[str]]) -> JSONObject:
+    references: JSONObject = {}
     for position, spec in enumerate(specs):
         column = matrix[:, position]
         references[spec.name] = (categorical_reference(column, categories[spec.name])
@@ -58,7 +58,7 @@ def feature_references(matrix: np.ndarray, specs: Sequence[FeatureSpec],
     return references
 
 
-def score_reference(probability_of_default: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
+def score_reference(probability_of_default: np.ndarray, scores: np.ndarray) -> JSONObject:
     pd_values = np.asarray(probability_of_default, dtype=np.float64)
     counts, _ = np.histogram(pd_values, bins=PD_BIN_EDGES)
     return {"pd_bin_edges": list(PD_BIN_EDGES),
@@ -69,13 +69,13 @@ def score_reference(probability_of_default: np.ndarray, scores: np.ndarray) -> d
 
 
 def group_statistics(frame: pd.DataFrame, label: np.ndarray,
-                     probability_of_default: np.ndarray, serving: ServingSpec) -> dict[str, Any]:
+                     probability_of_default: np.ndarray, serving: ServingSpec) -> JSONObject:
     """Bad rate, mean PD and size per value of each of the console's grouping columns
     (``serving.similar_by``) and per band of its numeric band field, if any."""
     table = pd.DataFrame({"bad": np.asarray(label, dtype=np.float64),
                           "pd": np.asarray(probability_of_default, dtype=np.float64)},
                          index=frame.index)
-    groups: dict[str, Any] = {}
+    groups: JSONObject = {}
     for column in serving.similar_by:
         if column in frame.columns:
             groups[column] = _grouped(table, frame[column].astype("object").fillna("<missing>"))
@@ -91,7 +91,7 @@ def group_statistics(frame: pd.DataFrame, label: np.ndarray,
     return groups
 
 
-def _grouped(table: pd.DataFrame, key: pd.Series) -> dict[str, Any]:
+def _grouped(table: pd.DataFrame, key: pd.Series) -> JSONObject:
     summary = table.groupby(key.to_numpy(), sort=True).agg(
         rows=("bad", "size"), bad_rate=("bad", "mean"), mean_pd=("pd", "mean"))
     return {str(name): {"rows": int(row.rows), "bad_rate": float(row.bad_rate),

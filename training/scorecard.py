@@ -16,9 +16,12 @@ specific code is needed where models are served.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # decision_type bits in LightGBM text models: bit 1 = missing values go left, bits 2-3 =
@@ -86,7 +89,7 @@ class BinnedScorecard:
                                         np.searchsorted(edges, values, side="left"))
         return index
 
-    def _design(self, features: np.ndarray) -> Any:
+    def _design(self, features: np.ndarray) -> csr_matrix:
         from scipy.sparse import csr_matrix
 
         columns = self.bin_index(features) + self._offsets()[:-1]
@@ -133,7 +136,7 @@ def _feature_tree(feature: int, edges: np.ndarray, points: np.ndarray,
     search over the bin edges; leaf ``b`` holds bin ``b``'s points."""
     # Every leaf counts at least one row so TreeSHAP's population weights stay defined.
     leaf_count = np.maximum(np.asarray(counts, dtype=np.int64), 1)
-    nodes: list[dict[str, Any]] = []
+    nodes: list[dict[str, str | int]] = []
 
     def build(low: int, high: int) -> tuple[int, int]:
         """Child reference for bins low..high, and the rows under it."""
@@ -156,7 +159,7 @@ def _feature_tree(feature: int, edges: np.ndarray, points: np.ndarray,
     share = leaf_count / leaf_count.sum()
     average = float(np.dot(share, points))
 
-    def field(name: str, values: Sequence[Any]) -> str:
+    def field(name: str, values: Sequence[object]) -> str:
         return f"{name}=" + " ".join(str(value) for value in values)
 
     return "\n".join([

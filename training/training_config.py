@@ -8,12 +8,19 @@ are copied into model.json; nothing that serves decisions reads them from code.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TypedDict
 
 MODEL_TYPES = ("lightgbm", "baseline")
 
 
-def _default_risk_grades() -> list[dict[str, Any]]:
+class RiskGradeBand(TypedDict):
+    """A grade and the highest PD it takes (model.json ``risk_grades``)."""
+
+    grade: str
+    max_pd: float
+
+
+def _default_risk_grades() -> list[RiskGradeBand]:
     bands = (("A", 0.03), ("B", 0.06), ("C", 0.10), ("D", 0.15), ("E", 0.22), ("F", 0.32),
              ("G", 1.0))
     return [{"grade": grade, "max_pd": max_pd} for grade, max_pd in bands]
@@ -79,7 +86,7 @@ class LightGBMSettings:
             return self.num_threads
         return 1 if rows < self.single_thread_below_rows else 2
 
-    def params(self, seed: int, rows: int = 0) -> dict[str, Any]:
+    def params(self, seed: int, rows: int = 0) -> dict[str, str | float | bool]:
         """LightGBM ``train`` parameters for ``rows`` training rows (deterministic for a
         seed)."""
         return {"objective": "binary", "metric": "auc", "learning_rate": self.learning_rate,
@@ -151,7 +158,7 @@ class TrainingConfig:
     review_band_fraction: float = 0.25
     score_scale: dict[str, float] = field(default_factory=lambda: {
         "base_score": 600.0, "base_odds": 30.0, "points_to_double_odds": 20.0})
-    risk_grades: list[dict[str, Any]] = field(default_factory=_default_risk_grades)
+    risk_grades: list[RiskGradeBand] = field(default_factory=_default_risk_grades)
     leakage_alarm_auc: float = 0.80
     parity_tolerance: float = 1e-5
     calibration_bins: int = 10
@@ -184,5 +191,5 @@ class TrainingConfig:
             return "baseline"
         return "smote" if self.smote else "no_smote"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return asdict(self)
