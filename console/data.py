@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -36,6 +37,9 @@ from console.records import (
 )
 from features.normalize import utc_timestamp
 from features.store import REFUSED_ERRORS, as_text, refused
+from ledger.backtest import VersionBacktest
+from ledger.cards import RegistryCards
+from ledger.rows import latest_record
 from onnx_models.card import CardFeature, ModelCard
 from onnx_models.policy import ScoreScale, score_points
 from stream.decisions import Decision, DecisionError, DecisionRecord
@@ -110,7 +114,7 @@ class DataSource(Protocol):
     def find(self, card: ConsoleCard, filters: DecisionFilters, limit: int = PAGE_SIZE,
              offset: int = 0) -> DecisionPage: ...
 
-    def backtest(self) -> list[Any]: ...
+    def backtest(self) -> list[VersionBacktest]: ...
 
 
 def worker_url(settings: Settings) -> str:
@@ -204,7 +208,7 @@ class RedisDataSource:
                 problem = error
         found: DecisionRecord | None = None
         try:
-            found = self._ledger(lambda connection: record_from_ledger(connection, application_id))
+            found = self._ledger(lambda connection: latest_record(connection, application_id))
         except ConsoleUnavailable:
             pass
         except DecisionError as error:
@@ -276,21 +280,15 @@ class RedisDataSource:
         except ConsoleUnavailable:
             return find_in_records(self.recent_records(RECENT_LIMIT), card, filters, limit, offset)
 
-    def backtest(self) -> list[Any]:
-        """The back-test of every model version (ledger.backtest)."""
+    def backtest(self) -> list[VersionBacktest]:
+        """The back-test of every model version, each on its own portfolio (ledger.backtest)."""
         from ledger.backtest import run_backtest
 
-        return list(self._ledger(lambda connection: run_backtest(connection, self._reference_auc)))
+        return list(self._ledger(lambda connection: run_backtest(connection, self._registry_cards)))
 
-    def _reference_auc(self, version: str) -> float | None:
-        from onnx_models.registry import Registry, RegistryError
-
-        if version not in self._cards:
-            try:
-                self._cards[version] = Registry(self.settings.registry_dir).load(version).card
-            except (RegistryError, OSError):
-                return None
-        return self._cards[version].metrics.test.auc
+    @cached_property
+    def _registry_cards(self) -> RegistryCards:
+        return RegistryCards(self.settings.registry_dir, self.settings.outcome_dataset)
 
 
 def post_score(base_url: str, event: dict[str, Any], token: SecretStr | None = None) -> ScoreOutcome:
@@ -460,34 +458,6 @@ def similar_records(records: Sequence[DecisionRecord], card: ConsoleCard, group:
     return [SimilarCustomer.from_record(record) for record in records
             if record.decision.application_id != exclude_application
             and group.holds(record.application, card.band_of)]
-
-
-LEDGER_RECORD_SQL = (
-    "SELECT decision_id, application_id, customer_id, decision, probability_of_default, score, "
-    "risk_grade, reasons, missing_features, model_version, policy_version, submitted_at, "
-    "decided_at, application, features, stale_features, velocity, feature_age_seconds "
-    "FROM decisions WHERE application_id = %s ORDER BY decided_at DESC LIMIT 1")
-
-
-def record_from_ledger(connection: Any, application_id: str) -> DecisionRecord | None:
-    """The application's latest decision row in the ledger as the worker's record (parsed
-    and checked once); :class:`DecisionError` when the row is not a decision."""
-    row = connection.execute(LEDGER_RECORD_SQL, (application_id,)).fetchone()
-    if row is None:
-        return None
-    (decision_id, app_id, customer_id, outcome, probability, score, grade, reasons, missing,
-     model_version, policy_version, submitted_at, decided_at, application, features, stale,
-     velocity, ages) = row
-    decision = {"decision_id": str(decision_id), "application_id": app_id,
-                "customer_id": customer_id, "decision": outcome,
-                "probability_of_default": probability, "score": score, "risk_grade": grade,
-                "reasons": reasons, "missing_features": missing, "model_version": model_version,
-                "policy_version": policy_version, "submitted_at": utc_timestamp(submitted_at),
-                "decided_at": utc_timestamp(decided_at)}
-    return DecisionRecord.from_dict({
-        "decision": decision, "application": application or {}, "features": features or {},
-        "stale_features": stale or [], "velocity": velocity or {},
-        "feature_age_seconds": ages or {}})
 
 
 _SIMILAR_COLUMNS = ("application", "features", "application_id", "decision", "risk_grade")

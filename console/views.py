@@ -471,12 +471,13 @@ def render_model_performance(source: DataSource) -> None:
     columns = st.columns(5)
     columns[0].metric("Decisions", f"{result.decisions:,}")
     columns[1].metric("Matured", f"{result.matured:,}")
-    columns[2].metric("Realised AUC", "n/a" if result.auc is None else f"{result.auc:.3f}",
-                      None if result.auc is None or result.reference_auc is None
-                      else f"{result.auc - result.reference_auc:+.3f} vs model card")
-    columns[3].metric("KS", "n/a" if result.ks is None else f"{result.ks:.3f}")
+    columns[2].metric("Realised AUC", "n/a" if result.auc is None else result.auc.text())
+    columns[3].metric("KS", "n/a" if result.ks is None else result.ks.text())
     columns[4].metric("Calibration error", "n/a" if result.calibration_error is None
-                      else f"{result.calibration_error:.3f}")
+                      else result.calibration_error.text())
+    st.caption(f"{result.comparison()}. In brackets: 95 % confidence intervals (AUC by "
+               "Hanley-McNeil, KS and calibration error by bootstrap); a difference inside "
+               "them is noise, not news.")
     if not result.matured:
         st.info("No loan decided by this version has matured yet.")
         return

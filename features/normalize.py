@@ -31,6 +31,7 @@ _EMP_LESS_THAN_ONE = re.compile(r"^<\s*1\s*(?:years?|yrs?)?$", re.IGNORECASE)
 _EMP_YEARS = re.compile(r"^(\d+(?:\.\d+)?)\s*(\+)?\s*(?:years?|yrs?)?$", re.IGNORECASE)
 _PERCENT = re.compile(r"^([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*%?$")
 _STATE = re.compile(r"^[A-Z]{2}$")
+_INTEGRAL_NUMBER = re.compile(r"^([-+]?\d+)\.0*$")
 
 
 def is_placeholder(value: object) -> bool:
@@ -197,3 +198,11 @@ def utc_timestamp(moment: datetime) -> str:
         raise ValueError("a naive datetime has no time zone; pass an aware one, e.g. "
                          "datetime.now(UTC)")
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def outcome_key(value: object) -> str:
+    """A loan outcome as compared with a dataset's outcome lists: without caring for case,
+    spacing or '1' vs '1.0' (training labels with it; the ledger classes outcomes with it)."""
+    text = _WHITESPACE.sub(" ", str(value).strip()).casefold()
+    integral = _INTEGRAL_NUMBER.match(text)
+    return integral.group(1) if integral else text

@@ -1,7 +1,8 @@
 """``creditrisk ledger run | migrate | purge`` and ``creditrisk monitor``.
 
-The outcome labels (which loan statuses are bad, good or still open) come from the dataset
-config named by ``CREDITRISK_OUTCOME_DATASET``: the same lists training labels with.
+Which loan statuses are bad, good or still open comes from the model cards of each
+portfolio (the lists training labelled with, see :mod:`ledger.cards`); an outcome that
+names no portfolio belongs to ``CREDITRISK_OUTCOME_DATASET``.
 """
 
 from __future__ import annotations
@@ -13,43 +14,15 @@ import threading
 import typer
 
 from config.settings import Settings, get_settings
+from ledger.cards import RegistryCards
 
 ledger_app = typer.Typer(help="The decision ledger (PostgreSQL): writer, schema and retention.",
                          no_args_is_help=True)
 
 
-def outcome_classifier(dataset: str):  # type: ignore[no-untyped-def]  # returns ClassifyOutcome
-    """Loan status → bad / good / open / unknown, by the dataset config's [target] lists."""
-    from training.datasets import load_dataset_config
-    from training.label import outcome_key
-
-    config = load_dataset_config(dataset)
-    meaning = {outcome_key(v): "open" for v in config.excluded_values}
-    meaning.update({outcome_key(v): "good" for v in config.good_values})
-    meaning.update({outcome_key(v): "bad" for v in config.bad_values})
-
-    def classify(status: str) -> str:
-        return meaning.get(outcome_key(status), "unknown")
-
-    return classify
-
-
-def reference_auc(settings: Settings):  # type: ignore[no-untyped-def]  # returns version → AUC
-    """The test AUC each model card promised (None for a version no longer registered)."""
-    from onnx_models.registry import Registry, RegistryError
-
-    registry = Registry(settings.registry_dir)
-    cache: dict[str, float | None] = {}
-
-    def lookup(version: str) -> float | None:
-        if version not in cache:
-            try:
-                cache[version] = registry.load(version).card.metrics.test.auc
-            except (RegistryError, OSError):
-                cache[version] = None
-        return cache[version]
-
-    return lookup
+def registry_cards(settings: Settings) -> RegistryCards:
+    """The registry's model cards, as the writer and the back-test read them."""
+    return RegistryCards(settings.registry_dir, settings.outcome_dataset)
 
 
 def _fail(message: str) -> None:
@@ -80,7 +53,7 @@ def ledger_run(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_args: stop.set())
     try:
-        run_ledger(settings, outcome_classifier(settings.outcome_dataset), stop, reference_auc(settings))
+        run_ledger(settings, registry_cards(settings), stop)
     except psycopg.OperationalError as error:
         _fail(_postgres_unreachable(settings, error))
 
@@ -130,7 +103,8 @@ def monitor_command(
     min_matured: int = typer.Option(500, "--min-matured", min=1,
                                     help="judge a model version only with this many matured loans"),
 ) -> None:
-    """Back-test every model version on what became of its loans (exit 2 on drift)."""
+    """Back-test every model version on what became of its own portfolio's loans, each figure
+    with its 95 % confidence interval and count (exit 2 on drift)."""
     import psycopg
 
     from ledger.backtest import report_lines, run_backtest
@@ -138,7 +112,7 @@ def monitor_command(
     settings = get_settings()
     try:
         with psycopg.connect(settings.postgres_conninfo()) as connection:
-            results = run_backtest(connection, reference_auc(settings))
+            results = run_backtest(connection, registry_cards(settings))
     except psycopg.OperationalError as error:
         _fail(_postgres_unreachable(settings, error))
     for line in report_lines(results):

@@ -53,5 +53,11 @@ class LedgerMetrics:
         self.backtest_matured = Gauge("creditrisk_backtest_matured_decisions",
                                       "Decisions whose loan has a known good or bad outcome",
                                       ["model_version"], registry=r)
+        self.backtest_interval = Gauge(
+            "creditrisk_backtest_interval",
+            "95 % confidence bound of a back-test figure (metric: auc, ks, calibration_error or "
+            "reference_auc; bound: low or high); the count it rests on is "
+            "creditrisk_backtest_matured_decisions (the card's test count for reference_auc)",
+            ["model_version", "metric", "bound"], registry=r)
         self.backtest_last_run = Gauge("creditrisk_backtest_last_run_timestamp_seconds",
                                        "When the back-test was last computed", registry=r)

@@ -5,25 +5,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 from ledger.metrics import LedgerMetrics
-from ledger.writer import (
-    ClassifyOutcome,
-    HealthState,
-    LedgerMessage,
-    LedgerWriter,
-    serve_http,
-)
+from ledger.writer import HealthState, LedgerMessage, LedgerWriter, OutcomeCards, serve_http
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
 
 log = logging.getLogger(__name__)
 LAG_EVERY_S = 5.0
 
 
-def run_ledger(settings: Settings, classify: ClassifyOutcome, stop: threading.Event,
-               reference_auc: Any = lambda _v: None, metrics: LedgerMetrics | None = None) -> None:
+def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
+               metrics: LedgerMetrics | None = None) -> None:
     """Run until ``stop`` is set: decisions and outcomes → PostgreSQL, at-least-once."""
     import psycopg
     import redis
@@ -41,7 +38,7 @@ def run_ledger(settings: Settings, classify: ClassifyOutcome, stop: threading.Ev
     server = serve_http(settings.worker_host, settings.ledger_port, metrics, health)
     for line in migrate(settings.postgres_conninfo()):
         log.info("%s", line)
-    writer = LedgerWriter(settings, classify, metrics, sync_client(settings, "ledger"), reference_auc)
+    writer = LedgerWriter(settings, cards, metrics, sync_client(settings, "ledger"))
     consumer = KafkaConsumer(
         settings.topic_decisions, settings.topic_outcomes,
         **kafka_python_options(settings, "ledger"), group_id=settings.ledger_group,
@@ -99,7 +96,7 @@ def _write_until_done(writer: LedgerWriter, messages: list[LedgerMessage], metri
         backoff = min(backoff * 2, 10.0)
 
 
-def _report_lag(consumer: Any, names: dict[str, str], metrics: LedgerMetrics) -> None:
+def _report_lag(consumer: KafkaConsumer, names: dict[str, str], metrics: LedgerMetrics) -> None:
     assignment = list(consumer.assignment())
     if not assignment:
         return

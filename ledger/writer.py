@@ -9,6 +9,12 @@ at-least-once, and idempotent because a decision already in the ledger (same
 read again and the rows it had already written are skipped. PostgreSQL or Redis outages
 are waited out with backoff; a message that is not a decision or an outcome is counted
 and skipped (its offset is logged, never its content).
+
+An outcome belongs to the portfolio its message names (``portfolio``: the dataset name of
+the models that decide those loans, as their cards record it); it is classed by that
+portfolio's model card (:mod:`ledger.cards`) and never replaces another portfolio's outcome
+of the same id. An outcome that names none is kept under the portfolio '' (classed by the
+cards of ``CREDITRISK_OUTCOME_DATASET``) and counts for whichever model decided its loan.
 """
 
 from __future__ import annotations
@@ -17,22 +23,39 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import generate_latest
 
 from config.settings import Settings
-from ledger.backtest import run_backtest
+from ledger.backtest import ModelCards, VersionBacktest, run_backtest
+from ledger.cards import OutcomeClass
 from ledger.metrics import LedgerMetrics
-from ledger.store import as_json, insert_decisions, parse_as_of, upsert_outcomes
-from stream.decisions import Decision, DecisionError, DecisionRecord, DecisionStore
+from ledger.rows import SqlValue, decision_row, has_lineage
+from ledger.store import insert_decisions, parse_as_of, upsert_outcomes
+from stream.decisions import Decision, DecisionError, DecisionStore
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from ledger.store import Ledger
 
 log = logging.getLogger(__name__)
 
-ClassifyOutcome = Callable[[str], str]  # loan status → bad / good / open / unknown
+
+class OutcomeClassifier(Protocol):
+    """Classes a portfolio's loan statuses (:class:`ledger.cards.RegistryCards`)."""
+
+    default_portfolio: str
+
+    def classify(self, portfolio: str, status: str) -> OutcomeClass: ...
+
+
+class OutcomeCards(ModelCards, OutcomeClassifier, Protocol):
+    """The model cards as the writer reads them: outcome classes and the back-test's facts."""
 
 
 @dataclass(frozen=True)
@@ -60,57 +83,37 @@ def parse_decision(value: bytes | None) -> Decision | None:
         return None
 
 
-def decision_row(decision: Decision, record: DecisionRecord | None,
-                 message: LedgerMessage) -> tuple[Any, ...]:
-    """One ledger row: the decision, and its lineage when the worker's record matches it."""
-    if record is not None and record.decision.decision_id != decision.decision_id:
-        record = None  # the record in Redis is of another model version's decision
-    reasons = [asdict(reason) for reason in decision.reasons]
-    return (
-        decision.decision_id, decision.application_id, decision.customer_id,
-        decision.decision, decision.probability_of_default, decision.score,
-        decision.risk_grade, as_json(reasons), as_json(list(decision.missing_features)),
-        decision.model_version, decision.policy_version, decision.submitted_at,
-        decision.decided_at,
-        as_json(record.application) if record else None,
-        as_json(record.features) if record else None,
-        as_json(record.feature_age_seconds) if record else None,
-        as_json(record.stale_features) if record else None,
-        as_json(record.velocity) if record else None,
-        record is not None,
-        message.topic, message.partition, message.offset,
-    )
-
-
-def outcome_row(value: bytes | None, classify: ClassifyOutcome,
-                message: LedgerMessage) -> tuple[Any, ...] | None:
-    """One outcome row, or None when the message is not an outcome."""
+def outcome_row(value: bytes | None, cards: OutcomeClassifier,
+                message: LedgerMessage) -> tuple[SqlValue, ...] | None:
+    """One outcome row (``ledger.rows.OUTCOME_COLUMNS``), or None when the message is not an
+    outcome."""
     try:
         outcome = json.loads(value or b"")
         application_id, status = outcome["application_id"], outcome["loan_status"]
         as_of = parse_as_of(outcome["as_of"])
-    except (ValueError, KeyError, TypeError):
+        portfolio = outcome.get("portfolio") or ""
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    if not isinstance(application_id, str) or not isinstance(status, str) or not application_id:
+    if not all(isinstance(text, str) for text in (application_id, status, portfolio)) \
+            or not application_id:
         return None
-    return (application_id, status, classify(status), as_of, message.topic, message.partition,
-            message.offset)
+    outcome_class = cards.classify(portfolio or cards.default_portfolio, status)
+    return (portfolio, application_id, status, outcome_class, as_of, message.topic,
+            message.partition, message.offset)
 
 
 class LedgerWriter:
     """Writes batches of messages to the ledger (no Kafka here: the loop feeds it)."""
 
-    def __init__(self, settings: Settings, classify: ClassifyOutcome, metrics: LedgerMetrics,
-                 redis_client: Any, reference_auc: Callable[[str], float | None] = lambda _v: None,
-                 ) -> None:
+    def __init__(self, settings: Settings, cards: OutcomeCards, metrics: LedgerMetrics,
+                 redis_client: Redis) -> None:
         self.settings = settings
-        self.classify = classify
+        self.cards = cards
         self.metrics = metrics
         self.records = DecisionStore(redis_client, settings.key_prefix)
-        self.reference_auc = reference_auc
-        self.connection: Any = None
+        self.connection: Ledger | None = None
 
-    def _connected(self) -> Any:
+    def _connected(self) -> Ledger:
         import psycopg
 
         if self.connection is None or self.connection.closed:
@@ -130,7 +133,7 @@ class LedgerWriter:
         outcomes = []
         for message in messages:
             if message.topic == self.settings.topic_outcomes:
-                row = outcome_row(message.value, self.classify, message)
+                row = outcome_row(message.value, self.cards, message)
                 if row is None:
                     self._unreadable("outcome", message, report)
                 else:
@@ -144,7 +147,7 @@ class LedgerWriter:
         records = self.records.records([d.application_id for _m, d in decisions])
         rows = [decision_row(decision, record, message)
                 for (message, decision), record in zip(decisions, records, strict=True)]
-        report.lineage_missing = sum(not row[18] for row in rows)
+        report.lineage_missing = sum(not has_lineage(row) for row in rows)
         connection = self._connected()
         with connection.transaction():
             report.decisions_new = insert_decisions(connection, rows)
@@ -175,27 +178,36 @@ class LedgerWriter:
         """Back-test every model version and export it (and the table sizes) as metrics."""
         connection = self._connected()
         with connection.transaction():
-            results = run_backtest(connection, self.reference_auc)
+            results = run_backtest(connection, self.cards)
             for table in ("decisions", "loan_outcomes"):
                 count = connection.execute(
                     "SELECT reltuples::bigint FROM pg_class WHERE relname = %s", (table,)).fetchone()
                 self.metrics.rows.labels(table=table).set(max(int(count[0]), 0) if count else 0)
-        m = self.metrics
         for result in results:
-            version = result.model_version
-            m.backtest_matured.labels(model_version=version).set(result.matured)
-            for gauge, value in ((m.backtest_auc, result.auc), (m.backtest_ks, result.ks),
-                                 (m.backtest_calibration_error, result.calibration_error),
-                                 (m.backtest_predicted_pd, result.mean_predicted_pd),
-                                 (m.backtest_reference_auc, result.reference_auc)):
+            self._export(result)
+        self.metrics.backtest_last_run.set(time.time())
+
+    def _export(self, result: VersionBacktest) -> None:
+        m, version = self.metrics, result.model_version
+        m.backtest_matured.labels(model_version=version).set(result.matured)
+        for metric, gauge, estimate in (
+                ("auc", m.backtest_auc, result.auc), ("ks", m.backtest_ks, result.ks),
+                ("calibration_error", m.backtest_calibration_error, result.calibration_error),
+                ("reference_auc", m.backtest_reference_auc, result.reference_auc)):
+            if estimate is None:
+                continue
+            gauge.labels(model_version=version).set(estimate.value)
+            for bound, value in (("low", estimate.low), ("high", estimate.high)):
                 if value is not None:
-                    gauge.labels(model_version=version).set(value)
-            if result.bad_rate is not None:
-                m.backtest_bad_rate.labels(model_version=version, risk_grade="all").set(result.bad_rate)
-            for row in result.by_grade.to_dict("records"):
-                m.backtest_bad_rate.labels(model_version=version,
-                                           risk_grade=str(row["risk_grade"])).set(row["bad_rate"])
-        m.backtest_last_run.set(time.time())
+                    m.backtest_interval.labels(model_version=version, metric=metric,
+                                               bound=bound).set(value)
+        if result.mean_predicted_pd is not None:
+            m.backtest_predicted_pd.labels(model_version=version).set(result.mean_predicted_pd)
+        if result.bad_rate is not None:
+            m.backtest_bad_rate.labels(model_version=version, risk_grade="all").set(result.bad_rate)
+        for row in result.by_grade.to_dict("records"):
+            m.backtest_bad_rate.labels(model_version=version,
+                                       risk_grade=str(row["risk_grade"])).set(row["bad_rate"])
 
 
 class HealthState:
@@ -226,7 +238,7 @@ def serve_http(host: str, port: int, metrics: LedgerMetrics, health: HealthState
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     server = ThreadingHTTPServer((host, port), Handler)

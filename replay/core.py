@@ -53,10 +53,13 @@ class EventLayout:
 
     fields: tuple[EventField, ...]
     columns: SourceColumns
+    # The portfolio the file's loans belong to (the card's dataset name): outcomes name it,
+    # so the ledger keeps them apart from another portfolio's loans with the same ids.
+    portfolio: str = ""
 
     @classmethod
     def from_card(cls, card: ModelCard) -> EventLayout:
-        return cls(card.serving_spec().event_fields, card.source_columns())
+        return cls(card.serving_spec().event_fields, card.source_columns(), card.dataset.name)
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -303,11 +306,11 @@ def _send_rows(rows: Iterator[LoanRow],
 
 # ---------------------------------------------------------------- outcomes
 
-def outcome_event(row: LoanRow, columns: SourceColumns,
-                  today: datetime | None = None) -> dict[str, str] | None:
-    """What servicing reports for one loan-file row: its status as of the file's outcome date
-    (e.g. the last payment month), else its application date, else today; None when the row
-    has no id or status."""
+def outcome_event(row: LoanRow, columns: SourceColumns, today: datetime | None = None,
+                  portfolio: str = "") -> dict[str, str] | None:
+    """What servicing reports for one loan-file row of ``portfolio``: its status as of the
+    file's outcome date (e.g. the last payment month), else its application date, else today;
+    None when the row has no id or status."""
     application_id = _text(row.get(columns.id_column))
     status = _text(row.get(columns.target_column)) if columns.target_column else None
     dates = [parse_issue_month(row.get(name)) for name in
@@ -316,12 +319,13 @@ def outcome_event(row: LoanRow, columns: SourceColumns,
         (today or datetime.now(UTC))
     if not application_id or not status:
         return None
-    return {"application_id": application_id, "loan_status": status,
-            "as_of": as_of.date().isoformat()}
+    event = {"application_id": application_id, "loan_status": status,
+             "as_of": as_of.date().isoformat()}
+    return event | {"portfolio": portfolio} if portfolio else event
 
 
-def _outcome_message(row: LoanRow, columns: SourceColumns) -> tuple[bytes, bytes] | None:
-    event = outcome_event(row, columns)
+def _outcome_message(row: LoanRow, layout: EventLayout) -> tuple[bytes, bytes] | None:
+    event = outcome_event(row, layout.columns, portfolio=layout.portfolio)
     if event is None:
         return None
     return event["application_id"].encode(), json.dumps(event, separators=(",", ":")).encode()
@@ -339,7 +343,7 @@ def replay_outcomes(data: Path, settings: Settings, topic: str, count: int, star
                          "retrain it with this version of `creditrisk train`")
     rows = _stream_rows(_checked_file(Path(data), (columns.id_column, columns.target_column)),
                         start)
-    return _send_rows(rows, lambda row: _outcome_message(row, columns), settings, topic, count,
+    return _send_rows(rows, lambda row: _outcome_message(row, layout), settings, topic, count,
                       0.0, progress, "loan outcomes")
 
 

@@ -9,9 +9,10 @@ lists come from the dataset config, so another book can define its own.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from features.normalize import outcome_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 LABEL_COLUMN = "bad"
 MISSING_OUTCOME = "<missing>"
-_INTEGRAL_NUMBER = re.compile(r"^([-+]?\d+)\.0*$")
 
 
 @dataclass
@@ -47,13 +47,6 @@ class LabelReport:
                 "rows_out": self.rows_out, "good": self.good, "bad": self.bad,
                 "bad_rate": self.bad_rate, "indeterminate": dict(self.indeterminate),
                 "unknown": dict(self.unknown)}
-
-
-def outcome_key(value: Any) -> str:
-    """Compare outcomes without caring for case, spacing or '1' vs '1.0'."""
-    text = re.sub(r"\s+", " ", str(value).strip()).casefold()
-    integral = _INTEGRAL_NUMBER.match(text)
-    return integral.group(1) if integral else text
 
 
 def assign_label(frame: pd.DataFrame, config: DatasetConfig) -> tuple[pd.DataFrame, LabelReport]:

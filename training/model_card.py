@@ -107,6 +107,10 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
                     "id_column": dataset_config.id_column,
                     "customer_id_column": dataset_config.customer_id_column,
                     "target_column": dataset_config.target_column,
+                    # How the ledger classes an outcome servicing reports for this portfolio.
+                    "bad_values": [str(value) for value in dataset_config.bad_values],
+                    "good_values": [str(value) for value in dataset_config.good_values],
+                    "excluded_values": [str(value) for value in dataset_config.excluded_values],
                     # Lending Club files date an outcome by the last payment month.
                     "outcome_date_column": "last_pymnt_d" if dataset_config.is_lending_club
                     else None,

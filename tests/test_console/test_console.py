@@ -197,7 +197,7 @@ class FakeDataSource:
         """The back-test of these records, each loan bad with its own PD's odds (seeded)."""
         import pandas as pd
 
-        from ledger.backtest import backtest_version
+        from ledger.backtest import auc_estimate, backtest_version
 
         self._check()
         rng = np.random.default_rng(5)
@@ -208,7 +208,8 @@ class FakeDataSource:
             "decision": [d.decision for d in decisions],
             "month": pd.to_datetime([d.submitted_at[:7] + "-01" for d in decisions])})
         frame["outcome"] = np.where(rng.random(len(frame)) < frame["probability_of_default"], "bad", "good")
-        return [backtest_version(decisions[0].model_version, frame, reference_auc=0.70)]
+        return [backtest_version(decisions[0].model_version, frame,
+                                 reference_auc=auc_estimate(0.70, 2_000, 8_000))]
 
 
 @pytest.fixture
@@ -718,6 +719,7 @@ class FakeLedger:
 
 def test_ledger_rows_that_are_not_decisions_are_skipped_and_counted():
     from console.find import find_in_ledger
+    from ledger.rows import latest_record
     from stream.decisions import DecisionError
 
     decided = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -737,7 +739,7 @@ def test_ledger_rows_that_are_not_decisions_are_skipped_and_counted():
     row = ("d1", "app-1", "cust-1", "decline", 0.31, 540, "E", [{"code": "R03"}], [], "m1", "p1",
            decided, decided, {"purpose": "car"}, {}, [], {}, {})
     with pytest.raises(DecisionError, match="reasons"):
-        data.record_from_ledger(FakeLedger([row]), "app-1")
+        latest_record(FakeLedger([row]), "app-1")
 
 
 def test_records_left_out_as_unreadable_are_counted_on_each_page(serving_model, decision_records):
@@ -759,8 +761,12 @@ def test_model_performance_shows_the_back_test_of_matured_loans(source: FakeData
     shown = {metric.label: metric.value for metric in app.metric}
     expected = source.backtest()[0]
     assert shown["Matured"] == f"{expected.matured:,}"
-    assert shown["Realised AUC"] == f"{expected.auc:.3f}"
-    assert shown["Calibration error"] == f"{expected.calibration_error:.3f}"
+    assert expected.auc is not None and expected.calibration_error is not None
+    assert shown["Realised AUC"] == expected.auc.text()
+    assert shown["Realised AUC"].startswith(f"{expected.auc.value:.3f} [")
+    assert shown["Calibration error"] == expected.calibration_error.text()
+    assert (f"realised AUC {expected.auc.text()} on {expected.matured:,} matured loans; model card "
+            "test AUC 0.700 [0.686, 0.714] on 10,000 test loans") in _texts(app)
     assert len(app.get("plotly_chart")) == 4
 
 

@@ -91,8 +91,9 @@ def test_retention_removes_decisions_older_than_the_period_and_nothing_younger(
         ledger_settings: Settings) -> None:
     import psycopg
 
+    from ledger.rows import decision_row
     from ledger.store import insert_decisions, purge_older_than, upsert_outcomes
-    from ledger.writer import LedgerMessage, decision_row
+    from ledger.writer import LedgerMessage
 
     now = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
     ages = {"older-26m": now - timedelta(days=26 * 31), "just-older": now - timedelta(days=762),
@@ -105,9 +106,9 @@ def test_retention_removes_decisions_older_than_the_period_and_nothing_younger(
     with psycopg.connect(ledger_settings.postgres_conninfo()) as connection:
         with connection.transaction():
             insert_decisions(connection, rows)
-            upsert_outcomes(connection, [("older-26m", "Charged Off", "bad", (now - timedelta(days=800)).date(),
-                                          "o", 0, 0),
-                                         ("recent", "Current", "open", now.date(), "o", 0, 1)])
+            upsert_outcomes(connection, [("", "older-26m", "Charged Off", "bad",
+                                          (now - timedelta(days=800)).date(), "o", 0, 0),
+                                         ("", "recent", "Current", "open", now.date(), "o", 0, 1)])
         report = purge_older_than(connection, 25, now=now)
         kept = {row[0] for row in connection.execute("SELECT application_id FROM decisions")}
         outcomes = {row[0] for row in connection.execute("SELECT application_id FROM loan_outcomes")}
@@ -119,8 +120,9 @@ def test_retention_removes_decisions_older_than_the_period_and_nothing_younger(
 def test_purge_command_keeps_the_configured_months(ledger_settings: Settings, tmp_path: Path) -> None:
     import psycopg
 
+    from ledger.rows import decision_row
     from ledger.store import insert_decisions
-    from ledger.writer import LedgerMessage, decision_row
+    from ledger.writer import LedgerMessage
 
     now = datetime.now(UTC)
     rows = []
@@ -145,8 +147,9 @@ def test_console_similar_customers_come_from_every_decision_in_the_ledger(ledger
 
     from console.card import ConsoleCard, SimilarGroup
     from console.data import RedisDataSource
+    from ledger.rows import decision_row
     from ledger.store import insert_decisions
-    from ledger.writer import LedgerMessage, decision_row
+    from ledger.writer import LedgerMessage
 
     rows = []
     for index in range(1_200):  # more than the few hundred recent records Redis lists
@@ -173,8 +176,9 @@ def test_console_find_filters_every_decision_in_the_ledger_newest_first(ledger_s
     from console.card import ConsoleCard
     from console.data import RECENT_LIMIT, RedisDataSource
     from console.find import DecisionFilters
+    from ledger.rows import decision_row
     from ledger.store import insert_decisions
-    from ledger.writer import LedgerMessage, decision_row
+    from ledger.writer import LedgerMessage
 
     now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
     expected: list[dict] = []
@@ -243,8 +247,9 @@ def test_console_finds_a_customer_and_an_old_decision_in_the_ledger(ledger_setti
     import psycopg
 
     from console.data import RedisDataSource
+    from ledger.rows import decision_row
     from ledger.store import insert_decisions
-    from ledger.writer import LedgerMessage, decision_row
+    from ledger.writer import LedgerMessage
 
     now = datetime.now(UTC)
     pairs = [synthetic_decision(index, decided_at=now - timedelta(days=400 - index))
