@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 # the window).
 PSI_EVERY_ROWS, PSI_EVERY_S = 100, 1.0
 
+# At most one "batch waits" line per dependency this often, however many batches wait.
+OUTAGE_LINE_EVERY_S = 30.0
+
 # Sends one message; the returned awaitable resolves once Kafka has it.
 Publish = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[object]]]
 Params = ParamSpec("Params")
@@ -86,6 +89,7 @@ class ScoringPipeline:
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
         self.last_batch_completed_at: float | None = None  # time.time() of the last batch
+        self._outage_logged_at: dict[str, float] = {}
 
     # -- the batch ------------------------------------------------------------------------
     async def process(self, events: Sequence[IncomingEvent]) -> BatchOutcome:
@@ -99,7 +103,7 @@ class ScoringPipeline:
         steps = BatchSteps(self.models.current, self.reader, self.store)  # one model per batch
         items = [EventItem(event) for event in events]
 
-        accepted = _validate(items, steps.model.event_schema)
+        accepted = self._validate(items, steps.model.event_schema)
         self.metrics.unknown_fields.inc(sum(len(app.application.unknown_fields) * len(app.items)
                                             for app in accepted))
         invalid = [item for item in items if item.dead_letter is not None]
@@ -126,6 +130,28 @@ class ScoringPipeline:
             self.drift = self.drift_monitor(self.models.current.card)
             self.metrics.drift_psi.clear()
 
+    def _validate(self, items: Sequence[EventItem], schema: EventSchema) -> list[Accepted]:
+        """Dead-letter the invalid messages; the valid ones as one value per application (copies
+        of an application in the batch are decided once and answered alike)."""
+        copies: dict[str, tuple[ValidApplication, list[EventItem]]] = {}
+        for item in items:
+            result = self._validated(item.event.value, schema)
+            if isinstance(result, Rejection):
+                item.dead_letter = item.event.dead_letter(result.error, result.detail,
+                                                          result.application_id)
+            else:
+                copies.setdefault(result.application_id, (result, []))[1].append(item)
+        return [Accepted(application, tuple(messages))
+                for application, messages in copies.values()]
+
+    @staticmethod
+    def _validated(payload: bytes | None, schema: EventSchema) -> ValidApplication | Rejection:
+        try:
+            return validate_application(payload, schema)
+        except Exception as error:  # noqa: BLE001 - one bad event must never stop the stream
+            log.error("validation failed unexpectedly: %s", type(error).__name__)
+            return Rejection("invalid_value", "the event could not be validated")
+
     async def _send_dead_letters(self, items: Sequence[EventItem]) -> None:
         letters = [item.dead_letter for item in items if item.dead_letter is not None]
         # The original message's key, so the letter lands beside what was sent.
@@ -140,27 +166,24 @@ class ScoringPipeline:
         """Settle every application with its stored decision or a new one (stored in Redis),
         or dead-letter it; returns how many were decided anew."""
         new = await steps.stored(applications)
-        decided = await _decide_new(steps, new, self.metrics)
+        decided = await self._decide_new(steps, new)
         saved = await isolate("store", decided, steps.save)
         for item in saved:
             item.settle(item.decision)
         self._observe(saved)
         return len(saved)
 
-    async def _publish_decisions(self, decisions: Sequence[Decision]) -> None:
-        deliveries = [await self.publish(self.settings.topic_decisions,
-                                         decision.application_id.encode(), decision.to_json())
-                      for decision in decisions]
-        await asyncio.gather(*deliveries)
-
-    def _count_published(self, published: Sequence[Decision], replayed: int) -> None:
-        self.metrics.replayed_decisions.inc(replayed)
-        now = time.time()
-        counts = Counter((decision.decision, decision.model_version) for decision in published)
-        for (outcome, version), count in counts.items():  # one increment per label set
-            self.metrics.decisions.labels(decision=outcome, model_version=version).inc(count)
-        for decision in published:
-            self.metrics.end_to_end_latency.observe(max(now - decision.submitted_timestamp, 0.0))
+    async def _decide_new(self, steps: BatchSteps, applications: Sequence[Accepted],
+                          ) -> list[Decided]:
+        """enrich → encode → score → decide; an application a step fails for is dead-lettered."""
+        enriched = await isolate("enrich", applications, steps.enrich)
+        encoded = await isolate("encode", enriched, steps.encode, steps.field_breaking_encode)
+        started = time.perf_counter()
+        scored = await isolate("score", encoded, steps.score, steps.input_breaking_score,
+                               on_batch_failure=steps.check_runtime)
+        if encoded:
+            self.metrics.scoring_latency.observe(time.perf_counter() - started)
+        return await isolate("decide", scored, steps.decide)
 
     def _observe(self, scored: Sequence[Scored]) -> None:
         """Distribution, missing-bureau and drift metrics of the new decisions, per batch."""
@@ -184,24 +207,39 @@ class ScoringPipeline:
                 for name, value in self.drift.psi().items():
                     self.metrics.drift_psi.labels(feature=name).set(value)
 
+    async def _publish_decisions(self, decisions: Sequence[Decision]) -> None:
+        deliveries = [await self.publish(self.settings.topic_decisions,
+                                         decision.application_id.encode(), decision.to_json())
+                      for decision in decisions]
+        await asyncio.gather(*deliveries)
+
+    def _count_published(self, published: Sequence[Decision], replayed: int) -> None:
+        self.metrics.replayed_decisions.inc(replayed)
+        now = time.time()
+        counts = Counter((decision.decision, decision.model_version) for decision in published)
+        for (outcome, version), count in counts.items():  # one increment per label set
+            self.metrics.decisions.labels(decision=outcome, model_version=version).inc(count)
+        for decision in published:
+            self.metrics.end_to_end_latency.observe(max(now - decision.submitted_timestamp, 0.0))
+
     # -- request bodies over HTTP (same steps, nothing stored or published) ----------------
     async def score_many(self, payloads: Sequence[bytes]) -> list[Decision | DeadLetter]:
         """Score request bodies together (one feature read, one model call), each answered
         on its own: a decision, or the dead letter of that body alone."""
         steps = BatchSteps(self.models.current, self.reader, self.store, record_velocity=False)
         items = [EventItem(IncomingEvent(payload, topic=None)) for payload in payloads]
-        accepted = _validate(items, steps.model.event_schema)
-        for item in await _decide_new(steps, accepted, self.metrics):
+        accepted = self._validate(items, steps.model.event_schema)
+        for item in await self._decide_new(steps, accepted):
             item.settle(item.decision)
         return [item.answer for item in items]
 
     # -- outages --------------------------------------------------------------------------
     async def _retrying(self, step: Callable[Params, Awaitable[T]], *args: Params.args,
                         **kwargs: Params.kwargs) -> T:
-        """Run a step until it succeeds; Redis or Kafka outages are waited out with backoff
-        (one log line when the step first meets the outage; the metrics count every retry)."""
+        """Run a step until it succeeds; Redis or Kafka outages are waited out with backoff.
+        The metrics count every retry; the log gets one line per dependency and
+        OUTAGE_LINE_EVERY_S (the dependency's state is the liveness probe's to report)."""
         backoff = 0.2
-        waiting_for: set[str] = set()
         while True:
             try:
                 return await step(*args, **kwargs)
@@ -210,44 +248,14 @@ class ScoringPipeline:
                 if dependency is None:
                     raise
                 self.metrics.retries.labels(dependency=dependency).inc()
-                if dependency not in waiting_for:
-                    waiting_for.add(dependency)
-                    log.warning("%s unavailable (%s); the batch waits and is retried until it "
-                                "recovers", dependency, type(error).__name__)
+                self._log_outage(dependency, error)
             await self.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
 
-
-def _validate(items: Sequence[EventItem], schema: EventSchema) -> list[Accepted]:
-    """Dead-letter the invalid messages; the valid ones as one value per application (copies
-    of an application in the batch are decided once and answered alike)."""
-    copies: dict[str, tuple[ValidApplication, list[EventItem]]] = {}
-    for item in items:
-        result = _validated(item.event.value, schema)
-        if isinstance(result, Rejection):
-            item.dead_letter = item.event.dead_letter(result.error, result.detail,
-                                                      result.application_id)
-        else:
-            copies.setdefault(result.application_id, (result, []))[1].append(item)
-    return [Accepted(application, tuple(items)) for application, items in copies.values()]
-
-
-def _validated(payload: bytes | None, schema: EventSchema) -> ValidApplication | Rejection:
-    try:
-        return validate_application(payload, schema)
-    except Exception as error:  # noqa: BLE001 - one bad event must never stop the stream
-        log.error("validation failed unexpectedly: %s", type(error).__name__)
-        return Rejection("invalid_value", "the event could not be validated")
-
-
-async def _decide_new(steps: BatchSteps, applications: Sequence[Accepted],
-                      metrics: WorkerMetrics) -> list[Decided]:
-    """enrich → encode → score → decide; an application a step fails for is dead-lettered."""
-    enriched = await isolate("enrich", applications, steps.enrich)
-    encoded = await isolate("encode", enriched, steps.encode, steps.field_breaking_encode)
-    started = time.perf_counter()
-    scored = await isolate("score", encoded, steps.score, steps.input_breaking_score,
-                           on_batch_failure=steps.check_runtime)
-    if encoded:
-        metrics.scoring_latency.observe(time.perf_counter() - started)
-    return await isolate("decide", scored, steps.decide)
+    def _log_outage(self, dependency: str, error: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._outage_logged_at.get(dependency, -OUTAGE_LINE_EVERY_S) < OUTAGE_LINE_EVERY_S:
+            return
+        self._outage_logged_at[dependency] = now
+        log.warning("%s unavailable (%s); the batch waits and is retried until it recovers",
+                    dependency, type(error).__name__)

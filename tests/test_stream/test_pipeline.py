@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -307,6 +308,18 @@ def test_a_redis_outage_is_retried_with_growing_backoff_and_nothing_is_lost() ->
     assert harness.sleeps == [0.2, 0.4, 0.8]
     assert len(outcome.decisions) == 2 and not outcome.dead_letters
     assert harness.metric("creditrisk_batch_retries_total", dependency="redis") == 3
+
+
+def test_an_outage_is_one_log_line_however_many_retries(caplog: pytest.LogCaptureFixture) -> None:
+    harness = Harness(reader=FakeReader({"c1": {}}, outages=9))
+    with caplog.at_level(logging.WARNING, logger="stream.pipeline"):
+        harness.process([event("a1")])
+        harness.reader.outages = 3
+        harness.process([event("a2", offset=1)])  # the same outage, seen by the next batch
+    assert [record.getMessage() for record in caplog.records if record.name == "stream.pipeline"] \
+        == ["redis unavailable (FeatureStoreUnavailable); the batch waits and is retried until "
+            "it recovers"]
+    assert harness.metric("creditrisk_batch_retries_total", dependency="redis") == 12
 
 
 def test_backoff_is_capped() -> None:
