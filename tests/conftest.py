@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from servers import PrivateRedis, redis_as  # tests/servers.py
+from servers import redis_as  # tests/servers.py
 
 from config.settings import Settings
+from infra.stack.private import PrivateRedis
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,8 +111,8 @@ def stack_secrets(live_stack: Settings) -> list[str]:
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A redis-server of the test's own (the test may stop and restart it)."""
-    server = PrivateRedis(tmp_path)
+    """An open redis-server of the test's own (the test may stop and restart it)."""
+    server = PrivateRedis(tmp_path, users=False)
     server.start()
     yield server
     server.kill()

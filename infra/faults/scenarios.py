@@ -36,8 +36,9 @@ from infra.faults.harness import (
     valid_message,
 )
 from infra.faults.injected_worker import POISON_AMOUNT
-from infra.faults.servers import FaultWorker, PrivateKafka, PrivateRedis, metric_sum
+from infra.faults.servers import FaultWorker, metric_sum
 from infra.stack.kafka_access import retire_prefix
+from infra.stack.private import PrivateKafka, PrivateRedis
 
 if TYPE_CHECKING:
     import redis
@@ -264,7 +265,8 @@ def redis_restarted(rig: FaultRig) -> ScenarioResult:
     """A private Redis (append-only file: data kept) loses its script cache (SCRIPT FLUSH) a
     quarter of the way through, and is restarted half way (connections dropped, LOADING,
     script cache gone again)."""
-    redis_server = PrivateRedis(rig.settings, rig.workdir / "private-redis")
+    redis_server = PrivateRedis(rig.workdir / "private-redis", settings=rig.settings,
+                                persistent=True)
     redis_server.start()
     try:
         with ScenarioRun(rig, "redis-restart (script flush, then restart; data kept)",

@@ -1,18 +1,16 @@
-"""Processes a fault run may break: a private Kafka broker, a private Redis, and workers.
+"""Workers a fault run may break, and how to read them.
 
 The shared local stack is used by everyone on the machine, so a run that stops a broker or
-Redis starts its own on free ports under a folder of its own (the same ``infra.stack.services``
-classes, other settings) and only ever stops those. Workers are ``creditrisk worker``
-processes with the run's topics, key prefix, registry and consumer group.
+Redis starts its own (:mod:`infra.stack.private`) and only ever stops those. Workers are
+``creditrisk worker`` processes with the run's topics, key prefix, registry and consumer
+group.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,100 +21,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from config.kafka_auth import KAFKA_ROLES, KafkaRole, kafka_environment, kafka_secret_name
+from config.kafka_auth import KafkaRole, kafka_environment
 from config.settings import REPO_ROOT, RedisRole, Settings
-from infra.stack.kafka_access import ensure_principals, provision
-from infra.stack.services import Kafka, Redis, process_alive
+from infra.stack.kafka_access import provision
+from infra.stack.private import free_port
 from stream.exits import EXIT_STALLED
 from stream.http_auth import bearer_header
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def share_kafka_credentials(settings: Settings, workdir: Path) -> None:
-    """Copy the shared stack's Kafka passwords and CA into a private server's folder, so
-    settings pointing at that folder reach the shared broker (or a private one made with the
-    same credentials) as the same principals."""
-    for role in KAFKA_ROLES:
-        source, target = (settings.stack_secret_path(kafka_secret_name(role)),
-                          workdir / "secrets" / kafka_secret_name(role))
-        if source.exists() and not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    if (settings.stack_dir / "tls").is_dir() and not (workdir / "tls").exists():
-        shutil.copytree(settings.stack_dir / "tls", workdir / "tls")
-
-
-class PrivateKafka:
-    """A single-node KRaft broker of the run's own (``infra.stack.services.Kafka`` on free ports)."""
-
-    def __init__(self, settings: Settings, workdir: Path) -> None:
-        port, controller = free_port(), free_port()
-        jars = settings.kafka_jars_dir
-        if not (jars / ".pom-sha256").exists() and (settings.stack_dir / "kafka-jars").is_dir():
-            jars = settings.stack_dir / "kafka-jars"  # the running stack's cache
-        self.settings = settings.model_copy(update={
-            "kafka_bootstrap": f"127.0.0.1:{port}", "kafka_controller_port": controller,
-            "stack_dir": workdir, "kafka_jars_dir": jars, "kafka_heap": "384m"})
-        self.service = Kafka(self.settings)
-        share_kafka_credentials(settings, workdir)
-
-    @property
-    def bootstrap(self) -> str:
-        return self.settings.kafka_bootstrap
-
-    def start(self) -> None:
-        self.service.start(echo=lambda line: None)
-        ensure_principals(self.settings)
-
-    def kill(self) -> None:
-        """SIGKILL: no controlled shutdown; the log is recovered at the next start."""
-        pid = self.service.our_pid()
-        if pid is not None:
-            os.killpg(pid, signal.SIGKILL)
-            while process_alive(pid):
-                time.sleep(0.05)
-            self.service.pid_path.unlink(missing_ok=True)
-
-    def stop(self) -> None:
-        self.service.stop(timeout_s=20)
-
-
-class PrivateRedis:
-    """A redis-server of the run's own that keeps its data across restarts (append-only
-    file, fsync always), so a restart loses only what a restart loses: connections and the
-    script cache."""
-
-    def __init__(self, settings: Settings, workdir: Path) -> None:
-        self.settings = settings.model_copy(update={
-            "redis_url": f"redis://127.0.0.1:{free_port()}/0", "stack_dir": workdir})
-        self.service = _PersistentRedis(self.settings)  # ACL users of its own, in workdir
-        share_kafka_credentials(settings, workdir)  # settings on workdir reach Kafka too
-
-    @property
-    def url(self) -> str:
-        return self.settings.redis_url
-
-    def start(self) -> None:
-        self.service.start(echo=lambda line: None)
-
-    def restart(self, down_s: float = 0.0) -> None:
-        """A clean restart (SIGTERM writes the append-only file), then up again."""
-        self.service.stop(timeout_s=20)
-        time.sleep(down_s)
-        self.start()
-
-    def stop(self) -> None:
-        self.service.stop(timeout_s=20)
-
-
-class _PersistentRedis(Redis):
-    def command(self) -> list[str]:
-        return [*super().command(), "--appendonly", "yes", "--appendfsync", "always"]
 
 
 def redis_environment(settings: Settings, role: RedisRole, redis_url: str | None) -> dict[str, str]:

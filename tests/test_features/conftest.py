@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from servers import PrivateRedis  # tests/servers.py
+
+from infra.stack.private import PrivateRedis
 
 
 @pytest.fixture
 def password_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """Redis with a default-user password and an ACL user ``scorer``."""
-    server = PrivateRedis(tmp_path, "--requirepass", "s3cret-default")
+    server = PrivateRedis(tmp_path, "--requirepass", "s3cret-default", users=False)
     server.start()
     admin = redis.Redis(port=server.port, password="s3cret-default")
     admin.acl_setuser("scorer", enabled=True, passwords=["+scorer-pw"], keys=["*"],
@@ -40,7 +41,8 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[PrivateRedis, Path]]:
              "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf", cwd=tmp_path)
     server = PrivateRedis(tmp_path, "--tls-cert-file", str(tmp_path / "server.crt"),
                           "--tls-key-file", str(tmp_path / "server.key"),
-                          "--tls-ca-cert-file", str(tmp_path / "ca.crt"), "--tls-auth-clients", "no")
+                          "--tls-ca-cert-file", str(tmp_path / "ca.crt"), "--tls-auth-clients", "no",
+                          users=False)
     server.extra_args = ("--port", "0", "--tls-port", str(server.port), *server.extra_args)
     server.start()
     yield server, tmp_path / "ca.crt"
