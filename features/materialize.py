@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+import redis
 
 from features.normalize import PLACEHOLDER_TOKENS, parse_percent
 from features.store import TIMESTAMP_FORMAT, WRITE_IF_NEWER, encode_column, format_timestamp
@@ -64,7 +64,7 @@ class BureauRow:
 
 
 def materialize_bureau_features(
-    path: Path, client: Any, schema_version: str = "v1", key_prefix: str = "",
+    path: Path, client: redis.Redis, schema_version: str = "v1", key_prefix: str = "",
     batch_size: int = 2000, view: FeatureView = BUREAU_VIEW,
     on_progress: Callable[[int], None] | None = None, as_of: datetime | None = None,
 ) -> MaterializeReport:
@@ -87,7 +87,7 @@ def materialize_bureau_features(
 
 
 def materialize_view(
-    path: Path, client: Any, view: FeatureView, schema_version: str = "v1",
+    path: Path, client: redis.Redis, view: FeatureView, schema_version: str = "v1",
     key_prefix: str = "", batch_size: int = 2000,
     on_progress: Callable[[int], None] | None = None, as_of: datetime | None = None,
 ) -> MaterializeReport:
@@ -112,7 +112,7 @@ def materialize_view(
 
 
 def materialize_as_of_applications(
-    applications: pd.DataFrame, client: Any, view: FeatureView = BUREAU_VIEW,
+    applications: pd.DataFrame, client: redis.Redis, view: FeatureView = BUREAU_VIEW,
     date_column: str = "issue_d", entity_column: str = "customer_id", schema_version: str = "v1",
     key_prefix: str = "", batch_size: int = 2000,
 ) -> MaterializeReport:
@@ -148,8 +148,8 @@ def _event_times(table: pd.DataFrame, view: FeatureView, entities: pd.Index,
     return [format_timestamp(as_of or datetime.now(UTC))] * len(entities)
 
 
-def _write_rows(client: Any, view: FeatureView, rows: list[BureauRow], schema_version: str,
-                key_prefix: str, batch_size: int, report: MaterializeReport,
+def _write_rows(client: redis.Redis, view: FeatureView, rows: list[BureauRow],
+                schema_version: str, key_prefix: str, batch_size: int, report: MaterializeReport,
                 on_progress: Callable[[int], None] | None) -> None:
     if not rows:
         return

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from config.json_types import JSONObject
 from features.definitions import BUREAU_FIELDS
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class FeatureView:
     def field_names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.fields)
 
-    def to_card(self) -> dict[str, Any]:
+    def to_card(self) -> JSONObject:
         """The view as model.json records it (what the worker reads)."""
         return {"name": self.name, "entity": self.entity, "source": self.source,
                 "entity_column": self.entity_column, "event_time_column": self.event_time_column,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from config.json_types import JSONObject
 from features.normalize import outcome_key
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class LabelReport:
     def bad_rate(self) -> float:
         return self.bad / self.rows_out if self.rows_out else float("nan")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"target_column": self.target_column, "rows_in": self.rows_in,
                 "rows_out": self.rows_out, "good": self.good, "bad": self.bad,
                 "bad_rate": self.bad_rate, "indeterminate": dict(self.indeterminate),
@@ -83,7 +84,7 @@ def assign_label(frame: pd.DataFrame, config: DatasetConfig) -> tuple[pd.DataFra
     return labelled.reset_index(drop=True), report
 
 
-def _is_missing(value: Any) -> bool:
+def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == ""
 
 

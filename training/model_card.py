@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from config.json_types import JSONObject
 from onnx_models.policy import score_points
 from onnx_models.registry import MODEL_ONNX
 from training.diagnostics import warnings_to_card
@@ -22,7 +23,7 @@ VARIANT_LABEL = {"smote": "LightGBM with SMOTE", "no_smote": "LightGBM without r
                  "baseline": "baseline scorecard"}
 
 
-def _explanations(variant: str) -> dict[str, Any]:
+def _explanations(variant: str) -> dict[str, str]:
     if variant == "baseline":
         return {"file": "model.txt",
                 "format": "lightgbm text model: the scorecard as one tree per feature whose "
@@ -33,7 +34,7 @@ def _explanations(variant: str) -> dict[str, Any]:
             "method": "TreeSHAP contributions in raw log-odds (pred_contrib)"}
 
 
-def _search(run: TrainingRun) -> dict[str, Any]:
+def _search(run: TrainingRun) -> JSONObject:
     return {"folds": run.config.folds, "budget_seconds": run.config.search.budget_seconds,
             "seconds": run.timings.get("search"),
             "selection": "highest AUC averaged over the folds; trees where that mean peaks",
@@ -53,20 +54,20 @@ def _feature_importance(run: TrainingRun) -> dict[str, float]:
     return {name: round(float(share) / total, 6) for name, share in zip(names, gain, strict=True)}
 
 
-def _model(run: TrainingRun) -> dict[str, Any]:
+def _model(run: TrainingRun) -> JSONObject:
     name, exported = run.exported_name, run.exported
     return {"type": MODEL_TYPE[name], "variant": name, "description": VARIANT_LABEL[name],
             "trees": exported.trees, "fitted_on_rows": exported.training_rows,
             "synthetic_rows": exported.synthetic_rows, "settings": exported.settings,
             "learning_rate": run.config.lightgbm.learning_rate if name != "baseline" else None,
-            "feature_importance": _feature_importance(run),
+            "feature_importance": dict(_feature_importance(run)),
             "cv_describes": "the same settings and number of trees fitted on each fold's "
                             "training part; the promoted model is that procedure on every "
                             "training row"}
 
 
 def build_model_card(run: TrainingRun, version: str, created_at: datetime,
-                     cleaning: dict[str, Any], labelling: dict[str, Any],
+                     cleaning: JSONObject, labelling: JSONObject,
                      data_path: str | None) -> dict[str, Any]:
     prepared, config, split = run.prepared, run.config, run.split
     dataset_config, name = run.dataset_config, run.exported_name

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from onnx_models.registry import Registry
 
 model_app = typer.Typer(help="List, show and promote registered models.", no_args_is_help=True)
 
@@ -17,7 +21,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=1)
 
 
-def _metric_line(name: str, values: dict[str, Any]) -> str:
+def _metric_line(name: str, values: Mapping[str, float]) -> str:
     return (f"  {name:<28} AUC {values['auc']:.4f}  KS {values['ks']:.4f}  "
             f"Gini {values['gini']:.4f}  Brier {values['brier']:.4f}  ECE {values['ece']:.4f}"
             + (f"  mean PD {values['mean_pd']:.4f} vs bad rate {values['bad_rate']:.4f}"
@@ -157,7 +161,7 @@ def train_command(
     typer.echo(f"Report: {result.report_path}")
 
 
-def _registry(path: Path | None) -> Any:
+def _registry(path: Path | None) -> Registry:
     from onnx_models.registry import Registry
 
     return Registry(path)

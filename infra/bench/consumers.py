@@ -22,7 +22,6 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from config.kafka_auth import aiokafka_options, faust_broker_options, kafka_python_options
 from config.settings import Settings, get_settings
@@ -46,7 +45,8 @@ def run_faust_passthrough(settings: Settings, source: str, sink: str, group: str
     sink_topic = app.topic(sink, value_serializer="raw", key_serializer="raw")
 
     @app.agent(source_topic, name="pass-through")
-    async def forward(stream: Any) -> None:
+    async def forward(stream: faust.StreamT) -> None:
+        assert isinstance(stream, faust.Stream)  # the StreamT protocol omits take_events
         async for events in stream.take_events(BATCH_EVENTS, within=BATCH_WITHIN_S):
             deliveries = [await sink_topic.send(key=event.message.key, value=event.value)
                           for event in events]
@@ -119,7 +119,7 @@ def run_naive_loop(settings: Settings, source: str, sink: str, group: str,
             break
 
 
-def _stored_value(text: str) -> Any:
+def _stored_value(text: str) -> float | str:
     try:
         return float(text)
     except ValueError:

@@ -30,10 +30,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from config.json_types import JSONObject, JSONValue
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 from infra.bench.worker import (
@@ -49,6 +50,11 @@ from infra.stack.kafka_access import (
     grant_prefix,
     retire_prefix,
 )
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer, TopicPartition
+
+    from replay.core import ReplaySummary
 
 PARTITIONS = 6
 NAIVE_EVENTS = 5_000  # the naive loop's sample of the pre-filled topic
@@ -201,7 +207,8 @@ def _stack_pids(settings: Settings) -> dict[str, int]:
     return {who: pid for who, pid in found.items() if pid is not None}
 
 
-def _first_and_last_timestamps(consumer: Any, partitions: list[Any]) -> tuple[int, int]:
+def _first_and_last_timestamps(consumer: KafkaConsumer, partitions: list[TopicPartition],
+                               ) -> tuple[int, int]:
     starts, ends = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
     stamps: list[int] = []
     for tp in partitions:
@@ -282,8 +289,8 @@ def _latency_ladder(settings: Settings, data: Path, tag: str, prefix: str, echo:
             worker.stop()
 
 
-def _ladder_step(settings: Settings, data: Path, topic: str, reader: Any, rate: int, count: int,
-                 start: int, echo: Echo) -> bool:
+def _ladder_step(settings: Settings, data: Path, topic: str, reader: KafkaConsumer, rate: int,
+                 count: int, start: int, echo: Echo) -> bool:
     """One rate: True when every event was decided within KEPT_UP_WITHIN_S of the last send."""
     producer = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "produce", "--data", str(data), "--rate", str(rate),
@@ -320,7 +327,7 @@ def _ladder_step(settings: Settings, data: Path, topic: str, reader: Any, rate: 
     return kept_up
 
 
-def _drain_reader(reader: Any, missing: int, timeout_s: float = 120.0) -> None:
+def _drain_reader(reader: KafkaConsumer, missing: int, timeout_s: float = 120.0) -> None:
     """Read the backlog away so the HTTP run starts on an idle worker."""
     deadline = time.monotonic() + timeout_s
     while missing > 0 and time.monotonic() < deadline:
@@ -389,7 +396,7 @@ def _scale_out(settings: Settings, data: Path, tag: str, events: int, echo: Echo
     echo(f"\n  scale-out: {events:,} applications in a {PARTITIONS}-partition topic, one consumer group")
     with _topics(settings, [source]):
         filled = _fill(settings, data, source, events)
-        runs: dict[int, tuple[Drain, dict[str, list[dict[str, Any]]]]] = {}
+        runs: dict[int, tuple[Drain, dict[str, list[JSONObject]]]] = {}
         for processes in (1, 2):
             run_tag = f"{tag}-p{processes}"
             topics = {"applications": source, "decisions": f"{run_tag}-decisions",
@@ -416,13 +423,13 @@ def _scale_out(settings: Settings, data: Path, tag: str, events: int, echo: Echo
     echo("  " + _exactly_once_report(one[1], two[1]))
 
 
-def _decisions_by_key(settings: Settings, topic: str) -> dict[str, list[dict[str, Any]]]:
+def _decisions_by_key(settings: Settings, topic: str) -> dict[str, list[JSONObject]]:
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(topic, **kafka_python_options(settings, "reader"), group_id=None,
                              auto_offset_reset="earliest", enable_auto_commit=False,
                              consumer_timeout_ms=5000)
-    by_key: dict[str, list[dict[str, Any]]] = {}
+    by_key: dict[str, list[JSONObject]] = {}
     try:
         for record in consumer:
             by_key.setdefault(record.key.decode(), []).append(json.loads(record.value))
@@ -431,11 +438,11 @@ def _decisions_by_key(settings: Settings, topic: str) -> dict[str, list[dict[str
     return by_key
 
 
-def _exactly_once_report(one: dict[str, list[dict[str, Any]]],
-                         two: dict[str, list[dict[str, Any]]]) -> str:
+def _exactly_once_report(one: dict[str, list[JSONObject]],
+                         two: dict[str, list[JSONObject]]) -> str:
     """Every application decided once in meaning: copies of one decision identical, and the
     same applications decided the same way by one process and by two."""
-    def meaning(decision: dict[str, Any]) -> tuple[Any, ...]:
+    def meaning(decision: JSONObject) -> tuple[JSONValue, ...]:
         return (decision["decision_id"], decision["decision"], decision["probability_of_default"])
 
     copies_differ = sum(any(copy != copies[0] for copy in copies)
@@ -461,7 +468,7 @@ def _topics(settings: Settings, names: list[str]) -> Iterator[None]:
         delete_topics(settings, names)
 
 
-def _fill(settings: Settings, data: Path, topic: str, events: int) -> Any:
+def _fill(settings: Settings, data: Path, topic: str, events: int) -> ReplaySummary:
     from replay.core import live_event_layout, replay_applications
 
     return replay_applications(data, settings, topic, events, progress=False,

@@ -13,10 +13,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from config.kafka_auth import KAFKA_ROLES, KafkaCredentialsMissing, kafka_python_options, kafka_secret_name
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from kafka.admin import ACL, KafkaAdminClient
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def grants(settings: Settings) -> list[Grant]:
 
 
 @contextlib.contextmanager
-def admin_client(settings: Settings, timeout_ms: int = 15_000) -> Iterator[Any]:
+def admin_client(settings: Settings, timeout_ms: int = 15_000) -> Iterator[KafkaAdminClient]:
     """kafka-python's admin client as the ``admin`` principal."""
     from kafka.admin import KafkaAdminClient
 
@@ -206,7 +209,7 @@ def retire_prefix(settings: Settings, prefix: str) -> None:
                 admin.delete_groups(groups)
 
 
-def _acl(permission: Grant) -> Any:
+def _acl(permission: Grant) -> ACL:
     from kafka.admin import (
         ACL,
         ACLOperation,
