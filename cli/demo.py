@@ -4,6 +4,11 @@
 home_credit`` on Home Credit-shaped data (application_train.csv with its bureau.csv served
 as an aggregated feature view). Each step prints what it did; a step that fails stops the
 demo with its own message.
+
+The replay is honest about the back-test: it sends only loans the live model did not train
+on — those issued after its training period when its test split was out-of-time, else its
+held-out test loans — so realised AUC compares with the card's own test AUC on the same
+kind of loans.
 """
 
 from __future__ import annotations
@@ -49,6 +54,11 @@ class DemoDataset:
     @property
     def bureau(self) -> Path:
         return self.folder / "bureau.csv"
+
+    @property
+    def replayed(self) -> Path:
+        """The loans the demo replays (rows of the loan file the live model did not train on)."""
+        return self.folder / "replayed.csv"
 
 
 DEMO_DATASETS = {
@@ -98,13 +108,17 @@ def _home_credit_data(dataset: DemoDataset) -> None:
 
 def _reads(version_card: ModelCard, loans: Path) -> bool:
     """The demo can run on this model with this file: its application events can be built
-    from the file's columns, and its card names the file's outcome column (the back-test
-    replays outcomes; a card from before that was recorded means training a current one)."""
+    from the file's columns, and its card names the file's outcome column, its outcome lists
+    and its test split (the back-test replays outcomes of loans the model did not train on; a
+    card from before those were recorded means training a current one)."""
+    from ledger.cards import held_out_split, outcome_labels
     from replay.core import EventLayout
 
     try:
         layout = EventLayout.from_card(version_card)
     except (KeyError, ValueError):
+        return False
+    if not outcome_labels(version_card).recorded or not held_out_split(version_card).method:
         return False
     with loans.open(newline="", encoding="utf-8", errors="replace") as handle:
         header = set(next(csv.reader(handle), []))
@@ -139,9 +153,61 @@ def _model(settings: Settings, dataset: DemoDataset) -> None:
         typer.echo(f"   report: {result.report_path}")
         live = result.version
         _restart_our_worker(settings)
-    test = registry.load(live).card.metrics.test
+    card = registry.load(live).card
+    test = card.metrics.test
     typer.echo(f"   live model {live}: test AUC {test.auc:.3f}, KS {test.ks:.3f}, "
                f"Brier {test.brier:.4f} (creditrisk model show live)")
+    typer.echo(f"   the demo replays {_write_replayed(card, dataset)}: {dataset.replayed}")
+
+
+def _write_replayed(card: ModelCard, dataset: DemoDataset) -> str:
+    """Write the first ``DEMO_EVENTS`` loans of the file the live model did not train on to
+    ``dataset.replayed`` (as the file has them); say which loans they are."""
+    import pandas as pd
+
+    from ledger.cards import held_out_split
+    from training.cleaning import clean_loans
+    from training.datasets import load_clean_labelled, load_dataset_config, load_raw
+
+    config = load_dataset_config(dataset.config)
+    split = held_out_split(card)
+    if split.method == "out_of_time" and split.test_from and config.date_column:
+        frame, _ = clean_loans(load_raw(dataset.loans, config), config)
+        issued = pd.to_datetime(frame[config.date_column], errors="coerce")
+        unseen = set(frame.loc[issued >= pd.Period(split.test_from, "M").start_time,
+                               "application_id"].astype(str))
+        which = (f"loans issued from {split.test_from} on, after the live model's training "
+                 "period (none of them trained it; its test set is loans of the same months)")
+    else:
+        unseen = _held_out_ids(card, load_clean_labelled(dataset.loans, config)[0],
+                               config.date_column, split.test_rows)
+        which = ("the live model's held-out test loans (its split is stratified: the file has "
+                 "no application dates), none of which trained it")
+    raw = pd.read_csv(dataset.loans, dtype=str, keep_default_na=False, encoding_errors="replace")
+    rows = raw[raw[config.id_column].str.strip().isin(unseen)].head(DEMO_EVENTS)
+    rows.to_csv(dataset.replayed, index=False)
+    return f"{len(rows):,} {which}"
+
+
+def _held_out_ids(card: ModelCard, labelled: Any, date_column: str | None,
+                  test_rows: int | None) -> set[str]:
+    """The application ids of the card's test set, drawn again as training drew it."""
+    from training.split import split_test
+    from training.training_config import TrainingConfig
+
+    recorded = ((card.model_extra or {}).get("training") or {}).get("config") or {}
+    defaults = TrainingConfig()
+    frame = labelled.reset_index(drop=True)
+    split = split_test(frame, frame["bad"].to_numpy(), date_column,
+                       float(recorded.get("test_fraction", defaults.test_fraction)),
+                       int(recorded.get("seed", defaults.seed)))
+    if test_rows is not None and len(split.test_positions) != test_rows:
+        raise stack.StackError(
+            f"the live model's card records {test_rows:,} test loans but this file yields "
+            f"{len(split.test_positions):,}: it was trained on another file, so the demo cannot "
+            "tell which loans it did not train on; train a model on this file (creditrisk train "
+            "--data FILE --dataset NAME) and run the demo again")
+    return set(frame["application_id"].iloc[split.test_positions].astype(str))
 
 
 def _restart_our_worker(settings: Settings) -> None:
@@ -167,23 +233,14 @@ def _replays_history(dataset: DemoDataset) -> bool:
     return bool(config.date_column) and not any(view.aggregations for view in config.views)
 
 
-def _replayed_applications(dataset: DemoDataset, labelled: bool = False) -> Any:
-    """The replayed rows (the file's first ``DEMO_EVENTS``) cleaned as training cleans them;
-    ``labelled``: only those with a known outcome, labelled and joined with their views as
-    training evaluates them (the offline side of the back-test)."""
-    import pandas as pd
-
+def _replayed_applications(dataset: DemoDataset) -> Any:
+    """The replayed rows (``dataset.replayed``) cleaned as training cleans them."""
     from training.cleaning import clean_loans
-    from training.datasets import load_clean_labelled, load_dataset_config, load_raw
+    from training.datasets import load_dataset_config, load_raw
 
     config = load_dataset_config(dataset.config)
-    replayed = pd.read_csv(dataset.loans, dtype=str, keep_default_na=False, usecols=[config.id_column],
-                           nrows=DEMO_EVENTS)[config.id_column].str.strip()
-    if labelled:
-        frame, _, _ = load_clean_labelled(dataset.loans, config)
-    else:
-        frame, _ = clean_loans(load_raw(dataset.loans, config), config)
-    return frame[frame["application_id"].astype(str).isin(set(replayed))]
+    frame, _ = clean_loans(load_raw(dataset.replayed, config), config)
+    return frame
 
 
 def _features(settings: Settings, dataset: DemoDataset) -> None:
@@ -255,44 +312,39 @@ def _ledger(settings: Settings) -> None:
 
 
 def _outcomes_and_backtest(settings: Settings, dataset: DemoDataset) -> None:
-    """Servicing reports what became of the replayed loans; the ledger judges the model."""
+    """Servicing reports what became of the replayed loans; the ledger judges the model on
+    them, beside what its card measured on its own test set."""
     import psycopg
 
     from ledger.backtest import report_lines, run_backtest
-    from ledger.cli import reference_auc
+    from ledger.cli import registry_cards
     from onnx_models.registry import Registry
     from replay.core import live_event_layout, replay_outcomes
-    from training.evaluate import evaluate_registered_model
 
-    summary = replay_outcomes(dataset.loans, settings,
-                              settings.topic_outcomes, DEMO_EVENTS, progress=False,
-                              layout=live_event_layout(settings.registry_dir))
-    typer.echo(f"   {summary.line()}")
-    conninfo = settings.postgres_conninfo()
+    layout = live_event_layout(settings.registry_dir)
+    summary = replay_outcomes(dataset.replayed, settings, settings.topic_outcomes, DEMO_EVENTS,
+                              progress=False, layout=layout)
+    typer.echo(f"   {summary.line()} (portfolio {layout.portfolio})")
     deadline = time.monotonic() + 60
-    with psycopg.connect(conninfo, autocommit=True) as connection:
+    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as connection:
+        rows = outcomes = 0
         while time.monotonic() < deadline:
             counts = connection.execute(
-                "SELECT (SELECT count(*) FROM decisions), (SELECT count(*) FROM loan_outcomes)").fetchone()
+                "SELECT (SELECT count(*) FROM decisions), "
+                "(SELECT count(*) FROM loan_outcomes WHERE portfolio = %s)",
+                (layout.portfolio,)).fetchone()
             rows, outcomes = counts if counts else (0, 0)
             if outcomes >= summary.sent:
                 break
             time.sleep(1)
-        typer.echo(f"   ledger: {rows:,} decisions, {outcomes:,} loan outcomes")
-        results = run_backtest(connection, reference_auc(settings))
-        for line in report_lines(results)[:3]:
-            typer.echo(f"   {line}")
-        live = Registry(settings.registry_dir).live_version()
-        realised = next((result for result in results if result.model_version == live), None)
-        matured = {application_id for (application_id,) in connection.execute(
-            "SELECT d.application_id FROM decisions d JOIN loan_outcomes o USING (application_id) "
-            "WHERE o.outcome IN ('bad', 'good') AND d.model_version = %s", (live,)).fetchall()}
-    if realised is not None and realised.auc is not None and live is not None:
-        offline = evaluate_registered_model(_replayed_applications(dataset, labelled=True), matured,
-                                            settings.registry_dir, live)
-        typer.echo(f"   realised AUC {realised.auc:.4f} on {realised.matured:,} matured loans; offline "
-                   f"evaluation of the same loans {offline.auc:.4f} ({offline.rows:,} rows): "
-                   f"difference {realised.auc - offline.auc:+.4f}")
+        typer.echo(f"   ledger: {rows:,} decisions, {outcomes:,} loan outcomes of this portfolio")
+        results = run_backtest(connection, registry_cards(settings))
+    live = Registry(settings.registry_dir).live_version()
+    realised = [result for result in results if result.model_version == live]
+    for line in report_lines(realised)[:3]:
+        typer.echo(f"   {line}")
+    typer.echo("   realised: the replayed loans the live model did not train on; model card: its "
+               "own test set; in brackets 95 % confidence intervals")
     typer.echo("   the whole back-test: creditrisk monitor; the ledger writer's /metrics "
                "(creditrisk_backtest_auc); the console's Model performance page")
 
@@ -307,7 +359,7 @@ def _replay_and_summarise(settings: Settings, dataset: DemoDataset) -> None:
     from replay.core import live_event_layout, replay_applications
 
     decisions, dead_letters = _topic_tails(settings)
-    summary = replay_applications(dataset.loans, settings,
+    summary = replay_applications(dataset.replayed, settings,
                                   settings.topic_applications, DEMO_EVENTS, DEMO_RATE,
                                   submitted_at="original" if _replays_history(dataset) else "now",
                                   layout=live_event_layout(settings.registry_dir))

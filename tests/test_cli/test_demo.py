@@ -1,22 +1,27 @@
-"""The demo picks the model that can read its data file, and refuses an unknown dataset."""
+"""The demo picks the model that can read its data file, replays only loans that model did
+not train on, and refuses an unknown dataset."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from cards import model_card  # tests/cards.py
 from typer.testing import CliRunner
 
-from cli.demo import DEMO_DATASETS, _reads
+from cli.demo import DEMO_DATASETS, DEMO_EVENTS, DemoDataset, _reads, _write_replayed
 from cli.main import app
 from onnx_models.card import ModelCard
 
 
-def _card(id_column: str, fields: list[str], target: str | None = "TARGET") -> ModelCard:
+def _card(id_column: str, fields: list[str], target: str | None = "TARGET",
+          outcomes: bool = True) -> ModelCard:
+    lists = {"bad_values": ["1"], "good_values": ["0"]} if outcomes else {}
     return model_card(dataset={"id_column": id_column, "customer_id_column": id_column,
-                               "target_column": target},
+                               "target_column": target, **lists},
                       serving={"event_fields": [{"name": name, "kind": "numeric",
-                                                 "check": "number"} for name in fields]})
+                                                 "check": "number"} for name in fields]},
+                      split={"method": "stratified", "test_rows": 1})
 
 
 def test_a_model_serves_a_demo_file_only_when_the_file_has_its_event_columns(tmp_path: Path) -> None:
@@ -27,6 +32,35 @@ def test_a_model_serves_a_demo_file_only_when_the_file_has_its_event_columns(tmp
     assert not _reads(model_card(), applications)  # a card without serving
     # a card written before outcome columns were recorded: the back-test could not run
     assert not _reads(_card("SK_ID_CURR", ["EXT_SOURCE_2"], target=None), applications)
+    # nor one written before its outcome lists were: the ledger could not class the outcomes
+    assert not _reads(_card("SK_ID_CURR", ["EXT_SOURCE_2"], outcomes=False), applications)
+
+
+def test_the_demo_replays_only_loans_issued_after_the_models_training_period(
+        generated_data: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from training.cleaning import clean_loans
+    from training.datasets import load_dataset_config, load_raw
+
+    config = load_dataset_config("generated")
+    frame, _ = clean_loans(load_raw(generated_data / "loans.csv", config), config)
+    months = pd.to_datetime(frame["issue_d"]).dt.to_period("M")
+    test_from = str(sorted(months.dropna().unique())[-3])  # the last three months: out of time
+    dataset = DemoDataset("generated", "Lending Club-shaped", tmp_path, "loans.csv", 0)
+    shutil.copy(generated_data / "loans.csv", dataset.loans)
+    card = model_card(split={"method": "out_of_time", "test_from": test_from})
+
+    said = _write_replayed(card, dataset)
+
+    sent = pd.read_csv(dataset.replayed, dtype=str, keep_default_na=False)
+    replayed, _ = clean_loans(load_raw(dataset.replayed, config), config)
+    issued = pd.to_datetime(replayed["issue_d"]).dt.to_period("M")
+    assert len(sent) == DEMO_EVENTS < int((months >= pd.Period(test_from, "M")).sum())
+    assert (months < pd.Period(test_from, "M")).sum() > 10_000  # the training period, left out
+    assert len(replayed) > 0.95 * DEMO_EVENTS and (issued >= pd.Period(test_from, "M")).all()
+    assert said.startswith(f"{DEMO_EVENTS:,} loans issued from {test_from} on, after the live "
+                           "model's training period")
 
 
 def test_demo_offers_lending_club_by_default_and_home_credit() -> None:
