@@ -10,9 +10,9 @@ Nothing here names a dataset: a field's words come from the card (``features[].l
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from features.serving import EventField
 from features.views import VELOCITY_LABELS, VELOCITY_VIEW
@@ -62,7 +62,7 @@ class ProfileSection:
 class SimilarGroup:
     """Customers with the same values of the grouping fields (and the same numeric band)."""
 
-    values: Mapping[str, Any]
+    values: Mapping[str, object]
     band_field: str | None = None
     band: tuple[float, float | None] | None = None
 
@@ -71,7 +71,8 @@ class SimilarGroup:
         return all(value is not None for value in self.values.values()) and \
             (self.band_field is None or self.band is not None)
 
-    def holds(self, application: Mapping[str, Any], band_of: Any) -> bool:
+    def holds(self, application: Mapping[str, object],
+              band_of: Callable[[object], tuple[float, float | None] | None]) -> bool:
         if any(application.get(name) != value for name, value in self.values.items()):
             return False
         return self.band_field is None or band_of(application.get(self.band_field)) == self.band
@@ -147,14 +148,14 @@ class ConsoleCard:
                               sources[0] if len(sources) == 1 else None)
 
     # -- similar customers -------------------------------------------------------------
-    def similar_group(self, application: Mapping[str, Any]) -> SimilarGroup:
+    def similar_group(self, application: Mapping[str, object]) -> SimilarGroup:
         values = {name: application.get(name) for name in self.serving.similar_by}
         band = self.serving.similar_band
         if band is None:
             return SimilarGroup(values)
         return SimilarGroup(values, band.field, self.band_of(application.get(band.field)))
 
-    def band_of(self, value: Any) -> tuple[float, float | None] | None:
+    def band_of(self, value: object) -> tuple[float, float | None] | None:
         band = self.serving.similar_band
         if band is None or isinstance(value, bool) or not isinstance(value, int | float):
             return None

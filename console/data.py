@@ -15,16 +15,17 @@ import logging
 import math
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 from pydantic import SecretStr
 
+from config.json_types import JSONObject
 from config.settings import Settings
 from console.card import CompareFeature, ConsoleCard, FormField, SimilarGroup
 from console.find import PAGE_SIZE, DecisionFilters, DecisionPage, find_in_ledger, find_in_records
@@ -47,7 +48,11 @@ from stream.http_auth import bearer_header
 from stream.model_runtime import LoadedModel
 from stream.reasons import MAX_REASONS, ReasonBuilder
 
+if TYPE_CHECKING:
+    from psycopg import Connection
+
 log = logging.getLogger("creditrisk.console")
+T = TypeVar("T")
 
 CUSTOMER_LIMIT = 200
 RECENT_LIMIT = 500
@@ -97,7 +102,6 @@ class DataSource(Protocol):
         its files cannot be loaded."""
         ...
 
-
     def recent_records(self, limit: int = RECENT_LIMIT) -> Parsed[DecisionRecord]: ...
 
     def record(self, application_id: str) -> DecisionRecord | None:
@@ -106,7 +110,7 @@ class DataSource(Protocol):
 
     def customer_application_ids(self, customer_id: str) -> Parsed[str]: ...
 
-    def score(self, event: dict[str, Any]) -> ScoreOutcome: ...
+    def score(self, event: JSONObject) -> ScoreOutcome: ...
 
     def similar(self, card: ConsoleCard, group: SimilarGroup,
                 exclude_application: str | None) -> SimilarCustomers: ...
@@ -168,7 +172,7 @@ class RedisDataSource:
         return self._models[version]
 
     # -- Redis ------------------------------------------------------------------------
-    def _redis(self, call: Any) -> Any:
+    def _redis(self, call: Callable[[], T]) -> T:
         from redis.exceptions import RedisError
 
         try:
@@ -184,7 +188,7 @@ class RedisDataSource:
     def recent_records(self, limit: int = RECENT_LIMIT) -> Parsed[DecisionRecord]:
         ids = self._redis(lambda: self.client.zrevrange(f"{self.prefix}decisions:recent",
                                                         0, limit - 1))
-        return self._records([as_text(item) for item in ids])
+        return self._records([as_text(item) for item in ids if isinstance(item, bytes | str)])
 
     def _records(self, application_ids: list[str]) -> Parsed[DecisionRecord]:
         if not application_ids:
@@ -232,11 +236,11 @@ class RedisDataSource:
         return Parsed([str(application_id) for (application_id,) in rows])
 
     # -- worker -----------------------------------------------------------------------
-    def score(self, event: dict[str, Any]) -> ScoreOutcome:
+    def score(self, event: JSONObject) -> ScoreOutcome:
         return post_score(self.worker, event, self.settings.api_token)
 
     # -- the decision ledger (PostgreSQL) ----------------------------------------------
-    def _ledger(self, query: Any) -> Any:
+    def _ledger(self, query: Callable[[Connection], T]) -> T:
         import psycopg
 
         try:
@@ -291,7 +295,7 @@ class RedisDataSource:
         return RegistryCards(self.settings.registry_dir, self.settings.outcome_dataset)
 
 
-def post_score(base_url: str, event: dict[str, Any], token: SecretStr | None = None) -> ScoreOutcome:
+def post_score(base_url: str, event: JSONObject, token: SecretStr | None = None) -> ScoreOutcome:
     """POST one application event to the worker's ``/score`` (with the bearer token, if any)."""
     request = urllib.request.Request(f"{base_url}/score", data=json.dumps(event).encode(),
                                      headers={"Content-Type": "application/json",
@@ -322,7 +326,7 @@ def post_score(base_url: str, event: dict[str, Any], token: SecretStr | None = N
             "`creditrisk worker` (or set CREDITRISK_WORKER_URL) and submit again."))
 
 
-def _json_or_empty(raw: bytes) -> dict[str, Any]:
+def _json_or_empty(raw: bytes) -> JSONObject:
     try:
         value = json.loads(raw)
     except ValueError:
@@ -409,7 +413,8 @@ def risk_raising_factors(decision: Decision) -> list[Factor]:
     return [Factor(reason.text, reason.impact) for reason in decision.reasons]
 
 
-def model_inputs(card: ModelCard, features_records: list[dict[str, Any]]) -> pd.DataFrame:
+def model_inputs(card: ModelCard, features_records: Sequence[Mapping[str, object]],
+                 ) -> pd.DataFrame:
     """The model inputs of stored feature records (same encoder the worker used)."""
     encoder = card.encoder()
     frame = pd.DataFrame.from_records(features_records)
@@ -463,13 +468,13 @@ def similar_records(records: Sequence[DecisionRecord], card: ConsoleCard, group:
 _SIMILAR_COLUMNS = ("application", "features", "application_id", "decision", "risk_grade")
 
 
-def similar_from_ledger(connection: Any, group: SimilarGroup, exclude_application: str | None,
+def similar_from_ledger(connection: Connection, group: SimilarGroup, exclude_application: str | None,
                         limit: int) -> Parsed[SimilarCustomer]:
     """The group's decisions in the ledger, newest first: the grouping values by JSONB
     containment on the stored application (GIN index), the band by its numeric value."""
     sql = (f"SELECT {', '.join(_SIMILAR_COLUMNS)} FROM decisions "
            "WHERE application @> %s::jsonb AND application_id <> %s AND lineage_complete")
-    parameters: list[Any] = [json.dumps(dict(group.values)), exclude_application or ""]
+    parameters: list[object] = [json.dumps(dict(group.values)), exclude_application or ""]
     if group.band_field is not None and group.band is not None:
         low, high = group.band
         sql += (" AND jsonb_typeof(application -> %s) = 'number'"
@@ -534,7 +539,7 @@ def reading(percentile: float, who: str) -> str:
 
 # ---- the new-application form ---------------------------------------------------------
 
-def form_problems(values: dict[str, Any], fields: list[FormField]) -> list[str]:
+def form_problems(values: Mapping[str, object], fields: list[FormField]) -> list[str]:
     """What must be put right before the form is sent (the worker checks the rest and its
     422 answer is shown next to the form)."""
     problems = []
@@ -551,19 +556,27 @@ def form_problems(values: dict[str, Any], fields: list[FormField]) -> list[str]:
     return problems
 
 
-def application_event(values: dict[str, Any], fields: list[FormField],
-                      now: datetime | None = None) -> dict[str, Any]:
+def application_event(values: Mapping[str, object], fields: list[FormField],
+                      now: datetime | None = None) -> JSONObject:
     """The application event for the form's values (blank optional fields left out)."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
-    event: dict[str, Any] = {"application_id": str(values["application_id"]).strip(),
-                             "customer_id": str(values["customer_id"]).strip(),
-                             "submitted_at": utc_timestamp(moment)}
+    event: JSONObject = {"application_id": str(values["application_id"]).strip(),
+                         "customer_id": str(values["customer_id"]).strip(),
+                         "submitted_at": utc_timestamp(moment)}
     for item in fields:
-        value = values.get(item.name)
-        if isinstance(value, str):
-            value = value.strip() or None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
+        value = _form_value(values.get(item.name))
         if value is not None or item.nullable:
             event[item.name] = value
     return event
+
+
+def _form_value(value: object) -> str | int | float | None:
+    """One form input as the event carries it: text stripped (blank is none), whole numbers
+    as integers."""
+    if value is None or isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    raise TypeError(f"a form input gave a {type(value).__name__}, not text or a number")

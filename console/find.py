@@ -14,13 +14,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
 from console.card import ConsoleCard
 from console.records import ListedDecision, Parsed, parse_each
 from stream.decisions import DecisionRecord
+
+if TYPE_CHECKING:
+    from psycopg import Connection
 
 PAGE_SIZE = 50
 FIXED_COLUMNS = ["application_id", "customer_id", "decided_at", "decision", "risk_grade",
@@ -66,12 +69,12 @@ class DecisionPage:
 
 # ---- the ledger ---------------------------------------------------------------------------
 
-def ledger_conditions(filters: DecisionFilters) -> tuple[list[str], list[Any]]:
+def ledger_conditions(filters: DecisionFilters) -> tuple[list[str], list[object]]:
     """The WHERE conditions (ANDed) and their parameters, in order."""
     conditions: list[str] = []
-    parameters: list[Any] = []
+    parameters: list[object] = []
 
-    def add(condition: str, *values: Any) -> None:
+    def add(condition: str, *values: object) -> None:
         conditions.append(condition)
         parameters.extend(values)
 
@@ -110,7 +113,7 @@ def ledger_conditions(filters: DecisionFilters) -> tuple[list[str], list[Any]]:
 
 
 def ledger_queries(filters: DecisionFilters, limit: int, offset: int,
-                   ) -> tuple[tuple[str, list[Any]], tuple[str, list[Any]]]:
+                   ) -> tuple[tuple[str, list[object]], tuple[str, list[object]]]:
     """(count query, page query), each with its parameters."""
     conditions, parameters = ledger_conditions(filters)
     where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
@@ -121,7 +124,7 @@ def ledger_queries(filters: DecisionFilters, limit: int, offset: int,
     return count, page
 
 
-def find_in_ledger(connection: Any, filters: DecisionFilters, limit: int = PAGE_SIZE,
+def find_in_ledger(connection: Connection, filters: DecisionFilters, limit: int = PAGE_SIZE,
                    offset: int = 0) -> DecisionPage:
     """The page of matching decisions from the whole ledger, and the number that match."""
     (count_sql, count_parameters), (page_sql, page_parameters) = ledger_queries(filters, limit, offset)
@@ -198,7 +201,8 @@ def filter_decisions(table: pd.DataFrame, filters: DecisionFilters) -> pd.DataFr
     return table[keep]
 
 
-def _between(values: pd.Series, low: Any, high: Any) -> pd.Series:
+def _between(values: pd.Series, low: float | date | None, high: float | date | None,
+             ) -> pd.Series:
     keep = pd.Series(True, index=values.index)
     if low is not None:
         keep &= values.notna() & (values >= low)

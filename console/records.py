@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -73,7 +73,7 @@ def unreadable_record_text(application_id: str, problem: Exception) -> str:
             "console's log has the details.")
 
 
-def _convert(value: Any, shape: type[T]) -> T:
+def _convert(value: object, shape: type[T]) -> T:
     try:
         return msgspec.convert(value, shape)
     except msgspec.ValidationError as error:
@@ -92,7 +92,7 @@ class ListedDecision:
     score: int
     probability_of_default: float
     model_version: str
-    application: dict[str, Any]
+    application: dict[str, object]
 
     @classmethod
     def from_record(cls, record: DecisionRecord) -> ListedDecision:
@@ -103,7 +103,7 @@ class ListedDecision:
                    decision.model_version, record.application)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ListedDecision:
+    def from_row(cls, row: dict[str, object]) -> ListedDecision:
         """A ledger row by column name; :class:`DecisionError` when it is not a decision."""
         return _convert(row | {"application": row.get("application") or {}}, cls)
 
@@ -115,8 +115,8 @@ class SimilarCustomer:
     application_id: str
     decision: DecisionOutcome
     risk_grade: str
-    application: dict[str, Any]
-    features: dict[str, Any]
+    application: dict[str, object]
+    features: dict[str, object]
 
     @classmethod
     def from_record(cls, record: DecisionRecord) -> SimilarCustomer:
@@ -125,6 +125,6 @@ class SimilarCustomer:
                    record.application, record.features)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> SimilarCustomer:
+    def from_row(cls, row: dict[str, object]) -> SimilarCustomer:
         """A ledger row by column name; :class:`DecisionError` when it is not a decision."""
         return _convert(row | {"features": row.get("features") or {}}, cls)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from console.find import PAGE_SIZE, DecisionFilters, decisions_table
 from console.records import Parsed, UnreadableRecord, unreadable_notice
 from onnx_models.card import ModelCard
 from stream.decisions import Decision, DecisionRecord
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
 VIEWS = ("Find", "Decision", "Profile", "Compare", "New application", "Model performance")
 DECISION_TEXT_COLOURS = {"approve": "green", "review": "orange", "decline": "red"}
@@ -299,7 +302,7 @@ def render_profile(source: DataSource) -> None:
 
 
 def _record_part(record: DecisionRecord,
-                 part: Literal["application", "features", "velocity"]) -> Mapping[str, Any]:
+                 part: Literal["application", "features", "velocity"]) -> Mapping[str, object]:
     if part == "application":
         return record.application
     if part == "features":
@@ -307,7 +310,7 @@ def _record_part(record: DecisionRecord,
     return record.velocity
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float):
@@ -315,7 +318,8 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _status(name: str, value: Any, nullable: bool, missing: set[str], stale: set[str]) -> str:
+def _status(name: str, value: object, nullable: bool, missing: set[str], stale: set[str],
+            ) -> str:
     if name in stale:
         return "STALE — too old, not used"
     if name in missing:
@@ -406,7 +410,7 @@ def render_new_application(source: DataSource) -> None:
         render_form_result(outcome.decision, card.card)
 
 
-def application_form(fields: list[FormField]) -> dict[str, Any] | None:
+def application_form(fields: list[FormField]) -> dict[str, object] | None:
     """The form's values when submitted, else None: one input per event field of the card."""
     # One suggested id per session: a default that changed on every run would make
     # Streamlit treat the field as a new widget and drop what was typed.
@@ -414,7 +418,7 @@ def application_form(fields: list[FormField]) -> dict[str, Any] | None:
                                                f"manual-{uuid.uuid4().hex[:10]}")
     with st.form("new_application"):
         columns = st.columns(2)
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             "application_id": columns[0].text_input("Application ID", value=suggested_id),
             "customer_id": columns[1].text_input("Customer ID"),
         }
@@ -424,7 +428,7 @@ def application_form(fields: list[FormField]) -> dict[str, Any] | None:
     return values if submitted else None
 
 
-def _form_input(column: Any, item: FormField) -> Any:
+def _form_input(column: DeltaGenerator, item: FormField) -> str | float | None:
     label = f"{item.label} (optional)" if item.nullable else item.label
     if item.kind == "number":
         return column.number_input(label, value=item.default, key=f"form-{item.name}",

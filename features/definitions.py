@@ -21,11 +21,13 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+
+from config.json_types import JSONObject, JSONValue
 
 FeatureKind = Literal["numeric", "categorical"]
 RiskDirection = Literal["higher_is_riskier", "lower_is_riskier", "depends"]
@@ -90,6 +92,26 @@ class CardFeature(BaseModel):
     def inputs(self) -> tuple[str, ...]:
         """The event and feature-view fields this input is built from."""
         return self.source_columns or (self.name,)
+
+
+class FeatureParams(BaseModel):
+    """The encoder's parameters as ``model.json`` records them (``feature_params``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    feature_set: str
+    reference_annual_rate: float
+    min_category_count: int = 20
+    include_addr_state: bool = False
+    allow_pricing: bool = False
+    columns: dict[str, str] | None = None
+
+
+class _EncoderSection(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    features: tuple[CardFeature, ...]
+    feature_params: FeatureParams
 
 
 def _numeric(name: str, description: str, direction: RiskDirection,
@@ -382,7 +404,7 @@ class FeatureEncoder:
         shared_names = {spec.name for spec in shared}
         return shared + tuple(spec for spec in listed if spec.name not in shared_names)
 
-    def fit(self, frame: pd.DataFrame, y: Any = None) -> FeatureEncoder:
+    def fit(self, frame: pd.DataFrame, y: object = None) -> FeatureEncoder:
         specs = self.specs()
         categories: dict[str, list[str]] = {}
         for spec in specs:
@@ -431,7 +453,7 @@ class FeatureEncoder:
         """The model input matrix: float32 [rows, features], the ONNX ``features`` tensor."""
         return self.transform_frame(frame).to_numpy(dtype=np.float32)
 
-    def transform_records(self, records: Iterable[Mapping[str, Any]]) -> np.ndarray:
+    def transform_records(self, records: Iterable[Mapping[str, object]]) -> np.ndarray:
         """Same as :meth:`transform` for a list of dicts (event fields merged with bureau
         fields); the worker's path, computed with numpy (:mod:`features.records`) when the
         values allow it, so a batch needs no other feature code."""
@@ -443,11 +465,11 @@ class FeatureEncoder:
 
     # ---- model.json round trip ------------------------------------------------------
 
-    def to_model_card(self) -> dict[str, Any]:
+    def to_model_card(self) -> JSONObject:
         """``features`` and ``feature_params`` entries of model.json."""
-        features = []
+        features: list[JSONValue] = []
         for spec in self.feature_specs_:
-            entry: dict[str, Any] = {"name": spec.name, "type": spec.kind,
+            entry: JSONObject = {"name": spec.name, "type": spec.kind,
                                      "description": spec.description,
                                      "reason_code": reason_code(spec.name),
                                      "direction": spec.direction,
@@ -460,7 +482,7 @@ class FeatureEncoder:
                 entry["categories"] = list(self.categories_[spec.name])
                 entry["unknown_category"] = "NaN"
             features.append(entry)
-        params = {"feature_set": self.feature_set,
+        params: JSONObject = {"feature_set": self.feature_set,
                   "reference_annual_rate": self.reference_annual_rate,
                   "min_category_count": self.min_category_count,
                   "include_addr_state": self.include_addr_state,
@@ -469,21 +491,21 @@ class FeatureEncoder:
         return {"features": features, "feature_params": params}
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> FeatureEncoder:
+    def from_section(cls, section: Mapping[str, object]) -> FeatureEncoder:
         """Rebuild the fitted encoder from the ``features`` / ``feature_params`` that
         :meth:`to_model_card` wrote (checked as the model card checks them): no pickles, no
         refit."""
-        return cls.from_features([CardFeature.model_validate(entry)
-                                  for entry in section["features"]], section["feature_params"])
+        checked = _EncoderSection.model_validate(section)
+        return cls.from_features(checked.features, checked.feature_params)
 
     @classmethod
     def from_features(cls, features: Sequence[CardFeature],
-                      params: Mapping[str, Any]) -> FeatureEncoder:
-        encoder = cls(feature_set=params["feature_set"], columns=params.get("columns"),
-                      include_addr_state=params.get("include_addr_state", False),
-                      allow_pricing=params.get("allow_pricing", False),
-                      reference_annual_rate=params["reference_annual_rate"],
-                      min_category_count=params.get("min_category_count", 20))
+                      params: FeatureParams) -> FeatureEncoder:
+        encoder = cls(feature_set=params.feature_set, columns=params.columns,
+                      include_addr_state=params.include_addr_state,
+                      allow_pricing=params.allow_pricing,
+                      reference_annual_rate=params.reference_annual_rate,
+                      min_category_count=params.min_category_count)
         encoder.feature_specs_ = tuple(
             FeatureSpec(feature.name, feature.type, feature.described, feature.direction,
                         feature.inputs, feature.label, feature.display)

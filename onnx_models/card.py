@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
-from features.definitions import CardFeature, FeatureEncoder
+from features.definitions import CardFeature, FeatureEncoder, FeatureParams
 from features.serving import ServingSpec, SourceColumns
 from onnx_models.policy import Calibration, RiskGrade, ScoreScale, Thresholds
 
@@ -80,7 +81,7 @@ class ModelCard(CardPart):
     created_at: str
     feature_set: str
     features: tuple[CardFeature, ...] = Field(min_length=1)
-    feature_params: dict[str, Any]
+    feature_params: FeatureParams
     serving: dict[str, Any] | None = None
     calibration: Calibration
     thresholds: Thresholds
@@ -93,7 +94,7 @@ class ModelCard(CardPart):
     model: ModelInfo = ModelInfo()
 
     @classmethod
-    def parse(cls, document: Mapping[str, Any]) -> ModelCard:
+    def parse(cls, document: Mapping[str, object]) -> ModelCard:
         """The card of a model.json document; :class:`CardError` says what is wrong."""
         try:
             card = cls.model_validate(document)
@@ -142,12 +143,12 @@ class CardError(ValueError):
         super().__init__("; ".join(problems))
 
 
-def _problem(error: Any) -> str:
+def _problem(error: ErrorDetails) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "model.json"
     return f"model.json {where}: {error['msg']}"
 
 
-def policy_version(document: Mapping[str, Any]) -> str:
+def policy_version(document: Mapping[str, object]) -> str:
     """The policy id of a model.json document (see :attr:`ModelCard.policy_version`)."""
     policy = {key: document.get(key) for key in POLICY_SECTIONS}
     canonical = json.dumps(policy, sort_keys=True, separators=(",", ":"), default=str)

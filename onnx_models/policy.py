@@ -18,7 +18,7 @@ model.json shapes (written by training; :class:`Calibration`, :class:`ScoreScale
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -34,7 +34,7 @@ class PolicyPart(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     @classmethod
-    def of(cls, value: Self | Mapping[str, Any]) -> Self:
+    def of(cls, value: Self | Mapping[str, object]) -> Self:
         """``value`` itself, or the section parsed from its model.json mapping."""
         return value if isinstance(value, cls) else cls.model_validate(value)
 
@@ -79,7 +79,7 @@ def logit(probability: np.ndarray) -> np.ndarray:
 
 
 def apply_calibration(raw_probability: np.ndarray,
-                      calibration: Calibration | Mapping[str, Any]) -> np.ndarray:
+                      calibration: Calibration | Mapping[str, object]) -> np.ndarray:
     """Calibrated probability of default (float64) from the model's raw probability."""
     calibration = Calibration.of(calibration)
     if calibration.method == "none":
@@ -89,7 +89,7 @@ def apply_calibration(raw_probability: np.ndarray,
 
 
 def score_points(probability_of_default: np.ndarray,
-                 score_scale: ScoreScale | Mapping[str, Any]) -> np.ndarray:
+                 score_scale: ScoreScale | Mapping[str, object]) -> np.ndarray:
     """Integer score: base_score at base_odds (good:bad), +points_to_double_odds per doubling."""
     scale = ScoreScale.of(score_scale)
     clipped = _clip(probability_of_default)
@@ -100,7 +100,7 @@ def score_points(probability_of_default: np.ndarray,
 
 
 def risk_grade(probability_of_default: np.ndarray,
-               risk_grades: Sequence[RiskGrade | Mapping[str, Any]]) -> np.ndarray:
+               risk_grades: Sequence[RiskGrade | Mapping[str, object]]) -> np.ndarray:
     """Grade letter per PD: the first band whose ``max_pd`` is above the PD."""
     bands = [RiskGrade.of(band) for band in risk_grades]
     upper_bounds = np.array([band.max_pd for band in bands])
@@ -110,7 +110,7 @@ def risk_grade(probability_of_default: np.ndarray,
 
 
 def decide(probability_of_default: np.ndarray,
-           thresholds: Thresholds | Mapping[str, Any]) -> np.ndarray:
+           thresholds: Thresholds | Mapping[str, object]) -> np.ndarray:
     """'approve' below ``approve_below``, 'decline' at or above ``decline_at_or_above``,
     'review' in between."""
     policy = Thresholds.of(thresholds)

@@ -23,10 +23,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from features.definitions import FeatureEncoder
 from onnx_models.card import CardError, ModelCard
+
+if TYPE_CHECKING:
+    from onnxruntime import InferenceSession
 
 MODEL_ONNX = "model.onnx"
 MODEL_CARD = "model.json"
@@ -64,7 +69,7 @@ def make_version(created_at: datetime, fingerprint: str) -> str:
     return f"{created_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{fingerprint[:8]}"
 
 
-def validate_card(card: Mapping[str, Any]) -> list[str]:
+def validate_card(card: Mapping[str, object]) -> list[str]:
     """Schema problems of a model.json (empty when it is fine)."""
     problems = [f"model.json has no {key!r}" for key in REQUIRED_CARD_KEYS if key not in card]
     features = card.get("features")
@@ -79,19 +84,26 @@ def validate_card(card: Mapping[str, Any]) -> list[str]:
             elif feature["type"] == "categorical" and not isinstance(
                     feature.get("categories"), list):
                 problems.append(f"categorical feature {feature['name']!r} has no category list")
-    metrics = card.get("metrics", {})
+    metrics = _section(card, "metrics")
     for part in ("test", "cv"):
+        measured = _section(metrics, part)
         missing = [name for name in METRIC_NAMES
-                   if not isinstance(metrics.get(part, {}).get(name), (int, float))]
+                   if not isinstance(measured.get(name), (int, float))]
         if missing:
             problems.append(f"metrics.{part} lacks {missing}")
-    thresholds = card.get("thresholds", {})
+    thresholds = _section(card, "thresholds")
     if not {"approve_below", "decline_at_or_above"} <= set(thresholds):
         problems.append("thresholds need approve_below and decline_at_or_above")
     parity = card.get("parity", {})
-    if not parity.get("passed", False):
+    if not _section(card, "parity").get("passed", False):
         problems.append(f"the ONNX parity check did not pass ({parity})")
     return problems
+
+
+def _section(document: Mapping[str, object], key: str) -> Mapping[str, object]:
+    """A JSON object inside the document (empty when it is missing or not an object)."""
+    value = document.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def validate_model_dir(path: Path, where: str | None = None) -> ModelCard:
@@ -160,18 +172,17 @@ class RegisteredModel:
     def onnx_path(self) -> Path:
         return self.path / MODEL_ONNX
 
-    def session(self) -> Any:
+    def session(self) -> InferenceSession:
         """An onnxruntime session of ``model.onnx``."""
         import onnxruntime
 
         return onnxruntime.InferenceSession(str(self.onnx_path),
                                             providers=["CPUExecutionProvider"])
 
-    def probability_of_default(self, matrix: Any, session: Any = None) -> Any:
+    def probability_of_default(self, matrix: np.ndarray,
+                               session: InferenceSession | None = None) -> np.ndarray:
         """Calibrated PD of rows built by :meth:`encoder` (ONNX graph, then model.json
         calibration): the same computation the export parity check covers."""
-        import numpy as np
-
         from onnx_models.policy import apply_calibration
 
         session = session or self.session()
