@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from config.json_types import JSONObject
 from features.definitions import (
     APPLICANT_FIELDS,
     BUREAU_FIELDS,
@@ -51,7 +52,7 @@ class EventField:
     nullable: bool = True
     missing_values: tuple[str, ...] = ()
 
-    def to_card(self) -> dict[str, Any]:
+    def to_card(self) -> JSONObject:
         return {"name": self.name, "kind": self.kind, "check": self.check,
                 "required": self.required, "nullable": self.nullable,
                 "missing_values": list(self.missing_values)}
@@ -84,7 +85,7 @@ class NumericBand:
                 return float(low), None if high is None else float(high)
         return None
 
-    def to_card(self) -> dict[str, Any]:
+    def to_card(self) -> JSONObject:
         return {"field": self.field, "edges": list(self.edges)}
 
     @classmethod
@@ -148,7 +149,7 @@ class ServingSpec:
         return tuple((item.name, item.check, item.required, item.nullable)
                      for item in self.event_fields)
 
-    def to_card(self) -> dict[str, Any]:
+    def to_card(self) -> JSONObject:
         return {"event_fields": [item.to_card() for item in self.event_fields],
                 "views": [view.to_card() for view in self.views],
                 "date_field": self.date_field, "similar_by": list(self.similar_by),
