@@ -77,6 +77,9 @@ class DatasetConfig:
     similar_by: tuple[str, ...] = ()
     similar_band: NumericBand | None = None
     amount_field: str | None = None
+    # Free text the application event may carry besides its fields (a job title): the worker
+    # checks its type and drops it; never a feature.
+    free_text_fields: tuple[str, ...] = ()
     # Neutral names of fields ("Total income"), shown with a customer's own value.
     field_labels: dict[str, str] = field(default_factory=dict)
 
@@ -142,7 +145,8 @@ class DatasetConfig:
         labels = {name: text for name, (text, _direction) in self.feature_descriptions.items()}
         return ServingSpec(fields, self.views, date_field=None, similar_by=self.similar_by,
                            field_labels={**labels, **self.field_labels},
-                           similar_band=self.similar_band, amount_field=self.amount_field)
+                           similar_band=self.similar_band, amount_field=self.amount_field,
+                           free_text_fields=self.free_text_fields)
 
     @property
     def model_features(self) -> dict[str, str]:
@@ -218,10 +222,11 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
                          "(the column holding the outcome) and 'bad_values'/'good_values'.")
     features, descriptions, labels = _features(document.get("features", {}), source)
     serving = document.get("serving", {})
-    unknown_serving = sorted(set(serving) - {"similar_by", "similar_band", "amount_field"})
+    unknown_serving = sorted(set(serving) - {"similar_by", "similar_band", "amount_field",
+                                             "free_text_fields"})
     if unknown_serving:
         raise ValueError(f"Dataset config {source}: unknown keys {unknown_serving} in [serving]; "
-                         "allowed: similar_by, similar_band, amount_field.")
+                         "allowed: similar_by, similar_band, amount_field, free_text_fields.")
     limits = document.get("cleaning", {})
     try:
         cleaning = CleaningLimits(**{k: float(v) for k, v in limits.items()})
@@ -246,6 +251,8 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
         similar_by=_strings(serving.get("similar_by", []), "serving.similar_by", source),
         similar_band=_similar_band(serving.get("similar_band"), source),
         amount_field=serving.get("amount_field"),
+        free_text_fields=_strings(serving.get("free_text_fields", []),
+                                  "serving.free_text_fields", source),
         field_labels={**_view_labels(document.get("views", [])), **labels},
         exclude_columns=_strings(document.get("exclude_columns", []), "exclude_columns", source),
         known_at_application=_strings(document.get("known_at_application", []),

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from features import normalize
 from features.definitions import APPLICANT_FIELDS
-from features.serving import LENDING_CLUB_SERVING
+from features.serving import LENDING_CLUB_SERVING, EventField, ServingSpec
 from features.views import BUREAU_VIEW, feature_key
 from stream.event_schema import EventSchema
 from stream.validation import (
@@ -283,6 +283,22 @@ def test_submitted_at_is_converted_to_utc(stamp: str) -> None:
     assert isinstance(result, ValidApplication)
     assert result.submitted_at == datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
     assert result.submitted_at.utcoffset() == timedelta(0)
+
+
+def test_free_text_is_whatever_the_serving_spec_declares() -> None:
+    fields = (EventField("amount", "numeric", "number", required=True),)
+    with_notes = EventSchema.from_spec(ServingSpec(fields, free_text_fields=("notes",)))
+    without = EventSchema.from_spec(ServingSpec(fields))
+    event = {"application_id": "a1", "customer_id": "c1", "submitted_at": "2024-05-01T12:30:00Z",
+             "amount": 10, "notes": "call after 5"}
+    accepted = validate_with_schema(json.dumps(event).encode(), with_notes)
+    assert isinstance(accepted, ValidApplication) and accepted.unknown_fields == ()
+    assert "call after 5" not in repr(accepted)
+    rejected = validate_with_schema(json.dumps({**event, "notes": 5}).encode(), with_notes)
+    assert isinstance(rejected, Rejection) and rejected.error == "wrong_type"
+    undeclared = validate_with_schema(json.dumps(event).encode(), without)
+    assert isinstance(undeclared, ValidApplication) and undeclared.unknown_fields == ("notes",)
+    assert "emp_title" not in without.known  # no dataset's names unless its spec says so
 
 
 def test_unknown_fields_are_ignored_named_and_capped() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from features.serving import ServingSpec
 from training.datasets import (
     BUILT_IN_CONFIG_DIR,
     DatasetConfig,
@@ -182,6 +183,7 @@ segment = "categorical"
 income = ["-1"]
 [serving]
 similar_by = ["segment"]
+free_text_fields = ["officer_note"]
 [[views]]
 name = "credits"
 source = "credits.csv"
@@ -206,6 +208,8 @@ def test_a_generic_config_declares_its_event_its_views_and_its_words(tmp_path: P
                                      "OPEN_CREDITS": "numeric", "TOTAL_DEBT": "numeric"}
     assert config.feature_descriptions == {"income": ("Low income", "lower_is_riskier")}
     assert spec.similar_by == ("segment",)
+    assert spec.free_text_fields == ("officer_note",)  # allowed on the event, then dropped
+    assert ServingSpec.from_section(spec.to_card(), config.feature_set) == spec
 
 
 @pytest.mark.parametrize(("change", "complaint"), [
