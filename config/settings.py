@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     ledger_port: int = Field(6067, description="ledger writer HTTP port (/metrics, /health)")
     ledger_batch_max: int = Field(1000, ge=1, description="most messages written in one ledger transaction")
     ledger_retention_months: int = Field(25, ge=1, description="months a decision is kept in the ledger")
-    outcome_dataset: str = Field("lending_club", description="dataset config whose [target] lists "
-                                 "say which loan statuses are bad, good or not yet known")
+    outcome_dataset: str = Field("lending_club", description="portfolio (model card dataset name) "
+                                 "whose outcome lists class the stored status of outcomes that "
+                                 "name no portfolio")
     backtest_interval_s: float = Field(60.0, gt=0, description="seconds between back-test refreshes "
                                        "of the ledger writer's metrics")
 

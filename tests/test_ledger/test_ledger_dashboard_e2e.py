@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from ledger_harness import LedgerProcess, private_database, store_records, synthetic_decision, wait_for_rows
-from test_dashboards_e2e import (
+from test_stream.test_dashboards_e2e import (  # tests/test_stream/test_dashboards_e2e.py
     LEDGER_DASHBOARD,
     SCRAPE_INTERVAL_S,
     dashboard_targets,
