@@ -64,6 +64,7 @@ def bench_write_throughput(settings: Settings, echo: Callable[[str], None], rows
     """The writer's own path (Redis lineage read + COPY + INSERT … ON CONFLICT + commit) per
     batch, fed from memory so Kafka is not what is measured."""
     from features.store import sync_client
+    from ledger.cards import RegistryCards
     from ledger.metrics import LedgerMetrics
     from ledger.writer import LedgerMessage, LedgerWriter
     from stream.decisions import decision_key
@@ -78,7 +79,8 @@ def bench_write_throughput(settings: Settings, echo: Callable[[str], None], rows
     pipe.execute()
     messages = [LedgerMessage(settings.topic_decisions, 0, i, d.to_json())
                 for i, (d, _) in enumerate(pairs)]
-    writer = LedgerWriter(settings, lambda _s: "unknown", LedgerMetrics(), client)
+    cards = RegistryCards(settings.registry_dir, settings.outcome_dataset)
+    writer = LedgerWriter(settings, cards, LedgerMetrics(), client)
     try:
         started = time.perf_counter()
         for first in range(0, rows, batch):
