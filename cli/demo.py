@@ -21,16 +21,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
+from config.json_types import JSONObject
 from config.settings import REPO_ROOT, Settings, get_settings
 from infra.stack import services as stack
 from onnx_models.card import ModelCard
 from training.generate import DEMO_DATA, DEMO_ROWS, DEMO_SEED
 
 if TYPE_CHECKING:
+    import pandas as pd
+    from kafka import KafkaConsumer
+
     from stream.decisions import Decision
 
 DEMO_EVENTS = 2_000
@@ -189,7 +193,7 @@ def _write_replayed(card: ModelCard, dataset: DemoDataset) -> str:
     return f"{len(rows):,} {which}"
 
 
-def _held_out_ids(card: ModelCard, labelled: Any, date_column: str | None,
+def _held_out_ids(card: ModelCard, labelled: pd.DataFrame, date_column: str | None,
                   test_rows: int | None) -> set[str]:
     """The application ids of the card's test set, drawn again as training drew it."""
     from training.split import split_test
@@ -233,7 +237,7 @@ def _replays_history(dataset: DemoDataset) -> bool:
     return bool(config.date_column) and not any(view.aggregations for view in config.views)
 
 
-def _replayed_applications(dataset: DemoDataset) -> Any:
+def _replayed_applications(dataset: DemoDataset) -> pd.DataFrame:
     """The replayed rows (``dataset.replayed``) cleaned as training cleans them."""
     from training.cleaning import clean_loans
     from training.datasets import load_dataset_config, load_raw
@@ -382,7 +386,7 @@ def _replay_and_summarise(settings: Settings, dataset: DemoDataset) -> None:
             typer.echo(f"     {reason.code} {reason.text}")
 
 
-def _topic_tails(settings: Settings) -> tuple[Any, Any]:
+def _topic_tails(settings: Settings) -> tuple[KafkaConsumer, KafkaConsumer]:
     """Consumers positioned at the current end of the output topics."""
     from kafka import KafkaConsumer, TopicPartition
 
@@ -401,12 +405,12 @@ def _topic_tails(settings: Settings) -> tuple[Any, Any]:
     return consumers[0], consumers[1]
 
 
-def _collect(decisions: Any, dead_letters: Any, expected: int, idle_s: float = 20.0,
-             ) -> tuple[dict[str, Decision], list[dict[str, Any]]]:
+def _collect(decisions: KafkaConsumer, dead_letters: KafkaConsumer, expected: int,
+             idle_s: float = 20.0) -> tuple[dict[str, Decision], list[JSONObject]]:
     from stream.decisions import Decision
 
     decided: dict[str, Decision] = {}
-    letters: list[dict[str, Any]] = []
+    letters: list[JSONObject] = []
     last_seen = time.monotonic()
     while len(decided) + len(letters) < expected and time.monotonic() - last_seen < idle_s:
         for consumer, sink in ((decisions, None), (dead_letters, letters)):
