@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from console.find import DecisionFilters
     from stream.decisions import Decision, DecisionRecord
 
 PURPOSES = ("debt_consolidation", "credit_card", "home_improvement", "car", "small_business",
@@ -151,7 +152,7 @@ def bench_similar_lookup(settings: Settings, echo: Callable[[str], None],
     bench_find_filters(settings, echo, now)
 
 
-def find_filters_to_time(now: datetime) -> dict[str, Any]:
+def find_filters_to_time(now: datetime) -> dict[str, DecisionFilters]:
     """The Find page's filters a relationship manager would set, by name."""
     from console.find import DecisionFilters
 
