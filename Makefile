@@ -1,10 +1,11 @@
-# The two commands of the README: `make demo` (run the product) and `make test`.
+# The two commands of the README: `make demo` (run the product) and `make test`; `make
+# test-fast` is the quick loop while coding.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps check test test-unit test-integration demo up down status bench clean
+.PHONY: install system-deps check test test-fast test-unit test-integration demo up down status bench clean
 
 install: system-deps $(STAMP)
 
@@ -17,21 +18,36 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
-## everything: lint and type checks, then unit, integration and end-to-end tests (the tests
-## start the stack themselves)
+# The two tiers of tests. Those that need no server run on every core (pytest-xdist, one
+# test file per worker so a file's shared fixtures are built once); those on the real stack
+# run one at a time (they share its broker, Redis and PostgreSQL).
+UNIT_TESTS := -m "not integration and not e2e" -n auto --dist loadfile
+STACK_TESTS := -m "integration or e2e"
+
+## everything: lint and type checks, then the tests that need no server, then the integration
+## and end-to-end tests (they start the stack themselves)
 test: install check
-	$(BIN)/python -m pytest -m "" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(STACK_TESTS) $(PYTEST_ARGS)
 
 ## the code-health gate: ruff (lint, import order) and mypy (types), configured in pyproject.toml
 check: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test-unit: install check
-	$(BIN)/python -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+## the quick loop, under 2 minutes with no server running: ruff, then every test that needs
+## no server (mypy, ~1 minute on its own, is `make check`)
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS)
 
+## the whole gate (ruff and mypy), then every test that needs no server
+test-unit: install check
+	$(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS)
+
+## only the tests on the real stack (started, or reused when running)
 test-integration: install
-	$(BIN)/python -m pytest -m "integration or e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(STACK_TESTS) $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/creditrisk demo

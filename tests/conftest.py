@@ -131,14 +131,19 @@ def generated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_registry_template(generated_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry holding one trained, promoted model (trained once per session)."""
-    from training.pipeline import run_training
-    from training.training_config import TrainingConfig
+    """A registry holding one trained, promoted model (trained once per session, with the
+    quick search and no report: the tests serve the model, none reads its report)."""
+    from quick_training import quick_config  # tests/quick_training.py
+
+    from training.datasets import load_clean_labelled, load_dataset_config
+    from training.pipeline import train_from_frame
 
     root = tmp_path_factory.mktemp("registry-template")
-    run_training(generated_data / "loans.csv", "generated", registry_dir=root,
-                 config=TrainingConfig(folds=2), report_dir=root / "_report",
-                 progress=False, log=lambda _line: None)
+    dataset = load_dataset_config("generated")
+    frame, cleaning, labelling = load_clean_labelled(generated_data / "loans.csv", dataset)
+    train_from_frame(frame, dataset, cleaning.to_dict(), labelling.to_dict(), registry_dir=root,
+                     config=quick_config(folds=2), progress=False, log=lambda _line: None,
+                     data_path=str(generated_data / "loans.csv"), write_report_files=False)
     return root
 
 

@@ -47,12 +47,13 @@ def home_credit_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def home_credit_model(home_credit_files: Path,
                       tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    from quick_training import quick_config  # tests/quick_training.py
+
     from training.pipeline import run_training
-    from training.training_config import TrainingConfig
 
     root = tmp_path_factory.mktemp("home-credit-registry")
     run_training(home_credit_files / "application_train.csv", "home_credit", registry_dir=root,
-                 config=TrainingConfig(folds=2), report_dir=root / "_report", progress=False,
+                 config=quick_config(folds=2), report_dir=root / "_report", progress=False,
                  log=lambda _line: None)
     registry = Registry(root)
     return load_serving_model(registry, registry.live_version() or "")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from quick_training import QUICK_CLI_BUDGET, quick_config  # tests/quick_training.py
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -28,10 +29,9 @@ def test_train_register_and_score_with_onnxruntime(loan_file: Path, tmp_path: Pa
     from onnx_models.registry import Registry
     from training.datasets import load_clean_labelled, load_dataset_config
     from training.pipeline import run_training
-    from training.training_config import TrainingConfig
 
     result = run_training(loan_file, "generated", registry_dir=tmp_path / "registry",
-                          config=TrainingConfig(folds=3), report_dir=tmp_path / "report",
+                          config=quick_config(folds=3), report_dir=tmp_path / "report",
                           progress=False, log=lambda _message: None)
 
     registry = Registry(tmp_path / "registry")
@@ -73,7 +73,7 @@ def test_train_register_and_score_with_onnxruntime(loan_file: Path, tmp_path: Pa
     assert "http://" not in html and "https://" not in html and "<script" not in html
     assert "LightGBM and the baseline, side by side" in html
     assert "baseline scorecard" in html and "LightGBM + SMOTE (promoted)" in html
-    assert "skipped (time budget)" not in html  # a 12k-row file fits the default budget
+    assert "skipped (time budget)" not in html  # every candidate of the search was tried
     for plot in ("roc", "ks", "calibration", "score_distribution", "feature_importance",
                  "smote_comparison", "loan_amount", "purpose", "bad_rate_by_grade"):
         assert (report.parent / f"{plot}.png").stat().st_size > 5000, plot
@@ -108,7 +108,6 @@ def test_generic_dataset_without_dates_trains_with_a_stratified_split(tmp_path: 
     import pandas as pd
 
     from training.pipeline import run_training
-    from training.training_config import TrainingConfig
 
     rng = np.random.default_rng(5)
     rows = 3000
@@ -125,7 +124,7 @@ def test_generic_dataset_without_dates_trains_with_a_stratified_split(tmp_path: 
         '[features]\nturnover = "numeric"\nsector = "categorical"\n')
 
     result = run_training(tmp_path / "book.csv", tmp_path / "book.toml",
-                          registry_dir=tmp_path / "registry", config=TrainingConfig(folds=3),
+                          registry_dir=tmp_path / "registry", config=quick_config(folds=3),
                           report_dir=tmp_path / "report", progress=False,
                           log=lambda _message: None)
     card = result.card
@@ -143,7 +142,7 @@ def test_cli_warns_when_the_policy_approves_nearly_everyone(loan_file: Path, tmp
     outcome = CliRunner().invoke(app, [
         "train", "--data", str(loan_file), "--registry", str(tmp_path / "registry"),
         "--report-dir", str(tmp_path / "report"), "--cost-bad-loan", "1",
-        "--cost-rejected-good", "40", "--folds", "3", "--search-budget", "4"])
+        "--cost-rejected-good", "40", "--folds", "3", *QUICK_CLI_BUDGET])
     assert outcome.exit_code == 0, outcome.output
     assert re.search(r"WARNING \[approval_rate\] the policy approves (9[5-9]|100)\.\d%",
                      outcome.output)
@@ -167,7 +166,7 @@ def test_the_baseline_can_be_promoted_and_the_worker_serves_and_explains_it(loan
     registry_dir = tmp_path / "registry"
     outcome = CliRunner().invoke(app, [
         "train", "--data", str(loan_file), "--registry", str(registry_dir), "--model-type",
-        "baseline", "--folds", "3", "--search-budget", "4", "--report-dir", str(tmp_path / "report")])
+        "baseline", "--folds", "3", *QUICK_CLI_BUDGET, "--report-dir", str(tmp_path / "report")])
     assert outcome.exit_code == 0, outcome.output
     registry = Registry(registry_dir)
     card = registry.load(registry.live_version()).card.to_document()
@@ -189,14 +188,12 @@ def test_no_smote_registers_the_plain_model_and_keeps_the_comparison(loan_file: 
                                                                      tmp_path: Path):
     from training.datasets import load_clean_labelled, load_dataset_config
     from training.pipeline import train_from_frame
-    from training.training_config import SearchSettings, TrainingConfig
 
     config = load_dataset_config("generated")
     frame, cleaning, labelling = load_clean_labelled(loan_file, config)
     result = train_from_frame(frame, config, cleaning.to_dict(), labelling.to_dict(),
                               registry_dir=tmp_path, promote=False,
-                              config=TrainingConfig(folds=3, smote=False,
-                                                    search=SearchSettings(budget_seconds=4)),
+                              config=quick_config(folds=3, smote=False),
                               progress=False,
                               log=lambda _line: None, write_report_files=False)
     card = result.card
@@ -209,7 +206,6 @@ def test_no_smote_registers_the_plain_model_and_keeps_the_comparison(loan_file: 
 def test_a_generic_config_on_a_lending_club_sample_declares_funded_amnt_known(loan_file: Path,
                                                                              tmp_path: Path):
     from training.pipeline import run_training
-    from training.training_config import SearchSettings, TrainingConfig
 
     (tmp_path / "sample.toml").write_text(
         'name = "lc_sample"\nfeature_set = "generic"\nid_column = "id"\n'
@@ -222,7 +218,7 @@ def test_a_generic_config_on_a_lending_club_sample_declares_funded_amnt_known(lo
         'home_ownership = "categorical"\nterm = "categorical"\n')
     result = run_training(loan_file, tmp_path / "sample.toml", registry_dir=tmp_path / "registry",
                           promote=False, report_dir=tmp_path / "report", progress=False,
-                          config=TrainingConfig(search=SearchSettings(budget_seconds=4)),
+                          config=quick_config(),
                           log=lambda _message: None)
     card = result.card
     assert "funded_amnt" in [feature["name"] for feature in card["features"]]
