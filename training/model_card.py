@@ -39,7 +39,7 @@ def _search(run: TrainingRun) -> JSONObject:
             "seconds": run.timings.get("search"),
             "selection": "highest AUC averaged over the folds; trees where that mean peaks",
             **{name: search.to_dict() for name, search in run.searches.items()},
-            "baseline": run.baseline_search}
+            "baseline": run.baseline_search.to_dict() if run.baseline_search else {}}
 
 
 def _feature_importance(run: TrainingRun) -> dict[str, float]:

@@ -130,6 +130,26 @@ def prepare_features(frame: pd.DataFrame, dataset_config: DatasetConfig,
 
 
 @dataclass
+class BaselineSearch:
+    """The baseline scorecard's search: each L2 strength's CV AUC (mean over the folds, in the
+    order tried) and the one chosen."""
+
+    chosen: float
+    max_bins: int
+    cv_auc: dict[float, float]
+
+    @property
+    def chosen_auc(self) -> float:
+        return self.cv_auc[self.chosen]
+
+    def to_dict(self) -> JSONObject:
+        return {"chosen": {"regularization_C": self.chosen, "cv_auc": self.chosen_auc,
+                           "max_bins": self.max_bins},
+                "tried": [{"regularization_C": strength, "cv_auc": auc}
+                          for strength, auc in self.cv_auc.items()]}
+
+
+@dataclass
 class TrainingRun:
     """What the steps of one training run produce, in order."""
 
@@ -141,7 +161,7 @@ class TrainingRun:
     timings: dict[str, float] = field(default_factory=dict)
     validator: CrossValidator | None = None
     searches: dict[str, SearchResult] = field(default_factory=dict)
-    baseline_search: dict[str, Any] = field(default_factory=dict)
+    baseline_search: BaselineSearch | None = None
     out_of_fold: dict[str, np.ndarray] = field(default_factory=dict)
     variants: dict[str, FittedVariant] = field(default_factory=dict)
     comparison: dict[str, Any] = field(default_factory=dict)
@@ -201,10 +221,9 @@ def _search(run: TrainingRun, progress: bool, log: Log) -> None:
     started, budget = time.monotonic(), config.search.budget_seconds
     log(f"Cross-validating the baseline scorecard ({config.folds} folds on all "
         f"{len(validator.label):,} training rows) ...")
-    _search_baseline(run, validator, progress)
-    chosen = run.baseline_search["chosen"]
-    log(f"  scorecard, L2 C = {chosen['regularization_C']:g} (best of "
-        f"{len(run.baseline_search['tried'])}): CV AUC {chosen['cv_auc']:.4f}")
+    baseline = _search_baseline(run, validator, progress)
+    log(f"  scorecard, L2 C = {baseline.chosen:g} (best of {len(baseline.cv_auc)}): "
+        f"CV AUC {baseline.chosen_auc:.4f}")
     left = max(budget - (time.monotonic() - started), 0.0)
     log(f"Cross-validating LightGBM settings (trees chosen where the mean validation AUC "
         f"over the folds peaks; {left:.0f}s of the {budget:.0f}s budget left) ...")
@@ -220,7 +239,8 @@ def _search(run: TrainingRun, progress: bool, log: Log) -> None:
                                            progress, log)
 
 
-def _search_baseline(run: TrainingRun, validator: CrossValidator, progress: bool) -> None:
+def _search_baseline(run: TrainingRun, validator: CrossValidator,
+                     progress: bool) -> BaselineSearch:
     from training.scorecard import fit_scorecard_cv
 
     search = run.config.search
@@ -231,11 +251,9 @@ def _search_baseline(run: TrainingRun, validator: CrossValidator, progress: bool
         evaluate_probabilities(validator.label[valid], predictions[valid]).auc
         for _, valid in validator.folds])) for strength, predictions in by_strength.items()}
     chosen = max(scores, key=lambda strength: scores[strength])
-    run.baseline_search = {"chosen": {"regularization_C": chosen, "cv_auc": scores[chosen],
-                                      "max_bins": search.scorecard_max_bins},
-                           "tried": [{"regularization_C": strength, "cv_auc": auc}
-                                     for strength, auc in scores.items()]}
+    run.baseline_search = BaselineSearch(chosen, search.scorecard_max_bins, scores)
     run.out_of_fold["baseline"] = by_strength[chosen]
+    return run.baseline_search
 
 
 def _fit_final_models(run: TrainingRun, progress: bool, log: Log) -> None:
@@ -274,17 +292,17 @@ def _fit_baseline(run: TrainingRun) -> FittedVariant:
 
     from training.scorecard import BinnedScorecard
 
-    chosen = run.baseline_search["chosen"]
-    scorecard = BinnedScorecard(run.prepared.categorical_indices, chosen["max_bins"],
-                                chosen["regularization_C"]).fit(run.train_matrix,
-                                                                run.train_label)
+    search = run.baseline_search
+    assert search is not None, "the scorecard's search runs before the final models"
+    scorecard = BinnedScorecard(run.prepared.categorical_indices, search.max_bins,
+                                search.chosen).fit(run.train_matrix, run.train_label)
     booster = float32_safe_booster(lgb.Booster(model_str=scorecard.to_lightgbm_text()))
     return FittedVariant("baseline", booster,
                          fit_platt(run.out_of_fold["baseline"], run.train_label),
                          booster.num_trees(), len(run.train_label), 0,
                          {"type": "binned logistic-regression scorecard",
-                          "max_bins": chosen["max_bins"],
-                          "regularization_C": chosen["regularization_C"],
+                          "max_bins": search.max_bins,
+                          "regularization_C": search.chosen,
                           "bins": int(sum(len(points) for points in scorecard.points_))})
 
 
