@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from config.json_types import JSONObject
 from features.definitions import (
@@ -58,10 +58,10 @@ class EventField:
                 "missing_values": list(self.missing_values)}
 
     @classmethod
-    def from_card(cls, entry: Mapping[str, Any]) -> EventField:
-        return cls(str(entry["name"]), entry["kind"], str(entry["check"]),
+    def from_card(cls, entry: Mapping[str, object]) -> EventField:
+        return cls(str(entry["name"]), _field_kind(entry["kind"]), str(entry["check"]),
                    bool(entry.get("required", False)), bool(entry.get("nullable", True)),
-                   tuple(str(v) for v in entry.get("missing_values", ())))
+                   _texts(entry.get("missing_values"), "missing_values"))
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,15 @@ class NumericBand:
         return {"field": self.field, "edges": list(self.edges)}
 
     @classmethod
-    def from_card(cls, entry: Mapping[str, Any] | None) -> NumericBand | None:
+    def from_card(cls, entry: object) -> NumericBand | None:
         if not entry:
             return None
-        return cls(str(entry["field"]), tuple(float(edge) for edge in entry["edges"]))
+        if not isinstance(entry, dict):
+            raise ValueError("model.json serving.similar_band must be an object")
+        edges = entry["edges"]
+        if not isinstance(edges, list) or not all(isinstance(edge, int | float) for edge in edges):
+            raise ValueError("model.json serving.similar_band.edges must be a list of numbers")
+        return cls(str(entry["field"]), tuple(float(edge) for edge in edges))
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ class ServingSpec:
                 "free_text_fields": list(self.free_text_fields)}
 
     @classmethod
-    def from_section(cls, serving: Mapping[str, Any] | None, feature_set: str) -> ServingSpec:
+    def from_section(cls, serving: Mapping[str, object] | None, feature_set: str) -> ServingSpec:
         """The spec of a model card's ``serving`` section; cards written before serving specs
         existed are Lending Club cards, served by the Lending Club contract."""
         if serving is None:
@@ -170,12 +175,50 @@ class ServingSpec:
         # Lending Club cards written before free text was declared still allow theirs.
         free_text = serving.get("free_text_fields", LENDING_CLUB_FREE_TEXT
                                 if feature_set == FEATURE_SET_LENDING_CLUB else ())
-        return cls(tuple(EventField.from_card(item) for item in serving["event_fields"]),
-                   tuple(FeatureView.from_card(view) for view in serving.get("views", ())),
-                   serving.get("date_field"), tuple(serving.get("similar_by", ())),
-                   dict(serving.get("field_labels", {})),
+        return cls(tuple(EventField.from_card(item) for item in _objects(serving, "event_fields")),
+                   tuple(FeatureView.from_card(view) for view in _objects(serving, "views")),
+                   _optional_text(serving.get("date_field")),
+                   _texts(serving.get("similar_by"), "similar_by"),
+                   _text_map(serving.get("field_labels"), "field_labels"),
                    NumericBand.from_card(serving.get("similar_band")),
-                   serving.get("amount_field"), tuple(str(name) for name in free_text))
+                   _optional_text(serving.get("amount_field")),
+                   _texts(free_text, "free_text_fields"))
+
+
+# Readers of the serving section's JSON: each says which entry is not what it should be.
+def _objects(section: Mapping[str, object], key: str) -> list[Mapping[str, object]]:
+    value = section.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"model.json serving.{key} must be a list of objects")
+    return value
+
+
+def _texts(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"model.json serving {where} must be a list")
+    return tuple(str(item) for item in value)
+
+
+def _text_map(value: object, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"model.json serving.{where} must be an object")
+    return {str(key): str(text) for key, text in value.items()}
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _field_kind(value: object) -> EventFieldKind:
+    if value == "numeric":
+        return "numeric"
+    if value == "categorical":
+        return "categorical"
+    raise ValueError(f"an event field's kind is {value!r}; use 'numeric' or 'categorical'")
 
 
 def lending_club_serving(views: Sequence[FeatureView] = (BUREAU_VIEW,),

@@ -82,7 +82,7 @@ class ModelCard(CardPart):
     feature_set: str
     features: tuple[CardFeature, ...] = Field(min_length=1)
     feature_params: FeatureParams
-    serving: dict[str, Any] | None = None
+    serving: dict[str, object] | None = None
     calibration: Calibration
     thresholds: Thresholds
     score_scale: ScoreScale
