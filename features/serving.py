@@ -197,7 +197,7 @@ def _texts(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list | tuple):
-        raise ValueError(f"model.json serving {where} must be a list")
+        raise ValueError(f"model.json serving.{where} must be a list")
     return tuple(str(item) for item in value)
 
 

@@ -121,3 +121,17 @@ def test_generic_feature_set_uses_listed_columns():
 def test_payment_without_interest_is_amount_over_term():
     payment = monthly_payment(pd.Series([3600.0]), pd.Series([36.0]), 0.0)
     assert payment.iloc[0] == pytest.approx(100.0)
+
+
+def test_the_serving_section_round_trips_and_a_wrong_entry_says_which() -> None:
+    from features.serving import LENDING_CLUB_SERVING, ServingSpec
+
+    section = LENDING_CLUB_SERVING.to_card()
+    assert ServingSpec.from_section(section, "lending_club") == LENDING_CLUB_SERVING
+    fields = section["event_fields"]
+    assert isinstance(fields, list) and isinstance(fields[0], dict)
+    wrong_kind = {**section, "event_fields": [{**fields[0], "kind": "text"}, *fields[1:]]}
+    with pytest.raises(ValueError, match="kind is 'text'"):
+        ServingSpec.from_section(wrong_kind, "lending_club")
+    with pytest.raises(ValueError, match=r"serving\.similar_by must be a list"):
+        ServingSpec.from_section({**section, "similar_by": "purpose"}, "lending_club")
