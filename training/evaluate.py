@@ -67,15 +67,46 @@ def evaluate_probabilities(label: np.ndarray, probability: np.ndarray,
         rows=len(label))
 
 
-def summarize_folds(folds: Sequence[BinaryMetrics]) -> JSONObject:
+SUMMARIZED_METRICS = ("auc", "ks", "gini", "brier", "ece")
+
+
+@dataclass(frozen=True)
+class FoldSummary:
+    """Metrics of each cross-validation fold, with their mean and standard deviation."""
+
+    folds: tuple[BinaryMetrics, ...]
+
+    def mean(self, name: str) -> float:
+        return float(self._values(name).mean())
+
+    def std(self, name: str) -> float:
+        values = self._values(name)
+        return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+    @property
+    def auc(self) -> float:
+        return self.mean("auc")
+
+    @property
+    def auc_std(self) -> float:
+        return self.std("auc")
+
+    def to_dict(self) -> JSONObject:
+        """model.json form: ``folds``, each metric's mean and ``<metric>_std``, ``per_fold``."""
+        summary: JSONObject = {"folds": len(self.folds)}
+        for name in SUMMARIZED_METRICS:
+            summary[name] = self.mean(name)
+            summary[f"{name}_std"] = self.std(name)
+        summary["per_fold"] = [fold.to_dict() for fold in self.folds]
+        return summary
+
+    def _values(self, name: str) -> np.ndarray:
+        return np.array([getattr(fold, name) for fold in self.folds])
+
+
+def summarize_folds(folds: Sequence[BinaryMetrics]) -> FoldSummary:
     """Mean and standard deviation across CV folds, per metric."""
-    summary: JSONObject = {"folds": len(folds)}
-    for name in ("auc", "ks", "gini", "brier", "ece"):
-        values = np.array([getattr(fold, name) for fold in folds])
-        summary[name] = float(values.mean())
-        summary[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    summary["per_fold"] = [fold.to_dict() for fold in folds]
-    return summary
+    return FoldSummary(tuple(folds))
 
 
 class DecisionOutcomes(TypedDict):

@@ -27,7 +27,13 @@ from onnx_models.policy import apply_calibration
 from onnx_models.registry import MODEL_CARD, MODEL_ONNX, RegisteredModel, Registry, make_version
 from training.calibration import fit_platt
 from training.diagnostics import AnalystWarning, RunFigures, analyst_warnings
-from training.evaluate import DecisionOutcomes, decision_outcomes, evaluate_probabilities
+from training.evaluate import (
+    BinaryMetrics,
+    DecisionOutcomes,
+    FoldSummary,
+    decision_outcomes,
+    evaluate_probabilities,
+)
 from training.export import ParityResult, booster_to_onnx, check_parity
 from training.leakage import LeakagePolicy, check_features, leakage_alarm
 from training.model import FittedVariant, float32_safe_booster, train_booster
@@ -129,6 +135,24 @@ def prepare_features(frame: pd.DataFrame, dataset_config: DatasetConfig,
                      categorical)
 
 
+@dataclass(frozen=True)
+class VariantComparison:
+    """A fitted variant's figures: test metrics before and after calibration and the
+    cross-validation of its procedure (model.json ``baseline`` and ``smote.variants``)."""
+
+    variant: FittedVariant
+    raw: BinaryMetrics
+    calibrated: BinaryMetrics
+    cv: FoldSummary
+
+    def to_dict(self) -> JSONObject:
+        variant = self.variant
+        return {"raw": self.raw.to_dict(), "calibrated": self.calibrated.to_dict(),
+                "cv": self.cv.to_dict(), "trees": variant.trees,
+                "fitted_on_rows": variant.training_rows, "synthetic_rows": variant.synthetic_rows,
+                "settings": variant.settings, "calibration": variant.calibration}
+
+
 @dataclass
 class BaselineSearch:
     """The baseline scorecard's search: each L2 strength's CV AUC (mean over the folds, in the
@@ -164,7 +188,7 @@ class TrainingRun:
     baseline_search: BaselineSearch | None = None
     out_of_fold: dict[str, np.ndarray] = field(default_factory=dict)
     variants: dict[str, FittedVariant] = field(default_factory=dict)
-    comparison: dict[str, Any] = field(default_factory=dict)
+    comparison: dict[str, VariantComparison] = field(default_factory=dict)
     decisions: DecisionOutcomes | None = None
     thresholds: CostThresholds | None = None
     test_pd: np.ndarray | None = None
@@ -312,16 +336,14 @@ def _evaluate(run: TrainingRun) -> None:
     run.comparison = {}
     for name, variant in run.variants.items():
         raw = variant.raw_probability(run.test_matrix)
-        run.comparison[name] = {
-            "raw": evaluate_probabilities(run.test_label, raw, config.calibration_bins).to_dict(),
-            "calibrated": evaluate_probabilities(
+        run.comparison[name] = VariantComparison(
+            variant,
+            raw=evaluate_probabilities(run.test_label, raw, config.calibration_bins),
+            calibrated=evaluate_probabilities(
                 run.test_label, apply_calibration(raw, variant.calibration),
-                config.calibration_bins).to_dict(),
-            "cv": cross_fitted_metrics(run.out_of_fold[name], validator.label,
-                                       validator.fold_of_row, config.calibration_bins),
-            "trees": variant.trees, "fitted_on_rows": variant.training_rows,
-            "synthetic_rows": variant.synthetic_rows, "settings": variant.settings,
-            "calibration": variant.calibration}
+                config.calibration_bins),
+            cv=cross_fitted_metrics(run.out_of_fold[name], validator.label,
+                                    validator.fold_of_row, config.calibration_bins))
     exported = run.exported
     run.test_pd = apply_calibration(exported.raw_probability(run.test_matrix),
                                     exported.calibration)
@@ -343,18 +365,18 @@ def _warnings(run: TrainingRun, thresholds: CostThresholds,
         approval_rate=decisions["approval_rate"],
         approve_below=thresholds["approve_below"],
         decline_at_or_above=thresholds["decline_at_or_above"],
-        test_auc=exported["calibrated"]["auc"], test_bad_loans=int(run.test_label.sum()),
+        test_auc=exported.calibrated.auc, test_bad_loans=int(run.test_label.sum()),
         test_good_loans=int(len(run.test_label) - run.test_label.sum()),
-        cv_auc=exported["cv"]["auc"], cv_auc_std=exported["cv"]["auc_std"],
-        folds=config.folds, lightgbm_cv_auc=comparison[lightgbm_name]["cv"]["auc"],
-        baseline_cv_auc=comparison["baseline"]["cv"]["auc"],
-        smote_cv_auc=comparison["smote"]["cv"]["auc"] if "smote" in comparison else None,
-        plain_cv_auc=comparison["no_smote"]["cv"]["auc"],
-        test_mean_pd=exported["calibrated"]["mean_pd"],
-        test_bad_rate=exported["calibrated"]["bad_rate"],
+        cv_auc=exported.cv.auc, cv_auc_std=exported.cv.auc_std,
+        folds=config.folds, lightgbm_cv_auc=comparison[lightgbm_name].cv.auc,
+        baseline_cv_auc=comparison["baseline"].cv.auc,
+        smote_cv_auc=comparison["smote"].cv.auc if "smote" in comparison else None,
+        plain_cv_auc=comparison["no_smote"].cv.auc,
+        test_mean_pd=exported.calibrated.mean_pd,
+        test_bad_rate=exported.calibrated.bad_rate,
         train_bad_rate=float(run.train_label.mean()))
     found = analyst_warnings(figures, config.warning_levels)
-    alarm = leakage_alarm(max(exported["calibrated"]["auc"], exported["cv"]["auc"]),
+    alarm = leakage_alarm(max(exported.calibrated.auc, exported.cv.auc),
                           run.dataset_config.feature_set == "lending_club",
                           config.leakage_alarm_auc)
     if alarm:

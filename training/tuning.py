@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from config.json_types import JSONObject
-from training.evaluate import evaluate_probabilities, summarize_folds
+from training.evaluate import FoldSummary, evaluate_probabilities, summarize_folds
 from training.model import as_float32_values
 from training.training_config import LightGBMSettings, SmoteSettings, TrainingConfig, TreeSettings
 
@@ -244,7 +244,7 @@ def run_search(validator: CrossValidator, candidates: Sequence[Candidate], deadl
 
 
 def cross_fitted_metrics(out_of_fold_raw: np.ndarray, label: np.ndarray,
-                         fold_of_row: np.ndarray, bins: int = 10) -> JSONObject:
+                         fold_of_row: np.ndarray, bins: int = 10) -> FoldSummary:
     """Per-fold metrics of calibrated out-of-fold predictions, each fold calibrated on the
     other folds' predictions only (so ECE and Brier are not judged on the rows that set the
     calibration), summarised as mean ± std."""

@@ -59,6 +59,6 @@ def test_fold_summary_has_mean_and_std():
     label = np.array([0, 1, 0, 1])
     folds = [evaluate_probabilities(label, np.array([0.1, 0.9, 0.2, 0.8])),
              evaluate_probabilities(label, np.array([0.1, 0.9, 0.95, 0.8]))]
-    summary = summarize_folds(folds)
+    summary = summarize_folds(folds).to_dict()
     assert summary["auc"] == pytest.approx(0.75)  # fold AUCs 1.0 and 0.5
     assert summary["auc_std"] == pytest.approx(np.std([1.0, 0.5], ddof=1))

@@ -105,7 +105,7 @@ def test_cross_fitted_calibration_makes_out_of_fold_probabilities_honest():
     # A SMOTE-trained model's raw output: right ranking, far too high.
     raw = 1 / (1 + np.exp(-(np.log(true_pd / (1 - true_pd)) + 1.5)))
     folds = rng.integers(0, 5, 20000)
-    metrics = cross_fitted_metrics(raw, label, folds)
+    metrics = cross_fitted_metrics(raw, label, folds).to_dict()
     assert metrics["folds"] == 5
     assert metrics["ece"] < 0.015
     assert metrics["per_fold"][0]["mean_pd"] == pytest.approx(
