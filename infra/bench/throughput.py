@@ -40,7 +40,6 @@ from config.settings import Settings
 from infra.bench.worker import (
     BenchWorker,
     bureau_features,
-    free_port,
     start_worker,
 )
 from infra.stack.kafka_access import (
@@ -50,6 +49,7 @@ from infra.stack.kafka_access import (
     grant_prefix,
     retire_prefix,
 )
+from infra.stack.private import free_port
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, TopicPartition

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 from infra.stack.kafka_access import ensure_leader_topic, ensure_topics, grant_prefix, retire_prefix
+from infra.stack.private import free_port
 
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
@@ -120,12 +120,6 @@ def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: s
             time.sleep(0.5)
     worker.terminate()
     raise RuntimeError("the benchmark worker did not become healthy; see .stack/logs/bench-worker.log")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _measure(settings: Settings, data: Path, topics: dict[str, str], events: int, rate: float,
