@@ -185,8 +185,8 @@ def _write_replayed(card: ModelCard, dataset: DemoDataset) -> str:
     else:
         unseen = _held_out_ids(card, load_clean_labelled(dataset.loans, config)[0],
                                config.date_column, split.test_rows)
-        which = ("the live model's held-out test loans (its split is stratified: the file has "
-                 "no application dates), none of which trained it")
+        which = ("of the live model's held-out test loans (its split is stratified: the file "
+                 "has no application dates), none of which trained it")
     raw = pd.read_csv(dataset.loans, dtype=str, keep_default_na=False, encoding_errors="replace")
     rows = raw[raw[config.id_column].str.strip().isin(unseen)].head(DEMO_EVENTS)
     rows.to_csv(dataset.replayed, index=False)
