@@ -28,6 +28,7 @@ from infra.faults.harness import (
     OutcomeReader,
     PlannedMessage,
     Producing,
+    Received,
     application_events,
     count_outcomes,
     event_text,
@@ -280,14 +281,16 @@ def redis_restarted(rig: FaultRig) -> ScenarioResult:
             redis_server.restart(down_s=2.0)
             keys_after = _bureau_keys(run.settings)
             result = run.finish(producing)
-            samples = worker.metrics()
-            result.notes.update(redis_retries=metric_sum(samples, "creditrisk_batch_retries_total",
-                                                         dependency="redis"),
+            retries = metric_sum(worker.metrics(), "creditrisk_batch_retries_total",
+                                 dependency="redis")
+            result.notes.update(redis_retries=retries,
                                 bureau_keys_before_restart=keys_before,
                                 bureau_keys_after_restart=keys_after)
             if keys_after != keys_before:
                 result.failures.append(f"the restart lost data: {keys_before} bureau keys "
                                        f"before, {keys_after} after")
+            if retries < 1:
+                result.failures.append("no batch was retried on Redis: the restart went unseen")
             return result
     finally:
         redis_server.stop()
@@ -345,6 +348,8 @@ def broken_model_promoted(rig: FaultRig) -> ScenarioResult:
         (registry.root / LIVE_POINTER).write_text(json.dumps({"version": broken}))
         _wait_until(lambda: bool(worker.health().get("model", {}).get("last_reload_error")), 60,
                     "the broken model refused")
+        refusals = metric_sum(worker.metrics(), "creditrisk_model_reloads_total",
+                              outcome="failure")
         run.wait_share(2 / 3)
         good = register_copy(registry, first, f"20991231T000001Z-{rig.tag}", approve_below=0.05)
         registry.promote(good)
@@ -353,8 +358,17 @@ def broken_model_promoted(rig: FaultRig) -> ScenarioResult:
         result.notes["decisions_by_version"] = {v: versions.count(v) for v in dict.fromkeys(versions)}
         if broken in versions:
             result.failures.append("decisions were made by the broken model")
+        if set(versions) - {first, good}:
+            result.failures.append(f"decisions by versions neither served nor promoted: "
+                                   f"{set(versions) - {first, good}}")
         if good not in versions:
             result.failures.append("the good model promoted after it never decided")
+        serving = worker.health().get("model", {}).get("version")
+        if serving != good:
+            result.failures.append(f"/health says {serving} serves, not the promoted {good}")
+        if refusals < 1:
+            result.failures.append("creditrisk_model_reloads_total{outcome=failure} did not "
+                                   "count the refused model")
         registry.promote(first)
         return result
 
@@ -394,10 +408,23 @@ def poison_events(rig: FaultRig, share: float = 0.05) -> ScenarioResult:
         result = run.finish(run.produce())
         samples = worker.metrics()
         batches = metric_sum(samples, "creditrisk_batch_size_count")
-        result.notes.update(
-            poison=poison_total, batches=batches,
-            processing_errors=metric_sum(samples, "creditrisk_dead_letters_total",
-                                         reason=PROCESSING_ERROR))
+        processing_errors = metric_sum(samples, "creditrisk_dead_letters_total",
+                                       reason=PROCESSING_ERROR)
+        result.notes.update(poison=poison_total, batches=batches,
+                            processing_errors=processing_errors)
+        if processing_errors != len(encode_at) + len(wrong_type_at):
+            result.failures.append(f"{processing_errors:g} processing-error dead "
+                                   f"letters counted, {len(encode_at) + len(wrong_type_at)} sent")
+        corrupt_counted = metric_sum(samples, "creditrisk_feature_store_corrupt_values_total",
+                                     view="bureau", feature=CORRUPT_FEATURE)
+        if corrupt_counted != len(corrupt_at):
+            result.failures.append(f"{corrupt_counted:g} corrupt bureau values counted, "
+                                   f"{len(corrupt_at)} spoiled")
+        if worker.http("GET", "/health")[0] != 200:
+            result.failures.append(f"/health is not green after the poison: {worker.health()}")
+        poisoned = {event_text(events[i], "application_id"): dict(events[i], loan_amnt=POISON_AMOUNT)
+                    for i in encode_at}
+        result.failures.extend(_encoding_letter_problems(run.outputs.dead_letters, poisoned))
         spoiled = {event_text(events[i], "application_id") for i in corrupt_at}
         for decision in run.outputs.decisions:
             value = decision.value
@@ -410,6 +437,29 @@ def poison_events(rig: FaultRig, share: float = 0.05) -> ScenarioResult:
         if batches >= len(run.messages) / 2:
             result.failures.append("the poison events broke the batches up")
         return result
+
+
+def _encoding_letter_problems(letters: list[Received],
+                              poisoned: dict[str, JSONObject]) -> list[str]:
+    """What is wrong with the dead letters of events the encoder refused: each must be a
+    processing error naming the step and the field (never the value) and carry the event as
+    it was sent."""
+    problems = []
+    for letter in letters:
+        payload = letter.value.get("payload")
+        if not isinstance(payload, str) or not any(name in payload for name in poisoned):
+            continue  # another event's letter (malformed ones are not even JSON)
+        event = json.loads(payload)
+        if not isinstance(event, dict) or event.get("application_id") not in poisoned:
+            continue
+        detail = str(letter.value.get("detail", ""))
+        if ("encode" not in detail or "'loan_amnt'" not in detail
+                or str(int(POISON_AMOUNT)) in detail):
+            problems.append(f"an encoding dead letter's detail: {detail!r}")
+        if event != poisoned[str(event["application_id"])]:
+            problems.append(f"{event['application_id']}: the dead letter's payload is not the "
+                            "event sent")
+    return problems
 
 
 def stuck_client(rig: FaultRig, stall_exit_after_s: float = 15.0) -> ScenarioResult:

@@ -1,14 +1,24 @@
 """Fault injection on the real servers: while a worker, the broker, Redis or the model
 breaks, every application sent ends as exactly one decision or one dead letter, and a copy
 of a decision (at-least-once) is identical to the first. The same scenarios are
-``creditrisk bench --suite faults`` (docs/benchmarks.md, "Faults")."""
+``creditrisk bench --suite faults`` (docs/benchmarks.md, "Faults").
+
+Each scenario also checks what the worker shows through its fault (``result.failures``):
+worker-sigkill, every application decided once after a SIGKILL and restart; broken-model,
+the corrupt version refused and counted (/health's last_reload_error, the reload-failure
+metric), only the serving and then the promoted version deciding, /health naming the
+promoted one; redis-restart, batches retried on Redis and no data lost; poison, a corrupt
+bureau value decided without that feature (never approved) and counted by the
+corrupt-values metric, an event the encoder refuses dead-lettered alone as a processing
+error naming the step and the field but not the value, with the event as sent, the batches
+not broken up and /health green afterwards."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from fault_harness import explain, fault_rig  # tests/test_stream/fault_harness.py
+from fault_harness import explain, fault_rig  # tests/fault_harness.py
 from secrets_scan import files_with_secrets  # tests/secrets_scan.py
 
 from config.settings import Settings

@@ -86,8 +86,9 @@ def _offline_probabilities(card: ModelCard, model_dir: Path, frame: pd.DataFrame
 
 def test_a_generic_config_model_is_served_with_offline_probabilities(
         namespace, tmp_path: Path) -> None:
+    from quick_training import quick_config  # tests/quick_training.py
+
     from training.pipeline import run_training
-    from training.training_config import TrainingConfig
 
     registry_dir = tmp_path / "registry"
     registry_dir.mkdir()
@@ -96,7 +97,7 @@ def test_a_generic_config_model_is_served_with_offline_probabilities(
     held_out = _book(600, 2, 100_000)
     held_out.to_csv(tmp_path / "held_out.csv", index=False)
     run_training(tmp_path / "book.csv", registry_dir / "sme_book.toml", registry_dir=registry_dir,
-                 config=TrainingConfig(folds=3), report_dir=tmp_path / "report", progress=False,
+                 config=quick_config(folds=3), report_dir=tmp_path / "report", progress=False,
                  log=lambda _line: None)
     registry = Registry(registry_dir)
     card = registry.load(registry.live_version() or "").card

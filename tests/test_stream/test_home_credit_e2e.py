@@ -55,19 +55,20 @@ def _offline_probabilities(card: ModelCard, registry_dir: Path, path: Path) -> d
 
 def test_home_credit_is_served_with_offline_probabilities_and_plain_reasons(
         namespace, tmp_path: Path) -> None:
+    from quick_training import quick_config  # tests/quick_training.py
+
     from features.materialize import materialize_view
     from features.store import sync_client
     from training.datasets import load_dataset_config
     from training.generate_home_credit import generate_home_credit_files
     from training.pipeline import run_training
-    from training.training_config import TrainingConfig
 
     generate_home_credit_files(rows=TRAINING_ROWS + HELD_OUT, seed=23, out_dir=tmp_path / "gen",
                                show_progress=False)
     train_file, held_out_file = _split(tmp_path / "gen", tmp_path)
     registry_dir = tmp_path / "registry"
     run_training(train_file, "home_credit", registry_dir=registry_dir,
-                 config=TrainingConfig(folds=3), report_dir=tmp_path / "report", progress=False,
+                 config=quick_config(folds=3), report_dir=tmp_path / "report", progress=False,
                  log=lambda _line: None)
     registry = Registry(registry_dir)
     card = registry.load(registry.live_version() or "").card

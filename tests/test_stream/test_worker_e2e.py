@@ -1,14 +1,15 @@
-"""The scoring worker end to end on the real stack: Kafka → Faust → Redis → ONNX → Kafka."""
+"""The scoring worker end to end on the real stack: Kafka → Faust → Redis → ONNX → Kafka.
+
+What the worker does through a fault (killed, a broken model promoted, Redis restarted, poison
+events) is the fault suite's: tests/test_infra/test_fault_suite_e2e.py runs every scenario
+of infra/faults/scenarios.py."""
 
 from __future__ import annotations
 
 import json
 import random
-import threading
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -21,7 +22,6 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     malformed_event,
     metric_sum,
     produce,
-    register_copy,
     valid_events,
 )
 
@@ -104,68 +104,6 @@ def test_ten_thousand_events_end_as_exactly_one_decision_or_dead_letter(
     letters.close()
 
 
-def _produce_in_background(namespace, events: list[dict[str, Any]], rate: float) -> threading.Thread:
-    thread = threading.Thread(target=produce, args=(namespace.settings,
-                                                    namespace.topic_applications, keyed(events), rate))
-    thread.start()
-    return thread
-
-
-def test_worker_killed_mid_stream_and_restarted_decides_every_application_once(
-        worker: WorkerProcess, namespace, clean_frame: pd.DataFrame) -> None:
-    events = valid_events(clean_frame, 3_000)
-    producer = _produce_in_background(namespace, events, rate=300)
-    decisions = TopicReader(namespace.settings, namespace.topic_decisions)
-    decisions.wait_for(lambda r: len(r.by_key) >= 600, 120, "the first 600 decisions")
-
-    worker.kill()  # SIGKILL mid-stream
-    worker.start()
-    producer.join()
-    decisions.wait_for(lambda r: len(r.by_key) >= 3_000, 240, "every application decided")
-
-    assert set(decisions.by_key) == {event["application_id"] for event in events}
-    duplicated = {key: copies for key, copies in decisions.by_key.items() if len(copies) > 1}
-    for copies in duplicated.values():
-        assert all(copy == copies[0] for copy in copies), "a replayed decision differs"
-    decisions.close()
-
-
-def test_promoting_mid_stream_switches_without_loss_and_a_corrupt_model_is_refused(
-        worker: WorkerProcess, namespace, clean_frame: pd.DataFrame, registry_dir: Path) -> None:
-    registry = Registry(registry_dir)
-    first = registry.live_version()
-    events = valid_events(clean_frame, 3_000)
-    producer = _produce_in_background(namespace, events, rate=300)
-    decisions = TopicReader(namespace.settings, namespace.topic_decisions)
-    decisions.wait_for(lambda r: len(r.by_key) >= 500, 120, "the first 500 decisions")
-
-    second = register_copy(registry, first, "20991231T000000Z-0000beef", approve_below=0.05)
-    registry.promote(second)
-    decisions.wait_for(lambda r: any(m["model_version"] == second for m in r.messages), 60,
-                       "a decision by the promoted model")
-    corrupt = register_copy(registry, first, "20991231T000001Z-0000dead", approve_below=0.05)
-    (registry_dir / corrupt / "model.onnx").write_bytes(b"not an onnx model")
-    (registry_dir / "live.json").write_text(json.dumps({"version": corrupt}))
-
-    producer.join()
-    decisions.wait_for(lambda r: len(r.by_key) >= 3_000, 240, "every application decided")
-    assert set(decisions.by_key) == {event["application_id"] for event in events}
-    versions = [message["model_version"] for message in decisions.messages]
-    assert corrupt not in versions
-    switch = versions.index(second)
-    assert set(versions[:switch]) == {first}
-    assert versions[-1] == second, "the corrupt model replaced the serving one"
-
-    _status, body = worker.http("GET", "/health")
-    health = json.loads(body)
-    assert health["model"]["version"] == second
-    assert health["model"]["last_reload_error"]
-    assert metric_sum(worker.metrics(), "creditrisk_model_reloads_total", outcome="failure") >= 1
-    decisions.close()
-
-
-
-
 DESIGN_METRICS = {
     "creditrisk_events_consumed_total": "counter",
     "creditrisk_decisions_total": "counter",
@@ -216,35 +154,3 @@ def test_http_scores_one_application_reports_health_and_exposes_the_design_metri
         assert types.get(name) == kind, f"{name}: {types.get(name)} instead of {kind}"
     assert 'creditrisk_drift_psi{feature="score"}' in text
     assert event["application_id"] not in text  # ids never become label values
-
-
-def test_redis_outage_mid_stream_is_waited_out_and_nothing_is_lost(
-        namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
-        private_redis, tmp_path: Path) -> None:
-    """The worker's Redis dies for a while: batches wait (nothing acknowledged), then finish."""
-    settings = namespace.settings.model_copy(update={"redis_url": private_redis.url})
-    load_fresh_bureau(settings, generated_data / "bureau.csv", tmp_path)
-    worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
-                           CREDITRISK_REDIS_URL=private_redis.url)
-    worker.start()
-    try:
-        events = valid_events(clean_frame, 1_500)
-        producer = _produce_in_background(namespace, events, rate=250)
-        decisions = TopicReader(namespace.settings, namespace.topic_decisions)
-        decisions.wait_for(lambda r: len(r.by_key) >= 300, 120, "the first 300 decisions")
-
-        private_redis.kill()
-        time.sleep(4)
-        during = len(decisions.by_key)
-        status, body = worker.http("GET", "/health")
-        assert status == 503 and not json.loads(body)["redis"]["ok"]
-        private_redis.start()  # empty: later applications find no bureau data and go to review
-
-        producer.join()
-        decisions.wait_for(lambda r: len(r.by_key) >= 1_500, 180, "every application decided")
-        assert set(decisions.by_key) == {event["application_id"] for event in events}
-        assert metric_sum(worker.metrics(), "creditrisk_batch_retries_total", dependency="redis") >= 1
-        assert during < 1_500
-        decisions.close()
-    finally:
-        worker.stop()
