@@ -267,11 +267,13 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
     )
 
 
-def _similar_band(entry: Any, source: str) -> NumericBand | None:
+def _similar_band(entry: object, source: str) -> NumericBand | None:
     """``similar_band = { field = "annual_inc", edges = [0, 30000, 50000] }``."""
     if entry is None:
         return None
     try:
+        if not isinstance(entry, dict):
+            raise TypeError(f"got {entry!r}")
         return NumericBand(str(entry["field"]), tuple(float(edge) for edge in entry["edges"]))
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"Dataset config {source}: [serving] similar_band needs 'field' (a "
