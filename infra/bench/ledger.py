@@ -109,8 +109,8 @@ def bench_similar_lookup(settings: Settings, echo: Callable[[str], None],
     import psycopg
 
     from console.data import RedisDataSource
-    from ledger.store import DECISION_COLUMNS
-    from ledger.writer import LedgerMessage, decision_row
+    from ledger.rows import DECISION_COLUMNS, decision_row
+    from ledger.writer import LedgerMessage
 
     now = datetime.now(UTC)
     started = time.perf_counter()
