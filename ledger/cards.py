@@ -79,7 +79,11 @@ class CardTest:
 
 
 def outcome_labels(card: ModelCard) -> OutcomeLabels:
-    return OutcomeLabels.model_validate(card.dataset.model_dump())
+    """The card's outcome lists (empty when it records none, or none that read as lists)."""
+    try:
+        return OutcomeLabels.model_validate(card.dataset.model_dump())
+    except ValidationError:
+        return OutcomeLabels()
 
 
 def held_out_split(card: ModelCard) -> HeldOut:
