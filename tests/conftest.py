@@ -8,9 +8,11 @@ other's data.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,9 +126,8 @@ def generated_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated loans.csv + bureau.csv (deterministic)."""
     from training.generate import generate_loan_files
 
-    folder = tmp_path_factory.mktemp("stream-data")
-    generate_loan_files(rows=14000, seed=21, out_dir=folder, show_progress=False)
-    return folder
+    return _built_once(tmp_path_factory, "stream-data", lambda folder: generate_loan_files(
+        rows=14000, seed=21, out_dir=folder, show_progress=False))
 
 
 @pytest.fixture(scope="session")
@@ -138,13 +139,36 @@ def trained_registry_template(generated_data: Path, tmp_path_factory: pytest.Tem
     from training.datasets import load_clean_labelled, load_dataset_config
     from training.pipeline import train_from_frame
 
-    root = tmp_path_factory.mktemp("registry-template")
-    dataset = load_dataset_config("generated")
-    frame, cleaning, labelling = load_clean_labelled(generated_data / "loans.csv", dataset)
-    train_from_frame(frame, dataset, cleaning.to_dict(), labelling.to_dict(), registry_dir=root,
-                     config=quick_config(folds=2), progress=False, log=lambda _line: None,
-                     data_path=str(generated_data / "loans.csv"), write_report_files=False)
-    return root
+    def train(root: Path) -> None:
+        dataset = load_dataset_config("generated")
+        frame, cleaning, labelling = load_clean_labelled(generated_data / "loans.csv", dataset)
+        train_from_frame(frame, dataset, cleaning.to_dict(), labelling.to_dict(),
+                         registry_dir=root, config=quick_config(folds=2), progress=False,
+                         log=lambda _line: None, data_path=str(generated_data / "loans.csv"),
+                         write_report_files=False)
+
+    return _built_once(tmp_path_factory, "registry-template", train)
+
+
+def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+                build: Callable[[Path], object]) -> Path:
+    """A folder that ``build`` fills once per test run. With pytest-xdist the workers share
+    it: the first to ask builds it under a lock, the others wait and reuse it (tests only
+    read these folders; ``registry_dir`` gives each test a private copy)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's
+    folder = shared / name
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / f"{name}.built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (shared / f"{name}.built").touch()
+    return folder
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def loan_file(tmp_path_factory) -> Path:
     from training.generate import generate_loan_files
 
     folder = tmp_path_factory.mktemp("generated")
-    generate_loan_files(rows=12000, seed=11, out_dir=folder, show_progress=False)
+    generate_loan_files(rows=6000, seed=11, out_dir=folder, show_progress=False)
     return folder / "loans.csv"
 
 
@@ -245,7 +245,8 @@ def test_an_already_balanced_file_serves_the_plain_model_and_says_why(tmp_path: 
                            bad_values=("1",), good_values=("0",),
                            features={"signal": "numeric", "noise": "numeric"})
     result = train_from_frame(frame, config, {}, {}, registry_dir=tmp_path, promote=False,
-                              progress=False, log=lambda _line: None, write_report_files=False)
+                              config=quick_config(), progress=False, log=lambda _line: None,
+                              write_report_files=False)
     card = result.card
     assert card["model"]["variant"] == "no_smote" and "smote" not in card["search"]
     assert list(card["smote"]["variants"]) == ["no_smote"]
