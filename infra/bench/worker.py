@@ -13,12 +13,11 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 from infra.stack.kafka_access import ensure_leader_topic, ensure_topics, grant_prefix, retire_prefix
 from infra.stack.private import free_port
+from infra.stack.redis_keys import delete_keys
 
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
@@ -62,23 +62,8 @@ def bureau_features(settings: Settings, data: Path) -> Iterator[str]:
                                     settings.feature_schema_version, prefix, as_of=datetime.now(UTC))
         yield prefix
     finally:
-        for keys in _batches(client.scan_iter(match=f"{prefix}*", count=10_000), 10_000):
-            client.unlink(*keys)
+        delete_keys(client, prefix, batch=10_000)
         client.close()
-
-
-T = TypeVar("T")
-
-
-def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @dataclass

@@ -14,11 +14,11 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from config.json_types import JSONObject
 from config.settings import Settings
@@ -40,13 +40,13 @@ from infra.faults.injected_worker import POISON_AMOUNT
 from infra.faults.servers import FaultWorker, metric_sum
 from infra.stack.kafka_access import retire_prefix
 from infra.stack.private import PrivateKafka, PrivateRedis
+from infra.stack.redis_keys import delete_keys
 
 if TYPE_CHECKING:
     import redis
 
     from onnx_models.registry import Registry
 
-Item = TypeVar("Item")
 
 PROCESSING_ERROR = "processing_error"
 CORRUPT_FEATURE = "delinq_2yrs"  # the bureau value a corrupt-hash poison event spoils
@@ -557,21 +557,9 @@ def _redis_client(settings: Settings) -> redis.Redis:
 def _delete_keys(settings: Settings) -> None:
     client = _redis_client(settings)
     try:
-        for keys in _chunks(client.scan_iter(match=f"{settings.key_prefix}*", count=5000), 5000):
-            client.unlink(*keys)
+        delete_keys(client, settings.key_prefix)
     finally:
         client.close()
-
-
-def _chunks(items: Iterator[Item], size: int) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
