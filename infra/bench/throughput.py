@@ -40,6 +40,7 @@ from config.settings import Settings
 from infra.bench.worker import (
     BenchWorker,
     bureau_features,
+    decoded_outputs,
     start_worker,
 )
 from infra.stack.kafka_access import (
@@ -304,14 +305,12 @@ def _ladder_step(settings: Settings, data: Path, topic: str, reader: KafkaConsum
             sent_by = time.time()
         if sent_by is not None and time.time() - sent_by > KEPT_UP_WITHIN_S:
             break
-        for records in reader.poll(timeout_ms=200).values():
-            now = time.time()
-            for record in records:
-                seen += 1
-                message = json.loads(record.value)
-                if "decided_at" in message:
-                    submitted = datetime.fromisoformat(message["submitted_at"]).timestamp()
-                    latencies.append(now - submitted)
+        polled = reader.poll(timeout_ms=200)
+        now = time.time()
+        arrived, decisions = decoded_outputs(polled)
+        seen += arrived
+        latencies += [now - datetime.fromisoformat(str(decision["submitted_at"])).timestamp()
+                      for decision in decisions]
     summary = (producer.communicate()[0] or "").strip().splitlines()
     kept_up = seen >= count
     figures = (f"p50 {np.percentile(latencies, 50) * 1000:,.0f} ms, "

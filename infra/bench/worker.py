@@ -13,14 +13,16 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from config.json_types import JSONObject
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 from infra.stack.kafka_access import ensure_leader_topic, ensure_topics, grant_prefix, retire_prefix
@@ -107,6 +109,24 @@ def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: s
     raise RuntimeError("the benchmark worker did not become healthy; see .stack/logs/bench-worker.log")
 
 
+class _Message(Protocol):
+    value: bytes
+
+
+def decoded_outputs(polled: Mapping[object, Iterable[_Message]]) -> tuple[int, list[JSONObject]]:
+    """One poll of the decisions and dead-letter topics: how many messages arrived, and the
+    decisions among them (the messages with a ``decided_at``), decoded."""
+    arrived = 0
+    decisions: list[JSONObject] = []
+    for records in polled.values():
+        for record in records:
+            arrived += 1
+            message = json.loads(record.value)
+            if "decided_at" in message:
+                decisions.append(message)
+    return arrived, decisions
+
+
 def _measure(settings: Settings, data: Path, topics: dict[str, str], events: int, rate: float,
              start_row: int, echo: Callable[[str], None]) -> None:
     from kafka import KafkaConsumer
@@ -123,15 +143,13 @@ def _measure(settings: Settings, data: Path, topics: dict[str, str], events: int
     done = 0
     last = time.monotonic()
     while done < summary.sent and time.monotonic() - last < 30:
-        for records in consumer.poll(timeout_ms=500).values():
+        arrived, decisions = decoded_outputs(consumer.poll(timeout_ms=500))
+        if arrived:
             last = time.monotonic()
-            for record in records:
-                done += 1
-                message = json.loads(record.value)
-                if "decided_at" in message:
-                    decided = datetime.fromisoformat(message["decided_at"])
-                    submitted = datetime.fromisoformat(message["submitted_at"])
-                    latencies.append((decided - submitted).total_seconds())
+        done += arrived
+        latencies += [(datetime.fromisoformat(str(decision["decided_at"]))
+                       - datetime.fromisoformat(str(decision["submitted_at"]))).total_seconds()
+                      for decision in decisions]
     elapsed = last - started
     consumer.close()
     pace = "as fast as possible" if not rate else f"offered at {rate:.0f}/s"
