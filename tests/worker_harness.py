@@ -15,7 +15,7 @@ import pandas as pd
 
 from config.kafka_auth import KafkaRole, kafka_python_options
 from config.settings import Settings
-from infra.faults.harness import MALFORMED_KINDS, malformed_event
+from infra.faults.harness import MALFORMED_KINDS, malformed_event, poll_until
 from infra.faults.scenarios import register_copy
 from infra.faults.servers import FaultWorker, free_port, metric_sum
 
@@ -109,13 +109,9 @@ class TopicReader:
                 self.by_key[key].append(message)
 
     def wait_for(self, predicate: Any, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.poll()
-            if predicate(self):
-                return
-        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; "
-                             f"have {len(self.messages)} messages")
+        if not poll_until(self.poll, lambda: predicate(self), timeout_s):
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; "
+                                 f"have {len(self.messages)} messages")
 
     def close(self) -> None:
         self.consumer.close()

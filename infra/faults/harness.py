@@ -249,13 +249,9 @@ class OutcomeReader:
 
     def wait_for(self, predicate: Callable[[OutcomeReader], bool], timeout_s: float,
                  what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.poll()
-            if predicate(self):
-                return
-        raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}; read "
-                           f"{len(self.decisions)} decisions and {len(self.dead_letters)} dead letters")
+        if not poll_until(self.poll, lambda: predicate(self), timeout_s):
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}; read "
+                               f"{len(self.decisions)} decisions and {len(self.dead_letters)} dead letters")
 
     def settle(self, quiet_s: float = 3.0) -> None:
         """Read until nothing new arrived for ``quiet_s`` (late duplicates included)."""
@@ -269,6 +265,17 @@ class OutcomeReader:
 
 
 # -- the count ----------------------------------------------------------------------------
+def poll_until(poll: Callable[[], object], done: Callable[[], bool], timeout_s: float) -> bool:
+    """Call ``poll`` and then ``done`` until ``done()`` holds (True) or ``timeout_s`` has
+    passed (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        poll()
+        if done():
+            return True
+    return False
+
+
 @dataclass
 class FaultCounts:
     """What became of the messages of one fault run."""
