@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 import redis
@@ -94,21 +94,35 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_json(cls, raw: bytes | str) -> Decision:
         """The decision in a message; :class:`DecisionError` says which field is wrong."""
-        try:
-            return _DECODER.decode(raw)
-        except msgspec.DecodeError as error:
-            raise DecisionError(str(error)) from None
+        return _decoded(_DECODER, raw)
 
     @classmethod
     def from_dict(cls, value: object) -> Decision:
-        try:
-            return msgspec.convert(value, cls)
-        except msgspec.ValidationError as error:
-            raise DecisionError(str(error)) from None
+        return _converted(value, cls)
 
 
 class DecisionError(ValueError):
     """A message on the decisions topic (or a stored record) that is not a decision."""
+
+
+_Checked = TypeVar("_Checked")
+
+
+def _decoded(decoder: msgspec.json.Decoder[_Checked], raw: bytes | str) -> _Checked:
+    """The value in ``raw``, checked by ``decoder``; :class:`DecisionError` says what is wrong."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError as error:
+        raise DecisionError(str(error)) from None
+
+
+def _converted(value: object, kind: type[_Checked]) -> _Checked:
+    """``value`` (already decoded) checked as a ``kind``; :class:`DecisionError` says what is
+    wrong."""
+    try:
+        return msgspec.convert(value, kind)
+    except msgspec.ValidationError as error:
+        raise DecisionError(str(error)) from None
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -137,18 +151,12 @@ class DecisionRecord:
     @classmethod
     def from_json(cls, raw: bytes | str) -> DecisionRecord:
         """A stored record, parsed and checked once; :class:`DecisionError` says what is wrong."""
-        try:
-            return _RECORD_DECODER.decode(raw)
-        except msgspec.DecodeError as error:
-            raise DecisionError(str(error)) from None
+        return _decoded(_RECORD_DECODER, raw)
 
     @classmethod
     def from_dict(cls, value: object) -> DecisionRecord:
         """A record from already-decoded values (a ledger row), checked like :meth:`from_json`."""
-        try:
-            return msgspec.convert(value, cls)
-        except msgspec.ValidationError as error:
-            raise DecisionError(str(error)) from None
+        return _converted(value, cls)
 
 
 class DecisionStore:
