@@ -14,11 +14,12 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from config.json_types import JSONObject
 from config.settings import Settings
@@ -156,6 +157,11 @@ class ScenarioRun:
         worker.start()
         return worker
 
+    def start(self) -> tuple[FaultWorker, Producing]:
+        """A worker, then the producer that feeds it the run's messages."""
+        worker = self.worker()
+        return worker, self.produce()
+
     def produce(self) -> Producing:
         return Producing(self.settings, self.settings.topic_applications,
                          self.messages, self.rig.rate_per_s).start()
@@ -216,8 +222,7 @@ class ScenarioRun:
 def worker_killed(rig: FaultRig) -> ScenarioResult:
     """The worker is SIGKILLed a third of the way through and started again."""
     with ScenarioRun(rig, "worker-sigkill (killed, restarted)", rig.messages()) as run:
-        worker = run.worker()
-        producing = run.produce()
+        worker, producing = run.start()
         run.wait_share(1 / 3)
         worker.kill()
         worker.start()
@@ -230,36 +235,32 @@ def broker_restarted(rig: FaultRig, down_s: float = 10.0, max_log_lines: int = 5
     worker's log must stay short meanwhile: lines from the kill until every message is
     decided are counted (``notes['outage_log_lines']``)."""
     kafka = PrivateKafka(rig.settings, rig.workdir / "private-kafka")
-    kafka.start()
-    try:
-        with ScenarioRun(rig, "broker-restart (private broker SIGKILLed, back after 10 s)",
-                         rig.messages(), kafka_bootstrap=kafka.bootstrap) as run:
-            worker = run.worker()
-            producing = run.produce()
-            run.wait_share(1 / 3)
-            before = len(worker.log_lines())
-            kafka.kill()
-            time.sleep(down_s)
-            health_during = worker.health()
-            up_during = metric_sum(worker.metrics(), "creditrisk_dependency_up", dependency="kafka")
-            kafka.start()
-            result = run.finish(producing)
-            outage_log = worker.log_lines()[before:]
-            result.notes.update(outage_log_lines=len(outage_log),
-                                kafka_ok_in_health_during_outage=health_during.get("kafka", {}).get("ok"),
-                                kafka_up_metric_during_outage=up_during)
-            if health_during.get("kafka", {}).get("ok") is not False or up_during != 0:
-                result.failures.append("neither /health nor creditrisk_dependency_up showed the "
-                                       f"outage: {health_during}, up={up_during}")
-            if not any("kafka recovered" in line for line in outage_log):
-                result.failures.append("the worker's log does not say Kafka recovered")
-            if len(outage_log) > max_log_lines:
-                result.failures.append(
-                    f"the worker wrote {len(outage_log)} log lines for a {down_s:.0f} s broker "
-                    f"outage (at most {max_log_lines}); first ones:\n" + "\n".join(outage_log[:20]))
-            return result
-    finally:
-        kafka.stop()
+    with _running(kafka), ScenarioRun(
+            rig, "broker-restart (private broker SIGKILLed, back after 10 s)", rig.messages(),
+            kafka_bootstrap=kafka.bootstrap) as run:
+        worker, producing = run.start()
+        run.wait_share(1 / 3)
+        before = len(worker.log_lines())
+        kafka.kill()
+        time.sleep(down_s)
+        health_during = worker.health()
+        up_during = metric_sum(worker.metrics(), "creditrisk_dependency_up", dependency="kafka")
+        kafka.start()
+        result = run.finish(producing)
+        outage_log = worker.log_lines()[before:]
+        result.notes.update(outage_log_lines=len(outage_log),
+                            kafka_ok_in_health_during_outage=health_during.get("kafka", {}).get("ok"),
+                            kafka_up_metric_during_outage=up_during)
+        if health_during.get("kafka", {}).get("ok") is not False or up_during != 0:
+            result.failures.append("neither /health nor creditrisk_dependency_up showed the "
+                                   f"outage: {health_during}, up={up_during}")
+        if not any("kafka recovered" in line for line in outage_log):
+            result.failures.append("the worker's log does not say Kafka recovered")
+        if len(outage_log) > max_log_lines:
+            result.failures.append(
+                f"the worker wrote {len(outage_log)} log lines for a {down_s:.0f} s broker "
+                f"outage (at most {max_log_lines}); first ones:\n" + "\n".join(outage_log[:20]))
+        return result
 
 
 def redis_restarted(rig: FaultRig) -> ScenarioResult:
@@ -268,32 +269,28 @@ def redis_restarted(rig: FaultRig) -> ScenarioResult:
     script cache gone again)."""
     redis_server = PrivateRedis(rig.workdir / "private-redis", settings=rig.settings,
                                 persistent=True)
-    redis_server.start()
-    try:
-        with ScenarioRun(rig, "redis-restart (script flush, then restart; data kept)",
-                         rig.messages(), redis=redis_server.settings) as run:
-            worker = run.worker()
-            producing = run.produce()
-            run.wait_share(1 / 4)
-            _redis_client(run.settings).script_flush()
-            run.wait_share(1 / 2)
-            keys_before = _bureau_keys(run.settings)
-            redis_server.restart(down_s=2.0)
-            keys_after = _bureau_keys(run.settings)
-            result = run.finish(producing)
-            retries = metric_sum(worker.metrics(), "creditrisk_batch_retries_total",
-                                 dependency="redis")
-            result.notes.update(redis_retries=retries,
-                                bureau_keys_before_restart=keys_before,
-                                bureau_keys_after_restart=keys_after)
-            if keys_after != keys_before:
-                result.failures.append(f"the restart lost data: {keys_before} bureau keys "
-                                       f"before, {keys_after} after")
-            if retries < 1:
-                result.failures.append("no batch was retried on Redis: the restart went unseen")
-            return result
-    finally:
-        redis_server.stop()
+    with _running(redis_server), ScenarioRun(
+            rig, "redis-restart (script flush, then restart; data kept)", rig.messages(),
+            redis=redis_server.settings) as run:
+        worker, producing = run.start()
+        run.wait_share(1 / 4)
+        _redis_client(run.settings).script_flush()
+        run.wait_share(1 / 2)
+        keys_before = _bureau_keys(run.settings)
+        redis_server.restart(down_s=2.0)
+        keys_after = _bureau_keys(run.settings)
+        result = run.finish(producing)
+        retries = metric_sum(worker.metrics(), "creditrisk_batch_retries_total",
+                             dependency="redis")
+        result.notes.update(redis_retries=retries,
+                            bureau_keys_before_restart=keys_before,
+                            bureau_keys_after_restart=keys_after)
+        if keys_after != keys_before:
+            result.failures.append(f"the restart lost data: {keys_before} bureau keys "
+                                   f"before, {keys_after} after")
+        if retries < 1:
+            result.failures.append("no batch was retried on Redis: the restart went unseen")
+        return result
 
 
 def _bureau_keys(settings: Settings) -> int:
@@ -339,8 +336,7 @@ def broken_model_promoted(rig: FaultRig) -> ScenarioResult:
                      rig.messages()) as run:
         registry = Registry(rig.settings.registry_dir)
         first = registry.live_version() or ""
-        worker = run.worker()
-        producing = run.produce()
+        worker, producing = run.start()
         run.wait_share(1 / 3)
         broken = f"20991231T000000Z-{rig.tag}"  # newer than any trained version
         shutil.copytree(registry.root / first, registry.root / broken)
@@ -545,6 +541,21 @@ def _spoil_bureau(settings: Settings, not_a_number: list[str], wrong_type: list[
                 client.set(key, "a string where a hash belongs")
     finally:
         client.close()
+
+
+class _Server(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@contextmanager
+def _running(server: _Server) -> Iterator[None]:
+    """A private server for the length of a scenario."""
+    server.start()
+    try:
+        yield
+    finally:
+        server.stop()
 
 
 def _redis_client(settings: Settings) -> redis.Redis:
