@@ -18,10 +18,10 @@ Encoding rules (also written into ``model.json`` so the worker needs nothing els
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, cast
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -288,8 +288,11 @@ def _positive(values: pd.Series) -> pd.Series:
     return values.where(values > 0)
 
 
-def monthly_payment(loan_amount: pd.Series, term_months: pd.Series,
-                    reference_annual_rate: float) -> pd.Series:
+Column = TypeVar("Column", pd.Series, np.ndarray)  # a frame's column or a records' array
+
+
+def monthly_payment(loan_amount: Column, term_months: Column,
+                    reference_annual_rate: float) -> Column:
     """Level monthly payment of an amortising loan at a reference rate.
 
     The applicant's own interest rate is a pricing output, so a fixed reference rate
@@ -324,26 +327,40 @@ def engineer_lending_club(frame: pd.DataFrame, reference_annual_rate: float) -> 
                      index=frame.index)
     ever = ever.where(months_since_delinquency.notna() | delinquencies.notna())
 
+    engineered = lending_club_table(
+        partial(_numeric_column, frame), loan_amount=loan_amount, term=term,
+        annual_income=annual_income, monthly_income=monthly_income,
+        payment=monthly_payment(loan_amount, term, reference_annual_rate), history=history,
+        months_since_delinquency=months_since_delinquency, ever=ever)
+    result = pd.DataFrame(engineered, index=frame.index)
+    return result.replace([np.inf, -np.inf], np.nan)
+
+
+def lending_club_table(numeric: Callable[[str], Column], *, loan_amount: Column, term: Column,
+                       annual_income: Column, monthly_income: Column, payment: Column,
+                       history: Column, months_since_delinquency: Column,
+                       ever: Column) -> dict[str, Column]:
+    """The ``lending_club`` engineered columns from their parts and ``numeric`` (a raw field
+    as numbers): one table for a frame (``engineer_lending_club``) and for records
+    (``features.records``), so training and serving compute the same features."""
     engineered = {
         "loan_amnt": loan_amount,
         "term": term,
         "log_annual_inc": np.log1p(annual_income),
-        "emp_length": _numeric_column(frame, "emp_length"),
+        "emp_length": numeric("emp_length"),
         "credit_history_months": history,
         "loan_to_income": loan_amount / annual_income,
-        "payment_to_income": monthly_payment(loan_amount, term, reference_annual_rate)
-        / monthly_income,
-        "dti": _numeric_column(frame, "monthly_debt") / monthly_income * 100.0,
-        "revol_util": _numeric_column(frame, "revol_util"),
-        "revol_bal_to_income": _numeric_column(frame, "revol_bal") / annual_income,
+        "payment_to_income": payment / monthly_income,
+        "dti": numeric("monthly_debt") / monthly_income * 100.0,
+        "revol_util": numeric("revol_util"),
+        "revol_bal_to_income": numeric("revol_bal") / annual_income,
         "mths_since_last_delinq": months_since_delinquency,
         "ever_delinquent": ever,
     }
     for name in ("delinq_2yrs", "inq_last_6mths", "pub_rec", "open_acc", "total_acc",
                  "int_rate", "installment"):
-        engineered[name] = _numeric_column(frame, name)
-    result = pd.DataFrame(engineered, index=frame.index)
-    return result.replace([np.inf, -np.inf], np.nan)
+        engineered[name] = numeric(name)
+    return engineered
 
 
 def _category_code(lookup: Mapping[str, float], value: str | None) -> float | None:

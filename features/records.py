@@ -14,11 +14,12 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.definitions import FEATURE_SET_LENDING_CLUB, category_key
+from features.definitions import FEATURE_SET_LENDING_CLUB, category_key, lending_club_table, monthly_payment
 
 if TYPE_CHECKING:
     from features.definitions import FeatureEncoder
@@ -134,24 +135,8 @@ def _lending_club_values(records: Records, present: set[str],
     ever = np.where(known | (delinquencies > 0), 1.0, 0.0)
     ever = np.where(known | ~np.isnan(delinquencies), ever, np.nan)
 
-    monthly_rate = rate / 12.0
-    payment = (loan_amount / term if monthly_rate == 0 else
-               loan_amount * monthly_rate / (1.0 - (1.0 + monthly_rate) ** (-term)))
-    engineered = {
-        "loan_amnt": loan_amount,
-        "term": term,
-        "log_annual_inc": np.log1p(annual_income),
-        "emp_length": _numbers(records, "emp_length"),
-        "credit_history_months": history,
-        "loan_to_income": loan_amount / annual_income,
-        "payment_to_income": payment / monthly_income,
-        "dti": _numbers(records, "monthly_debt") / monthly_income * 100.0,
-        "revol_util": _numbers(records, "revol_util"),
-        "revol_bal_to_income": _numbers(records, "revol_bal") / annual_income,
-        "mths_since_last_delinq": months_since_delinquency,
-        "ever_delinquent": ever,
-    }
-    for name in ("delinq_2yrs", "inq_last_6mths", "pub_rec", "open_acc", "total_acc",
-                 "int_rate", "installment"):
-        engineered[name] = _numbers(records, name)
-    return engineered
+    return lending_club_table(
+        partial(_numbers, records), loan_amount=loan_amount, term=term,
+        annual_income=annual_income, monthly_income=monthly_income,
+        payment=monthly_payment(loan_amount, term, rate),
+        history=history, months_since_delinquency=months_since_delinquency, ever=ever)
