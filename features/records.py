@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -60,53 +60,56 @@ def _columns(encoder: FeatureEncoder, records: Records) -> list[np.ndarray]:
     return columns
 
 
-def _numbers(records: Records, name: str) -> np.ndarray:
+def _column(records: Records, name: str, value_of: Callable[[object], float]) -> np.ndarray:
+    """Each record's ``name`` as float64: missing where absent or None, else ``value_of`` it
+    (which raises :class:`_NeedsFrame` for a value only the frame path reads right)."""
     values = np.empty(len(records), dtype=np.float64)
     for row, record in enumerate(records):
         value = record.get(name)
-        if value is None:
-            values[row] = np.nan
-        elif type(value) is float or type(value) is int:
-            values[row] = value
-        else:  # text, booleans, numpy scalars: pandas' coercion rules apply
-            raise _NeedsFrame
+        values[row] = np.nan if value is None else value_of(value)
     return values
+
+
+def _numbers(records: Records, name: str) -> np.ndarray:
+    return _column(records, name, _number)
+
+
+def _number(value: object) -> float:
+    if type(value) is float or type(value) is int:
+        return value
+    raise _NeedsFrame  # text, booleans, numpy scalars: pandas' coercion rules apply
 
 
 def _codes(records: Records, name: str, categories: Sequence[str]) -> np.ndarray:
     lookup = {category_key(value): float(code) for code, value in enumerate(categories)}
-    codes = np.empty(len(records), dtype=np.float64)
-    for row, record in enumerate(records):
-        value = record.get(name)
-        if value is None or (type(value) is float and math.isnan(value)):
-            codes[row] = np.nan
-        elif type(value) is str or type(value) is int or type(value) is float:
-            codes[row] = lookup.get(category_key(str(value).strip()), np.nan)
-        else:
-            raise _NeedsFrame
-    return codes
+    return _column(records, name, partial(_code, lookup))
+
+
+def _code(lookup: Mapping[str, float], value: object) -> float:
+    if type(value) is float and math.isnan(value):
+        return np.nan
+    if type(value) is str or type(value) is int or type(value) is float:
+        return lookup.get(category_key(str(value).strip()), np.nan)
+    raise _NeedsFrame
 
 
 def _month_index(records: Records, name: str) -> np.ndarray:
     """Months since year 0 of a date field (UTC), as ``definitions._month_index``."""
-    months = np.empty(len(records), dtype=np.float64)
-    for row, record in enumerate(records):
-        value = record.get(name)
-        if value is None:
-            months[row] = np.nan
-        elif isinstance(value, datetime):
-            moment = value.astimezone(UTC) if value.tzinfo else value
-            months[row] = moment.year * 12 + moment.month
-        elif type(value) is str and (match := _ISO_DATE.fullmatch(value)):
-            year, month, day = (int(part) for part in match.groups())
-            try:
-                datetime(year, month, day)
-            except ValueError:  # pandas makes it missing; leave that rule to pandas
-                raise _NeedsFrame from None
-            months[row] = year * 12 + month
-        else:
-            raise _NeedsFrame
-    return months
+    return _column(records, name, _month)
+
+
+def _month(value: object) -> float:
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value
+        return moment.year * 12 + moment.month
+    if type(value) is str and (match := _ISO_DATE.fullmatch(value)):
+        year, month, day = (int(part) for part in match.groups())
+        try:
+            datetime(year, month, day)
+        except ValueError:  # pandas makes it missing; leave that rule to pandas
+            raise _NeedsFrame from None
+        return year * 12 + month
+    raise _NeedsFrame
 
 
 def _lending_club(records: Records, present: set[str], rate: float) -> dict[str, np.ndarray]:
