@@ -3,9 +3,10 @@ raise :class:`ConsoleUnavailable`; the app shows its message."""
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -191,6 +192,18 @@ def _whole(value: float | None) -> int | None:
 
 # ---- Decision --------------------------------------------------------------------------
 
+def on_selected_application(page: Callable[[DataSource, DecisionRecord, ConsoleCard], None],
+                            ) -> Callable[[DataSource], None]:
+    """A page about the selected application, drawn with its record and the serving model's
+    card; when none is selected (or it cannot be read) the page shows only a note."""
+    @functools.wraps(page)
+    def render(source: DataSource) -> None:
+        record = selected_record(source)
+        if record is not None:
+            page(source, record, ConsoleCard(source.model_card()))
+    return render
+
+
 def selected_record(source: DataSource) -> DecisionRecord | None:
     application_id = st.session_state.get("application_id")
     if not application_id:
@@ -274,11 +287,8 @@ def render_factors(decision: Decision, lowering: list[Factor]) -> None:
 
 # ---- Profile ---------------------------------------------------------------------------
 
-def render_profile(source: DataSource) -> None:
-    record = selected_record(source)
-    if record is None:
-        return
-    card = ConsoleCard(source.model_card())
+@on_selected_application
+def render_profile(source: DataSource, record: DecisionRecord, card: ConsoleCard) -> None:
     decision = record.decision
     missing = set(decision.missing_features)
     stale = set(record.stale_features)
@@ -333,11 +343,8 @@ def _status(name: str, value: object, nullable: bool, missing: set[str], stale: 
 
 # ---- Compare ---------------------------------------------------------------------------
 
-def render_compare(source: DataSource) -> None:
-    record = selected_record(source)
-    if record is None:
-        return
-    card = ConsoleCard(source.model_card())
+@on_selected_application
+def render_compare(source: DataSource, record: DecisionRecord, card: ConsoleCard) -> None:
     application = record.application
     group = card.similar_group(application)
     application_id = record.decision.application_id
