@@ -27,9 +27,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from config.settings import REPO_ROOT, RedisRole, Settings
 from infra.stack.private_files import write_private
+
+if TYPE_CHECKING:
+    import redis
 
 INFRA_DIR = REPO_ROOT / "infra"
 LOOPBACK = "127.0.0.1"
@@ -675,21 +679,22 @@ def redis_answers(settings: Settings, role: RedisRole = "admin") -> bool:
 
     from features.store import redis_login
 
-    client = redis.Redis.from_url(settings.redis_url, **redis_login(settings, role),
-                                  socket_timeout=1, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
-    finally:
-        client.close()
+    return _answers_ping(redis.Redis.from_url(settings.redis_url, **redis_login(settings, role),
+                                              socket_timeout=1, socket_connect_timeout=1))
 
 
 def redis_lets_anyone_in(settings: Settings) -> bool:
     """True when Redis answers a client that has not logged in (a Redis without ACL users)."""
     import redis
 
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    return _answers_ping(redis.Redis.from_url(settings.redis_url, socket_timeout=1,
+                                              socket_connect_timeout=1))
+
+
+def _answers_ping(client: redis.Redis) -> bool:
+    """True when ``client`` gets an answer to PING; the client is closed either way."""
+    import redis
+
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):
