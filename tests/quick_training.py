@@ -1,7 +1,8 @@
 """Training settings for tests that train a model to use it (serve it, export it, read its
-card), not to judge the search: the search tries the first candidate of each stage only,
-the product's defaults (LightGBM trees, then the mildest SMOTE target), so a training takes
-seconds instead of the full search and always tries the same candidates. Tests of the search
+card), not to judge the search: the search tries one candidate per stage, the product's
+defaults (the first LightGBM trees, then the mildest SMOTE target; the middle scorecard
+strength), so a training takes seconds instead of the full search and always tries the same
+candidates. Tests of the search
 itself (tests/test_training/test_tuning.py) keep the full candidate lists.
 """
 
@@ -13,13 +14,16 @@ from training.training_config import SearchSettings, TrainingConfig
 
 
 def quick_search(**overrides: Any) -> SearchSettings:
-    """The first tree candidate, the first SMOTE target and neighbour count, a short budget."""
+    """The first tree candidate, the first SMOTE target and neighbour count, the middle
+    scorecard strength, a short budget."""
     defaults = SearchSettings()
+    strengths = defaults.scorecard_regularization
     settings: dict[str, Any] = {
         "tree_candidates": defaults.tree_candidates[:1],
         "smote_oversampling_factors": defaults.smote_oversampling_factors[:1],
         "smote_balanced": False,
         "smote_k_neighbors": defaults.smote_k_neighbors[:1],
+        "scorecard_regularization": strengths[len(strengths) // 2:][:1],
         "budget_seconds": 30.0,
     }
     settings.update(overrides)
