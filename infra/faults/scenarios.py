@@ -157,9 +157,9 @@ class ScenarioRun:
         worker.start()
         return worker
 
-    def start(self) -> tuple[FaultWorker, Producing]:
+    def start(self, **env: str) -> tuple[FaultWorker, Producing]:
         """A worker, then the producer that feeds it the run's messages."""
-        worker = self.worker()
+        worker = self.worker(**env)
         return worker, self.produce()
 
     def produce(self) -> Producing:
@@ -219,10 +219,16 @@ class ScenarioRun:
 
 
 # -- the scenarios --------------------------------------------------------------------------
+# The consumer group's session timeout for scenarios that kill a worker: how long the group
+# waits for a killed member before handing its partitions on (Faust's default is 60 s).
+TEN_SECOND_SESSION = {"BROKER_SESSION_TIMEOUT": "10"}
+
 def worker_killed(rig: FaultRig) -> ScenarioResult:
-    """The worker is SIGKILLed a third of the way through and started again."""
+    """The worker is SIGKILLed a third of the way through and started again. The group
+    holds the killed member's partitions until its session times out (10 s here, as in
+    two-workers), then gives them to the restarted worker."""
     with ScenarioRun(rig, "worker-sigkill (killed, restarted)", rig.messages()) as run:
-        worker, producing = run.start()
+        worker, producing = run.start(**TEN_SECOND_SESSION)
         run.wait_share(1 / 3)
         worker.kill()
         worker.start()
@@ -309,9 +315,8 @@ def one_of_two_workers_killed(rig: FaultRig) -> ScenarioResult:
     partitions (after the group's session timeout, 10 s here)."""
     with ScenarioRun(rig, "two-workers (one SIGKILLed, the other takes over)",
                      rig.messages()) as run:
-        session = {"BROKER_SESSION_TIMEOUT": "10"}
-        survivor = run.worker("worker-a", **session)
-        victim = run.worker("worker-b", **session)
+        survivor = run.worker("worker-a", **TEN_SECOND_SESSION)
+        victim = run.worker("worker-b", **TEN_SECOND_SESSION)
         _wait_until(lambda: all(w.health().get("kafka", {}).get("assigned_partitions", 0) > 0
                                 for w in (survivor, victim)), 60, "both workers assigned")
         producing = run.produce()
