@@ -19,7 +19,14 @@ import redis
 import redis.asyncio
 from redis.backoff import ExponentialBackoff
 from redis.connection import HiredisRespSerializer
-from redis.exceptions import AuthenticationError, NoPermissionError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -76,7 +83,11 @@ RedisClient = redis.Redis | redis.asyncio.Redis
 REFUSED_ERRORS = (AuthenticationError, NoPermissionError)
 # Errors that mean "Redis is down or too slow", as opposed to a bug in the request.
 # (An AuthenticationError is a ConnectionError to redis-py: check REFUSED_ERRORS first.)
-UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+# Redis answers, but cannot serve us for now: a replica after a failover (READONLY), memory
+# full (OOM: the read script writes the velocity key), a cluster slot moving or down. Waiting
+# ends them; dead-lettering would drain the stream into the dead-letter topic.
+UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError,
+                      ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
 
 
 class FeatureStoreUnavailable(RuntimeError):

@@ -140,7 +140,9 @@ class ScoringPipeline:
                 item.dead_letter = item.event.dead_letter(result.error, result.detail,
                                                           result.application_id)
             else:
-                copies.setdefault(result.application_id, (result, []))[1].append(item)
+                # The last copy's fields are decided (a corrected resend), every copy answered.
+                messages = copies[result.application_id][1] if result.application_id in copies else []
+                copies[result.application_id] = (result, [*messages, item])
         return [Accepted(application, tuple(messages))
                 for application, messages in copies.values()]
 

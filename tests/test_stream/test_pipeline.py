@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 from aiokafka.errors import KafkaTimeoutError, SaslAuthenticationFailed, TopicAuthorizationFailedError
 from prometheus_client import CollectorRegistry
-from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 
 from config.settings import Settings
 from features.online import FeatureRequest, OnlineBatch, OnlineFeatures
@@ -22,7 +30,7 @@ from features.store import FeatureStoreRefused, FeatureStoreUnavailable
 from onnx_models.card import ModelCard
 from stream.decisions import Decision, DecisionOutcome, DecisionRecord
 from stream.event_schema import EventSchema
-from stream.failures import ModelRuntimeBroken, kafka_refusal_message
+from stream.failures import ModelRuntimeBroken, kafka_refusal_message, outage_dependency
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import Verdict
 from stream.pipeline import BatchOutcome, IncomingEvent, ScoringPipeline
@@ -269,6 +277,23 @@ def test_duplicate_ids_in_one_batch_are_scored_once_and_answered_alike() -> None
     assert decisions[0] == decisions[1]
     assert harness.reader.requests == [["dup", "other"]]
     assert harness.model.scored_rows == 2
+
+
+def test_a_corrected_resend_in_the_same_batch_is_decided_on_its_last_copy() -> None:
+    harness = Harness()
+    harness.process([event("dup", offset=0, loan_amnt=5000), event("dup", offset=1, loan_amnt=45000)])
+    first, second = harness.kafka.decisions
+    assert first == second and first["probability_of_default"] == pytest.approx(0.45)
+
+
+@pytest.mark.parametrize("error", [
+    ReadOnlyError("READONLY You can't write against a read only replica."),
+    OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'."),
+    TryAgainError("TRYAGAIN Multiple keys request during rehashing of slot"),
+    ClusterDownError("CLUSTERDOWN The cluster is down"),
+])
+def test_redis_that_answers_but_cannot_serve_is_an_outage_not_a_bad_event(error: Exception) -> None:
+    assert outage_dependency(error) == "redis"
 
 
 def test_a_replayed_application_gets_its_stored_decision_unchanged() -> None:
