@@ -219,8 +219,9 @@ class ScenarioRun:
 
 
 # -- the scenarios --------------------------------------------------------------------------
-# The consumer group's session timeout for scenarios that kill a worker: how long the group
-# waits for a killed member before handing its partitions on (Faust's default is 60 s).
+# The consumer group's session timeout for scenarios whose worker dies without leaving its
+# group: how long the group waits for it before handing its partitions on (Faust's default
+# is 60 s).
 TEN_SECOND_SESSION = {"BROKER_SESSION_TIMEOUT": "10"}
 
 def worker_killed(rig: FaultRig) -> ScenarioResult:
@@ -472,7 +473,8 @@ def stuck_client(rig: FaultRig, stall_exit_after_s: float = 15.0) -> ScenarioRes
                      rig.messages()) as run:
         worker = run.worker(module="infra.faults.injected_worker",
                             CREDITRISK_FAULT_STALL_ONCE=str(run.workdir / "stalled-once"),
-                            CREDITRISK_STALL_EXIT_AFTER_S=f"{stall_exit_after_s:g}")
+                            CREDITRISK_STALL_EXIT_AFTER_S=f"{stall_exit_after_s:g}",
+                            **TEN_SECOND_SESSION)
         result = run.finish(run.produce())
         if worker.stall_restarts != 1:
             result.failures.append(f"the stuck worker was restarted {worker.stall_restarts} "
