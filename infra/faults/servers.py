@@ -25,7 +25,7 @@ from config.kafka_auth import KafkaRole, kafka_environment
 from config.settings import REPO_ROOT, RedisRole, Settings
 from infra.stack.kafka_access import provision
 from infra.stack.private import free_port
-from stream.exits import EXIT_STALLED
+from stream.exits import EXIT_STALLED, STOP_GRACE_S
 from stream.http_auth import bearer_header
 
 
@@ -113,7 +113,9 @@ class FaultWorker:
         if self.process is not None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                # Longer than the worker's (and the supervisor's) own grace, so a slow clean
+                # shutdown still ends in the process's own clean-up, not a SIGKILL.
+                self.process.wait(timeout=STOP_GRACE_S + 15)
             except subprocess.TimeoutExpired:
                 self.kill()
             self.process = None
