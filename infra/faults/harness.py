@@ -18,11 +18,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from config.json_types import JSONObject, JSONValue
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
 
 DECISION = "decision"
 DEAD_LETTER = "dead_letter"
@@ -219,17 +222,29 @@ class OutcomeReader:
     """Reads the decisions and dead-letter topics from the beginning (no consumer group)."""
 
     def __init__(self, settings: Settings, decisions_topic: str, dead_letters_topic: str) -> None:
-        from kafka import KafkaConsumer
-
+        self.settings = settings
         self.topics = {decisions_topic: DECISION, dead_letters_topic: DEAD_LETTER}
-        self.consumer = KafkaConsumer(decisions_topic, dead_letters_topic,
-                                      **kafka_python_options(settings, "reader"), group_id=None,
-                                      auto_offset_reset="earliest", enable_auto_commit=False,
-                                      fetch_max_bytes=8_000_000,
-                                      max_partition_fetch_bytes=4_000_000)
+        self.consumer = self._consumer()
         self.decisions: list[Received] = []
         self.dead_letters: list[Received] = []
         self.decided_keys: set[bytes] = set()
+
+    def _consumer(self) -> KafkaConsumer:
+        from kafka import KafkaConsumer
+
+        return KafkaConsumer(*self.topics, **kafka_python_options(self.settings, "reader"),
+                             group_id=None, auto_offset_reset="earliest",
+                             enable_auto_commit=False, fetch_max_bytes=8_000_000,
+                             max_partition_fetch_bytes=4_000_000)
+
+    def reread(self) -> None:
+        """Forget what was read and read both topics again from the beginning with a new
+        consumer. kafka-python's consumer can stop fetching for good after its broker was
+        killed and restarted, while the topics hold every outcome."""
+        self.consumer.close()
+        self.consumer = self._consumer()
+        self.decisions, self.dead_letters = [], []
+        self.decided_keys = set()
 
     def poll(self, timeout_ms: int = 500) -> int:
         got = 0

@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 PROCESSING_ERROR = "processing_error"
 CORRUPT_FEATURE = "delinq_2yrs"  # the bureau value a corrupt-hash poison event spoils
+# While messages are still missing, the outcome reader starts over with a new consumer when
+# it has read nothing for this long (its own connection may be what a fault broke).
+READER_QUIET_S = 30.0
 
 
 @dataclass
@@ -178,8 +181,13 @@ class ScenarioRun:
         sent = producing.result()
         deadline = time.monotonic() + timeout_s
         counts = FaultCounts()
+        last_read = time.monotonic()
         while time.monotonic() < deadline:
-            self.outputs.poll()
+            if self.outputs.poll():
+                last_read = time.monotonic()
+            elif time.monotonic() - last_read > READER_QUIET_S:
+                self.outputs.reread()
+                last_read = time.monotonic()
             counts = count_outcomes(sent, self.outputs.decisions, self.outputs.dead_letters)
             if counts.lost == 0:
                 break
@@ -253,6 +261,7 @@ def broker_restarted(rig: FaultRig, down_s: float = 10.0, max_log_lines: int = 5
         health_during = worker.health()
         up_during = metric_sum(worker.metrics(), "creditrisk_dependency_up", dependency="kafka")
         kafka.start()
+        run.outputs.reread()
         result = run.finish(producing)
         outage_log = worker.log_lines()[before:]
         result.notes.update(outage_log_lines=len(outage_log),
