@@ -14,6 +14,7 @@ from infra.bench.suites import bench
 from infra.stack.cli import stack_app
 from ledger.cli import ledger_app, monitor_command
 from replay.cli import decisions_app, produce_command
+from review.cli import users_app
 from stream.cli import worker_command
 from training.data_cli import data_app
 from training.materialize_cli import features_app
@@ -39,6 +40,7 @@ app.command(name="produce")(produce_command)
 app.add_typer(decisions_app, name="decisions")
 app.add_typer(ledger_app, name="ledger")
 app.command(name="monitor")(monitor_command)
+app.add_typer(users_app, name="users")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     topic_decisions: str = Field("loan-decisions", description="output topic")
     topic_dead_letters: str = Field("loan-applications-dlq", description="dead-letter topic")
     topic_outcomes: str = Field("loan-outcomes", description="loan outcomes from servicing")
+    topic_final_decisions: str = Field("loan-final-decisions", description=(
+        "final decisions (the model's, or a reviewer's with who and why), from the ledger's outbox"))
     topic_partitions: int = Field(6, ge=1, description="partitions of the topics the stack creates")
 
     # Redis feature store
@@ -80,6 +82,33 @@ class Settings(BaseSettings):
                                  "name no portfolio")
     backtest_interval_s: float = Field(60.0, gt=0, description="seconds between back-test refreshes "
                                        "of the ledger writer's metrics")
+
+    # Review queue, overrides and adverse-action notices (the ledger's PostgreSQL)
+    review_service_level_hours: float = Field(24.0, gt=0, description=(
+        "hours a review item may wait before it is past due"))
+    console_postgres_user: str = Field("creditrisk_console", description=(
+        "the console's own ledger role: reads, claims, and inserts audit rows (never updates "
+        "or deletes them)"))
+    console_postgres_password: SecretStr | None = Field(None, description=(
+        "the console role's password (unset: the one `stack up` generated)"))
+    login_max_failures: int = Field(5, ge=1, description=(
+        "failed console sign-ins of one user name within login_lockout_minutes before further "
+        "attempts are refused until the window has passed"))
+    login_lockout_minutes: float = Field(15.0, gt=0, description="console sign-in throttle window")
+    console_metrics_port: int = Field(6068, description="console's Prometheus /metrics port")
+    notice_creditor_name: str | None = Field(None, description="creditor's name on adverse-action notices")
+    notice_creditor_address: str | None = Field(None, description="creditor's address on notices")
+    notice_creditor_phone: str | None = Field(None, description="creditor's telephone on notices")
+    notice_agency_name: str | None = Field(None, description=(
+        "the federal agency that administers ECOA compliance for the creditor (Regulation B, "
+        "appendix A)"))
+    notice_agency_address: str | None = Field(None, description="that agency's address")
+    notice_bureau_name: str | None = Field(None, description=(
+        "consumer reporting agency whose data the features come from (FCRA 615(a) block)"))
+    notice_bureau_address: str | None = Field(None, description="the bureau's address")
+    notice_bureau_phone: str | None = Field(None, description="the bureau's toll-free telephone")
+    notice_overdue_days: int = Field(25, ge=1, description=(
+        "days after an application by which a final decline must have its notice (alert)"))
 
     # Prometheus
     prometheus_port: int = Field(9090, description="port of the local Prometheus")
@@ -170,6 +199,20 @@ class Settings(BaseSettings):
                              dbname=self.postgres_database, user=self.postgres_user,
                              password=password, connect_timeout=5,
                              application_name="creditrisk")
+
+    def console_postgres_conninfo(self) -> str:
+        """libpq connection string of the console's own ledger role (password from the
+        setting or the stack's secret ``postgres-console``)."""
+        from psycopg.conninfo import make_conninfo
+
+        if self.console_postgres_password is not None:
+            password = self.console_postgres_password.get_secret_value()
+        else:
+            password = self.stack_secret("postgres-console") or ""
+        return make_conninfo(host=self.postgres_host, port=self.postgres_port,
+                             dbname=self.postgres_database, user=self.console_postgres_user,
+                             password=password, connect_timeout=5,
+                             application_name="creditrisk-console")
 
     @property
     def redis_port(self) -> int:

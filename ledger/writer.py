@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Protocol
 
@@ -33,6 +34,7 @@ from prometheus_client import generate_latest
 from config.settings import Settings
 from ledger.backtest import ModelCards, VersionBacktest, run_backtest
 from ledger.cards import OutcomeClass
+from ledger.finals import record_model_outcomes
 from ledger.metrics import LedgerMetrics
 from ledger.rows import SqlValue, decision_row, has_lineage
 from ledger.store import insert_decisions, parse_as_of, upsert_outcomes
@@ -71,6 +73,8 @@ class BatchReport:
     decisions_new: int = 0
     decisions_duplicate: int = 0
     outcomes_written: int = 0
+    finals_written: int = 0        # automatic approves and declines, final at once
+    review_items_entered: int = 0  # review decisions queued for an underwriter
     unreadable: int = 0
     lineage_missing: int = 0
 
@@ -151,6 +155,11 @@ class LedgerWriter:
         connection = self._connected()
         with connection.transaction():
             report.decisions_new = insert_decisions(connection, rows)
+            recorded = record_model_outcomes(
+                connection, [decision for _message, decision in decisions],
+                timedelta(hours=self.settings.review_service_level_hours))
+            report.finals_written, report.review_items_entered = (recorded.finals,
+                                                                  recorded.review_items)
             report.outcomes_written = upsert_outcomes(connection, outcomes)
         report.decisions_duplicate = len(rows) - report.decisions_new
         self._count(messages, report, time.perf_counter() - started)
@@ -169,6 +178,8 @@ class LedgerWriter:
         m.messages.labels(stream="decisions").inc(len(messages) - outcomes)
         m.rows_written.labels(table="decisions").inc(report.decisions_new)
         m.rows_written.labels(table="loan_outcomes").inc(report.outcomes_written)
+        m.rows_written.labels(table="final_decisions").inc(report.finals_written)
+        m.rows_written.labels(table="review_items").inc(report.review_items_entered)
         m.duplicates.inc(report.decisions_duplicate)
         m.lineage_missing.inc(report.lineage_missing)
         m.write_seconds.observe(seconds)

@@ -24,11 +24,14 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "training": frozenset({"onnx_models", "features", "config"}),
     "stream": frozenset({"onnx_models", "features", "config"}),
     "ledger": frozenset({"stream", "onnx_models", "features", "config"}),
-    "console": frozenset({"ledger", "stream", "onnx_models", "features", "config"}),
+    "review": frozenset({"ledger", "stream", "onnx_models", "features", "config"}),
+    "notices": frozenset({"review", "ledger", "stream", "onnx_models", "features", "config"}),
+    "console": frozenset({"notices", "review", "ledger", "stream", "onnx_models", "features",
+                          "config"}),
     "replay": frozenset({"stream", "training", "onnx_models", "features", "config"}),
-    "infra": frozenset({"console", "ledger", "replay", "stream", "training", "onnx_models",
+    "infra": frozenset({"console", "notices", "review", "ledger", "replay", "stream", "training", "onnx_models",
                         "features", "config"}),
-    "cli": frozenset({"infra", "console", "ledger", "replay", "stream", "training",
+    "cli": frozenset({"infra", "console", "notices", "review", "ledger", "replay", "stream", "training",
                       "onnx_models", "features", "config"}),
 }
 ROOMS = frozenset(MAY_IMPORT)

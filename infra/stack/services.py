@@ -620,6 +620,22 @@ def up(settings: Settings, echo: Callable[[str], None] = print) -> None:
         echo(line)
     for line in migrate(settings.postgres_conninfo()):
         echo(line)
+    echo(console_role_login(settings))
+
+
+def console_role_login(settings: Settings) -> str:
+    """Let the console's ledger role (``creditrisk_console``, made by the migrations) log in
+    with the password the stack generated (``secrets/postgres-console``)."""
+    import psycopg
+    from psycopg import sql
+
+    password = (settings.console_postgres_password.get_secret_value()
+                if settings.console_postgres_password is not None
+                else ensure_stack_secret(settings, "postgres-console"))
+    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as connection:
+        connection.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(settings.console_postgres_user), sql.Literal(password)))
+    return f"postgres: the console's role {settings.console_postgres_user} may log in"
 
 
 def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
