@@ -313,7 +313,8 @@ def _allowed(user: User, needed: Role, what: str) -> None:
     if user.disabled:
         raise Refused(f"user {user.username} is disabled")
     if not user.may(needed):
-        raise Refused(f"only a {needed} (or above) may {what}; {user.username} is a {user.role}")
+        raise Refused(f"only {_a(needed)} (or above) may {what}; {user.username} is "
+                      f"{_a(user.role)}")
 
 
 def _reason(code: str, outcome: Outcome) -> ReasonCode:
@@ -392,6 +393,10 @@ def _now_text(connection: Connection) -> str:
                              "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')").fetchone()
     assert row is not None
     return str(row[0])
+
+
+def _a(role: str) -> str:
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
 
 
 def _done(outcome: Outcome) -> str:
