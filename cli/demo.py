@@ -309,7 +309,28 @@ def _worker(settings: Settings) -> None:
     typer.echo(f"   log: {worker.log_path}")
 
 
+# The demo's lender, for its adverse-action notices when CREDITRISK_NOTICE_* are not set: a
+# lender sets its own name and address, its regulator and the bureau it pulls from.
+DEMO_NOTICE_SETTINGS = {
+    "CREDITRISK_NOTICE_CREDITOR_NAME": "Demo Lending Company (demonstration only)",
+    "CREDITRISK_NOTICE_CREDITOR_ADDRESS": "100 Example Avenue, Springfield, ST 00000",
+    "CREDITRISK_NOTICE_CREDITOR_PHONE": "1-800-000-0000",
+    "CREDITRISK_NOTICE_AGENCY_NAME": "Consumer Financial Protection Bureau",
+    "CREDITRISK_NOTICE_AGENCY_ADDRESS": "1700 G Street NW, Washington, DC 20552",
+    "CREDITRISK_NOTICE_BUREAU_NAME": "Experian",
+    "CREDITRISK_NOTICE_BUREAU_ADDRESS": "P.O. Box 2002, Allen, TX 75013",
+    "CREDITRISK_NOTICE_BUREAU_PHONE": "1-888-397-3742",
+}
+# The demo's console users: name -> role; each password is generated once into the stack's
+# secrets folder (console-user-<name>).
+DEMO_USERS = {"demo-reviewer": "reviewer", "demo-approver": "approver", "demo-admin": "admin"}
+
+
 def _ledger(settings: Settings) -> None:
+    import os
+
+    for name, value in DEMO_NOTICE_SETTINGS.items():
+        os.environ.setdefault(name, value)  # the ledger writer produces the notices
     ledger = stack.Ledger(settings)
     typer.echo(f"   {ledger.start(echo=lambda line: typer.echo(f'   {line}'))}")
     typer.echo(f"   log: {ledger.log_path}; metrics: http://127.0.0.1:{settings.ledger_port}/metrics")
@@ -351,6 +372,47 @@ def _outcomes_and_backtest(settings: Settings, dataset: DemoDataset) -> None:
                "own test set; in brackets 95 % confidence intervals")
     typer.echo("   the whole back-test: creditrisk monitor; the ledger writer's /metrics "
                "(creditrisk_backtest_auc); the console's Model performance page")
+
+
+def _review_queue(settings: Settings) -> None:
+    """What the replay left for people: the review queue, the final decisions, the notices."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + 30
+    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as connection:
+        while True:
+            row = connection.execute(
+                "SELECT (SELECT count(*) FROM decisions WHERE decision = 'review'), "
+                "(SELECT count(*) FROM review_items WHERE status <> 'decided'), "
+                "(SELECT count(*) FROM final_decisions), "
+                "(SELECT count(*) FROM final_decision_publications), "
+                "(SELECT count(*) FROM adverse_action_notices)").fetchone()
+            reviews, queued, finals, published, notices = (int(str(v)) for v in row or (0,) * 5)
+            if published >= finals or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    typer.echo(f"   review queue: {queued:,} items waiting ({reviews:,} review decisions in the "
+               f"ledger); due {settings.review_service_level_hours:g} h after the decision")
+    typer.echo(f"   final decisions: {finals:,} ({published:,} published to "
+               f"{settings.topic_final_decisions}); adverse-action notices: {notices:,}")
+
+
+def _users(settings: Settings) -> None:
+    import psycopg
+
+    from infra.stack.services import ensure_stack_secret
+    from review.users import add_user, find_user
+
+    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as connection:
+        for name, role in DEMO_USERS.items():
+            password = ensure_stack_secret(settings, f"console-user-{name}")
+            if find_user(connection, name) is None:
+                add_user(connection, name, role, password, "demo")
+            typer.echo(f"   {name} ({role}): password in "
+                       f"{settings.stack_secret_path(f'console-user-{name}')}")
+    typer.echo("   your own users: creditrisk users add NAME --role reviewer|approver|admin|viewer")
 
 
 def _console(settings: Settings) -> None:
@@ -478,7 +540,10 @@ def demo(
               settings)
         _step("Today's bureau pull into the feature store (for new applications)",
               with_data(_todays_bureau_after_history), settings)
-        _step("Relationship-manager console", _console, settings)
+        _step("Review queue, final decisions and adverse-action notices", _review_queue,
+              settings)
+        _step("Console users (named, with roles)", _users, settings)
+        _step("Relationship-manager and underwriter console", _console, settings)
         _step("Where to look", with_data(_show_where_to_look), settings)
     except stack.StackError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
