@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cli.demo import demo
+from cli.notices import notices_app
 from console.cli import console_command
 from infra.bench.suites import bench
 from infra.stack.cli import stack_app
@@ -41,6 +42,7 @@ app.add_typer(decisions_app, name="decisions")
 app.add_typer(ledger_app, name="ledger")
 app.command(name="monitor")(monitor_command)
 app.add_typer(users_app, name="users")
+app.add_typer(notices_app, name="notices")
 
 
 if __name__ == "__main__":
