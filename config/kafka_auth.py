@@ -11,11 +11,18 @@ producer   write applications and loan outcomes (the upstream systems, ``replay`
 worker     read applications; write decisions and dead letters; its consumer group
 reader     read decisions and dead letters (downstream systems, ``decisions tail``)
 ledger     read decisions and outcomes; its consumer group
+finals     write final decisions (the ledger writer's outbox publisher; nobody else may)
 =========  ==========================================================================
 
 A deployment gives each process its own ``CREDITRISK_KAFKA_USERNAME`` and
 ``CREDITRISK_KAFKA_PASSWORD``; left unset, a process of the local stack uses its role's
 principal with the password ``creditrisk stack up`` generated (``.stack/secrets/``).
+
+The ledger writer is two principals: it reads as ``ledger`` and publishes the final
+decisions as ``finals``, whose password it takes from ``CREDITRISK_KAFKA_FINALS_PASSWORD``
+(the same variable ``creditrisk stack topics --principals`` sets the principal from), else
+from the local stack. Its own ``CREDITRISK_KAFKA_USERNAME`` never stands in for ``finals``:
+a reader of the decisions must not be able to publish final ones.
 """
 
 from __future__ import annotations
@@ -24,13 +31,19 @@ import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict, get_args
 
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from config.settings import Settings
 
 if TYPE_CHECKING:
     import faust
 
-KafkaRole = Literal["admin", "producer", "worker", "reader", "ledger"]
+KafkaRole = Literal["admin", "producer", "worker", "reader", "ledger", "finals"]
 KAFKA_ROLES: tuple[KafkaRole, ...] = get_args(KafkaRole)
+# The principals a process of a role holds beside its own (the ledger writer publishes the
+# final decisions as ``finals``).
+SECOND_PRINCIPALS: dict[KafkaRole, tuple[KafkaRole, ...]] = {"ledger": ("finals",)}
 
 
 class KafkaCredentialsMissing(RuntimeError):
@@ -42,9 +55,26 @@ def kafka_secret_name(role: str) -> str:
     return f"kafka-{role}"
 
 
+class SecondPrincipalLogin(BaseSettings):
+    """``CREDITRISK_KAFKA_<ROLE>_PASSWORD`` of a principal a process holds beside its own."""
+
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    password: SecretStr | None = None
+
+
+def second_principal_password(role: KafkaRole) -> str | None:
+    """The password of ``role`` handed to this process in its environment, or None."""
+    login = SecondPrincipalLogin(_env_prefix=f"CREDITRISK_KAFKA_{role.upper()}_")
+    return login.password.get_secret_value() if login.password else None
+
+
 def kafka_credentials(settings: Settings, role: KafkaRole) -> tuple[str, str]:
     """The (username, password) this process presents: its own settings, else the local
-    stack's principal for ``role``."""
+    stack's principal for ``role``. A second principal (``finals``) is always itself: its
+    password from ``CREDITRISK_KAFKA_FINALS_PASSWORD``, else the local stack's."""
+    if any(role in seconds for seconds in SECOND_PRINCIPALS.values()):
+        return role, _second_password(settings, role)
     if settings.kafka_username:
         if settings.kafka_password is None:
             raise KafkaCredentialsMissing(
@@ -58,6 +88,16 @@ def kafka_credentials(settings: Settings, role: KafkaRole) -> tuple[str, str]:
             f"CREDITRISK_KAFKA_PASSWORD, or start the local stack (`creditrisk stack up` "
             f"writes {settings.stack_secret_path(kafka_secret_name(role))})")
     return role, password
+
+
+def _second_password(settings: Settings, role: KafkaRole) -> str:
+    password = second_principal_password(role) or settings.stack_secret(kafka_secret_name(role))
+    if password is None:
+        raise KafkaCredentialsMissing(
+            f"no Kafka credentials for the {role} principal: set "
+            f"CREDITRISK_KAFKA_{role.upper()}_PASSWORD, or start the local stack (`creditrisk "
+            f"stack up` writes {settings.stack_secret_path(kafka_secret_name(role))})")
+    return password
 
 
 def kafka_ca_file(settings: Settings) -> Path | None:
@@ -136,13 +176,20 @@ def faust_broker_options(settings: Settings, role: KafkaRole) -> FaustBrokerOpti
 
 
 def kafka_environment(settings: Settings, role: KafkaRole) -> dict[str, str]:
-    """Environment that hands a child process the Kafka identity of ``role`` (for processes
-    that run with a stack folder of their own, as a deployment hands each its secrets)."""
+    """Environment that hands a child process the Kafka identity of ``role``, with the
+    principals such a process holds beside its own (for processes that run with a stack
+    folder of their own, as a deployment hands each its secrets)."""
     environment = {"CREDITRISK_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
                    "CREDITRISK_KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol}
     if _uses_sasl(settings):
         username, password = kafka_credentials(settings, role)
         environment.update(CREDITRISK_KAFKA_USERNAME=username, CREDITRISK_KAFKA_PASSWORD=password)
+        for second in SECOND_PRINCIPALS.get(role, ()):
+            # None yet: the process starts, and says so when it acts as that principal.
+            second_password = second_principal_password(second) or settings.stack_secret(
+                kafka_secret_name(second))
+            if second_password is not None:
+                environment[f"CREDITRISK_KAFKA_{second.upper()}_PASSWORD"] = second_password
     ca_file = kafka_ca_file(settings)
     if _uses_tls(settings) and ca_file is not None:
         environment["CREDITRISK_KAFKA_SSL_CAFILE"] = str(ca_file)

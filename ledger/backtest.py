@@ -342,3 +342,80 @@ def report_lines(results: list[VersionBacktest]) -> list[str]:
             f"{r['month']} {r['decisions']:,} {r['approval_rate']:.2f} {r['matured']:,} "
             + (f"{r['bad_rate']:.3f}" if r["matured"] else "-") for r in result.by_month.to_dict("records")))
     return lines
+
+
+# -- approvals by who made them ----------------------------------------------------------
+# Each application's current final decision, if an approval, with who made it and what
+# became of the loan (an outcome of the named portfolio before one that names none).
+_APPROVALS_SQL = """
+SELECT CASE WHEN c.revision > 1 THEN 'override' WHEN c.decided_by = 'model' THEN 'model'
+            ELSE 'reviewer' END AS approved_by, o.outcome
+FROM (SELECT DISTINCT ON (application_id) application_id, revision, decided_by, final_decision
+      FROM final_decisions ORDER BY application_id, revision DESC) c
+LEFT JOIN LATERAL (
+    SELECT outcome FROM loan_outcomes WHERE application_id = c.application_id
+    ORDER BY portfolio DESC LIMIT 1) o ON true
+WHERE c.final_decision = 'approve'
+"""
+APPROVERS = {"model": "the model's own approvals",
+             "people": "overridden approvals (a reviewer's, or an approved override)",
+             "reviewer": "  of which reviewers' approvals of review items",
+             "override": "  of which approved overrides of a decline"}
+
+
+@dataclass(frozen=True)
+class ApprovalBadRate:
+    """The bad rate of the loans one kind of approver approved."""
+
+    approved_by: str   # model, people (reviewer + override), reviewer or override
+    approvals: int
+    matured: int
+    bad: int
+    bad_rate: Estimate | None  # None until an approved loan has matured
+
+    def text(self) -> str:
+        rate = ("bad rate n/a (no matured loan yet)" if self.bad_rate is None else
+                f"bad rate {self.bad_rate.counted('matured loans')}")
+        return f"{APPROVERS[self.approved_by]}: {rate}, of {self.approvals:,} approved"
+
+
+def proportion_estimate(successes: int, count: int) -> Estimate | None:
+    """A share with its Wilson score 95 % interval (sound for small counts and for 0 or
+    all, where the normal approximation collapses to a point)."""
+    if count <= 0:
+        return None
+    share, z2 = successes / count, CONFIDENCE_Z * CONFIDENCE_Z
+    centre = (share + z2 / (2 * count)) / (1 + z2 / count)
+    half = CONFIDENCE_Z * math.sqrt(share * (1 - share) / count + z2 / (4 * count * count)) \
+        / (1 + z2 / count)
+    return Estimate(share, max(centre - half, 0.0), min(centre + half, 1.0), count)
+
+
+def approval_bad_rates(approvals: pd.DataFrame) -> list[ApprovalBadRate]:
+    """Bad rate of the model's own approvals beside the overridden ones (``approved_by``:
+    model, reviewer or override; ``outcome``: bad, good, open, unknown or None)."""
+    groups = {"model": ["model"], "people": ["reviewer", "override"], "reviewer": ["reviewer"],
+              "override": ["override"]}
+    rates = []
+    for name, kinds in groups.items():
+        mine = approvals[approvals["approved_by"].isin(kinds)]
+        matured = mine[mine["outcome"].isin(["bad", "good"])]
+        bad = int((matured["outcome"] == "bad").sum())
+        rates.append(ApprovalBadRate(name, len(mine), len(matured), bad,
+                                     proportion_estimate(bad, len(matured))))
+    return rates
+
+
+def load_approvals(connection: Ledger) -> pd.DataFrame:
+    """Every application whose current final decision is an approval: who approved it, and
+    its loan's outcome (None while servicing has reported none)."""
+    rows = connection.execute(_APPROVALS_SQL).fetchall()
+    return pd.DataFrame(rows, columns=["approved_by", "outcome"])
+
+
+def approval_report_lines(rates: list[ApprovalBadRate]) -> list[str]:
+    """The approvals' bad rates as plain text (``creditrisk monitor`` prints them)."""
+    if not any(rate.approvals for rate in rates):
+        return ["final decisions: no approval yet"]
+    return ["final approvals by who made them (bad rate of matured loans, 95 % interval):",
+            *(f"  {rate.text()}" for rate in rates)]

@@ -104,18 +104,26 @@ def monitor_command(
                                     help="judge a model version only with this many matured loans"),
 ) -> None:
     """Back-test every model version on what became of its own portfolio's loans, each figure
-    with its 95 % confidence interval and count (exit 2 on drift)."""
+    with its 95 % confidence interval and count, and the bad rate of the overridden approvals
+    beside the model's own (exit 2 on drift)."""
     import psycopg
 
-    from ledger.backtest import report_lines, run_backtest
+    from ledger.backtest import (
+        approval_bad_rates,
+        approval_report_lines,
+        load_approvals,
+        report_lines,
+        run_backtest,
+    )
 
     settings = get_settings()
     try:
         with psycopg.connect(settings.postgres_conninfo()) as connection:
             results = run_backtest(connection, registry_cards(settings))
+            approvals = approval_bad_rates(load_approvals(connection))
     except psycopg.OperationalError as error:
         _fail(_postgres_unreachable(settings, error))
-    for line in report_lines(results):
+    for line in [*report_lines(results), *approval_report_lines(approvals)]:
         typer.echo(line)
     problems = [f"model {r.model_version}: {problem}" for r in results
                 for problem in r.drift_problems(auc_drop, calibration_threshold, min_matured)]

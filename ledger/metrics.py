@@ -61,3 +61,62 @@ class LedgerMetrics:
             ["model_version", "metric", "bound"], registry=r)
         self.backtest_last_run = Gauge("creditrisk_backtest_last_run_timestamp_seconds",
                                        "When the back-test was last computed", registry=r)
+        self._casework(r)
+
+    def _casework(self, r: CollectorRegistry) -> None:
+        """Review queue, overrides, final decisions, their outbox and notices. The counts are
+        read from PostgreSQL (``ledger.casework_metrics``), so they are gauges: the ledger
+        holds the totals, and a restarted writer shows them as they are, not from zero."""
+        self.review_queue_items = Gauge("creditrisk_review_queue_items",
+                                        "Review items waiting, by status (open or claimed)",
+                                        ["status"], registry=r)
+        self.review_oldest_open_age = Gauge(
+            "creditrisk_review_oldest_open_age_seconds",
+            "Age of the oldest open review item (0 when none is open)", registry=r)
+        self.review_items_past_due = Gauge(
+            "creditrisk_review_items_past_due",
+            "Open or claimed review items past their due time (the service level)", registry=r)
+        self.review_decisions = Gauge(
+            "creditrisk_review_decisions",
+            "Review decisions in the ledger, by reviewer (console user name) and decision",
+            ["reviewer", "decision"], registry=r)
+        self.override_actions = Gauge(
+            "creditrisk_override_actions",
+            "Override requests, approvals and rejections in the ledger (action: request, "
+            "approve or reject), by the request's reason code and the user who acted",
+            ["action", "reason_code", "user"], registry=r)
+        self.override_rate = Gauge(
+            "creditrisk_override_rate",
+            "Approved overrides ÷ applications with a final decision", registry=r)
+        self.final_decisions = Gauge(
+            "creditrisk_final_decisions",
+            "Applications by their current final decision and who made it (decided_by: "
+            "model, reviewer or override)", ["decided_by", "decision"], registry=r)
+        self.finals_unpublished = Gauge(
+            "creditrisk_final_decisions_unpublished",
+            "Final decisions not yet on loan-final-decisions (the outbox backlog)", registry=r)
+        self.finals_oldest_unpublished_age = Gauge(
+            "creditrisk_final_decisions_oldest_unpublished_age_seconds",
+            "Time since the oldest unpublished final decision was decided (0 when none waits)",
+            registry=r)
+        self.finals_published = Counter(
+            "creditrisk_final_decisions_published",
+            "Final decisions this writer published to loan-final-decisions", registry=r)
+        self.declines_without_notice = Gauge(
+            "creditrisk_final_declines_without_notice",
+            "Applications whose final decision is a decline with no adverse-action notice yet",
+            registry=r)
+        self.declines_notice_overdue = Gauge(
+            "creditrisk_final_declines_notice_overdue",
+            "Final declines without a notice more than CREDITRISK_NOTICE_OVERDUE_DAYS after "
+            "their application was submitted", registry=r)
+        self.notices_produced = Counter(
+            "creditrisk_adverse_action_notices_produced",
+            "Adverse-action notices this writer produced", registry=r)
+        self.console_failed_sign_ins = Gauge(
+            "creditrisk_console_failed_sign_ins",
+            "Failed console sign-ins recorded in the ledger, by user name (a count that only "
+            "the retention purge lowers; use delta() over a window)", ["username"], registry=r)
+        self.casework_last_refresh = Gauge(
+            "creditrisk_casework_last_refresh_timestamp_seconds",
+            "When the review, override, outbox and notice figures were last read", registry=r)

@@ -1,22 +1,38 @@
-"""The ledger writer's loop: poll a batch, write it, commit the offsets; export metrics."""
+"""The ledger writer's loop: poll a batch, write it, commit the offsets; export metrics.
+
+Beside the decisions, the loop keeps the casework moving (:class:`Casework`): after each
+written batch, and at least every second, it publishes the final decisions waiting in the
+outbox (:mod:`ledger.outbox`); every few seconds it produces the adverse-action notices
+final declines still owe, and reads the review, override, outbox and notice figures into
+its metrics. A failure there is logged by kind, counted, and tried again next time: it
+never stops the decisions being written.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
+from ledger.casework_metrics import refresh_casework_metrics
 from ledger.metrics import LedgerMetrics
+from ledger.outbox import FinalsPublisher
 from ledger.writer import HealthState, LedgerMessage, LedgerWriter, OutcomeCards, serve_http
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer
 
+    from ledger.store import Ledger
+
 log = logging.getLogger(__name__)
 LAG_EVERY_S = 5.0
+PUBLISH_EVERY_S = 1.0             # the outbox, at the latest (and after every written batch)
+NOTICES_EVERY_S = 5.0             # adverse-action notices the final declines still owe
+CASEWORK_METRICS_EVERY_S = 10.0   # review queue, overrides, outbox and notice figures
 
 
 def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
@@ -32,7 +48,8 @@ def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
     metrics = metrics or LedgerMetrics()
     for stream in ("decisions", "outcomes"):
         metrics.messages.labels(stream=stream)
-    for kind in ("unreadable_decision", "unreadable_outcome", "postgres", "redis"):
+    for kind in ("unreadable_decision", "unreadable_outcome", "postgres", "redis",
+                 *Casework.KINDS):
         metrics.errors.labels(kind=kind)
     health = HealthState()
     server = serve_http(settings.worker_host, settings.ledger_port, metrics, health)
@@ -45,9 +62,11 @@ def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
         enable_auto_commit=False, auto_offset_reset="earliest", client_id="creditrisk-ledger",
         max_poll_records=settings.ledger_batch_max, fetch_max_bytes=16_000_000)
     names = {settings.topic_decisions: "decisions", settings.topic_outcomes: "outcomes"}
+    casework = Casework(settings, metrics)
     next_lag = next_backtest = 0.0
     try:
         while not stop.is_set():
+            written = False
             polled = consumer.poll(timeout_ms=500, max_records=settings.ledger_batch_max)
             health.assigned = bool(consumer.assignment())
             messages = [LedgerMessage(r.topic, r.partition, r.offset, r.value)
@@ -59,6 +78,8 @@ def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
                     break  # not written: leave the offsets uncommitted
                 consumer.commit()
                 health.last_batch_at = time.time()
+                written = True
+            casework.run_due(written)
             now = time.monotonic()
             if now >= next_lag:
                 _report_lag(consumer, names, metrics)
@@ -73,6 +94,7 @@ def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
     finally:
         consumer.close(autocommit=False)
         writer.close()
+        casework.close()
         server.shutdown()
 
 
@@ -106,3 +128,71 @@ def _report_lag(consumer: KafkaConsumer, names: dict[str, str], metrics: LedgerM
         lag[names[tp.topic]] += max(int(ends.get(tp, 0)) - int(consumer.position(tp)), 0)
     for stream, value in lag.items():
         metrics.lag.labels(stream=stream).set(value)
+
+
+class Casework:
+    """What the writer does beside writing, on a connection of its own (autocommit: each
+    step takes the transactions it needs): publish the outbox, produce missing notices,
+    refresh the casework metrics. Each failure is counted under its kind and logged once
+    until that kind works again."""
+
+    KINDS = ("outbox", "kafka_publish", "notices", "casework_metrics")
+
+    def __init__(self, settings: Settings, metrics: LedgerMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.publisher = FinalsPublisher(settings, metrics)
+        self.connection: Ledger | None = None
+        self.due = {"outbox": 0.0, "notices": 0.0, "casework_metrics": 0.0}
+        self.failing: set[str] = set()
+
+    def run_due(self, wrote_batch: bool) -> None:
+        now = time.monotonic()
+        if wrote_batch or now >= self.due["outbox"]:
+            self._attempt("outbox", self.publisher.publish, PUBLISH_EVERY_S)
+        if now >= self.due["notices"]:
+            self._attempt("notices", self._produce_notices, NOTICES_EVERY_S)
+        if now >= self.due["casework_metrics"]:
+            self._attempt("casework_metrics", lambda connection: refresh_casework_metrics(
+                connection, self.settings, self.metrics), CASEWORK_METRICS_EVERY_S)
+
+    def _produce_notices(self, connection: Ledger) -> None:
+        from ledger.notices import produce_missing_notices
+
+        produced = produce_missing_notices(connection, self.settings)
+        self.metrics.notices_produced.inc(produced)
+
+    def _attempt(self, kind: str, step: Callable[[Ledger], object],
+                 every_s: float) -> None:
+        self.due[kind] = time.monotonic() + every_s
+        try:
+            step(self._connected())
+        except Exception as error:  # no casework failure may stop the writer
+            self.metrics.errors.labels(kind=kind).inc()
+            if kind not in self.failing:
+                # The type only: a message could quote an applicant's data.
+                log.warning("%s failed (%s); tried again in %.0f s", kind,
+                            type(error).__name__, every_s)
+                log.debug("%s failure", kind, exc_info=True)
+            self.failing.add(kind)
+            self._close_connection()
+            return
+        if kind in self.failing:
+            self.failing.discard(kind)
+            log.info("%s works again", kind)
+
+    def _connected(self) -> Ledger:
+        import psycopg
+
+        if self.connection is None or self.connection.closed:
+            self.connection = psycopg.connect(self.settings.postgres_conninfo(), autocommit=True)
+        return self.connection
+
+    def _close_connection(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def close(self) -> None:
+        self.publisher.close()
+        self._close_connection()

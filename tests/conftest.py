@@ -37,27 +37,60 @@ class StackNamespace:
     topic_dead_letters: str
     key_prefix: str
     topic_outcomes: str = ""
+    topic_final_decisions: str = ""
 
     @property
     def topics(self) -> list[str]:
         return [self.topic_applications, self.topic_decisions, self.topic_dead_letters,
-                self.topic_outcomes]
+                self.topic_outcomes, self.topic_final_decisions]
+
+
+# With pytest-xdist, the worker that starts a server of the stack notes it here; the
+# controlling process stops those when the whole run is over (pytest_sessionfinish).
+STARTED_BY_TESTS = "started-by-tests"
 
 
 @pytest.fixture(scope="session")
 def live_stack() -> Iterator[Settings]:
-    """The real Kafka, Redis and Prometheus, up for the whole session."""
+    """The real Kafka, Redis, PostgreSQL and Prometheus, up for the whole session: reused when
+    running, else started (and stopped at the end). Several xdist workers bring it up one at
+    a time, under a lock in the stack folder."""
     from infra.stack import services as stack
 
     settings = Settings()
-    started = [s for s in stack.services(settings) if not s.answering()]
-    try:
-        stack.up(settings, echo=lambda line: None)
-    except stack.StackError as error:
-        pytest.fail(f"the local stack could not start: {error}")
+    settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    in_worker = "PYTEST_XDIST_WORKER" in os.environ
+    with (settings.stack_dir / "tests-up.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        started = [s for s in stack.services(settings) if not s.answering()]
+        try:
+            stack.up(settings, echo=lambda line: None)
+        except stack.StackError as error:
+            pytest.fail(f"the local stack could not start: {error}")
+        if in_worker and started:
+            with (settings.stack_dir / STARTED_BY_TESTS).open("a") as noted:
+                noted.writelines(f"{service.name}\n" for service in started)
     yield settings
-    for service in reversed(started):
-        service.stop()
+    if not in_worker:
+        for service in reversed(started):
+            service.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controller of an xdist run stops the servers its workers started."""
+    if hasattr(session.config, "workerinput"):
+        return
+    settings = Settings()
+    noted = settings.stack_dir / STARTED_BY_TESTS
+    if not noted.exists():
+        return
+    from infra.stack import services as stack
+
+    names = set(noted.read_text().split())
+    noted.unlink()
+    for service in reversed(stack.services(settings)):
+        if service.name in names:
+            service.stop()
 
 
 @pytest.fixture
@@ -73,6 +106,7 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
             "topic_decisions": f"t-{tag}-decisions",
             "topic_dead_letters": f"t-{tag}-dlq",
             "topic_outcomes": f"t-{tag}-outcomes",
+            "topic_final_decisions": f"t-{tag}-finals",
             "key_prefix": f"test:{tag}:",
             "worker_group": f"t-{tag}-scoring",
         }),
@@ -81,6 +115,7 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
         topic_dead_letters=f"t-{tag}-dlq",
         key_prefix=f"test:{tag}:",
         topic_outcomes=f"t-{tag}-outcomes",
+        topic_final_decisions=f"t-{tag}-finals",
     )
     provision(ns.settings, partitions=3)  # topics and each role's ACLs, as the stack does
     yield ns

@@ -47,6 +47,7 @@ def grants(settings: Settings) -> list[Grant]:
     """Every permission the roles need on the topics and groups ``settings`` name."""
     applications, decisions = settings.topic_applications, settings.topic_decisions
     dead_letters, outcomes = settings.topic_dead_letters, settings.topic_outcomes
+    finals = settings.topic_final_decisions
     result: list[Grant] = []
 
     def allow(role: str, operations: tuple[str, ...], resource: str, name: str,
@@ -68,6 +69,11 @@ def grants(settings: Settings) -> list[Grant]:
     allow("ledger", read, "TOPIC", decisions)
     allow("ledger", read, "TOPIC", outcomes)
     allow("ledger", read, "GROUP", settings.ledger_group)
+    # Final decisions: the ledger writer's outbox publishes them as `finals`, the only writer
+    # (its idempotent producer needs no cluster right: WRITE on a topic allows it since
+    # Kafka 2.8); downstream systems read them as `reader`.
+    allow("finals", write, "TOPIC", finals)
+    allow("reader", read, "TOPIC", finals)
     return result
 
 
@@ -120,9 +126,9 @@ def provision(settings: Settings, partitions: int | None = None) -> list[str]:
     """Create the topics ``settings`` name (existing ones are kept) and grant each role its
     permissions on them; return one line per topic."""
     partitions = partitions or settings.topic_partitions
-    topics = dict.fromkeys((name for name in (settings.topic_applications, settings.topic_decisions,
-                                              settings.topic_dead_letters, settings.topic_outcomes)
-                             if name), partitions)
+    names = (settings.topic_applications, settings.topic_decisions, settings.topic_dead_letters,
+             settings.topic_outcomes, settings.topic_final_decisions)
+    topics = dict.fromkeys((name for name in names if name), partitions)
     topics[leader_topic(settings)] = 1  # Faust's leader topic has one partition
     lines = ensure_topics(settings, topics)
     grant(settings, grants(settings))
