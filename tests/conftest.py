@@ -62,7 +62,10 @@ def live_stack() -> Iterator[Settings]:
     in_worker = "PYTEST_XDIST_WORKER" in os.environ
     with (settings.stack_dir / "tests-up.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        started = [s for s in stack.services(settings) if not s.answering()]
+        # Only a server with no process of the stack's is one this run starts (and stops): a
+        # running one that a busy machine makes slow to answer stays the stack's own.
+        started = [s for s in stack.services(settings)
+                   if s.our_pid() is None and not s.answering()]
         try:
             stack.up(settings, echo=lambda line: None)
         except stack.StackError as error:
