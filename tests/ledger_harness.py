@@ -40,6 +40,10 @@ class LedgerProcess(WorkerProcess):
                          CREDITRISK_POSTGRES_DATABASE=settings.postgres_database,
                          CREDITRISK_POSTGRES_PORT=str(settings.postgres_port),
                          CREDITRISK_TOPIC_OUTCOMES=namespace.topic_outcomes,
+                         # the test's own final-decisions topic, never the shared one
+                         CREDITRISK_TOPIC_FINAL_DECISIONS=(
+                             getattr(namespace, "topic_final_decisions", "")
+                             or settings.topic_final_decisions),
                          CREDITRISK_LEDGER_BATCH_MAX="300",
                          CREDITRISK_BACKTEST_INTERVAL_S="2")
         self.env["CREDITRISK_LEDGER_PORT"] = str(self.port)

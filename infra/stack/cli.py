@@ -55,7 +55,7 @@ def _print_status(row: stack.ServiceStatus) -> None:
 @stack_app.command("topics")
 def stack_topics(
     principals: bool = typer.Option(False, "--principals", help="also set the SCRAM passwords "
-                                    "of the producer, worker, reader and ledger principals "
+                                    "of the producer, worker, reader, ledger and finals principals "
                                     "(from CREDITRISK_KAFKA_<ROLE>_PASSWORD)"),
 ) -> None:
     """Create the service's topics on the configured Kafka (any cluster, not only the local
