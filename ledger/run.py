@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 LAG_EVERY_S = 5.0
 PUBLISH_EVERY_S = 1.0             # the outbox, at the latest (and after every written batch)
 NOTICES_EVERY_S = 5.0             # adverse-action notices the final declines still owe
+# Notices rendered per round (about 25 ms each): a backlog never holds the writer's loop for
+# more than a second or two; the next round takes the rest.
+NOTICES_PER_ROUND = 50
 CASEWORK_METRICS_EVERY_S = 10.0   # review queue, overrides, outbox and notice figures
 
 
@@ -159,7 +162,7 @@ class Casework:
     def _produce_notices(self, connection: Ledger) -> None:
         from ledger.notices import produce_missing_notices
 
-        produced = produce_missing_notices(connection, self.settings)
+        produced = produce_missing_notices(connection, self.settings, limit=NOTICES_PER_ROUND)
         self.metrics.notices_produced.inc(produced)
 
     def _attempt(self, kind: str, step: Callable[[Ledger], object],
