@@ -6,16 +6,16 @@ from pathlib import Path
 
 import typer
 
-from stream.cli import refuse_without_credential
-
 
 def console_command(
     port: int = typer.Option(None, "--port", help="HTTP port (default CREDITRISK_CONSOLE_PORT)"),
 ) -> None:
-    """Run the relationship-manager console (Streamlit) on http://127.0.0.1:PORT.
+    """Run the relationship-manager and underwriter console (Streamlit) on
+    http://CREDITRISK_CONSOLE_HOST:PORT, and its Prometheus /metrics on
+    CREDITRISK_CONSOLE_METRICS_PORT.
 
-    With CREDITRISK_CONSOLE_PASSWORD set every session logs in first; binding an address
-    beyond loopback (CREDITRISK_CONSOLE_HOST) without it is refused.
+    Every session signs in as a named user (`creditrisk users add`); users and sign-ins are
+    checked in the decision ledger as the console's own role (CREDITRISK_CONSOLE_POSTGRES_*).
     """
     import os
     import sys
@@ -23,8 +23,6 @@ def console_command(
     from config.settings import get_settings
 
     settings = get_settings()
-    refuse_without_credential(settings.console_host, settings.console_password,
-                               "CREDITRISK_CONSOLE_PASSWORD", "console")
     script = Path(__file__).resolve().parent / "app.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(script),
             "--server.port", str(port or settings.console_port), "--server.address", settings.console_host,

@@ -244,7 +244,8 @@ class RedisDataSource:
         import psycopg
 
         try:
-            with psycopg.connect(self.settings.postgres_conninfo(), connect_timeout=3) as connection:
+            with psycopg.connect(self.settings.console_postgres_conninfo(),
+                                 connect_timeout=3) as connection:
                 return query(connection)
         except psycopg.OperationalError:
             raise ConsoleUnavailable(

@@ -222,8 +222,13 @@ def selected_record(source: DataSource) -> DecisionRecord | None:
 
 def render_decision(source: DataSource) -> None:
     record = selected_record(source)
-    if record is None:
-        return
+    if record is not None:
+        show_decision(source, record)
+
+
+def show_decision(source: DataSource, record: DecisionRecord) -> None:
+    """An application's decision explained: the verdict, its score on the model's scale, and
+    what pushed the risk up and pulled it down (the Decision view, the review queue)."""
     decision = record.decision
     card = source.model_card()
     render_verdict(decision, card)
@@ -343,8 +348,9 @@ def _status(name: str, value: object, nullable: bool, missing: set[str], stale: 
 
 # ---- Compare ---------------------------------------------------------------------------
 
-@on_selected_application
-def render_compare(source: DataSource, record: DecisionRecord, card: ConsoleCard) -> None:
+def show_comparison(source: DataSource, record: DecisionRecord, card: ConsoleCard) -> None:
+    """The application beside all customers and similar ones (the Compare view, the review
+    queue)."""
     application = record.application
     group = card.similar_group(application)
     application_id = record.decision.application_id
@@ -369,6 +375,9 @@ def render_compare(source: DataSource, record: DecisionRecord, card: ConsoleCard
             value = math.log(float(exact))  # exact, not float32-rounded
         with columns[index % 2]:
             render_comparison(card.card, feature, value, group_inputs)
+
+
+render_compare = on_selected_application(show_comparison)
 
 
 def render_comparison(card: ModelCard, feature: CompareFeature, value: float,

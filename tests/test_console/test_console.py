@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pytest
+from console_session import sign_in_as  # tests/test_console/console_session.py
 from streamlit.testing.v1 import AppTest
 
 from console import data
@@ -34,10 +35,6 @@ from stream.decisions import Decision, DecisionRecord
 from stream.model_runtime import LoadedModel, load_serving_model
 from stream.pipeline import build_decision
 from stream.validation import ValidApplication, validate_application
-
-# Run the page as `creditrisk console` does, bound to 127.0.0.1 (tests/test_stream/conftest.py).
-pytestmark = pytest.mark.usefixtures("console_on_loopback")
-
 
 APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 RUN_TIMEOUT_S = 60
@@ -218,7 +215,7 @@ def source(serving_model: LoadedModel, decision_records: list[DecisionRecord]) -
 
 
 def _app(source: Any, **state: Any) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    app = sign_in_as(AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S))
     app.session_state["data_source"] = source
     for name, value in state.items():
         app.session_state[name] = value
@@ -415,7 +412,7 @@ def test_missing_bureau_data_is_explained_as_the_first_reason(source):
 
 
 def test_a_link_with_an_application_id_opens_that_view(source):
-    app = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    app = sign_in_as(AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S))
     app.session_state["data_source"] = source
     app.query_params["application_id"] = TARGET
     app.query_params["view"] = "Profile"

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
     valid_events,
 )
 
-from config.settings import REPO_ROOT
+from config.settings import REPO_ROOT, Settings
 from infra.faults.servers import redis_environment
 from stream.decisions import Decision
 
@@ -42,6 +43,19 @@ DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "console"
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--window-size=1440,1100"]
+PASSWORDS = {"vera": "vera-views-decisions", "rita": "rita-reviews-applications",
+             "alan": "alan-approves-overrides"}
+VIEWER = ("vera", "viewer")
+VIEWER_SIGN_IN = ("vera", PASSWORDS["vera"])
+NOTICE_ENVIRONMENT = {
+    "CREDITRISK_NOTICE_CREDITOR_NAME": "Example Lending Co.",
+    "CREDITRISK_NOTICE_CREDITOR_ADDRESS": "1 Main Street, Springfield, IL 62701",
+    "CREDITRISK_NOTICE_CREDITOR_PHONE": "1-800-555-0100",
+    "CREDITRISK_NOTICE_AGENCY_NAME": "Consumer Financial Protection Bureau",
+    "CREDITRISK_NOTICE_AGENCY_ADDRESS": "1700 G Street NW, Washington, DC 20552",
+    "CREDITRISK_NOTICE_BUREAU_NAME": "Example Credit Bureau",
+    "CREDITRISK_NOTICE_BUREAU_ADDRESS": "PO Box 1000, Atlanta, GA 30348",
+    "CREDITRISK_NOTICE_BUREAU_PHONE": "1-800-555-0199"}
 
 
 @pytest.fixture
@@ -53,6 +67,7 @@ def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd
 
     load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
     with private_database(namespace.settings) as ledger_settings:
+        _add_users(ledger_settings, VIEWER)
         worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
                                CREDITRISK_POSTGRES_DATABASE=ledger_settings.postgres_database,
                                CREDITRISK_POSTGRES_PASSWORD=ledger_settings.postgres_password_file.read_text())
@@ -96,6 +111,7 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
     finally:
         client.close()
     with private_database(namespace.settings) as ledger_settings:
+        _add_users(ledger_settings, VIEWER)
         worker = WorkerProcess(namespace, registry, tmp_path / "worker.log",
                                CREDITRISK_POSTGRES_DATABASE=ledger_settings.postgres_database,
                                CREDITRISK_POSTGRES_PASSWORD=ledger_settings.postgres_password_file.read_text())
@@ -115,12 +131,32 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
         worker.stop()
 
 
-def _start_console(worker: WorkerProcess, tmp_path: Path) -> Iterator[str]:
+def _add_users(settings: Settings, *users: tuple[str, str]) -> None:
+    """Console users (name, role), each with the password PASSWORDS gives it."""
+    import psycopg
+
+    from review.users import add_user
+
+    with psycopg.connect(settings.postgres_conninfo()) as connection:
+        for name, role in users:
+            add_user(connection, name, role, PASSWORDS[name], "test")
+
+
+def _console_environment(worker: WorkerProcess, port: int, metrics_port: int) -> dict[str, str]:
+    return {**worker.env, "CREDITRISK_CONSOLE_PORT": str(port),
+            "CREDITRISK_CONSOLE_METRICS_PORT": str(metrics_port),
+            "CREDITRISK_WORKER_URL": f"http://127.0.0.1:{worker.port}",
+            # the console's own ledger role (the worker's stack folder holds no secrets)
+            "CREDITRISK_CONSOLE_POSTGRES_PASSWORD": Settings().stack_secret("postgres-console") or "",
+            **NOTICE_ENVIRONMENT,
+            # the console's own Redis user (read-only), not the worker's
+            **redis_environment(worker.settings, "console", worker.env.get("CREDITRISK_REDIS_URL"))}
+
+
+def _start_console(worker: WorkerProcess, tmp_path: Path,
+                   metrics_port: int | None = None) -> Iterator[str]:
     port = free_port()
-    env = {**worker.env, "CREDITRISK_CONSOLE_PORT": str(port),
-           "CREDITRISK_WORKER_URL": f"http://127.0.0.1:{worker.port}",
-           # the console's own Redis user (read-only), not the worker's
-           **redis_environment(worker.settings, "console", worker.env.get("CREDITRISK_REDIS_URL"))}
+    env = _console_environment(worker, port, metrics_port or free_port())
     log = (tmp_path / "console.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "console"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -151,8 +187,7 @@ def home_credit_console_url(decided_home_credit, tmp_path: Path) -> Iterator[str
     yield from _start_console(worker, tmp_path)
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
+def _chromium() -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -163,6 +198,12 @@ def browser() -> Iterator[Any]:
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
                               options=options)
     driver.implicitly_wait(0)
+    return driver
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    driver = _chromium()
     yield driver
     driver.quit()
 
@@ -198,8 +239,12 @@ class Page:
 
         for _ in range(5):
             try:
-                field = self.wait_for(f'input[aria-label="{label}"]')[0]
+                field = self.wait_for(f'input[aria-label="{label}"], '
+                                      f'textarea[aria-label="{label}"]')[0]
                 field.clear()
+                # React keeps a typed value that clear() alone does not take away
+                field.send_keys(Keys.CONTROL, "a")
+                field.send_keys(Keys.DELETE)
                 # committed when the form's button is clicked, or by Enter outside a form
                 field.send_keys(text + (Keys.ENTER if enter else ""))
                 return
@@ -228,6 +273,16 @@ class Page:
             time.sleep(0.3)
         raise AssertionError(f"nothing to click showing {text!r}")
 
+    def sign_in(self, user: str, password: str, expect: str = "Signed in as") -> None:
+        self.wait_for_text("Sign in")
+        self.type_into("User name", user)
+        self.type_into("Password", password)
+        self.click("Sign in")
+        self.wait_for_text(expect)
+
+    def body(self) -> str:
+        return str(self.driver.find_element("tag name", "body").text)
+
     def screenshot(self, name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         time.sleep(1.0)  # let charts finish drawing
@@ -245,6 +300,7 @@ def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_score
     page = Page(browser)
 
     browser.get(console_url)
+    page.sign_in(*VIEWER_SIGN_IN)
     page.wait_for_text(f"{len(decisions)} decisions in the ledger match the filters")
     page.screenshot("find")
     # The Find page's filters run in the ledger: this customer's decisions only.
@@ -301,6 +357,7 @@ def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparis
     page = Page(browser)
 
     browser.get(home_credit_console_url)
+    page.sign_in(*VIEWER_SIGN_IN)
     page.wait_for_text("decisions in the ledger match the filters")
     page.wait_for_text("Contract type")
     body = browser.find_element("tag name", "body").text
@@ -332,3 +389,153 @@ def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparis
     page.wait_for_text("% of all customers")
     page.wait_for_text("% of similar customers")
     page.screenshot("home-credit-compare")
+
+
+# ---- the review queue and overrides ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Casework:
+    """One worker, ledger writer and console on a private database, after 300 decisions."""
+
+    url: str
+    metrics_url: str
+    ledger: Settings
+    console_log: Path
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        import psycopg
+
+        with psycopg.connect(self.ledger.postgres_conninfo()) as connection:
+            row = connection.execute(sql, params).fetchone()
+        assert row is not None, sql
+        return row[0] if len(row) == 1 else row
+
+
+@pytest.fixture
+def casework(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
+             tmp_path: Path) -> Iterator[Casework]:
+    load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
+    with private_database(namespace.settings) as ledger_settings:
+        _add_users(ledger_settings, VIEWER, ("rita", "reviewer"), ("alan", "approver"))
+        worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
+                               CREDITRISK_POSTGRES_DATABASE=ledger_settings.postgres_database,
+                               CREDITRISK_POSTGRES_PASSWORD=ledger_settings.postgres_password_file.read_text())
+        ledger = LedgerProcess(namespace, ledger_settings, registry_dir, tmp_path / "ledger.log")
+        ledger.env.update({"CREDITRISK_TOPIC_FINAL_DECISIONS": namespace.topic_final_decisions,
+                           **NOTICE_ENVIRONMENT})
+        worker.start()
+        ledger.start()
+        produce(namespace.settings, namespace.topic_applications,
+                keyed(valid_events(clean_frame, 300)))
+        wait_for_rows(ledger_settings, 300, 120)
+        metrics_port = free_port()
+        console = _start_console(worker, tmp_path, metrics_port)
+        url = next(console)
+        yield Casework(url, f"http://127.0.0.1:{metrics_port}/metrics", ledger_settings,
+                       tmp_path / "console.log")
+        next(console, None)
+        ledger.stop()
+        worker.stop()
+
+
+def _final_message(reader: TopicReader, application_id: str, revision: int) -> dict[str, Any]:
+    def found(r: TopicReader) -> bool:
+        return any(m["revision"] == revision for m in r.by_key.get(application_id, []))
+
+    reader.wait_for(found, 60, f"revision {revision} of {application_id}'s final decision")
+    return next(m for m in reader.by_key[application_id] if m["revision"] == revision)
+
+
+def test_a_reviewer_declines_the_oldest_item_and_an_override_takes_a_second_person(
+        namespace, casework: Casework, browser: Any) -> None:
+    reviews = casework.one("SELECT count(*) FROM decisions WHERE decision = 'review'")
+    oldest = casework.one("SELECT application_id FROM review_items "
+                          "ORDER BY entered_at, application_id LIMIT 1")
+    approved = casework.one("SELECT application_id FROM final_decisions WHERE decided_by = "
+                            "'model' AND final_decision = 'approve' ORDER BY final_id LIMIT 1")
+    assert reviews > 0
+    assert casework.one("SELECT count(*) FROM review_items") == reviews
+    finals = TopicReader(namespace.settings, namespace.topic_final_decisions)
+    page = Page(browser)
+
+    browser.get(casework.url)
+    page.wait_for_text("Sign in")
+    page.screenshot("sign-in")
+    page.sign_in("rita", "not rita's password", expect="Wrong user name or password")
+    page.sign_in("rita", PASSWORDS["rita"])
+    page.wait_for_text("role reviewer")
+
+    # The queue: exactly the ledger's review decisions, oldest first.
+    page.click("Review queue")
+    page.wait_for_text(f"{reviews:,} item{'s wait' if reviews > 1 else ' waits'} for a decision")
+    page.screenshot("review-queue")
+    page.click("Claim")
+    page.wait_for_text(f"You hold application {oldest}")
+    page.wait_for_text("What pushed the risk up")
+    page.click("decline")
+    page.click("DC03 — Excessive obligations in relation to income")
+    page.type_into("Comment", "Debts of 48 % of income on top of this loan")
+    page.click("Submit decision")
+    page.wait_for_text(f"Application {oldest} decided: decline (revision 1) by rita")
+    if "Produce the adverse-action notice" in page.body():
+        page.click("Produce the adverse-action notice")
+    page.wait_for_text("Adverse-action notice (PDF)")
+    page.screenshot("review-decide")
+
+    row = casework.one("SELECT final_decision, decided_by, reason_code, reason_text, revision "
+                       "FROM final_decisions WHERE application_id = %s", (oldest,))
+    assert row == ("decline", "rita", "DC03", "Debts of 48 % of income on top of this loan", 1)
+    message = _final_message(finals, oldest, 1)
+    assert (message["final_decision"], message["model_decision"], message["decided_by"],
+            message["reason_code"]) == ("decline", "review", "rita", "DC03")
+    assert casework.one("SELECT count(*) FROM adverse_action_notices WHERE application_id = %s",
+                        (oldest,)) == 1
+
+    # An override: rita asks, rita cannot approve it, alan approves it.
+    page.click("Overrides")
+    page.type_into("Application ID", approved)
+    page.click("Look up")
+    page.wait_for_text(f"Final decision on {approved}: approve (revision 1) by the model")
+    page.type_into("Why (required)", "Three new credit lines opened since the application")
+    page.click("DC07 — Too many recent requests for credit")
+    page.click("Ask for the override")
+    page.wait_for_text("recorded: " + approved)
+    page.click("Approve")
+    page.wait_for_text("may approve an override; rita is a reviewer. Nothing was changed.")
+    page.screenshot("overrides")
+    assert casework.one("SELECT max(revision) FROM final_decisions WHERE application_id = %s",
+                        (approved,)) == 1
+
+    second = _chromium()
+    try:
+        alan = Page(second)
+        second.get(casework.url)
+        alan.sign_in("alan", PASSWORDS["alan"])
+        alan.click("Overrides")
+        alan.wait_for_text("asked by rita")
+        alan.click("Approve")
+        alan.wait_for_text(f"Override approved: application {approved} is now decline "
+                           "(revision 2) by rita, approved by alan")
+    finally:
+        second.quit()
+    message = _final_message(finals, approved, 2)
+    finals.close()
+    assert (message["final_decision"], message["model_decision"], message["decided_by"],
+            message["approved_by"], message["reason_code"]) == (
+        "decline", "approve", "rita", "alan", "DC07")
+
+    # Neither a password nor a hash in the console's log or on its /metrics.
+    with urllib.request.urlopen(casework.metrics_url, timeout=5) as response:
+        exposed = response.read().decode()
+    assert 'creditrisk_console_sign_ins_total{outcome="wrong"} 1.0' in exposed
+    assert 'creditrisk_console_sign_ins_total{outcome="signed_in"} 2.0' in exposed
+    assert 'creditrisk_console_review_actions_total{action="decide"} 1.0' in exposed
+    assert 'creditrisk_console_review_refusals_total{action="override_approve"} 1.0' in exposed
+    import psycopg
+
+    with psycopg.connect(casework.ledger.postgres_conninfo()) as connection:
+        hashes = [str(h) for (h,) in connection.execute("SELECT password_hash FROM console_users")]
+    log = casework.console_log.read_text()
+    assert "console sign-in: rita (reviewer)" in log
+    for secret in [*PASSWORDS.values(), "not rita's password", *hashes]:
+        assert secret not in log and secret not in exposed

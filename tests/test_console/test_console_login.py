@@ -1,6 +1,7 @@
-"""The console's login gate (Streamlit AppTest, no servers): with a password configured, a
-session sees the login form and nothing else until it signs in; the worker's token goes with
-every typed-in application it scores."""
+"""The console's sign-in (Streamlit AppTest, no servers): a session sees the sign-in form and
+nothing else until a named user has signed in; what a failed sign-in says; the pages each
+role opens; sign-in outcomes counted without names; the worker's token goes with every
+typed-in application the console scores."""
 
 from __future__ import annotations
 
@@ -11,21 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from console_session import ADMIN, APPROVER, REVIEWER, VIEWER, offline_settings, sign_in_as
+from prometheus_client import generate_latest
 from pydantic import SecretStr
-from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
-from config.settings import Settings
-from console import data
+from console import data, metrics
 from console.data import ConsoleUnavailable
-
-# Run the page as `creditrisk console` does, bound to 127.0.0.1 (tests/test_stream/conftest.py).
-pytestmark = pytest.mark.usefixtures("console_on_loopback")
-
+from console.ledger_access import LedgerUnavailable, unavailable_text
+from console.views import VIEWS
+from review.users import SignIn, User
 
 APP = str(Path(__file__).resolve().parents[2] / "console" / "app.py")
 PASSWORD = "console-password-for-tests"
 OPENED = "the data source was asked"
+REVIEW_PAGES = ["Review queue", "Overrides"]
 
 
 class TripwireSource:
@@ -42,11 +43,31 @@ class TripwireSource:
         return ask
 
 
-def _console(source: TripwireSource, password: str | None = PASSWORD) -> AppTest:
+class FakeSignIn:
+    """review.users.sign_in's answers without a database: one user, a password, and an
+    outcome the test chooses for a right pair (signed in, throttled, disabled)."""
+
+    def __init__(self, user: User = VIEWER, outcome: SignIn | None = None,
+                 down: bool = False) -> None:
+        self.user, self.outcome, self.down = user, outcome, down
+        self.attempts: list[str] = []
+
+    def __call__(self, username: str, password: str) -> SignIn:
+        self.attempts.append(username)
+        if self.down:
+            raise LedgerUnavailable(unavailable_text(offline_settings(), "Signing in"))
+        if self.outcome is not None:
+            return self.outcome
+        if username == self.user.username and password == PASSWORD:
+            return SignIn("signed_in", self.user)
+        return SignIn("wrong")
+
+
+def _console(source: TripwireSource, check: FakeSignIn) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=60)
     app.session_state["data_source"] = source
-    app.session_state["settings"] = Settings(
-        console_password=SecretStr(password) if password else None)
+    app.session_state["settings"] = offline_settings()
+    app.session_state["sign_in"] = check
     app.run()
     assert not app.exception, app.exception
     return app
@@ -65,9 +86,13 @@ def _errors(app: AppTest) -> str:
     return "\n".join(str(item.value) for item in app.error)
 
 
+def _pages(app: AppTest) -> list[str]:
+    return list(app.sidebar.radio(key="view").options)
+
+
 def test_before_sign_in_only_the_login_form_is_shown() -> None:
     source = TripwireSource()
-    app = _console(source)
+    app = _console(source, FakeSignIn())
     assert source.asked == []
     assert [field.label for field in app.text_input] == ["User name", "Password"]
     assert not app.sidebar.radio and not app.error
@@ -75,49 +100,99 @@ def test_before_sign_in_only_the_login_form_is_shown() -> None:
 
 def test_a_wrong_password_says_so_and_still_shows_nothing() -> None:
     source = TripwireSource()
-    app = _sign_in(_console(source), "creditrisk", "not-the-password")
+    app = _sign_in(_console(source, FakeSignIn()), VIEWER.username, "not-the-password")
     assert "Wrong user name or password" in _errors(app)
     assert "not-the-password" not in _errors(app)
     assert source.asked == [] and not app.sidebar.radio
 
 
-def test_a_wrong_user_name_is_refused_too() -> None:
+def test_a_wrong_user_name_is_refused_with_the_same_words() -> None:
     source = TripwireSource()
-    app = _sign_in(_console(source), "someone-else", PASSWORD)
+    app = _sign_in(_console(source, FakeSignIn()), "someone-else", PASSWORD)
     assert "Wrong user name or password" in _errors(app) and source.asked == []
+
+
+def test_a_disabled_user_is_told_no_more_than_a_wrong_pair() -> None:
+    app = _sign_in(_console(TripwireSource(), FakeSignIn(outcome=SignIn("disabled"))),
+                   VIEWER.username, PASSWORD)
+    assert "Wrong user name or password" in _errors(app)
+    assert "disabled" not in _errors(app).lower() and not app.sidebar.radio
+
+
+def test_a_throttled_user_is_told_when_to_try_again() -> None:
+    check = FakeSignIn(outcome=SignIn("throttled", retry_after_s=14 * 60 + 5))
+    app = _sign_in(_console(TripwireSource(), check), VIEWER.username, PASSWORD)
+    assert "Too many failed sign-ins for this user; try again in 15 minutes" in _errors(app)
+    assert not app.sidebar.radio
+
+
+def test_signing_in_needs_the_ledger_and_says_so() -> None:
+    source = TripwireSource()
+    app = _sign_in(_console(source, FakeSignIn(down=True)), VIEWER.username, PASSWORD)
+    assert "Signing in needs the decision ledger" in _errors(app)
+    assert "creditrisk stack status" in _errors(app)
+    assert source.asked == [] and not app.sidebar.radio
 
 
 def test_signing_in_opens_the_console_and_signing_out_closes_it() -> None:
     source = TripwireSource()
-    app = _sign_in(_console(source), "creditrisk", PASSWORD)
+    app = _sign_in(_console(source, FakeSignIn()), VIEWER.username, PASSWORD)
     assert source.asked and OPENED in _errors(app)  # past the gate: the views ask for data
-    assert app.sidebar.radio
+    sidebar = "\n".join(str(item.value) for item in app.sidebar.markdown)
+    assert "Vera Viewer" in sidebar and "viewer" in sidebar
     next(button for button in app.sidebar.button if button.label == "Sign out").click()
     app.run()
     assert [field.label for field in app.text_input] == ["User name", "Password"]
+    assert not app.sidebar.radio
 
 
-def test_without_a_password_on_loopback_there_is_no_login() -> None:
-    source = TripwireSource()
-    app = _console(source, password=None)
-    assert source.asked and app.sidebar.radio
+@pytest.mark.parametrize(("user", "pages"), [
+    (VIEWER, list(VIEWS)),
+    (REVIEWER, [*VIEWS, *REVIEW_PAGES]),
+    (APPROVER, [*VIEWS, *REVIEW_PAGES]),
+    (ADMIN, [*VIEWS, *REVIEW_PAGES]),
+], ids=["viewer", "reviewer", "approver", "admin"])
+def test_each_role_sees_its_pages(user: User, pages: list[str]) -> None:
+    app = sign_in_as(AppTest.from_file(APP, default_timeout=60), user)
+    app.session_state["data_source"] = TripwireSource()
+    app.run()
+    assert not app.exception, app.exception
+    assert _pages(app) == pages
 
 
-@pytest.fixture(params=["0.0.0.0", ""], ids=["wildcard", "no-address"])
-def bound_beyond_loopback(request: pytest.FixtureRequest, console_on_loopback: None):
-    """Streamlit bound to every interface: by 0.0.0.0, or by giving it no address at all."""
-    before = streamlit_config.get_option("server.address")
-    streamlit_config.set_option("server.address", request.param)
-    yield
-    streamlit_config.set_option("server.address", before)
+def test_a_link_to_a_page_beyond_the_users_role_opens_the_decision_instead() -> None:
+    app = sign_in_as(AppTest.from_file(APP, default_timeout=60), VIEWER)
+    app.session_state["data_source"] = TripwireSource()
+    app.query_params["application_id"] = "app-1"
+    app.query_params["view"] = "Review queue"
+    app.run()
+    assert app.sidebar.radio(key="view").value == "Decision"
 
 
-@pytest.mark.usefixtures("bound_beyond_loopback")
-def test_streamlit_bound_beyond_loopback_without_a_password_shows_nothing() -> None:
-    source = TripwireSource()
-    app = _console(source, password=None)
-    assert "CREDITRISK_CONSOLE_PASSWORD is not set" in _errors(app)
-    assert source.asked == [] and not app.sidebar.radio and not app.text_input
+def test_the_review_pages_say_when_the_ledger_is_down() -> None:
+    app = sign_in_as(AppTest.from_file(APP, default_timeout=60), REVIEWER)
+    app.session_state["data_source"] = TripwireSource()
+    app.session_state["view"] = "Overrides"
+    app.run()
+    assert "Overrides needs the decision ledger" in _errors(app)
+    assert "creditrisk stack status" in _errors(app)
+
+
+def test_sign_ins_are_counted_by_outcome_without_names_or_passwords() -> None:
+    def count(outcome: str) -> float:
+        return metrics.REGISTRY.get_sample_value("creditrisk_console_sign_ins_total",
+                                                 {"outcome": outcome}) or 0.0
+
+    before = {outcome: count(outcome) for outcome in metrics.SIGN_IN_OUTCOMES}
+    _sign_in(_console(TripwireSource(), FakeSignIn()), "typed-name-x", "typed-secret-y")
+    _sign_in(_console(TripwireSource(), FakeSignIn()), VIEWER.username, PASSWORD)
+    _sign_in(_console(TripwireSource(), FakeSignIn(down=True)), VIEWER.username, PASSWORD)
+    assert count("wrong") == before["wrong"] + 1
+    assert count("signed_in") == before["signed_in"] + 1
+    assert count("unavailable") == before["unavailable"] + 1
+    exposed = generate_latest(metrics.REGISTRY).decode()
+    for typed in ("typed-name-x", "typed-secret-y", VIEWER.username, PASSWORD):
+        assert typed not in exposed
 
 
 @pytest.mark.parametrize(("status", "kind", "detail"), [
