@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The two tiers of tests. Those that need no server run on every core (pytest-xdist, one
-# test file per worker so a file's shared fixtures are built once); those on the real stack
-# run one at a time (they share its broker, Redis and PostgreSQL).
+# test file per worker so a file's shared fixtures are built once). Those on the real stack
+# run three at a time: each test has its own topics, Redis key prefix, consumer groups,
+# database and ports, and most of their time is spent waiting on servers, not computing.
 UNIT_TESTS := -m "not integration and not e2e" -n auto --dist loadfile
-STACK_TESTS := -m "integration or e2e"
+STACK_TESTS := -m "integration or e2e" -n 3 --dist load
 
 ## everything: lint and type checks, then the tests that need no server, then the integration
 ## and end-to-end tests (they start the stack themselves)
