@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Shortest credential accepted: a guessable token protects nothing.
-MIN_SECRET_LENGTH = {"api_token": 16, "console_password": 12}
+MIN_SECRET_LENGTH = {"api_token": 16}
 
 # Who a process is in Redis; each role is an ACL user of the local stack (infra/stack/redis_acl.py
 # says what each may do).
@@ -144,10 +144,6 @@ class Settings(BaseSettings):
         None, description="bearer token POST /score requires (clients send "
         "`Authorization: Bearer <token>`; the console and the benches send it too); unset: no "
         "token asked, which the worker allows only while it binds a loopback address")
-    console_username: str = Field("creditrisk", min_length=1, description="console login name")
-    console_password: SecretStr | None = Field(
-        None, description="console login password; unset: no login, which the "
-        "console allows only while it binds a loopback address")
 
     # Local stack
     stack_dir: Path = Field(REPO_ROOT / ".stack", description="data, logs and pid files of the local stack")
@@ -155,7 +151,7 @@ class Settings(BaseSettings):
     kafka_jars_dir: Path = Field(REPO_ROOT / ".stack" / "kafka-jars",
                                  description="cache of the Kafka jars fetched from Maven Central")
 
-    @field_validator("api_token", "console_password")
+    @field_validator("api_token")
     @classmethod
     def _long_enough(cls, secret: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         shortest = MIN_SECRET_LENGTH[info.field_name or ""]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from config.settings import Settings
 from console.data import ConsoleUnavailable
@@ -49,6 +49,4 @@ def review_connection(settings: Settings, needed_for: str = "This page",
                       ) -> Iterator[queue.Connection]:
     """:func:`console_connection` as :mod:`review.queue` takes it."""
     with console_connection(settings, needed_for) as connection:
-        # The same psycopg connection: review.queue's protocol types transaction()'s context
-        # manager more narrowly than psycopg's (its __exit__ takes *args and returns None).
-        yield cast("queue.Connection", connection)
+        yield connection

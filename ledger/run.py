@@ -46,7 +46,7 @@ def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
     from kafka import KafkaConsumer
 
     from features.store import sync_client
-    from ledger.schema import migrate
+    from ledger.schema import let_console_role_log_in, migrate
 
     metrics = metrics or LedgerMetrics()
     for stream in ("decisions", "outcomes"):
@@ -58,6 +58,9 @@ def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
     server = serve_http(settings.worker_host, settings.ledger_port, metrics, health)
     for line in migrate(settings.postgres_conninfo()):
         log.info("%s", line)
+    if settings.console_postgres_password is not None:  # a deployment's (the stack sets its own)
+        let_console_role_log_in(settings.postgres_conninfo(), settings.console_postgres_user,
+                                settings.console_postgres_password.get_secret_value())
     writer = LedgerWriter(settings, cards, metrics, sync_client(settings, "ledger"))
     consumer = KafkaConsumer(
         settings.topic_decisions, settings.topic_outcomes,

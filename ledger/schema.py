@@ -79,6 +79,16 @@ def migrate(conninfo: str, folder: Path = MIGRATIONS_DIR) -> list[str]:
     return lines
 
 
+def let_console_role_log_in(conninfo: str, role: str, password: str) -> None:
+    """Give the console's role (made NOLOGIN by the migrations) its login and password."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)))
+
+
 @contextmanager
 def temporary_database(settings: Settings, prefix: str = "tmp") -> Iterator[Settings]:
     """A fresh, migrated database on the same PostgreSQL server, dropped afterwards: the

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import TracebackType
 from typing import Literal, Protocol
 
 from ledger.finals import FinalDecisionMessage, FinalExists, insert_final, latest_final
@@ -35,7 +36,8 @@ class Cursor(Protocol):
 
 class Transaction(Protocol):
     def __enter__(self) -> object: ...
-    def __exit__(self, *args: object) -> None: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None, /) -> bool | None: ...
 
 
 class Connection(Protocol):

@@ -522,6 +522,10 @@ class Prometheus(Service):
                    "labels": {"service": "creditrisk-ledger"}}]
         (self.targets_dir / "ledger").mkdir(exist_ok=True)
         (self.targets_dir / "ledger" / "ledger.json").write_text(json.dumps(ledger, indent=2))
+        console = [{"targets": [f"{LOOPBACK}:{self.settings.console_metrics_port}"],
+                    "labels": {"service": "creditrisk-console"}}]
+        (self.targets_dir / "console").mkdir(exist_ok=True)
+        (self.targets_dir / "console" / "console.json").write_text(json.dumps(console, indent=2))
 
     def reload_config(self) -> str:
         """Re-render the config (rules may have changed) and ask Prometheus to reload it."""
@@ -624,17 +628,14 @@ def up(settings: Settings, echo: Callable[[str], None] = print) -> None:
 
 
 def console_role_login(settings: Settings) -> str:
-    """Let the console's ledger role (``creditrisk_console``, made by the migrations) log in
-    with the password the stack generated (``secrets/postgres-console``)."""
-    import psycopg
-    from psycopg import sql
+    """Let the console's ledger role log in with the password the stack generated
+    (``secrets/postgres-console``) unless one is configured."""
+    from ledger.schema import let_console_role_log_in
 
     password = (settings.console_postgres_password.get_secret_value()
                 if settings.console_postgres_password is not None
                 else ensure_stack_secret(settings, "postgres-console"))
-    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as connection:
-        connection.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
-            sql.Identifier(settings.console_postgres_user), sql.Literal(password)))
+    let_console_role_log_in(settings.postgres_conninfo(), settings.console_postgres_user, password)
     return f"postgres: the console's role {settings.console_postgres_user} may log in"
 
 

@@ -96,13 +96,17 @@ def test_prometheus_and_grafana_use_the_infra_configs() -> None:
 
 
 def test_the_worker_and_console_credentials_come_from_the_environment_never_the_file() -> None:
-    """Both bind 0.0.0.0 in their containers, so both must get a credential (they refuse to
-    start without one), and compose must refuse to run without it rather than leave it empty."""
+    """Both bind 0.0.0.0 in their containers: the worker must get its token (it refuses to
+    start without one), the console its ledger role's password (its users sign in against
+    the ledger), and compose must refuse to run without them rather than leave them empty."""
     worker, console = SERVICES["worker"]["environment"], SERVICES["console"]["environment"]
     assert worker["CREDITRISK_WORKER_HOST"] == "0.0.0.0" and console["CREDITRISK_CONSOLE_HOST"] == "0.0.0.0"
     for environment in (worker, console):
         assert environment["CREDITRISK_API_TOKEN"].startswith("${CREDITRISK_API_TOKEN:?")
-    assert console["CREDITRISK_CONSOLE_PASSWORD"].startswith("${CREDITRISK_CONSOLE_PASSWORD:?")
+    ledger = SERVICES["ledger"]["environment"]
+    for environment in (console, ledger):
+        assert environment["CREDITRISK_CONSOLE_POSTGRES_PASSWORD"].startswith(
+            "${CREDITRISK_CONSOLE_POSTGRES_PASSWORD:?")
 
 
 def test_redis_has_the_stack_acl_users_and_each_service_logs_in_as_its_own() -> None:

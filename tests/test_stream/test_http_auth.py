@@ -84,9 +84,10 @@ def test_short_secrets_are_refused_without_being_quoted(monkeypatch: pytest.Monk
 
 
 def test_settings_never_print_the_secrets() -> None:
-    settings = Settings(api_token=TOKEN, console_password=SecretStr("console-password-1"))
+    settings = Settings(api_token=TOKEN,
+                        console_postgres_password=SecretStr("console-password-1"))
     assert TOKEN.get_secret_value() not in repr(settings) + str(settings.model_dump())
-    assert "console-password-1" not in repr(settings)
+    assert "console-password-1" not in repr(settings) + str(settings.model_dump())
 
 
 def test_the_worker_app_refuses_to_bind_beyond_loopback_without_a_token(tmp_path) -> None:
@@ -98,7 +99,6 @@ def test_the_worker_app_refuses_to_bind_beyond_loopback_without_a_token(tmp_path
 
 @pytest.mark.parametrize(("command", "host_setting", "credential_setting"), [
     ("worker", "CREDITRISK_WORKER_HOST", "CREDITRISK_API_TOKEN"),
-    ("console", "CREDITRISK_CONSOLE_HOST", "CREDITRISK_CONSOLE_PASSWORD"),
 ])
 def test_the_commands_refuse_to_start_beyond_loopback_without_a_credential(
         monkeypatch: pytest.MonkeyPatch, command: str, host_setting: str,
