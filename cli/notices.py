@@ -5,34 +5,14 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from config.settings import get_settings
-
-if TYPE_CHECKING:
-    from ledger.store import Ledger
+from ledger.cli import connect_or_exit, fail
 
 notices_app = typer.Typer(help="Adverse-action notices (Regulation B, FCRA 615(a)) of final "
                                "declines.", no_args_is_help=True)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
-
-
-def _connect() -> Ledger:
-    import psycopg
-
-    settings = get_settings()
-    try:
-        return psycopg.connect(settings.postgres_conninfo())
-    except psycopg.OperationalError as error:
-        _fail(f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port} is not reachable "
-              f"or refused the login ({type(error).__name__}). Is the stack up "
-              "(`creditrisk stack up`)?")
 
 
 @notices_app.command("render")
@@ -48,11 +28,11 @@ def notices_render(
     from ledger.notices import NoticeRefused, produce_notice
 
     suffix = _suffix(out)
-    with _connect() as connection:
+    with connect_or_exit(get_settings()) as connection:
         try:
             notice = produce_notice(connection, get_settings(), application_id, produced_by)
         except NoticeRefused as error:
-            _fail(str(error))
+            fail(str(error))
     _write(out, notice.pdf if suffix == ".pdf" else notice.html)
     typer.echo(f"{out}  (notice of application {notice.application_id}, produced "
                f"{notice.produced_at:%Y-%m-%d %H:%M} UTC by {notice.produced_by})")
@@ -69,7 +49,7 @@ def notices_list(
     The current final decision of each application, the oldest first."""
     from ledger.notices import final_declines
 
-    with _connect() as connection:
+    with connect_or_exit(get_settings()) as connection:
         declines = final_declines(connection, missing_only=missing, limit=limit)
     if not declines:
         typer.echo("no final declines without a notice" if missing else "no final declines")
@@ -97,7 +77,7 @@ def notices_preview(
     try:
         content = sample_notice(get_settings(), datetime.now(UTC).date())
     except NoticeError as error:
-        _fail(str(error))
+        fail(str(error))
     _write(out, to_pdf(content) if suffix == ".pdf" else to_html(content))
     typer.echo(f"{out}  (sample notice)")
 
@@ -105,7 +85,7 @@ def notices_preview(
 def _suffix(out: Path) -> str:
     suffix = out.suffix.lower()
     if suffix not in (".pdf", ".html", ".htm"):
-        _fail(f"--out {out}: the file must end in .pdf or .html")
+        fail(f"--out {out}: the file must end in .pdf or .html")
     return ".pdf" if suffix == ".pdf" else ".html"
 
 
@@ -116,4 +96,4 @@ def _write(out: Path, content: bytes | str) -> None:
         else:
             out.write_text(content, encoding="utf-8")
     except OSError as error:
-        _fail(f"cannot write {out}: {error.strerror}")
+        fail(f"cannot write {out}: {error.strerror}")

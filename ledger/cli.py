@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from config.settings import Settings, get_settings
 from ledger.cards import RegistryCards
+
+if TYPE_CHECKING:
+    from ledger.store import Ledger
 
 ledger_app = typer.Typer(help="The decision ledger (PostgreSQL): writer, schema and retention.",
                          no_args_is_help=True)
@@ -25,9 +29,21 @@ def registry_cards(settings: Settings) -> RegistryCards:
     return RegistryCards(settings.registry_dir, settings.outcome_dataset)
 
 
-def _fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
+    """Print ``message`` in red on stderr and exit 1."""
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
+
+
+def connect_or_exit(settings: Settings) -> Ledger:
+    """A connection to the ledger as its owner, or a clear exit when PostgreSQL does not let
+    us in (administrators' commands: users, notices)."""
+    import psycopg
+
+    try:
+        return psycopg.connect(settings.postgres_conninfo())
+    except psycopg.OperationalError as error:
+        fail(_postgres_unreachable(settings, error))
 
 
 def _postgres_unreachable(settings: Settings, error: Exception) -> str:
@@ -55,7 +71,7 @@ def ledger_run(
     try:
         run_ledger(settings, registry_cards(settings), stop)
     except psycopg.OperationalError as error:
-        _fail(_postgres_unreachable(settings, error))
+        fail(_postgres_unreachable(settings, error))
 
 
 @ledger_app.command("migrate")
@@ -70,7 +86,7 @@ def ledger_migrate() -> None:
         for line in migrate(settings.postgres_conninfo()):
             typer.echo(line)
     except psycopg.OperationalError as error:
-        _fail(_postgres_unreachable(settings, error))
+        fail(_postgres_unreachable(settings, error))
 
 
 @ledger_app.command("purge")
@@ -89,7 +105,7 @@ def ledger_purge(
         with psycopg.connect(settings.postgres_conninfo()) as connection:
             report = purge_older_than(connection, keep)
     except psycopg.OperationalError as error:
-        _fail(_postgres_unreachable(settings, error))
+        fail(_postgres_unreachable(settings, error))
     typer.echo(f"kept {keep} months: removed {report.decisions_removed:,} decisions decided before "
                f"{report.cutoff:%Y-%m-%d %H:%M} UTC and {report.outcomes_removed:,} outcomes of "
                "loans no longer in the ledger")
@@ -122,7 +138,7 @@ def monitor_command(
             results = run_backtest(connection, registry_cards(settings))
             approvals = approval_bad_rates(load_approvals(connection))
     except psycopg.OperationalError as error:
-        _fail(_postgres_unreachable(settings, error))
+        fail(_postgres_unreachable(settings, error))
     for line in [*report_lines(results), *approval_report_lines(approvals)]:
         typer.echo(line)
     problems = [f"model {r.model_version}: {problem}" for r in results

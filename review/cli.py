@@ -5,33 +5,14 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from config.settings import get_settings
-
-if TYPE_CHECKING:
-    from ledger.store import Ledger
+from ledger.cli import connect_or_exit, fail
 
 users_app = typer.Typer(help="Console users and their roles (viewer, reviewer, approver, admin).",
                         no_args_is_help=True)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
-
-
-def _connect() -> Ledger:
-    import psycopg
-
-    settings = get_settings()
-    try:
-        return psycopg.connect(settings.postgres_conninfo())
-    except psycopg.OperationalError as error:
-        _fail(f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port} is not reachable or "
-              f"refused the login ({type(error).__name__}). Is the stack up (`creditrisk stack up`)?")
 
 
 def _password(from_stdin: bool) -> str:
@@ -39,7 +20,7 @@ def _password(from_stdin: bool) -> str:
         return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Password again: ") != first:
-        _fail("the two passwords differ; nothing was changed")
+        fail("the two passwords differ; nothing was changed")
     return first
 
 
@@ -56,11 +37,11 @@ def users_add(
     from review.users import UserError, add_user
 
     password = _password(password_stdin)
-    with _connect() as connection:
+    with connect_or_exit(get_settings()) as connection:
         try:
             user = add_user(connection, username, role, password, created_by, display_name)
         except UserError as error:
-            _fail(f"{error}; nothing was changed")
+            fail(f"{error}; nothing was changed")
     typer.echo(f"added {user.username} ({user.role})")
 
 
@@ -69,11 +50,11 @@ def users_disable(username: str = typer.Argument(..., help="the user to disable"
     """Disable a user: they can no longer sign in or act; their past actions stay theirs."""
     from review.users import UserError, disable_user
 
-    with _connect() as connection:
+    with connect_or_exit(get_settings()) as connection:
         try:
             disable_user(connection, username)
         except UserError as error:
-            _fail(str(error))
+            fail(str(error))
     typer.echo(f"disabled {username}")
 
 
@@ -82,7 +63,7 @@ def users_list() -> None:
     """Every user with their role, state and creation date."""
     from review.users import list_users
 
-    with _connect() as connection:
+    with connect_or_exit(get_settings()) as connection:
         users = list_users(connection)
     if not users:
         typer.echo("no console users yet: add one with `creditrisk users add NAME --role admin`")
