@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     topic_decisions: str = Field("loan-decisions", description="output topic")
     topic_dead_letters: str = Field("loan-applications-dlq", description="dead-letter topic")
     topic_outcomes: str = Field("loan-outcomes", description="loan outcomes from servicing")
+    topic_shadow_decisions: str = Field("loan-decisions-shadow", description=(
+        "challenger models' decisions, scored in the champion's shadow (never acted on)"))
     topic_final_decisions: str = Field("loan-final-decisions", description=(
         "final decisions (the model's, or a reviewer's with who and why), from the ledger's outbox"))
     topic_partitions: int = Field(6, ge=1, description="partitions of the topics the stack creates")

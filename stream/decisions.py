@@ -125,8 +125,23 @@ def _converted(value: object, kind: type[_Checked]) -> _Checked:
         raise DecisionError(str(error)) from None
 
 
+class ShadowDecision(Decision, frozen=True, kw_only=True):
+    """A challenger's decision (``loan-decisions-shadow``, never acted on): the decision the
+    challenger version would have made — its own ``decision_id`` (the application and the
+    challenger's version) — and the champion's decision of the same application beside it."""
+
+    champion_decision_id: str
+    champion_model_version: str
+    champion_decision: DecisionOutcome
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ShadowDecision:
+        return _decoded(_SHADOW_DECODER, raw)
+
+
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Decision)
+_SHADOW_DECODER = msgspec.json.Decoder(ShadowDecision)
 
 
 @dataclass(frozen=True)
