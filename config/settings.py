@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     notice_overdue_days: int = Field(25, ge=1, description=(
         "days after an application by which a final decline must have its notice (alert)"))
 
+    # Promotion gate: a challenger becomes champion only on these figures from its shadow
+    promotion_min_matured_loans: int = Field(500, ge=1, description=(
+        "matured loans a challenger must have shadowed before its promotion is judged"))
+    promotion_auc_tolerance: float = Field(0.01, ge=0, description=(
+        "how far below the champion's realised AUC the challenger's may be, on the same loans"))
+    promotion_max_calibration_error: float = Field(0.05, gt=0, description=(
+        "highest expected calibration error of the challenger on its matured shadowed loans"))
+
     # Prometheus
     prometheus_port: int = Field(9090, description="port of the local Prometheus")
 
