@@ -8,9 +8,11 @@ role       may
 =========  ==========================================================================
 admin      everything: the stack, topic and ACL provisioning, test clean-up
 producer   write applications and loan outcomes (the upstream systems, ``replay``)
-worker     read applications; write decisions and dead letters; its consumer group
-reader     read decisions and dead letters (downstream systems, ``decisions tail``)
-ledger     read decisions and outcomes; its consumer group
+worker     read applications; write decisions, challengers' shadow decisions and dead
+           letters; its consumer group
+reader     read decisions, shadow decisions and dead letters (downstream systems,
+           ``decisions tail``)
+ledger     read decisions, shadow decisions and outcomes; its consumer group
 finals     write final decisions (the ledger writer's outbox publisher; nobody else may)
 =========  ==========================================================================
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from functools import lru_cache
 
 import faust
@@ -18,12 +18,14 @@ import redis.asyncio
 from faust.types import TP, RecordMetadata
 from prometheus_client import REGISTRY, generate_latest
 
+from config.json_types import JSONObject, JSONValue
 from config.kafka_auth import faust_broker_options
 from config.settings import Settings, get_settings
 from features.metrics import default_metrics as feature_store_metrics
 from features.online import OnlineFeatureReader
 from features.store import async_client
 from onnx_models.registry import Registry
+from stream.challenger_models import ChallengerModels
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
 from stream.exits import stop_stalled_worker, stop_worker
@@ -34,12 +36,13 @@ from stream.http_auth import (
     refusal_detail,
     require_credential_beyond_loopback,
 )
-from stream.liveness import HealthPart, Liveness, Probe
+from stream.liveness import Liveness, Probe
 from stream.log_limits import OUTAGE_LINES
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import ModelEvent, ModelHolder
 from stream.pipeline import IncomingEvent, ScoringPipeline
 from stream.request_batching import Overloaded, RequestBatcher
+from stream.shadow import ShadowScorer
 from stream.validation import DeadLetter
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,7 @@ class ServiceState:
                                  settings.stall_exit_after_s)
         self.pipeline: ScoringPipeline | None = None
         self.models: ModelHolder | None = None  # the pipeline's, for /health
+        self.challengers: ChallengerModels | None = None  # likewise
         self.requests: RequestBatcher[Decision | DeadLetter] | None = None
         self.redis: redis.asyncio.Redis | None = None
         self.processed: dict[TP, int] = {}  # the highest offset decided, per partition
@@ -87,7 +91,8 @@ class ServiceState:
         metrics = worker_metrics()
         for code in DEAD_LETTER_CODES:  # every reason is a series from the start, at 0
             metrics.dead_letters.labels(reason=code)
-        models = ModelHolder(Registry(settings.registry_dir),
+        registry = Registry(settings.registry_dir)
+        models = ModelHolder(registry,
                              allow_event_contract_change=settings.allow_event_contract_change)
         model = models.current
         metrics.set_live_model(model.version, model.policy_version)
@@ -103,9 +108,11 @@ class ServiceState:
             # Faust's per-message bookkeeping (a third of the send cost) is needed here.
             return await producer.send(topic, key, value, None, None, None)
 
+        self.challengers = ChallengerModels(registry, metrics)
+        shadow = ShadowScorer(settings, self.challengers, reader, publish, metrics)
         log.info("serving model %s from %s", model.version, settings.registry_dir)
         return ScoringPipeline(settings, models, reader, DecisionStore(self.redis, settings.key_prefix),
-                               publish, metrics, drift_monitor=DriftMonitor)
+                               publish, metrics, drift_monitor=DriftMonitor, shadow=shadow)
 
 
 def _count_model_event(event: ModelEvent) -> None:
@@ -226,13 +233,23 @@ async def _probe_dependencies(app: faust.App, state: ServiceState) -> None:
         stop_stalled_worker(state.liveness, stall)
 
 
-def model_health(models: ModelHolder | None) -> HealthPart:
-    """The model part of ``GET /health``: which version serves, and the last failed reload."""
+def model_health(models: ModelHolder | None,
+                 challengers: ChallengerModels | None = None) -> JSONObject:
+    """The model part of ``GET /health``: which version serves, the last failed reload, and
+    each challenger's state (a failed challenger never makes the worker unhealthy: the
+    champion decides alone; its failures are counted and alerted)."""
     if models is None:
         return {"ok": False, "detail": "not loaded yet"}
     return {"ok": True, "version": models.current.version,
             "policy_version": models.current.policy_version,
-            "last_reload_error": models.last_reload_error}
+            "last_reload_error": models.last_reload_error,
+            "challengers": _challengers_health(challengers)}
+
+
+def _challengers_health(challengers: ChallengerModels | None) -> list[JSONValue]:
+    if challengers is None:
+        return []
+    return [dict(part) for part in challengers.health()]
 
 
 def _add_views(app: faust.App, state: ServiceState) -> None:
@@ -244,7 +261,9 @@ def _add_views(app: faust.App, state: ServiceState) -> None:
     @app.page("/health")
     async def health(self: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         # What the last probe found: no round trip of its own.
-        report = {**state.liveness.snapshot().health(), "model": model_health(state.models)}
+        report: dict[str, Mapping[str, object]] = {
+            **state.liveness.snapshot().health(),
+            "model": model_health(state.models, state.challengers)}
         status = 200 if all(part["ok"] for part in report.values()) else 503
         return self.json(report, status=status)
 

@@ -2,7 +2,8 @@
 
 Base units, ``_total`` counters, histograms for latencies and distributions. Every label
 has a bounded set of values: decisions, rejection codes, dependency names, partitions,
-drift feature names and the live model version (old versions' series are removed on switch).
+drift feature names, the live model version (old versions' series are removed on switch)
+and the challengers' versions (at most two at a time; a cleared one's series are removed).
 The feature store's own metrics live in ``features/metrics.py``.
 """
 
@@ -94,6 +95,52 @@ class WorkerMetrics:
         self.last_batch_timestamp = Gauge(
             "creditrisk_last_batch_timestamp_seconds",
             "Unix time the last batch was fully processed.", registry=registry)
+
+        self.shadow_decisions = Counter(
+            "creditrisk_shadow_decisions_total",
+            "Challengers' decisions published to the shadow topic, by challenger version.",
+            ["model_version"], registry=registry)
+        self.challenger_agreement = Counter(
+            "creditrisk_challenger_agreement_total",
+            "Shadowed applications by whether the challenger's decision equals the champion's.",
+            ["model_version", "agreed"], registry=registry)
+        self.challenger_swaps = Counter(
+            "creditrisk_challenger_swaps_total",
+            "Shadowed applications by the champion's and the challenger's decision (the 3x3 "
+            "swap matrix).", ["model_version", "champion", "challenger"], registry=registry)
+        self.challenger_score = Histogram(
+            "creditrisk_challenger_score_points",
+            "Score points of the challenger's shadow decisions.", ["model_version"],
+            buckets=SCORE_BUCKETS, registry=registry)
+        self.challenger_champion_score = Histogram(
+            "creditrisk_challenger_champion_score_points",
+            "Score points of the champion on the applications the challenger shadowed.",
+            ["model_version"], buckets=SCORE_BUCKETS, registry=registry)
+        self.challenger_psi = Gauge(
+            "creditrisk_challenger_psi",
+            "Population stability index of the challenger's scores against the champion's on "
+            "the same recent applications.", ["model_version"], registry=registry)
+        self.challenger_batch_seconds = Histogram(
+            "creditrisk_challenger_batch_seconds",
+            "Time a batch spent on one challenger (read of replays, encode, score, decide, "
+            "publish), after the champion's decisions were delivered.", ["model_version"],
+            buckets=PIPELINE_LATENCY_BUCKETS_S, registry=registry)
+        self.challenger_failures = Counter(
+            "creditrisk_challenger_failures_total",
+            "Challenger failures (never the champion's): a refused load, or events a stage "
+            "failed for.", ["model_version", "stage"], registry=registry)
+        self.challenger_up = Gauge(
+            "creditrisk_challenger_up",
+            "1 while the challenger shadows, 0 while it is failed (refused or broken).",
+            ["model_version"], registry=registry)
+
+    def forget_challenger(self, version: str) -> None:
+        """Remove the gauges of a challenger that is no longer set."""
+        for gauge in (self.challenger_psi, self.challenger_up):
+            try:
+                gauge.remove(version)
+            except KeyError:
+                continue
 
     def set_live_model(self, version: str, policy_version: str) -> None:
         """Exactly one model_info series: the version being served."""

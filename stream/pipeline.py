@@ -1,7 +1,8 @@
 """The event path, in the order it runs:
 
 validate → dead-letter the invalid → reuse stored decisions → enrich → encode → score →
-decide → store → publish the decisions → dead-letter the events a step failed.
+decide → store → publish the decisions → dead-letter the events a step failed → shadow
+(the challengers decide their share, :mod:`stream.shadow`; they cannot fail the batch).
 
 One call of :meth:`ScoringPipeline.process` handles one micro-batch from Kafka. Each message
 is an item that ends decided or dead-lettered; a valid application moves through the steps
@@ -12,8 +13,9 @@ failure policy of :mod:`stream.failures`: outages are waited out with backoff (n
 acknowledged meanwhile, so nothing is lost); an error that belongs to one event dead-letters
 that event only, the others staying together in large calls (:func:`isolate`); a model that
 cannot score at all stops the worker (:class:`ModelRuntimeBroken`), and so does a refused
-configuration. ``POST /score`` runs the same steps (:meth:`ScoringPipeline.score_many`)
-without storing or publishing anything.
+configuration. With challengers, the batch's one feature read covers every model's views, and
+the challengers run only once the champion's decisions are delivered. ``POST /score`` runs
+the same steps (:meth:`ScoringPipeline.score_many`) without storing, publishing or shadowing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from stream.event_schema import EventSchema
 from stream.failures import isolate, outage_dependency
 from stream.metrics import WorkerMetrics
 from stream.ports import DecisionKeeper, DriftObserver, FeatureReader, ModelSource
+from stream.shadow import ShadowCase, ShadowScorer
 from stream.stages import (
     Accepted,
     BatchSteps,
@@ -76,7 +79,8 @@ class ScoringPipeline:
                  store: DecisionKeeper, publish: Publish, metrics: WorkerMetrics,
                  drift_monitor: Callable[[ModelCard], DriftObserver] | None = None,
                  max_backoff_s: float = 10.0,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 shadow: ShadowScorer | None = None) -> None:
         self.settings = settings
         self.models = models
         self.reader = reader
@@ -88,6 +92,7 @@ class ScoringPipeline:
         self._psi_published_at, self._rows_since_psi = -PSI_EVERY_S, 0
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
+        self.shadow = shadow
         self.last_batch_completed_at: float | None = None  # time.time() of the last batch
         self._outage_logged_at: dict[str, float] = {}
 
@@ -100,7 +105,9 @@ class ScoringPipeline:
         self.metrics.events_consumed.inc(len(events))
         self.metrics.batch_size.observe(len(events))
         self._switch_model_if_promoted()
-        steps = BatchSteps(self.models.current, self.reader, self.store)  # one model per batch
+        read_spec = self.shadow.refreshed(self.models.current) if self.shadow else None
+        steps = BatchSteps(self.models.current, self.reader, self.store,  # one model per batch
+                           read_spec=read_spec)
         items = [EventItem(event) for event in events]
 
         accepted = self._validate(items, steps.model.event_schema)
@@ -121,8 +128,22 @@ class ScoringPipeline:
         self.metrics.batch_latency.observe(time.perf_counter() - started)
         self.last_batch_completed_at = time.time()
         self.metrics.last_batch_timestamp.set(self.last_batch_completed_at)
+        if self.shadow is not None and read_spec is not None:
+            await self.shadow.shadow(self._shadow_cases(steps, accepted))
         return BatchOutcome(decisions, [item.dead_letter for item in invalid + failed
                                         if item.dead_letter is not None], replayed)
+
+    @staticmethod
+    def _shadow_cases(steps: BatchSteps, applications: Sequence[Accepted]) -> list[ShadowCase]:
+        """The applications the champion decided (new, or replayed: no read), never the
+        dead-lettered ones."""
+        cases = []
+        for accepted in applications:
+            decision = accepted.items[0].decision
+            if decision is not None:
+                app = accepted.application
+                cases.append(ShadowCase(app, decision, steps.reads.get(app.application_id)))
+        return cases
 
     def _switch_model_if_promoted(self) -> None:
         """Hot reload at the batch boundary; drift is measured against the new reference."""

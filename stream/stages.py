@@ -13,7 +13,7 @@ takes a list of values and returns the next shape for each, in order.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -21,8 +21,10 @@ from numpy.typing import NDArray
 
 from features.normalize import utc_timestamp
 from features.online import FeatureRequest, OnlineFeatures
+from features.serving import ServingSpec
 from stream.decisions import Decision, DecisionRecord, decision_id
 from stream.failures import ModelRuntimeBroken, field_that_breaks
+from stream.feature_union import projected
 from stream.model_runtime import Verdict
 from stream.ports import DecisionKeeper, FeatureReader, ScoringModel
 from stream.validation import DeadLetter, ValidApplication
@@ -120,12 +122,19 @@ class Decided(Scored):
 
 @dataclass
 class BatchSteps:
-    """The steps of one batch, bound to the one model that decides the whole batch."""
+    """The steps of one batch, bound to the one model that decides the whole batch.
+
+    With challengers, ``read_spec`` is the union of every model's views: the batch's one
+    feature read serves them all, the champion gets its own share of it
+    (:func:`stream.feature_union.projected`) and ``reads`` keeps the whole read per
+    application id for the challengers."""
 
     model: ScoringModel
     reader: FeatureReader
     store: DecisionKeeper
     record_velocity: bool = True
+    read_spec: ServingSpec | None = None
+    reads: dict[str, OnlineFeatures] = field(default_factory=dict)
 
     async def stored(self, applications: Sequence[Accepted]) -> list[Accepted]:
         """Settle the applications this model version already decided (a replay) with
@@ -141,11 +150,19 @@ class BatchSteps:
 
     async def enrich(self, applications: Sequence[Accepted]) -> list[Enriched]:
         """One feature-store round trip for the batch (velocity windows updated in it)."""
+        spec = self.read_spec or self.model.serving
         batch = await self.reader.read([accepted.feature_request for accepted in applications],
-                                       serving=self.model.serving,
-                                       record_velocity=self.record_velocity)
-        return [Enriched(accepted.application, accepted.items, features)
-                for accepted, features in zip(applications, batch.features, strict=True)]
+                                       serving=spec, record_velocity=self.record_velocity)
+        if self.read_spec is None:
+            return [Enriched(accepted.application, accepted.items, features)
+                    for accepted, features in zip(applications, batch.features, strict=True)]
+        enriched = []
+        for accepted, read in zip(applications, batch.features, strict=True):
+            app = accepted.application
+            self.reads[app.application_id] = read
+            enriched.append(Enriched(app, accepted.items,
+                                     projected(read, spec, self.model.serving, app.submitted_at)))
+        return enriched
 
     async def encode(self, applications: Sequence[Enriched]) -> list[Encoded]:
         matrix = self.model.encoder.transform_records([item.features.record

@@ -38,11 +38,12 @@ class StackNamespace:
     key_prefix: str
     topic_outcomes: str = ""
     topic_final_decisions: str = ""
+    topic_shadow_decisions: str = ""
 
     @property
     def topics(self) -> list[str]:
         return [self.topic_applications, self.topic_decisions, self.topic_dead_letters,
-                self.topic_outcomes, self.topic_final_decisions]
+                self.topic_outcomes, self.topic_final_decisions, self.topic_shadow_decisions]
 
 
 # With pytest-xdist, the worker that starts a server of the stack notes it here; the
@@ -110,6 +111,7 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
             "topic_dead_letters": f"t-{tag}-dlq",
             "topic_outcomes": f"t-{tag}-outcomes",
             "topic_final_decisions": f"t-{tag}-finals",
+            "topic_shadow_decisions": f"t-{tag}-shadow",
             "key_prefix": f"test:{tag}:",
             "worker_group": f"t-{tag}-scoring",
         }),
@@ -119,6 +121,7 @@ def namespace(live_stack: Settings, request: pytest.FixtureRequest) -> Iterator[
         key_prefix=f"test:{tag}:",
         topic_outcomes=f"t-{tag}-outcomes",
         topic_final_decisions=f"t-{tag}-finals",
+        topic_shadow_decisions=f"t-{tag}-shadow",
     )
     provision(ns.settings, partitions=3)  # topics and each role's ACLs, as the stack does
     yield ns

@@ -35,6 +35,8 @@ class WorkerProcess(FaultWorker):
                          f"{settings.worker_group}-{uuid.uuid4().hex[:10]}", **extra_env)
         self.log_path = log_path
         self.env["CREDITRISK_STACK_DIR"] = str(log_path.parent / "worker-stack")
+        # Challengers' decisions go to the namespace's own shadow topic.
+        self.env["CREDITRISK_TOPIC_SHADOW_DECISIONS"] = settings.topic_shadow_decisions
         if command is not None:
             self.command = command
 

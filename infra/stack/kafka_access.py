@@ -47,7 +47,7 @@ def grants(settings: Settings) -> list[Grant]:
     """Every permission the roles need on the topics and groups ``settings`` name."""
     applications, decisions = settings.topic_applications, settings.topic_decisions
     dead_letters, outcomes = settings.topic_dead_letters, settings.topic_outcomes
-    finals = settings.topic_final_decisions
+    finals, shadow = settings.topic_final_decisions, settings.topic_shadow_decisions
     result: list[Grant] = []
 
     def allow(role: str, operations: tuple[str, ...], resource: str, name: str,
@@ -61,6 +61,11 @@ def grants(settings: Settings) -> list[Grant]:
     allow("worker", read, "TOPIC", applications)
     allow("worker", write, "TOPIC", decisions)
     allow("worker", write, "TOPIC", dead_letters)
+    # Challengers' decisions: only the worker writes them; the ledger stores them beside the
+    # champion's and downstream analysts may read them (nobody acts on them).
+    allow("worker", write, "TOPIC", shadow)
+    allow("reader", read, "TOPIC", shadow)
+    allow("ledger", read, "TOPIC", shadow)
     allow("worker", ("READ", "WRITE", "DESCRIBE"), "TOPIC", leader_topic(settings))
     allow("worker", read, "GROUP", settings.worker_group)
     allow("reader", read, "TOPIC", decisions)
@@ -127,7 +132,8 @@ def provision(settings: Settings, partitions: int | None = None) -> list[str]:
     permissions on them; return one line per topic."""
     partitions = partitions or settings.topic_partitions
     names = (settings.topic_applications, settings.topic_decisions, settings.topic_dead_letters,
-             settings.topic_outcomes, settings.topic_final_decisions)
+             settings.topic_outcomes, settings.topic_final_decisions,
+             settings.topic_shadow_decisions)
     topics = dict.fromkeys((name for name in names if name), partitions)
     topics[leader_topic(settings)] = 1  # Faust's leader topic has one partition
     lines = ensure_topics(settings, topics)

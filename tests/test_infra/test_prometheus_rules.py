@@ -35,6 +35,7 @@ REQUIRED_ALERTS = {
     "NoDecisionsWhileEventsArrive", "DeadLetterRateHigh", "EndToEndLatencyP99High",
     "ConsumerLagGrowing", "ScoreDriftHigh", "FeatureDriftHigh", "FeatureStoreMissRateHigh",
     "FeatureStoreStaleRateHigh", "ModelNotLoaded", "ModelReloadFailing", "WorkerDown", "WorkerStalled",
+    "ChallengerFailing",
 }
 SEVERITIES = {"critical", "warning"}
 TARGET_LABELS = {"job", "instance", "service", "le"}
