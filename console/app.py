@@ -19,7 +19,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from config.settings import Settings
-from console import login, metrics, review_views, views
+from console import challenger_view, login, metrics, review_views, views
 from console.data import ConsoleUnavailable, DataSource
 from review.users import User
 
@@ -66,8 +66,10 @@ def data_source() -> DataSource:
 
 
 def pages_for(user: User) -> tuple[str, ...]:
-    """The pages a user's role opens (approving overrides is within Overrides)."""
-    return views.VIEWS + REVIEW_PAGES if user.may("reviewer") else views.VIEWS
+    """The pages a user's role opens (approving overrides is within Overrides); every role
+    reads the Challenger page."""
+    pages = (*views.VIEWS, challenger_view.PAGE)
+    return pages + REVIEW_PAGES if user.may("reviewer") else pages
 
 
 def open_linked_application(pages: tuple[str, ...]) -> None:
@@ -103,6 +105,8 @@ def render(view: str, settings: Settings, user: User) -> None:
         review_views.render_review_queue(data_source(), settings, user)
     elif view == "Overrides":
         review_views.render_overrides(settings, user)
+    elif view == challenger_view.PAGE:
+        challenger_view.render_challenger(challenger_view.challenger_source(settings))
     else:
         RENDERERS[view](data_source())
         if view == "Decision":

@@ -3,7 +3,8 @@
 The writer turns a published decision and the worker's Redis record into a ``decisions``
 row (:func:`decision_row`); the console turns the row back into the worker's record
 (:func:`latest_record`). Both read the column list here, so a column added to the ledger is
-added in one place. Outcome rows (``loan_outcomes``) are keyed by portfolio and application.
+added in one place. Outcome rows (``loan_outcomes``) are keyed by portfolio and application;
+a challenger's shadow decision is a ``shadow_decisions`` row (:func:`shadow_row`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from features.normalize import utc_timestamp
-from stream.decisions import Decision, DecisionRecord
+from stream.decisions import Decision, DecisionRecord, ShadowDecision
 
 # JSON-ready values as they travel to and from PostgreSQL (jsonb as text going in).
 SqlValue = str | int | float | bool | date | datetime | None
@@ -27,6 +28,12 @@ DECISION_COLUMNS = (
 )
 # The decision's own fields and its lineage: what the console reads back as a record.
 RECORD_COLUMNS = (*DECISION_COLUMNS[:15], "stale_features", "velocity", "feature_age_seconds")
+SHADOW_COLUMNS = (
+    "decision_id", "application_id", "decision", "probability_of_default", "score", "risk_grade",
+    "reasons", "model_version", "policy_version", "decided_at", "champion_decision_id",
+    "champion_model_version", "champion_decision", "source_topic", "source_partition",
+    "source_offset",
+)
 OUTCOME_COLUMNS = ("portfolio", "application_id", "loan_status", "outcome", "as_of", "source_topic",
                    "source_partition", "source_offset")
 
@@ -75,6 +82,19 @@ def decision_row(decision: Decision, record: DecisionRecord | None,
         as_json(record.stale_features) if record else None,
         as_json(record.velocity) if record else None,
         record is not None,
+        source.topic, source.partition, source.offset,
+    )
+
+
+def shadow_row(decision: ShadowDecision, source: Source) -> tuple[SqlValue, ...]:
+    """One ``shadow_decisions`` row (``SHADOW_COLUMNS`` order): the challenger's decision and
+    the champion's beside it."""
+    return (
+        decision.decision_id, decision.application_id, decision.decision,
+        decision.probability_of_default, decision.score, decision.risk_grade,
+        as_json([asdict(reason) for reason in decision.reasons]), decision.model_version,
+        decision.policy_version, decision.decided_at, decision.champion_decision_id,
+        decision.champion_model_version, decision.champion_decision,
         source.topic, source.partition, source.offset,
     )
 

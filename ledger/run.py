@@ -40,7 +40,8 @@ CASEWORK_METRICS_EVERY_S = 10.0   # review queue, overrides, outbox and notice f
 
 def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
                metrics: LedgerMetrics | None = None) -> None:
-    """Run until ``stop`` is set: decisions and outcomes → PostgreSQL, at-least-once."""
+    """Run until ``stop`` is set: decisions, shadow decisions and outcomes → PostgreSQL,
+    at-least-once."""
     import psycopg
     import redis
     from kafka import KafkaConsumer
@@ -49,10 +50,10 @@ def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
     from ledger.schema import let_console_role_log_in, migrate
 
     metrics = metrics or LedgerMetrics()
-    for stream in ("decisions", "outcomes"):
+    for stream in ("decisions", "shadow_decisions", "outcomes"):
         metrics.messages.labels(stream=stream)
-    for kind in ("unreadable_decision", "unreadable_outcome", "postgres", "redis",
-                 *Casework.KINDS):
+    for kind in ("unreadable_decision", "unreadable_shadow_decision", "unreadable_outcome",
+                 "postgres", "redis", *Casework.KINDS):
         metrics.errors.labels(kind=kind)
     health = HealthState()
     server = serve_http(settings.worker_host, settings.ledger_port, metrics, health)
@@ -63,11 +64,11 @@ def run_ledger(settings: Settings, cards: OutcomeCards, stop: threading.Event,
                                 settings.console_postgres_password.get_secret_value())
     writer = LedgerWriter(settings, cards, metrics, sync_client(settings, "ledger"))
     consumer = KafkaConsumer(
-        settings.topic_decisions, settings.topic_outcomes,
+        settings.topic_decisions, settings.topic_shadow_decisions, settings.topic_outcomes,
         **kafka_python_options(settings, "ledger"), group_id=settings.ledger_group,
         enable_auto_commit=False, auto_offset_reset="earliest", client_id="creditrisk-ledger",
         max_poll_records=settings.ledger_batch_max, fetch_max_bytes=16_000_000)
-    names = {settings.topic_decisions: "decisions", settings.topic_outcomes: "outcomes"}
+    names = writer.streams()
     casework = Casework(settings, metrics)
     next_lag = next_backtest = 0.0
     try:

@@ -1,7 +1,8 @@
-"""The ledger writer: decisions and loan outcomes from Kafka into PostgreSQL.
+"""The ledger writer: decisions, challengers' shadow decisions and loan outcomes from Kafka
+into PostgreSQL.
 
-One consumer (its own group, ``CREDITRISK_LEDGER_GROUP``) reads the decisions and the
-loan-outcomes topics in batches of up to ``CREDITRISK_LEDGER_BATCH_MAX`` messages. For a
+One consumer (its own group, ``CREDITRISK_LEDGER_GROUP``) reads the decisions, the shadow
+decisions and the loan-outcomes topics in batches of up to ``CREDITRISK_LEDGER_BATCH_MAX`` messages. For a
 batch it reads the lineage of every decision from the worker's Redis records in one
 round trip, writes the batch in one transaction, and only then commits the Kafka offsets:
 at-least-once, and idempotent because a decision already in the ledger (same
@@ -9,6 +10,10 @@ at-least-once, and idempotent because a decision already in the ledger (same
 read again and the rows it had already written are skipped. PostgreSQL or Redis outages
 are waited out with backoff; a message that is not a decision or an outcome is counted
 and skipped (its offset is logged, never its content).
+
+A challenger's shadow decision goes to ``shadow_decisions`` only (:mod:`ledger.challenger`),
+in the same transaction and just as idempotently: it never enters the review queue nor
+becomes a final decision.
 
 An outcome belongs to the portfolio its message names (``portfolio``: the dataset name of
 the models that decide those loans, as their cards record it); it is classed by that
@@ -34,11 +39,12 @@ from prometheus_client import generate_latest
 from config.settings import Settings
 from ledger.backtest import ModelCards, VersionBacktest, run_backtest
 from ledger.cards import OutcomeClass
+from ledger.challenger import insert_shadow_decisions
 from ledger.finals import record_model_outcomes
 from ledger.metrics import LedgerMetrics
-from ledger.rows import SqlValue, decision_row, has_lineage
+from ledger.rows import SqlValue, decision_row, has_lineage, shadow_row
 from ledger.store import insert_decisions, parse_as_of, upsert_outcomes
-from stream.decisions import Decision, DecisionError, DecisionStore
+from stream.decisions import Decision, DecisionError, DecisionStore, ShadowDecision
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -75,6 +81,8 @@ class BatchReport:
     outcomes_written: int = 0
     finals_written: int = 0        # automatic approves and declines, final at once
     review_items_entered: int = 0  # review decisions queued for an underwriter
+    shadow_new: int = 0            # challengers' shadow decisions written now
+    shadow_duplicate: int = 0      # shadow decisions already in the ledger
     unreadable: int = 0
     lineage_missing: int = 0
 
@@ -83,6 +91,14 @@ def parse_decision(value: bytes | None) -> Decision | None:
     """The decision in a message, or None when it is not one (the contract is checked)."""
     try:
         return Decision.from_json(value or b"")
+    except DecisionError:
+        return None
+
+
+def parse_shadow_decision(value: bytes | None) -> ShadowDecision | None:
+    """The shadow decision in a message, or None when it is not one."""
+    try:
+        return ShadowDecision.from_json(value or b"")
     except DecisionError:
         return None
 
@@ -135,6 +151,7 @@ class LedgerWriter:
         report = BatchReport()
         decisions: list[tuple[LedgerMessage, Decision]] = []
         outcomes = []
+        shadows = []
         for message in messages:
             if message.topic == self.settings.topic_outcomes:
                 row = outcome_row(message.value, self.cards, message)
@@ -142,6 +159,13 @@ class LedgerWriter:
                     self._unreadable("outcome", message, report)
                 else:
                     outcomes.append(row)
+                continue
+            if message.topic == self.settings.topic_shadow_decisions:
+                shadow = parse_shadow_decision(message.value)
+                if shadow is None:
+                    self._unreadable("shadow_decision", message, report)
+                else:
+                    shadows.append(shadow_row(shadow, message))
                 continue
             decision = parse_decision(message.value)
             if decision is None:
@@ -161,7 +185,9 @@ class LedgerWriter:
             report.finals_written, report.review_items_entered = (recorded.finals,
                                                                   recorded.review_items)
             report.outcomes_written = upsert_outcomes(connection, outcomes)
+            report.shadow_new = insert_shadow_decisions(connection, shadows)
         report.decisions_duplicate = len(rows) - report.decisions_new
+        report.shadow_duplicate = len(shadows) - report.shadow_new
         self._count(messages, report, time.perf_counter() - started)
         return report
 
@@ -173,10 +199,11 @@ class LedgerWriter:
 
     def _count(self, messages: Sequence[LedgerMessage], report: BatchReport, seconds: float) -> None:
         m = self.metrics
-        outcomes = sum(message.topic == self.settings.topic_outcomes for message in messages)
-        m.messages.labels(stream="outcomes").inc(outcomes)
-        m.messages.labels(stream="decisions").inc(len(messages) - outcomes)
+        streams = self.streams()
+        for message in messages:
+            m.messages.labels(stream=streams.get(message.topic, "decisions")).inc()
         m.rows_written.labels(table="decisions").inc(report.decisions_new)
+        m.rows_written.labels(table="shadow_decisions").inc(report.shadow_new)
         m.rows_written.labels(table="loan_outcomes").inc(report.outcomes_written)
         m.rows_written.labels(table="final_decisions").inc(report.finals_written)
         m.rows_written.labels(table="review_items").inc(report.review_items_entered)
@@ -184,6 +211,12 @@ class LedgerWriter:
         m.lineage_missing.inc(report.lineage_missing)
         m.write_seconds.observe(seconds)
         m.last_write.set(time.time())
+
+    def streams(self) -> dict[str, str]:
+        """Each topic the writer reads → its ``stream`` label."""
+        return {self.settings.topic_decisions: "decisions",
+                self.settings.topic_shadow_decisions: "shadow_decisions",
+                self.settings.topic_outcomes: "outcomes"}
 
     def refresh_backtest(self) -> None:
         """Back-test every model version and export it (and the table sizes) as metrics."""

@@ -40,6 +40,9 @@ class LedgerProcess(WorkerProcess):
                          CREDITRISK_POSTGRES_DATABASE=settings.postgres_database,
                          CREDITRISK_POSTGRES_PORT=str(settings.postgres_port),
                          CREDITRISK_TOPIC_OUTCOMES=namespace.topic_outcomes,
+                         CREDITRISK_TOPIC_SHADOW_DECISIONS=(
+                             getattr(namespace, "topic_shadow_decisions", "")
+                             or settings.topic_shadow_decisions),
                          # the test's own final-decisions topic, never the shared one
                          CREDITRISK_TOPIC_FINAL_DECISIONS=(
                              getattr(namespace, "topic_final_decisions", "")
