@@ -9,6 +9,13 @@ from __future__ import annotations
 import typer
 
 from cli.demo import demo
+from cli.model_compare import compare_command
+from cli.model_roles import (
+    challenger_command,
+    history_command,
+    promote_command,
+    rollback_command,
+)
 from cli.notices import notices_app
 from console.cli import console_command
 from infra.bench.suites import bench
@@ -31,6 +38,11 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.add_typer(data_app, name="data")
 app.command(name="train")(train_command)
+model_app.command("challenger")(challenger_command)
+model_app.command("promote")(promote_command)
+model_app.command("rollback")(rollback_command)
+model_app.command("history")(history_command)
+model_app.command("compare")(compare_command)
 app.add_typer(model_app, name="model")
 app.command(name="demo")(demo)
 app.add_typer(features_app, name="features")

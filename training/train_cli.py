@@ -1,4 +1,8 @@
-"""``creditrisk train`` and ``creditrisk model list | show | promote``."""
+"""``creditrisk train`` and ``creditrisk model list | show``.
+
+The role changes that leave an audit row in the ledger (``model challenger | promote |
+rollback | history``) are the command line's own (``cli.model_roles``): training does not
+reach the ledger."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import typer
 if TYPE_CHECKING:
     from onnx_models.registry import Registry
 
-model_app = typer.Typer(help="List, show and promote registered models.", no_args_is_help=True)
+model_app = typer.Typer(help="The model registry: versions, their roles (champion, challengers) "
+                             "and the audited role changes.", no_args_is_help=True)
 
 
 def _fail(message: str) -> None:
@@ -172,17 +177,30 @@ REGISTRY_OPTION = typer.Option(None, "--registry", help="Registry folder (defaul
 
 @model_app.command("list")
 def list_command(registry: Path | None = REGISTRY_OPTION) -> None:
-    """Registered versions (oldest first) with test AUC / KS; * marks the live one."""
-    summaries = _registry(registry).list()
+    """Registered versions with test AUC / KS and their roles (champion *, challengers).
+
+    Oldest first; the champion is the live model, each challenger shows the share of the
+    applications it shadows."""
+    from onnx_models.challengers import challengers
+    from onnx_models.registry import RegistryError
+
+    store = _registry(registry)
+    summaries = store.list()
     if not summaries:
         typer.echo("No models registered yet; run `creditrisk train --data PATH`.")
         return
-    typer.echo(f"  {'version':<27} {'created':<26} {'dataset':<14} {'AUC':>7} {'KS':>7}")
+    try:
+        shares = {c.version: c.percent for c in challengers(store)}
+    except RegistryError as error:
+        _fail(str(error))
+    typer.echo(f"  {'version':<27} {'created':<26} {'dataset':<14} {'AUC':>7} {'KS':>7}  role")
     for item in summaries:
         auc = f"{item.test_auc:.4f}" if item.test_auc is not None else "?"
         ks = f"{item.test_ks:.4f}" if item.test_ks is not None else "?"
+        role = ("champion" if item.live else f"challenger ({shares[item.version]:g} %)"
+                if item.version in shares else "")
         typer.echo(f"{'*' if item.live else ' '} {item.version:<27} {item.created_at:<26} "
-                   f"{item.dataset:<14} {auc:>7} {ks:>7}")
+                   f"{item.dataset:<14} {auc:>7} {ks:>7}  {role}".rstrip())
 
 
 @model_app.command("show")
@@ -225,16 +243,3 @@ def show_command(version: str = typer.Argument(..., help="Version to show ('live
     typer.echo("Risk grades: " + ", ".join(f"{g['grade']} < {g['max_pd']:g}"
                                            for g in card["risk_grades"]))
     typer.echo(format_summary(card))
-
-
-@model_app.command("promote")
-def promote_command(version: str = typer.Argument(..., help="Version to make live."),
-                    registry: Path | None = REGISTRY_OPTION) -> None:
-    """Make a registered version live (checked first; a bad model is refused)."""
-    from onnx_models.registry import RegistryError
-
-    try:
-        model = _registry(registry).promote(version)
-    except RegistryError as error:
-        _fail(str(error))
-    typer.echo(f"Model {model.version} is now live.")
