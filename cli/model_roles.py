@@ -231,6 +231,29 @@ def missing_event_fields(champion: ServingSpec, challenger: ServingSpec) -> list
     return lacking
 
 
+def event_contract_problem(champion: ServingSpec, challenger: ServingSpec) -> str | None:
+    """Why the worker could not shadow the champion with this challenger (None: it can).
+    The fields it lacks first; then any other difference of event contract (the worker
+    shadows only a challenger with the champion's); then feature views that cannot be read
+    together with the champion's."""
+    from stream.feature_union import union_spec
+
+    lacking = missing_event_fields(champion, challenger)
+    if lacking:
+        return (f"expects event fields the champion's events do not carry: "
+                f"{', '.join(lacking)}")
+    if challenger.event_contract() != champion.event_contract():
+        differing = sorted({entry[0] for entry in set(champion.event_contract())
+                            ^ set(challenger.event_contract())})
+        return (f"declares the event fields {', '.join(differing)} unlike the champion; the "
+                "worker shadows only a challenger with the champion's event contract")
+    try:
+        union_spec(champion, [challenger])
+    except ValueError as error:
+        return f"has feature views that cannot be read with the champion's: {error}"
+    return None
+
+
 # ---- the steps -------------------------------------------------------------------------
 
 
@@ -248,12 +271,11 @@ def _check_event_contract(store: Registry, version: str) -> None:
     champion = store.live_version()
     if champion is None:
         fail("there is no champion yet: promote a version before setting challengers")
-    wanted = store.load(version).card.serving_spec()
-    lacking = missing_event_fields(store.load(champion).card.serving_spec(), wanted)
-    if lacking:
-        fail(f"{version} expects event fields the champion {champion}'s events do not carry: "
-             f"{', '.join(lacking)}; a challenger scores the champion's events, so it must "
-             "read the same application fields")
+    problem = event_contract_problem(store.load(champion).card.serving_spec(),
+                                     store.load(version).card.serving_spec())
+    if problem:
+        fail(f"{version} cannot shadow champion {champion}: it {problem}. A challenger scores "
+             "the champion's events, so it must read the same application fields")
 
 
 def _judge(connection: Ledger, settings: Settings, store: Registry, champion: str | None,

@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.model_roles import history_lines, missing_event_fields
+from cli.model_roles import event_contract_problem, history_lines, missing_event_fields
 from features.serving import EventField, ServingSpec
+from features.views import BUREAU_VIEW
 from ledger.backtest import Estimate
 from ledger.model_history import Criterion, GateLimits, RoleChange, evaluate_gate
 
@@ -121,6 +122,16 @@ def test_a_challenger_needing_fields_the_events_do_not_carry_is_told_which() -> 
     lacking = missing_event_fields(_spec(AMOUNT, replace(PURPOSE, required=False)),
                                    _spec(AMOUNT, PURPOSE, income))
     assert lacking == ["purpose (optional on the champion's events)", "AMT_INCOME_TOTAL"]
+
+
+def test_a_challenger_the_worker_would_not_shadow_is_told_why() -> None:
+    champion = ServingSpec(event_fields=(AMOUNT, PURPOSE), views=(BUREAU_VIEW,))
+    assert event_contract_problem(champion, champion) is None
+    fewer = event_contract_problem(champion, replace(champion, event_fields=(AMOUNT,)))
+    assert fewer is not None and "purpose" in fewer and "event contract" in fewer
+    other_view = replace(BUREAU_VIEW, fields=BUREAU_VIEW.fields[:1])
+    views = event_contract_problem(champion, replace(champion, views=(other_view,)))
+    assert views is not None and "feature views" in views and BUREAU_VIEW.name in views
 
 
 def test_the_history_prints_who_what_the_criteria_and_the_reason() -> None:
