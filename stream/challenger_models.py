@@ -20,11 +20,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from features.serving import ServingSpec
 from onnx_models.challengers import CHALLENGERS_FILE, Challenger, challengers
 from onnx_models.registry import MODEL_CARD, MODEL_ONNX, ModelRejectedError, Registry
+from stream.decisions import DecisionOutcome
 from stream.feature_union import union_spec
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import EXPLAINER_FILE, load_serving_model
@@ -37,6 +38,7 @@ ChallengerState = Literal["shadowing", "failed"]
 _WATCHED_FILES = (MODEL_ONNX, MODEL_CARD, EXPLAINER_FILE)
 # Where a challenger can fail (creditrisk_challenger_failures_total's stage label).
 FAILURE_STAGES = ("load", "enrich", "encode", "score", "decide", "publish")
+OUTCOMES: tuple[DecisionOutcome, ...] = get_args(DecisionOutcome)
 
 
 @dataclass
@@ -154,10 +156,21 @@ class ChallengerModels:
             return was_shadowing
         slot.model, slot.error = model, None
         self.metrics.challenger_up.labels(model_version=slot.version).set(1)
-        for stage in FAILURE_STAGES:  # every stage is a series from the start, at 0
-            self.metrics.challenger_failures.labels(model_version=slot.version, stage=stage)
+        self._zero_series(slot.version)
         log.info("challenger %s shadows %g %% of the applications", slot.version, slot.percent)
         return True
+
+    def _zero_series(self, version: str) -> None:
+        """Every failure stage, agreement and swap cell is a series from the start, at 0."""
+        metrics = self.metrics
+        for stage in FAILURE_STAGES:
+            metrics.challenger_failures.labels(model_version=version, stage=stage)
+        for agreed in ("true", "false"):
+            metrics.challenger_agreement.labels(model_version=version, agreed=agreed)
+        for champion in OUTCOMES:
+            for challenger in OUTCOMES:
+                metrics.challenger_swaps.labels(model_version=version, champion=champion,
+                                                challenger=challenger)
 
     def _refuse(self, slot: ChallengerSlot, error: str) -> None:
         repeated = slot.model is None and slot.error == error
