@@ -338,9 +338,16 @@ def _audited(record: Callable[[Ledger], object], change: Callable[[], object],
     from onnx_models.registry import RegistryError
 
     settings = settings or get_settings()
+    try:
+        connection = psycopg.connect(settings.postgres_conninfo())
+    except psycopg.OperationalError as error:
+        fail(f"the ledger's PostgreSQL at {settings.postgres_host}:{settings.postgres_port} is "
+             f"not reachable or refused the login ({type(error).__name__}); nothing was "
+             "changed: a role change needs its audit row. Is the stack up (`creditrisk stack "
+             "up`), and are CREDITRISK_POSTGRES_* right?")
     changed = False
     try:
-        with connect_or_exit(settings) as connection, connection.transaction():
+        with connection, connection.transaction():
             record(connection)
             change()
             changed = True
