@@ -97,6 +97,8 @@ def purge_older_than(connection: Ledger, months: int, now: datetime | None = Non
                                    (moment, months)).fetchone()
         cutoff = found[0] if found else moment
         removed = connection.execute("DELETE FROM decisions WHERE decided_at < %s", (cutoff,))
+        # a challenger's decisions go with the champion's they were compared with
+        connection.execute("DELETE FROM shadow_decisions WHERE decided_at < %s", (cutoff,))
         orphans = connection.execute(
             "DELETE FROM loan_outcomes o WHERE o.as_of < %s::date AND NOT EXISTS "
             "(SELECT 1 FROM decisions d WHERE d.application_id = o.application_id)", (cutoff,))
