@@ -380,21 +380,26 @@ def _review_queue(settings: Settings) -> None:
 
     import psycopg
 
+    from onnx_models.registry import Registry
+
+    live = Registry(settings.registry_dir).live_version()
     deadline = time.monotonic() + 30
     with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as connection:
         while True:
             row = connection.execute(
-                "SELECT (SELECT count(*) FROM decisions WHERE decision = 'review'), "
+                "SELECT (SELECT count(*) FROM decisions WHERE decision = 'review' "
+                "        AND model_version = %s), "
                 "(SELECT count(*) FROM review_items WHERE status <> 'decided'), "
                 "(SELECT count(*) FROM final_decisions), "
                 "(SELECT count(*) FROM final_decision_publications), "
-                "(SELECT count(*) FROM adverse_action_notices)").fetchone()
+                "(SELECT count(*) FROM adverse_action_notices)", (live,)).fetchone()
             reviews, queued, finals, published, notices = (int(str(v)) for v in row or (0,) * 5)
             if published >= finals or time.monotonic() > deadline:
                 break
             time.sleep(1)
-    typer.echo(f"   review queue: {queued:,} items waiting ({reviews:,} review decisions in the "
-               f"ledger); due {settings.review_service_level_hours:g} h after the decision")
+    typer.echo(f"   review queue: {queued:,} items waiting; the live model {live} referred "
+               f"{reviews:,} applications for review; each item is due "
+               f"{settings.review_service_level_hours:g} h after its decision")
     typer.echo(f"   final decisions: {finals:,} ({published:,} published to "
                f"{settings.topic_final_decisions}); adverse-action notices: {notices:,}")
 
