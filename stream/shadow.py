@@ -14,6 +14,12 @@ challenger's own explainer): a review or decline without its principal factors c
 compared with the champion's adverse-action reasons, and the cost (TreeSHAP on the adverse
 rows only) is inside the throughput budget measured in docs/benchmarks.md.
 
+Delivery: shadow decisions are handed to the Kafka producer in the batch and their
+confirmations awaited in the background (the metrics count them once confirmed), so the
+champion's next batch does not wait on the shadow topic. The cost: a worker killed right
+after a batch was acknowledged can lose that batch's shadow decisions (never a champion
+decision) — a gap in the comparison, not in the book of record.
+
 Idempotence: the share depends on the application id alone, and a shadow decision's
 ``decided_at`` is the champion's, so a re-delivered application (answered with the champion's
 stored decision) is shadowed again with the same decision id and the same content for the
@@ -58,8 +64,9 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes | None, bytes], Awaitable[Awaitable[object]]]
 
 # A shadow decision Kafka has not confirmed by then is counted as failed (never retried:
-# the batch, and the champion's next one, must not wait on the shadow topic).
-SHADOW_DELIVERY_TIMEOUT_S, PUBLISH_PAUSE_S = 5.0, 30.0
+# the champion's batches must not wait on the shadow topic). Confirmations are awaited in the
+# background, at most MAX_UNCONFIRMED batches' worth at a time.
+SHADOW_DELIVERY_TIMEOUT_S, PUBLISH_PAUSE_S, MAX_UNCONFIRMED = 5.0, 30.0, 8
 # PSI of the challenger's scores against the champion's over this many recent pairs,
 # recomputed every PSI_EVERY_ROWS shadow decisions; none below PSI_MIN_PAIRS.
 PSI_WINDOW, PSI_EVERY_ROWS, PSI_MIN_PAIRS = 5_000, 100, 200
@@ -97,6 +104,7 @@ class ShadowScorer:
         self._pairs: dict[str, deque[tuple[float, float]]] = {}
         self._since_psi: Counter[str] = Counter()
         self._publish_paused_until: dict[str, float] = {}
+        self._unconfirmed: set[asyncio.Future[None]] = set()
 
     def refreshed(self, champion: ScoringModel) -> ServingSpec | None:
         """Follow the challengers (at a batch boundary); the spec the batch's feature read
@@ -156,9 +164,8 @@ class ShadowScorer:
         if verdicts is None:
             return
         decisions = [self._decision(model, row, verdict) for row, verdict in verdicts]
-        if await self._published(slot.version, decisions):
-            self._observe(slot.version, decisions,
-                          [row.case.champion.score for row, _ in verdicts])
+        await self._publish(slot.version, decisions,
+                            [row.case.champion.score for row, _ in verdicts])
 
     # -- the steps --------------------------------------------------------------------------
     def _encoded(self, model: ScoringModel, chosen: Sequence[ShadowCase], spec: ServingSpec,
@@ -219,29 +226,55 @@ class ShadowScorer:
                               champion_model_version=champion.model_version,
                               champion_decision=champion.decision)
 
-    async def _published(self, version: str, decisions: Sequence[ShadowDecision]) -> bool:
-        """Send and wait for Kafka's confirmation, at most SHADOW_DELIVERY_TIMEOUT_S; after a
-        failure the challenger's decisions are not sent for PUBLISH_PAUSE_S (counted), so a
-        shadow topic that does not answer costs the batches one timeout, not one each."""
+    async def _publish(self, version: str, decisions: Sequence[ShadowDecision],
+                       champion_scores: Sequence[int]) -> None:
+        """Hand the shadow decisions to the producer; their delivery is awaited in the
+        background (:meth:`_confirm`), so the champion's next batch never waits on the shadow
+        topic's acknowledgements. At most MAX_UNCONFIRMED batches are awaited at a time
+        (beyond, the oldest is waited for). After a failure the challenger's decisions are
+        not sent for PUBLISH_PAUSE_S (counted), so a shadow topic that does not answer costs
+        one timeout, not one per batch."""
         if time.monotonic() < self._publish_paused_until.get(version, 0.0):
             self.metrics.challenger_failures.labels(model_version=version,
                                                     stage="publish").inc(len(decisions))
-            return False
+            return
+        while len(self._unconfirmed) >= MAX_UNCONFIRMED:
+            await asyncio.wait(self._unconfirmed, return_when=asyncio.FIRST_COMPLETED)
         try:
-            await asyncio.wait_for(self._send(decisions), SHADOW_DELIVERY_TIMEOUT_S)
+            deliveries = await asyncio.wait_for(self._send(decisions), SHADOW_DELIVERY_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - lost shadow decisions, counted
-            self._publish_paused_until[version] = time.monotonic() + PUBLISH_PAUSE_S
-            self._count(version, "publish", len(decisions), error)
-            return False
-        self._recovered(version, "publish")
-        return True
+            self._publish_failed(version, len(decisions), error)
+            return
+        task = asyncio.ensure_future(self._confirm(version, decisions, champion_scores,
+                                                   deliveries))
+        self._unconfirmed.add(task)
+        task.add_done_callback(self._unconfirmed.discard)
 
-    async def _send(self, decisions: Sequence[ShadowDecision]) -> None:
+    async def _confirm(self, version: str, decisions: Sequence[ShadowDecision],
+                       champion_scores: Sequence[int], deliveries: Sequence[Awaitable[object]],
+                       ) -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(*deliveries), SHADOW_DELIVERY_TIMEOUT_S)
+        except Exception as error:  # noqa: BLE001 - lost shadow decisions, counted
+            self._publish_failed(version, len(decisions), error)
+            return
+        self._recovered(version, "publish")
+        self._observe(version, decisions, champion_scores)
+
+    async def _send(self, decisions: Sequence[ShadowDecision]) -> list[Awaitable[object]]:
         topic = self.settings.topic_shadow_decisions
-        deliveries = [await self.publish(topic, decision.application_id.encode(),
-                                         decision.to_json())
-                      for decision in decisions]
-        await asyncio.gather(*deliveries)
+        return [await self.publish(topic, decision.application_id.encode(), decision.to_json())
+                for decision in decisions]
+
+    def _publish_failed(self, version: str, count: int, error: BaseException) -> None:
+        self._publish_paused_until[version] = time.monotonic() + PUBLISH_PAUSE_S
+        self._count(version, "publish", count, error)
+
+    async def delivered(self) -> None:
+        """Wait until every shadow decision sent is confirmed or counted as failed (tests,
+        shutdown)."""
+        while self._unconfirmed:
+            await asyncio.wait(set(self._unconfirmed))
 
     # -- metrics ----------------------------------------------------------------------------
     def _observe(self, version: str, decisions: Sequence[ShadowDecision],

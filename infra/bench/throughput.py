@@ -3,11 +3,14 @@
 1. Drain rates. One topic is filled with N applications first (the producer's speed is out
    of the picture); then each consumer, in a consumer group of its own, drains the same
    topic: a Faust pass-through (the ceiling of any Faust worker here), a raw aiokafka
-   pass-through (the engine beneath Faust), the real worker, and a naive per-event loop
-   (see :mod:`infra.bench.consumers`). Each is timed from its first to its last output
-   message (Kafka record timestamps) and its CPU is read from /proc.
+   pass-through (the engine beneath Faust), the real worker, the real worker with one
+   challenger at 100 % (shadow scoring, :mod:`infra.bench.challenger`), and a naive per-event
+   loop (see :mod:`infra.bench.consumers`). Each is timed from its first to its last output
+   message (Kafka record timestamps; for the worker with a challenger, the champion's
+   decisions) and its CPU is read from /proc.
 2. Latency ladder: a live producer (``creditrisk produce``) offers rising rates to one
    worker; submitted_at → decision seen on the output topic, p50 / p99, until it cannot keep up.
+   Then a steady 200/s to a worker with one challenger at 100 %.
 3. HTTP: ``POST /score`` under 10, 50 and 200 concurrent clients.
 4. Scale-out: a 6-partition topic drained by one worker process, then by
    ``creditrisk worker --processes 2``; every application must be decided once in meaning.
@@ -37,6 +40,7 @@ import numpy as np
 from config.json_types import JSONObject, JSONValue
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
+from infra.bench.challenger import registry_with_challenger
 from infra.bench.worker import (
     BenchWorker,
     bureau_features,
@@ -66,6 +70,9 @@ KEPT_UP_WITHIN_S = 5.0   # every event of a step decided this soon after the las
 HTTP_REQUESTS = 2_000
 HTTP_CONCURRENCY = (10, 50, 200)
 IDLE_TIMEOUT_S = 60.0    # a drain with no new output for this long has stalled
+# With one challenger at 100 %: the drain rate's share of the worker alone, and the steady
+# p99 at STEADY_RATE (ISSUE 23's targets; printed, never enforced).
+CHALLENGER_DRAIN_TARGET, STEADY_RATE, STEADY_P99_TARGET_MS = 0.6, 200, 50.0
 
 Echo = Callable[[str], None]
 
@@ -100,7 +107,8 @@ def bench_throughput(settings: Settings, data: Path, echo: Echo, events: int = 3
     tag = uuid.uuid4().hex[:8]
     echo(f"  {events:,} applications pre-filled in a {PARTITIONS}-partition topic, drained by "
          "each consumer in turn")
-    for part in ("tp", "tl", "ts"):  # the benchmark's topics and consumer groups
+    parts = ("tp", "tl", "tc", "ts")
+    for part in parts:  # the benchmark's topics and consumer groups
         grant_prefix(settings, f"{part}-{tag}")
         grant_prefix(settings, f"bench-{part}-{tag}")
     try:
@@ -109,9 +117,11 @@ def bench_throughput(settings: Settings, data: Path, echo: Echo, events: int = 3
         _print_ratios(drains, echo)
         with bureau_features(settings, data) as prefix:
             _latency_ladder(settings, data, f"tl-{tag}", prefix, echo)
+        with bureau_features(settings, data) as prefix:
+            _steady_with_challenger(settings, data, f"tc-{tag}", prefix, echo)
         _scale_out(settings, data, f"ts-{tag}", scale_out_events, echo)
     finally:
-        for part in ("tp", "tl", "ts"):  # topics, ACLs, the groups' leader topics
+        for part in parts:  # topics, ACLs, the groups' leader topics
             retire_prefix(settings, f"{part}-{tag}")
             retire_prefix(settings, f"bench-{part}-{tag}")
 
@@ -128,6 +138,7 @@ def _drain_rates(settings: Settings, data: Path, tag: str, prefix: str, events: 
         for kind, name in (("faust", "Faust pass-through (ceiling)"),
                            ("aiokafka", "raw aiokafka pass-through"),
                            ("worker", "scoring worker"),
+                           ("challenger", "scoring worker + 1 challenger 100 %"),
                            ("naive", "naive per-event loop")):
             # The naive loop is timed on the first events only: at its rate the whole topic
             # would take most of the suite's time, and a rate needs no more.
@@ -140,13 +151,23 @@ def _drain_rates(settings: Settings, data: Path, tag: str, prefix: str, events: 
 
 def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, prefix: str,
                expected: int) -> Drain:
-    if kind == "worker":
-        topics = {"applications": source, "decisions": f"{tag}-decisions", "dlq": f"{tag}-dlq"}
+    if kind in ("worker", "challenger"):
+        topics = {"applications": source, "decisions": f"{tag}-decisions", "dlq": f"{tag}-dlq",
+                  "shadow": f"{tag}-shadow"}
         outputs = [topics["decisions"], topics["dlq"]]
-        with _topics(settings, outputs):
-            worker = start_worker(settings, topics, tag, prefix)
+        # The challenger run's champion is a copy of the live model under a version of its
+        # own: it decides anew rather than answer with the worker run's stored decisions.
+        with _topics(settings, [*outputs, topics["shadow"]]), \
+                registry_with_challenger(settings) as (registry, _challenger):
+            worker = start_worker(settings, topics, tag, prefix,
+                                  registry_dir=registry if kind == "challenger" else None)
             try:
-                return _time_drain(settings, name, worker.process.pid, outputs, expected)
+                drain = _time_drain(settings, name, worker.process.pid, outputs, expected)
+                if kind == "challenger":
+                    shadows = _messages_in(settings, [topics["shadow"]])
+                    drain = Drain(f"{drain.name} ({shadows:,} shadow decisions)", drain.outputs,
+                                  drain.seconds, drain.cpu_per_thousand, drain.machine_busy)
+                return drain
             finally:
                 worker.stop()
     outputs = [f"{tag}-out"]
@@ -200,6 +221,18 @@ def _time_drain(settings: Settings, name: str, pid: int, topics: list[str], expe
     return Drain(shown, count, (last_ms - first_ms) / 1000, per_thousand, machine)
 
 
+def _messages_in(settings: Settings, topics: list[str]) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**kafka_python_options(settings, "reader"), group_id=None,
+                             enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
+        return int(sum(consumer.end_offsets(partitions).values()))
+    finally:
+        consumer.close()
+
+
 def _stack_pids(settings: Settings) -> dict[str, int]:
     """The local stack's broker and Redis, when this machine runs them."""
     from infra.stack.services import Kafka, Redis
@@ -246,6 +279,10 @@ def _print_ratios(drains: dict[str, Drain], echo: Echo) -> None:
     echo(f"  worker / Faust pass-through {rate['worker'] / rate['faust']:.2f}; "
          f"worker / naive loop {rate['worker'] / rate['naive']:.1f}×; "
          f"Faust / raw aiokafka {rate['faust'] / rate['aiokafka']:.2f}")
+    with_challenger = rate["challenger"] / rate["worker"]
+    echo(f"  worker with one challenger at 100 % / worker alone {with_challenger:.2f}× "
+         f"(target ≥ {CHALLENGER_DRAIN_TARGET}×: "
+         f"{'met' if with_challenger >= CHALLENGER_DRAIN_TARGET else 'NOT MET'})")
     cpu = drains["worker"].cpu_per_thousand
     if cpu.get("process"):
         others = "".join(f", {who} {seconds:.2f} s" for who, seconds in cpu.items() if who != "process")
@@ -285,6 +322,44 @@ def _latency_ladder(settings: Settings, data: Path, tag: str, prefix: str, echo:
                     break
                 start += count
             _http_load(settings, worker, data, echo)
+        finally:
+            reader.close()
+            worker.stop()
+
+
+def _steady_with_challenger(settings: Settings, data: Path, tag: str, prefix: str,
+                            echo: Echo) -> None:
+    """STEADY_RATE for LADDER_STEP_S to a warmed-up worker alone, then to one with a
+    challenger at 100 % (same rows, same machine, one after the other)."""
+    echo(f"\n  latency at a steady {STEADY_RATE}/s, without and with one challenger at 100 % "
+         f"(target with it: p99 ≤ {STEADY_P99_TARGET_MS:.0f} ms):")
+    with registry_with_challenger(settings) as (registry, challenger):
+        for run, registry_dir in (("alone", None), ("challenger", registry)):
+            label = f"with challenger {challenger}" if registry_dir else "worker alone"
+            _steady_run(settings, data, f"{tag}-{run}", prefix, registry_dir, label, echo)
+
+
+def _steady_run(settings: Settings, data: Path, tag: str, prefix: str,
+                registry_dir: Path | None, label: str, echo: Echo) -> None:
+    from kafka import KafkaConsumer
+
+    topics = {"applications": f"{tag}-applications", "decisions": f"{tag}-decisions",
+              "dlq": f"{tag}-dlq", "shadow": f"{tag}-shadow"}
+    with _topics(settings, list(topics.values())):
+        worker = start_worker(settings, topics, tag, prefix, registry_dir=registry_dir)
+        reader = KafkaConsumer(topics["decisions"], topics["dlq"], group_id=None,
+                               **kafka_python_options(settings, "reader"),
+                               auto_offset_reset="earliest", enable_auto_commit=False)
+        try:
+            _ladder_step(settings, data, topics["applications"], reader, WARM_UP_RATE,
+                         WARM_UP_EVENTS, 0, lambda _line: None)
+            _ladder_step(settings, data, topics["applications"], reader, STEADY_RATE,
+                         int(LADDER_STEP_S * STEADY_RATE), WARM_UP_EVENTS,
+                         lambda line: echo(f"{line} [{label}]" if "/s offered" in line else line))
+            if registry_dir is not None:
+                time.sleep(1.0)  # the last batch's shadow decisions follow its decisions
+                shadows = _messages_in(settings, [topics["shadow"]])
+                echo(f"         {shadows:,} shadow decisions published (warm-up included)")
         finally:
             reader.close()
             worker.stop()

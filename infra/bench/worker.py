@@ -85,16 +85,20 @@ class BenchWorker:
 
 
 def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: str,
-                 arguments: tuple[str, ...] = ()) -> BenchWorker:
-    """`creditrisk worker ARGUMENTS` on the benchmark's topics (applications, decisions, dlq),
-    key prefix and consumer group (``bench-TAG``), once its /health answers."""
+                 arguments: tuple[str, ...] = (), registry_dir: Path | None = None,
+                 ) -> BenchWorker:
+    """`creditrisk worker ARGUMENTS` on the benchmark's topics (applications, decisions, dlq,
+    and shadow when given), key prefix and consumer group (``bench-TAG``), serving
+    ``registry_dir`` (else the settings' registry), once its /health answers."""
     port = free_port()
     # The worker's principal may not create topics: its group's leader topic is made here.
     ensure_leader_topic(settings, f"bench-{tag}")
     env = {**os.environ, "CREDITRISK_TOPIC_APPLICATIONS": topics["applications"],
            "CREDITRISK_TOPIC_DECISIONS": topics["decisions"],
            "CREDITRISK_TOPIC_DEAD_LETTERS": topics["dlq"], "CREDITRISK_KEY_PREFIX": prefix,
-           "CREDITRISK_WORKER_GROUP": f"bench-{tag}", "CREDITRISK_WORKER_PORT": str(port)}
+           "CREDITRISK_WORKER_GROUP": f"bench-{tag}", "CREDITRISK_WORKER_PORT": str(port),
+           **({"CREDITRISK_TOPIC_SHADOW_DECISIONS": topics["shadow"]} if "shadow" in topics else {}),
+           **({"CREDITRISK_REGISTRY_DIR": str(registry_dir)} if registry_dir else {})}
     log = (settings.stack_dir / "logs" / "bench-worker.log").open("ab")
     worker = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", *arguments], env=env,
                               stdout=log, stderr=subprocess.STDOUT)

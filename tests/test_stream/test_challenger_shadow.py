@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,8 +113,9 @@ class Rig:
         self.prometheus = CollectorRegistry()
         self.metrics = WorkerMetrics(self.prometheus)
         self.challengers = ChallengerModels(self.registry, self.metrics, load=self.load)
-        shadow = ShadowScorer(SETTINGS, self.challengers, self.reader, self.kafka.publish,
-                              self.metrics)
+        self.shadow = ShadowScorer(SETTINGS, self.challengers, self.reader,
+                                   self.kafka.publish, self.metrics)
+        shadow = self.shadow
         self.store = FakeStore()
         self.pipeline = ScoringPipeline(SETTINGS, FakeHolder(self.champion), self.reader,
                                         self.store, self.kafka.publish, self.metrics,
@@ -131,7 +133,11 @@ class Rig:
         return model
 
     def process(self, events: Sequence[IncomingEvent]) -> None:
-        asyncio.run(self.pipeline.process(events))
+        async def batch_and_confirmations() -> None:
+            await self.pipeline.process(events)
+            await self.shadow.delivered()
+
+        asyncio.run(batch_and_confirmations())
 
     def shadow_decisions(self) -> list[ShadowDecision]:
         return [ShadowDecision.from_json(json.dumps(value))
@@ -377,3 +383,36 @@ def test_psi_is_zero_for_the_same_scores_and_grows_with_a_shift() -> None:
     shifted = [(float(s), float(s) - 60) for s in range(450, 800, 3)]
     assert scores_psi(same) == pytest.approx(0.0, abs=1e-9)
     assert scores_psi(shifted) > 0.1
+
+
+class ShadowTopicSilent(FakeKafka):
+    """The shadow topic takes messages and never confirms them."""
+
+    async def publish(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+        if topic != SHADOW_TOPIC:
+            return await super().publish(topic, key, value)
+        self.messages.append((topic, key, json.loads(value)))
+        return asyncio.get_running_loop().create_future()  # never resolved
+
+
+def test_the_champions_batches_never_wait_on_shadow_confirmations(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stream.shadow
+
+    monkeypatch.setattr(stream.shadow, "SHADOW_DELIVERY_TIMEOUT_S", 0.2)
+    rig = Rig(tmp_path, kafka=ShadowTopicSilent())
+
+    async def two_batches() -> float:
+        started = time.perf_counter()
+        await rig.pipeline.process(batch(10))
+        await rig.pipeline.process(batch(10, start=10))
+        elapsed = time.perf_counter() - started
+        await rig.shadow.delivered()
+        return elapsed
+
+    elapsed = asyncio.run(two_batches())
+    assert elapsed < 0.1, f"the batches waited {elapsed:.2f} s on the shadow topic"
+    assert len(rig.kafka.decisions) == 20
+    assert rig.metric("creditrisk_challenger_failures_total", model_version=CHALLENGER,
+                      stage="publish") == 20
+    assert rig.metric("creditrisk_shadow_decisions_total", model_version=CHALLENGER) == 0
