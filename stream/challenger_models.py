@@ -29,7 +29,7 @@ from stream.decisions import DecisionOutcome
 from stream.feature_union import union_spec
 from stream.metrics import WorkerMetrics
 from stream.model_runtime import EXPLAINER_FILE, load_serving_model
-from stream.ports import ScoringModel
+from stream.ports import ChallengerModel, ScoringModel
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class ChallengerSlot:
     version: str
     percent: float
     files: FileSignature
-    model: ScoringModel | None = None
+    model: ChallengerModel | None = None
     error: str | None = None
     failed_at: float = field(default_factory=time.monotonic)
 
@@ -65,7 +65,7 @@ class ChallengerModels:
     """The challengers that shadow the champion now (see the module docstring)."""
 
     def __init__(self, registry: Registry, metrics: WorkerMetrics,
-                 load: Callable[[Registry, str], ScoringModel] = load_serving_model,
+                 load: Callable[[Registry, str], ChallengerModel] = load_serving_model,
                  retry_failed_after_s: float = 60.0) -> None:
         self.registry = registry
         self.metrics = metrics
@@ -181,7 +181,7 @@ class ChallengerModels:
             log.error("challenger %s refused; the champion decides alone: %s",
                       slot.version, error)
 
-    def _incompatibility(self, model: ScoringModel, champion: ScoringModel) -> str | None:
+    def _incompatibility(self, model: ChallengerModel, champion: ScoringModel) -> str | None:
         if model.serving.event_contract() != champion.serving.event_contract():
             return (f"it expects application events with fields "
                     f"{list(model.serving.event_field_names)}, the champion "

@@ -149,8 +149,10 @@ class LoadedModel:
             num_threads=1)
         return np.asarray(contributions, dtype=np.float64)
 
-    def score(self, inputs: np.ndarray, bureau_missing: Sequence[bool]) -> list[Verdict]:
-        """Verdicts for a batch of model inputs (float32 [N, F], model.json order)."""
+    def score(self, inputs: np.ndarray, bureau_missing: Sequence[bool],
+              explain: bool = True) -> list[Verdict]:
+        """Verdicts for a batch of model inputs (float32 [N, F], model.json order); without
+        reasons when ``explain`` is false (TreeSHAP is most of the cost of a verdict)."""
         matrix = self._checked_inputs(inputs, bureau_missing)
         if len(matrix) == 0:
             return []
@@ -163,7 +165,7 @@ class LoadedModel:
         decisions[missing & (decisions == "approve")] = "review"
         adverse = np.flatnonzero(decisions != "approve")
         reasons: dict[int, tuple[Reason, ...]] = {}
-        if adverse.size:
+        if adverse.size and explain:
             contributions = self.contributions(matrix[adverse])[:, :-1]
             for row, row_contributions in zip(adverse, contributions, strict=False):
                 reasons[int(row)] = self._reasons.reasons(row_contributions, matrix[row],

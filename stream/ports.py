@@ -52,6 +52,15 @@ class ScoringModel(Protocol):
         ...
 
 
+class ChallengerModel(ScoringModel, Protocol):
+    """A challenger: scored without reasons (``stream.model_runtime.LoadedModel``)."""
+
+    def score(self, inputs: NDArray[np.float32], bureau_missing: Sequence[bool],
+              explain: bool = True) -> Sequence[Verdict]:
+        """One verdict per input row; reasons only when ``explain``."""
+        ...
+
+
 class ModelSource(Protocol):
     """The live model, switched at batch boundaries (``stream.model_runtime.ModelHolder``)."""
 

@@ -9,10 +9,13 @@ challenger's encoder, scored by its ONNX model and decided by its own card's pol
 :class:`ShadowDecision` carries the champion's decision beside it and goes to
 ``loan-decisions-shadow``, keyed by application id.
 
-Shadow decisions carry reasons, computed as the champion's are (:mod:`stream.reasons`, the
-challenger's own explainer): a review or decline without its principal factors could not be
-compared with the champion's adverse-action reasons, and the cost (TreeSHAP on the adverse
-rows only) is inside the throughput budget measured in docs/benchmarks.md.
+Shadow decisions carry no reasons (``reasons`` is empty): nobody is told a challenger's
+decision, so no adverse-action reason is owed, and the swap sets, agreement and score
+comparisons need the decision, PD and score only. Measured, the reasons would cost too much:
+TreeSHAP of the review and decline rows is about half of a worker's CPU per decision, and
+explaining the challenger's too brought the drain rate with a challenger at 100 % to
+0.50-0.58x the worker alone (docs/benchmarks.md), under the 0.6x budget. The console can
+explain a shadowed application on demand with the challenger's model.
 
 Delivery: shadow decisions are handed to the Kafka producer in the batch and their
 confirmations awaited in the background (the metrics count them once confirmed), so the
@@ -55,7 +58,7 @@ from stream.drift import population_stability_index
 from stream.feature_union import projected
 from stream.metrics import SCORE_BUCKETS, WorkerMetrics
 from stream.model_runtime import Verdict
-from stream.ports import FeatureReader, ScoringModel
+from stream.ports import ChallengerModel, FeatureReader, ScoringModel
 from stream.stages import build_decision
 from stream.validation import ValidApplication
 
@@ -168,7 +171,7 @@ class ShadowScorer:
                             [row.case.champion.score for row, _ in verdicts])
 
     # -- the steps --------------------------------------------------------------------------
-    def _encoded(self, model: ScoringModel, chosen: Sequence[ShadowCase], spec: ServingSpec,
+    def _encoded(self, model: ChallengerModel, chosen: Sequence[ShadowCase], spec: ServingSpec,
                  ) -> list[_Row]:
         """The challenger's inputs; an event its encoder cannot take is counted and skipped."""
         features = [projected(_read(case), spec, model.serving, case.application.submitted_at)
@@ -188,7 +191,7 @@ class ShadowScorer:
                 self._count(model.version, "encode", 1, error)
         return rows
 
-    def _scored(self, slot: ChallengerSlot, model: ScoringModel, rows: Sequence[_Row],
+    def _scored(self, slot: ChallengerSlot, model: ChallengerModel, rows: Sequence[_Row],
                 ) -> list[tuple[_Row, Verdict]] | None:
         """Verdicts; None when the model is broken (then failed until a good reload)."""
         if not rows:
@@ -196,7 +199,7 @@ class ShadowScorer:
         inputs = np.asarray([row.inputs for row in rows], dtype=np.float32)
         incomplete = [row.features.incomplete for row in rows]
         try:
-            verdicts = model.score(inputs, incomplete)
+            verdicts = model.score(inputs, incomplete, explain=False)
             self._recovered(model.version, "score")
             return list(zip(rows, verdicts, strict=True))
         except Exception as error:  # noqa: BLE001 - a broken model, or events it cannot take
@@ -211,13 +214,13 @@ class ShadowScorer:
         for row in rows:
             try:
                 scored.append((row, model.score(row.inputs[np.newaxis, :],
-                                                [row.features.incomplete])[0]))
+                                                [row.features.incomplete], explain=False)[0]))
             except Exception as error:  # noqa: BLE001 - this event only
                 self._count(model.version, "score", 1, error)
         return scored
 
     @staticmethod
-    def _decision(model: ScoringModel, row: _Row, verdict: Verdict) -> ShadowDecision:
+    def _decision(model: ChallengerModel, row: _Row, verdict: Verdict) -> ShadowDecision:
         champion = row.case.champion
         decision = build_decision(row.case.application, verdict, model, row.features.unavailable,
                                   champion.decided_at)

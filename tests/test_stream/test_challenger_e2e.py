@@ -99,6 +99,7 @@ def test_a_challenger_shadows_every_decision_then_its_share_and_its_panels_show_
             assert shadow.decision_id == decision_id(key, challenger)
             assert shadow.champion_decision_id == champion_decisions[key].decision_id
             assert shadow.champion_decision == champion_decisions[key].decision
+            assert shadow.reasons == ()
         disagreements = sum(ShadowDecision.from_json(json.dumps(c[0])).decision
                             != ShadowDecision.from_json(json.dumps(c[0])).champion_decision
                             for c in shadows.by_key.values())

@@ -37,7 +37,7 @@ from stream.decisions import ShadowDecision, decision_id
 from stream.feature_union import ViewConflict, projected, union_spec
 from stream.metrics import WorkerMetrics
 from stream.pipeline import IncomingEvent, ScoringPipeline
-from stream.ports import ScoringModel
+from stream.ports import ChallengerModel
 from stream.shadow import ShadowScorer, scores_psi
 
 CHAMPION, CHALLENGER = "20260101T000000Z-00000001", "20260102T000000Z-00000002"
@@ -56,8 +56,10 @@ class OtherModel(FakeModel):
         self.serving = serving
         self.broken_encoder_amount: float | None = None
 
-    def score(self, inputs: np.ndarray, incomplete: Sequence[bool]) -> list[Any]:
-        return super().score(inputs * np.asarray([2.0, 1.0], dtype=np.float32), incomplete)
+    def score(self, inputs: np.ndarray, incomplete: Sequence[bool], explain: bool = True,
+              ) -> list[Any]:
+        verdicts = super().score(inputs * np.asarray([2.0, 1.0], dtype=np.float32), incomplete)
+        return verdicts if explain else [dataclasses.replace(v, reasons=()) for v in verdicts]
 
 
 class BreakingEncoder:
@@ -97,11 +99,11 @@ class Rig:
     """A pipeline with a registry folder naming challengers, and fake models to load."""
 
     def __init__(self, tmp_path: Path, challengers: dict[str, float] | None = None,
-                 models: dict[str, ScoringModel | Exception] | None = None,
+                 models: dict[str, ChallengerModel | Exception] | None = None,
                  kafka: FakeKafka | None = None) -> None:
         self.registry = Registry(tmp_path / "registry")
         self.registry.root.mkdir(parents=True, exist_ok=True)
-        self.models: dict[str, ScoringModel | Exception] = models or {CHALLENGER: OtherModel()}
+        self.models: dict[str, ChallengerModel | Exception] = models or {CHALLENGER: OtherModel()}
         for version in self.models:
             folder = self.registry.root / version
             folder.mkdir(exist_ok=True)
@@ -126,7 +128,7 @@ class Rig:
                                     for version, percent in challengers.items()]}
         (self.registry.root / "challengers.json").write_text(json.dumps(document))
 
-    def load(self, registry: Registry, version: str) -> ScoringModel:
+    def load(self, registry: Registry, version: str) -> ChallengerModel:
         model = self.models[version]
         if isinstance(model, Exception):
             raise model
@@ -181,9 +183,9 @@ def test_at_100_percent_every_decided_application_has_one_shadow_decision(tmp_pa
         assert shadow.champion_decision_id == champion[shadow.application_id]["decision_id"]
         assert shadow.champion_decision == champion[shadow.application_id]["decision"]
         assert shadow.champion_model_version == CHAMPION
-        assert shadow.decision != "approve" or not shadow.reasons
-        assert shadow.decision == "approve" or shadow.reasons
+        assert shadow.reasons == (), "shadow decisions carry no reasons (never acted on)"
     assert {d["model_version"] for d in decisions} == {CHAMPION}
+    assert all(d["reasons"] for d in decisions if d["decision"] != "approve")
     assert [key for key, _ in rig.kafka.on(SHADOW_TOPIC)] == [s.application_id.encode()
                                                               for s in shadows]
     # Shadow decisions come after every champion decision of the batch.
