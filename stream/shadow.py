@@ -14,7 +14,8 @@ decision, so no adverse-action reason is owed, and the swap sets, agreement and 
 comparisons need the decision, PD and score only. Measured, the reasons would cost too much:
 TreeSHAP of the review and decline rows is about half of a worker's CPU per decision, and
 explaining the challenger's too brought the drain rate with a challenger at 100 % to
-0.50-0.58x the worker alone (docs/benchmarks.md), under the 0.6x budget. The console can
+0.44-0.58x the worker alone in three of four runs (docs/benchmarks.md), under the 0.6x
+budget. The console can
 explain a shadowed application on demand with the challenger's model.
 
 Delivery: shadow decisions are handed to the Kafka producer in the batch and their
