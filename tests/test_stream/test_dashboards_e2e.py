@@ -76,9 +76,10 @@ def malformed(events: list[dict[str, Any]], count: int, start: int) -> list[tupl
 
 
 LEDGER_DASHBOARD = "creditrisk-ledger.json"  # its panels: test_ledger_dashboard_e2e.py
-# Dashboards of the ledger writer's metrics, proven by their own tests (test_ledger_dashboard_e2e,
-# test_outbox_e2e), not by a worker's.
-LEDGER_DASHBOARDS = (LEDGER_DASHBOARD, "creditrisk-review.json")
+# Dashboards proven by their own tests, not by a plain worker's: the ledger writer's
+# (test_ledger_dashboard_e2e, test_outbox_e2e) and the challenger's, whose panels need a
+# challenger shadowing (test_challenger_e2e).
+LEDGER_DASHBOARDS = (LEDGER_DASHBOARD, "creditrisk-review.json", "creditrisk-challenger.json")
 
 
 def dashboard_targets(names: tuple[str, ...] | None = None) -> list[tuple[str, str, str, str]]:
