@@ -25,12 +25,17 @@ $(STAMP): pyproject.toml
 # run three at a time: each test has its own topics, Redis key prefix, consumer groups,
 # database and ports, and most of their time is spent waiting on servers, not computing.
 UNIT_TESTS := -m "not integration and not e2e" -n auto --dist loadfile
-STACK_TESTS := -m "integration or e2e" -n 3 --dist load
+STACK_TESTS := -m "integration or e2e" -n 3 --dist load --durations=15
 
 ## everything: lint and type checks, then the tests that need no server, then the integration
 ## and end-to-end tests (they start the stack themselves)
-test: install check
-	$(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS)
+## (mypy runs beside the tests that need no server: it is single-threaded and slow)
+test: install
+	$(BIN)/ruff check .
+	@types=$$(mktemp); $(BIN)/mypy > $$types 2>&1 & mypy_pid=$$!; \
+	  $(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS); unit=$$?; \
+	  wait $$mypy_pid; typed=$$?; echo "mypy:"; cat $$types; rm -f $$types; \
+	  test $$unit -eq 0 && test $$typed -eq 0
 	$(BIN)/python -m pytest $(STACK_TESTS) $(PYTEST_ARGS)
 
 ## the code-health gate: ruff (lint, import order) and mypy (types), configured in pyproject.toml

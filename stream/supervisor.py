@@ -101,6 +101,8 @@ class Supervisor:
         self.stop_grace_s = stop_grace_s
         self.processes: list[subprocess.Popen[bytes]] = []
         self.stopping = False
+        self.stop_requested_at: float | None = None
+        self.killed = False  # a child outlived the stop grace and was killed
 
     def run(self) -> int:
         """Start every child, forward signals, wait; the exit status for the command."""
@@ -121,6 +123,8 @@ class Supervisor:
 
     def _forward(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping = True
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
         self._signal_all(signal.Signals(signum))
 
     def _signal_all(self, sig: signal.Signals) -> None:
@@ -148,8 +152,22 @@ class Supervisor:
             if all(code is not None for code in codes):
                 # Stopped on request: a child that still failed to shut down cleanly says so.
                 errors = [code for code in codes if code and code > 0]
-                return errors[0] if errors else 0
+                return errors[0] if errors else (1 if self.killed else 0)
+            if (self.stop_requested_at is not None
+                    and time.monotonic() - self.stop_requested_at > self.stop_grace_s):
+                # A child whose clean shutdown hangs is killed after the same grace as on any
+                # other stop, so the supervisor itself ends (and tidies up) in bounded time.
+                self._kill_remaining()
             time.sleep(0.2)
+
+    def _kill_remaining(self) -> None:
+        for index, process in enumerate(self.processes):
+            if process.poll() is None:
+                self.echo(f"worker {index + 1} (port {self.children[index].port}) did not stop "
+                          f"within {self.stop_grace_s:.0f} s: killed")
+                process.kill()
+                process.wait()
+                self.killed = True
 
     def _stop(self, sig: signal.Signals) -> None:
         self._signal_all(sig)

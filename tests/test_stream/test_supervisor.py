@@ -116,6 +116,29 @@ def test_sigterm_is_forwarded_to_every_child_and_a_clean_stop_exits_zero() -> No
     assert [process.returncode for process in supervisor.processes] == [0, 0]
 
 
+def test_a_child_whose_shutdown_hangs_is_killed_after_the_grace_and_the_stop_says_so() -> None:
+    # One child stops on SIGTERM, the other's clean shutdown never ends.
+    stops = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+             "while True: time.sleep(0.1)")
+    hangs = ("import signal, time\n"
+             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+             "while True: time.sleep(0.1)")
+    lines: list[str] = []
+    supervisor = Supervisor([_child(0, stops), _child(1, hangs)], echo=lines.append,
+                            stop_grace_s=1.0)
+    timer = threading.Timer(1.0, lambda: supervisor._forward(signal.SIGTERM, None))
+    timer.start()
+    started = time.monotonic()
+    try:
+        assert supervisor.run() == 1
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 10  # the grace, not forever
+    assert [process.returncode for process in supervisor.processes] == [0, -signal.SIGKILL]
+    assert any("worker 2 (port 7001) did not stop within 1 s: killed" in line for line in lines)
+
+
 def test_worker_help_offers_processes() -> None:
     from cli.main import app
 
