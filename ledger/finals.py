@@ -105,15 +105,8 @@ def record_model_outcomes(connection: Connection, decisions: Sequence[Decision],
     reviews = [(d.application_id, d.decision_id, d.customer_id, d.risk_grade, d.score,
                 d.decided_at, _utc_text(datetime.fromisoformat(d.decided_at) + service_level))
                for d in decisions if d.decision == "review"]
-    written = RecordedOutcomes()
-    if finals:
-        written = RecordedOutcomes(finals=_insert_columns(connection, _FINALS_FROM_ARRAYS, finals),
-                                   review_items=written.review_items)
-    if reviews:
-        written = RecordedOutcomes(finals=written.finals,
-                                   review_items=_insert_columns(connection, _REVIEWS_FROM_ARRAYS,
-                                                                reviews))
-    return written
+    return RecordedOutcomes(finals=_insert_columns(connection, _FINALS_FROM_ARRAYS, finals),
+                            review_items=_insert_columns(connection, _REVIEWS_FROM_ARRAYS, reviews))
 
 
 # One statement per batch: the rows travel as one array per column.
@@ -132,6 +125,9 @@ _REVIEWS_FROM_ARRAYS = (
 
 
 def _insert_columns(connection: Connection, query: str, rows: Sequence[tuple[object, ...]]) -> int:
+    """Rows written (0 without a round trip when there are none)."""
+    if not rows:
+        return 0
     columns = [list(column) for column in zip(*rows, strict=True)]
     row = connection.execute(query, columns).fetchone()
     return int(str(row[0])) if row else 0

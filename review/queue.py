@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 
 from ledger.finals import FinalDecisionMessage, FinalExists, insert_final, latest_final
 from review.reason_codes import ReasonCode, UnknownReasonCode, reason_for
-from review.users import Role, User
+from review.users import Role, User, as_datetime
 
 Outcome = Literal["approve", "decline"]
 
@@ -138,7 +138,7 @@ def open_items(connection: Connection, wanted: QueueFilter = QueueFilter(),
     query += " ORDER BY q.entered_at, q.application_id LIMIT %s"
     params.append(wanted.limit)
     return [QueueItem(str(r[0]), str(r[1]), str(r[2]), int(str(r[3])),
-                      None if r[4] is None else float(str(r[4])), _moment(r[5]), _moment(r[6]),
+                      None if r[4] is None else float(str(r[4])), as_datetime(r[5]), as_datetime(r[6]),
                       str(r[7]), None if r[8] is None else str(r[8]))
             for r in connection.execute(query, params).fetchall()]
 
@@ -151,7 +151,7 @@ def item(connection: Connection, application_id: str) -> QueueItem | None:
     if row is None:
         return None
     return QueueItem(str(row[0]), str(row[1]), str(row[2]), int(str(row[3])), None,
-                     _moment(row[5]), _moment(row[6]), str(row[7]),
+                     as_datetime(row[5]), as_datetime(row[6]), str(row[7]),
                      None if row[8] is None else str(row[8]))
 
 
@@ -304,7 +304,7 @@ def history(connection: Connection, application_id: str) -> list[Action]:
         "SELECT action_id, action, actor, acted_at, from_decision, to_decision, reason_code, "
         "reason_text, request_id FROM review_actions WHERE application_id = %s ORDER BY action_id",
         (application_id,)).fetchall()
-    return [Action(int(str(r[0])), str(r[1]), str(r[2]), _moment(r[3]),
+    return [Action(int(str(r[0])), str(r[1]), str(r[2]), as_datetime(r[3]),
                    None if r[4] is None else str(r[4]), None if r[5] is None else str(r[5]),
                    None if r[6] is None else str(r[6]), str(r[7]),
                    None if r[8] is None else int(str(r[8]))) for r in rows]
@@ -385,7 +385,7 @@ def _model_decision(connection: Connection, application_id: str) -> _Model:
 
 def _request(row: tuple[object, ...]) -> OverrideRequest:
     to = str(row[5])
-    return OverrideRequest(int(str(row[0])), str(row[1]), str(row[2]), _moment(row[3]),
+    return OverrideRequest(int(str(row[0])), str(row[1]), str(row[2]), as_datetime(row[3]),
                            str(row[4]), "approve" if to == "approve" else "decline",
                            str(row[6]), str(row[7]))
 
@@ -404,8 +404,3 @@ def _a(role: str) -> str:
 def _done(outcome: Outcome) -> str:
     return "approved" if outcome == "approve" else "declined"
 
-
-def _moment(value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError("expected a timestamp")
-    return value

@@ -104,7 +104,7 @@ def list_users(connection: Connection) -> list[tuple[User, datetime]]:
     """Every user (disabled ones too) with when it was created, by name."""
     rows = connection.execute("SELECT username, display_name, role, disabled_at IS NOT NULL, "
                               "created_at FROM console_users ORDER BY username").fetchall()
-    return [(User(str(r[0]), str(r[1]), _role(str(r[2])), bool(r[3])), _moment(r[4]))
+    return [(User(str(r[0]), str(r[1]), _role(str(r[2])), bool(r[3])), as_datetime(r[4]))
             for r in rows]
 
 
@@ -162,7 +162,8 @@ def _role(text: str) -> Role:
     raise UserError(f"unknown role {text!r}")
 
 
-def _moment(value: object) -> datetime:
+def as_datetime(value: object) -> datetime:
+    """A timestamp column's value, checked."""
     if not isinstance(value, datetime):
         raise TypeError("expected a timestamp")
     return value
