@@ -33,10 +33,10 @@ Example (Home Credit)::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, cast
