@@ -196,6 +196,9 @@ class MonitoringSpec:
     min_group_size: int = 100
     confidence: float = 0.95
     air_threshold: float = 0.8
+    # Why nothing (or only this) is monitored, e.g. "the file carries no protected
+    # characteristics": shown on the model card and in the report.
+    note: str = ""
 
     def __post_init__(self) -> None:
         names = [attribute.name for attribute in self.attributes]
@@ -226,7 +229,7 @@ class MonitoringSpec:
     def to_card(self) -> dict[str, object]:
         return {"attributes": [attribute.to_card() for attribute in self.attributes],
                 "min_group_size": self.min_group_size, "confidence": self.confidence,
-                "air_threshold": self.air_threshold}
+                "air_threshold": self.air_threshold, "note": self.note}
 
     @classmethod
     def from_table(cls, table: object, where: str) -> MonitoringSpec:
@@ -253,7 +256,7 @@ class MonitoringSpec:
                                         "air_threshold must be numbers.")
         return cls(tuple(MonitoredAttribute.from_entry(entry, where) for entry in entries),
                    min_group_size=size, confidence=float(confidence),
-                   air_threshold=float(threshold))
+                   air_threshold=float(threshold), note=str(table.get("note", "")))
 
 
 def _band_label(low: float, high: float | None) -> str:

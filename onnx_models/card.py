@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from features.definitions import CardFeature, FeatureEncoder, FeatureParams
+from fairness.spec import MonitoringSpec
 from features.serving import ServingSpec, SourceColumns
 from onnx_models.policy import Calibration, RiskGrade, ScoreScale, Thresholds
 
@@ -83,6 +84,8 @@ class ModelCard(CardPart):
     features: tuple[CardFeature, ...] = Field(min_length=1)
     feature_params: FeatureParams
     serving: dict[str, object] | None = None
+    # The monitored attributes (fairness.spec): read from the event, never model inputs.
+    monitoring: dict[str, object] | None = None
     calibration: Calibration
     thresholds: Thresholds
     score_scale: ScoreScale
@@ -121,6 +124,11 @@ class ModelCard(CardPart):
     def serving_spec(self) -> ServingSpec:
         """The serving contract this card records (see :mod:`features.serving`)."""
         return ServingSpec.from_section(self.serving, self.feature_set)
+
+    def monitoring_spec(self) -> MonitoringSpec:
+        """The protected characteristics this model's decisions are watched by (none when the
+        card predates monitoring or the dataset declares none)."""
+        return MonitoringSpec.from_table(self.monitoring, f"model {self.version} model.json")
 
     def source_columns(self) -> SourceColumns:
         """The loan file's columns that become an event's identity."""

@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fairness.spec import MonitoringConfigError, MonitoringSpec
 from features.serving import EventField, NumericBand, ServingSpec, lending_club_serving
 from features.views import BUREAU_VIEW, Aggregation, FeatureView, FieldSpec
 
@@ -82,6 +83,9 @@ class DatasetConfig:
     free_text_fields: tuple[str, ...] = ()
     # Neutral names of fields ("Total income"), shown with a customer's own value.
     field_labels: dict[str, str] = field(default_factory=dict)
+    # Protected characteristics watched for adverse impact ([monitoring]): carried on the
+    # event, kept beside the training rows for the report, never a feature.
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
 
     def __post_init__(self) -> None:
         self._check_parameters()
@@ -127,9 +131,28 @@ class DatasetConfig:
             raise ValueError(f"{where}: [[views]] are read by customer id; set "
                              "customer_id_column (the column the views' entity_column matches).")
         try:
-            self.serving_spec()
+            spec = self.serving_spec()
         except ValueError as error:
             raise ValueError(f"{where}: {error}.") from None
+        self._check_monitoring(where, spec)
+
+    def _check_monitoring(self, where: str, spec: ServingSpec) -> None:
+        """A monitored attribute is never a model input nor the id, customer, date or target."""
+        used = {**{name: "a feature" for name in self.model_features},
+                **{item.name: "an event field the model reads" for item in spec.event_fields},
+                **{name: "a feature-store field" for view in self.views
+                   for name in view.field_names},
+                self.id_column: "the id column", self.target_column: "the target column",
+                **({self.customer_id_column: "the customer id column"}
+                   if self.customer_id_column else {}),
+                **({self.date_column: "the date column"} if self.date_column else {})}
+        for attribute in self.monitoring.attributes:
+            if attribute.field in used:
+                raise ValueError(
+                    f"{where}: monitoring attribute {attribute.name!r} (field "
+                    f"{attribute.field!r}) is also {used[attribute.field]}; a protected "
+                    "characteristic is monitored, never used to score. Remove "
+                    f"{attribute.field!r} from [features] (or from [monitoring]).")
 
     def serving_spec(self) -> ServingSpec:
         """What the worker needs to serve a model of this dataset (recorded in model.json)."""
@@ -206,7 +229,7 @@ def _read_toml_with_base(name_or_path: str, seen: tuple[str, ...]) -> tuple[dict
 _TOP_LEVEL_KEYS = {"name", "description", "feature_set", "id_column", "customer_id_column",
                    "date_column", "exclude_columns", "known_at_application", "leakage_columns",
                    "pricing_columns", "allow_pricing", "target", "features", "missing_values",
-                   "cleaning", "views", "serving"}
+                   "cleaning", "views", "serving", "monitoring"}
 _VIEW_KEYS = {"name", "source", "entity_column", "event_time_column", "max_age_days",
               "ttl_days", "fields", "nullable", "aggregations", "description"}
 
@@ -227,6 +250,11 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
     if unknown_serving:
         raise ValueError(f"Dataset config {source}: unknown keys {unknown_serving} in [serving]; "
                          "allowed: similar_by, similar_band, amount_field, free_text_fields.")
+    try:
+        monitoring = MonitoringSpec.from_table(document.get("monitoring"),
+                                               f"Dataset config {source}")
+    except MonitoringConfigError as error:
+        raise ValueError(str(error)) from None
     limits = document.get("cleaning", {})
     try:
         cleaning = CleaningLimits(**{k: float(v) for k, v in limits.items()})
@@ -263,6 +291,7 @@ def _config_from_document(document: dict[str, Any], source: str) -> DatasetConfi
         missing_values={str(column): _strings(values, f"missing_values.{column}", source)
                         for column, values in document.get("missing_values", {}).items()},
         cleaning=cleaning,
+        monitoring=monitoring,
         source=source,
     )
 
@@ -405,9 +434,12 @@ def load_raw(path: str | Path, config: DatasetConfig) -> pd.DataFrame:
                         keep_default_na=False,
                         na_values={column: [""] for column in header if column not in as_text})
     # Files saved from pandas carry their index as an unnamed first column. Excluded columns
-    # (e.g. protected characteristics) go now, so nothing downstream can use them.
-    dropped = [c for c in frame.columns
-               if str(c).startswith("Unnamed: ") or c in set(config.exclude_columns)]
+    # (e.g. protected characteristics) go now, so nothing downstream can use them; a monitored
+    # attribute's column stays beside the rows for the report's fairness section only (the
+    # config refuses it as a feature).
+    monitored = set(config.monitoring.fields)
+    dropped = [c for c in frame.columns if str(c).startswith("Unnamed: ")
+               or (c in set(config.exclude_columns) and c not in monitored)]
     frame = frame.drop(columns=dropped)
     missing = [c for c in (config.id_column, config.target_column) if c not in frame.columns]
     if missing:

@@ -86,6 +86,8 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
         **prepared.encoder.to_model_card(),
         "feature_set": dataset_config.feature_set,
         "serving": dataset_config.serving_spec().to_card(),
+        # Protected characteristics watched for adverse impact: monitored, never model inputs.
+        "monitoring": dataset_config.monitoring.to_card(),
         "calibration": run.exported.calibration,
         "thresholds": run.thresholds,
         "score_scale": dict(config.score_scale),

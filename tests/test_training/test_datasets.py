@@ -252,3 +252,20 @@ def test_an_aggregation_with_an_unknown_key_is_refused(tmp_path) -> None:
                     '[views.aggregations]\nN = { column = "x", function = "count", colour = "red" }\n')
     with pytest.raises(ValueError, match="colour"):
         load_dataset_config(path)
+
+
+def test_a_monitored_attribute_listed_as_a_feature_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "gendered.toml"
+    path.write_text(
+        'base = "home_credit"\nname = "gendered"\nexclude_columns = []\n'
+        '[features]\nCODE_GENDER = "categorical"\n')
+    with pytest.raises(ValueError, match=r"monitoring attribute 'gender' \(field 'CODE_GENDER'\)"):
+        load_dataset_config(path)
+
+
+def test_home_credit_monitors_gender_and_age_band_and_lending_club_nothing() -> None:
+    home_credit = load_dataset_config("home_credit").monitoring
+    assert [a.name for a in home_credit.attributes] == ["gender", "age_band"]
+    assert home_credit.attributes[1].group_of(-40 * 365.25) == "35-44"
+    lending_club = load_dataset_config("lending_club").monitoring
+    assert lending_club.attributes == () and "no protected" in lending_club.note

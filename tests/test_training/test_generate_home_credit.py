@@ -112,7 +112,11 @@ def test_the_home_credit_config_reads_it_and_joins_the_bureau_view(generated: Pa
     frame, cleaning, labels = load_clean_labelled(generated / "application_train.csv", config)
     assert len(frame) == ROWS and labels.bad_rate == pytest.approx(frame["bad"].mean())
     assert cleaning.coerced[("DAYS_EMPLOYED", "placeholder_to_missing")] > 0
-    assert not {"CODE_GENDER", "DAYS_BIRTH"} & set(frame.columns)  # protected: dropped on read
+    # Protected characteristics: the unmonitored ones are dropped on read; gender and birth
+    # days stay beside the rows for the fairness section, never as features.
+    assert not {"NAME_FAMILY_STATUS", "CNT_CHILDREN"} & set(frame.columns)
+    assert {"CODE_GENDER", "DAYS_BIRTH"} <= set(frame.columns)
+    assert not {"CODE_GENDER", "DAYS_BIRTH"} & set(config.model_features)
     credits = frame["BUREAU_CREDITS"]
     assert 0.1 < credits.isna().mean() < 0.18  # applicants without bureau rows have no values
     assert (credits.dropna() >= 1).all()
