@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from features.definitions import CardFeature, FeatureEncoder, FeatureParams
 from fairness.spec import MonitoringSpec
+from features.definitions import CardFeature, FeatureEncoder, FeatureParams
 from features.serving import ServingSpec, SourceColumns
 from onnx_models.policy import Calibration, RiskGrade, ScoreScale, Thresholds
 

@@ -138,7 +138,7 @@ class DatasetConfig:
 
     def _check_monitoring(self, where: str, spec: ServingSpec) -> None:
         """A monitored attribute is never a model input nor the id, customer, date or target."""
-        used = {**{name: "a feature" for name in self.model_features},
+        used = {**dict.fromkeys(self.model_features, "a feature"),
                 **{item.name: "an event field the model reads" for item in spec.event_fields},
                 **{name: "a feature-store field" for view in self.views
                    for name in view.field_names},
