@@ -102,7 +102,7 @@ def _attribute_outcomes(attribute: MonitoredAttribute, frame: pd.DataFrame, grou
                         spec: MonitoringSpec, calibration_error: CalibrationError
                         ) -> list[GroupOutcomes]:
     approved = frame[APPROVED].astype(bool).to_numpy()
-    counts = {str(group): GroupCount(int(len(rows)), int(approved[rows].sum()))
+    counts = {str(group): GroupCount(len(rows), int(approved[rows].sum()))
               for group, rows in groups.groupby(groups).indices.items()}
     figures = attribute_figures(attribute, counts, spec.min_group_size, spec.confidence)
     matured = frame[BAD].notna().to_numpy()
