@@ -18,6 +18,12 @@ explaining the challenger's too brought the drain rate with a challenger at 100 
 budget. The console can
 explain a shadowed application on demand with the challenger's model.
 
+Concurrency: :meth:`ShadowScorer.shadow` starts a batch's shadow work and returns, so the
+champion's next batch is not queued behind it; the challengers' encoding and ONNX scoring run
+on a thread of their own, the rest (reads, decisions, sends) on the event loop. At most one
+batch's shadow work runs at a time: the next batch waits for it before starting its own,
+which bounds how far the shadow path can fall behind a champion faster than it.
+
 Delivery: shadow decisions are handed to the Kafka producer in the batch and their
 confirmations awaited in the background (the metrics count them once confirmed), so the
 champion's next batch does not wait on the shadow topic. The cost: a worker killed right
@@ -43,6 +49,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import msgspec
@@ -109,6 +116,10 @@ class ShadowScorer:
         self._since_psi: Counter[str] = Counter()
         self._publish_paused_until: dict[str, float] = {}
         self._unconfirmed: set[asyncio.Future[None]] = set()
+        self._running: asyncio.Future[None] | None = None  # the latest batch's shadow work
+        # Encoding and scoring (numpy, onnxruntime: mostly outside the GIL) run here, beside
+        # the champion's next batch on the event loop.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
 
     def refreshed(self, champion: ScoringModel) -> ServingSpec | None:
         """Follow the challengers (at a batch boundary); the spec the batch's feature read
@@ -120,10 +131,19 @@ class ShadowScorer:
         return self.challengers.read_spec
 
     async def shadow(self, cases: Sequence[ShadowCase]) -> None:
-        """Every shadowing challenger decides its share of ``cases``; never raises."""
+        """Start the challengers' work on ``cases`` and return: the champion's next batch runs
+        beside it (the encoding and ONNX scoring run on the shadow thread). One batch's shadow
+        work runs at a time: a batch that finds the previous one still running waits for it
+        first, so the shadow path can fall at most one batch behind. Never raises."""
         spec = self.challengers.read_spec
         if spec is None or not cases:
             return
+        if self._running is not None and not self._running.done():
+            await asyncio.wait({self._running})
+        self._running = asyncio.ensure_future(self._shadow_now(cases, spec))
+
+    async def _shadow_now(self, cases: Sequence[ShadowCase], spec: ServingSpec) -> None:
+        """Every shadowing challenger decides its share of ``cases``; never raises."""
         try:
             cases = await self._read_replays(cases, spec)
         except Exception as error:  # noqa: BLE001 - the challengers' trouble only
@@ -163,8 +183,9 @@ class ShadowScorer:
                   and shadowed(case.application.application_id, slot.percent)]
         if not chosen:
             return
-        rows = self._encoded(model, chosen, spec)
-        verdicts = self._scored(slot, model, rows)
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(self._thread, self._encoded, model, chosen, spec)
+        verdicts = await loop.run_in_executor(self._thread, self._scored, slot, model, rows)
         if verdicts is None:
             return
         decisions = [self._decision(model, row, verdict) for row, verdict in verdicts]
@@ -275,8 +296,10 @@ class ShadowScorer:
         self._count(version, "publish", count, error)
 
     async def delivered(self) -> None:
-        """Wait until every shadow decision sent is confirmed or counted as failed (tests,
-        shutdown)."""
+        """Wait until the shadow work started is done and every shadow decision sent is
+        confirmed or counted as failed (tests, shutdown)."""
+        if self._running is not None and not self._running.done():
+            await asyncio.wait({self._running})
         while self._unconfirmed:
             await asyncio.wait(set(self._unconfirmed))
 
