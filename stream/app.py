@@ -30,6 +30,7 @@ from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
 from stream.exits import stop_stalled_worker, stop_worker
 from stream.failures import DEAD_LETTER_CODES
+from stream.fairness import PUBLISH_EVERY_S as FAIRNESS_PUBLISH_EVERY_S
 from stream.http_auth import (
     REFUSAL_REASONS,
     bearer_refusal,
@@ -186,6 +187,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
     @app.timer(interval=PROBE_INTERVAL_S)
     async def probe_dependencies_and_report_lag() -> None:
         await _probe_dependencies(app, state)
+
+    @app.timer(interval=FAIRNESS_PUBLISH_EVERY_S)
+    async def publish_fairness_figures() -> None:
+        # Off the batch path: the windows roll and the gauges follow, events or not.
+        if state.pipeline is not None:
+            state.pipeline.fairness.publish()
 
     @app.timer(interval=5.0)
     async def summarise_suppressed_log_lines() -> None:

@@ -7,8 +7,8 @@ decisions for one application and model.
 
 Redis keys (besides the feature store's), all with ``CREDITRISK_KEY_PREFIX`` in front:
 - ``decision:<application_id>`` — JSON record: the decision plus the application, the
-  features used and what was missing or stale (idempotency, the ledger's lineage and the
-  console's quick look-up), TTL 90 days;
+  features used and what was missing or stale, and the applicant's monitored groups
+  (idempotency, the ledger's lineage and the console's quick look-up), TTL 90 days;
 - ``decisions:recent`` — sorted set of the latest application ids (trimmed), one command
   per batch.
 
@@ -155,13 +155,18 @@ class DecisionRecord:
     velocity: dict[str, int]
     # Age of each feature view's values when the application was scored (None: absent).
     feature_age_seconds: dict[str, float | None] = field(default_factory=dict)
+    # Monitored attribute name → the applicant's group (fairness monitoring; never the raw
+    # value, which is kept nowhere). Not part of the published decision. Empty for models
+    # that monitor nothing and for records written before monitoring.
+    groups: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return _ENCODER.encode({"decision": self.decision, "application": self.application,
                                 "features": _json_safe(self.features),
                                 "stale_features": self.stale_features,
                                 "velocity": self.velocity,
-                                "feature_age_seconds": self.feature_age_seconds})
+                                "feature_age_seconds": self.feature_age_seconds,
+                                "groups": self.groups})
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> DecisionRecord:

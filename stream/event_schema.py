@@ -12,17 +12,24 @@ the shared parsers read the same way in files and events.
 
 Free text a model's serving spec declares (``free_text_fields``) may arrive on the event: it
 is checked for type only and then dropped (personal data, never a feature).
+
+Monitored fields (the protected characteristics the model card's ``monitoring`` entry
+declares, :mod:`fairness.spec`) may arrive on the event too: they are known fields, never
+checked, never a reason to dead-letter, never part of the validated application (so the raw
+value, e.g. days since birth, is stored nowhere); validation keeps only their groups.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache, partial
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
+from fairness.spec import MonitoringSpec
 from features import normalize
 from features.serving import EventField, ServingSpec
 
@@ -302,9 +309,18 @@ FIELD_CHECKS: dict[str, Callable[[EventField], Check]] = {
 }
 
 
+# How the contract describes a field's role (see :meth:`EventSchema.field_roles`).
+ROLE_IDENTITY = "identity, required"
+ROLE_REQUIRED = "required"
+ROLE_OPTIONAL = "optional"
+ROLE_FREE_TEXT = "free text, checked for type, never used"
+ROLE_MONITORED = "monitored, not used for scoring"
+
+
 @dataclass(frozen=True)
 class EventSchema:
-    """The application-event contract of one model, built from its serving spec."""
+    """The application-event contract of one model, built from its serving spec (and, for
+    the monitored fields, its monitoring spec: :meth:`from_card`)."""
 
     # In the order problems are reported; the output ``application`` dict keeps this order.
     checks: tuple[tuple[str, Check], ...]
@@ -313,9 +329,13 @@ class EventSchema:
     known: frozenset[str]
     # Free text the spec declares: checked for type, then dropped.
     free_text: tuple[str, ...] = ()
+    # The protected characteristics watched for adverse impact: read into groups, never
+    # checked, never kept, never scored on.
+    monitoring: MonitoringSpec = dataclasses.field(default_factory=MonitoringSpec)
 
     @classmethod
-    def from_spec(cls, spec: ServingSpec) -> EventSchema:
+    def from_spec(cls, spec: ServingSpec, monitoring: MonitoringSpec | None = None,
+                  ) -> EventSchema:
         unknown = sorted({item.check for item in spec.event_fields} - set(FIELD_CHECKS))
         if unknown:
             raise ValueError(f"event checks {unknown} are unknown to this worker; known: "
@@ -326,8 +346,52 @@ class EventSchema:
         nullable = frozenset(item.name for item in spec.event_fields if item.nullable)
         free_text = tuple(spec.free_text_fields)
         known = frozenset(IDENTITY_FIELDS + spec.event_field_names + free_text)
-        return cls(checks, required, nullable, known, free_text)
+        schema = cls(checks, required, nullable, known, free_text)
+        return schema.with_monitoring(monitoring) if monitoring is not None else schema
+
+    @classmethod
+    def from_card(cls, card: ModelCardLike) -> EventSchema:
+        """The contract of a model card: its serving spec's fields and its monitored fields."""
+        return cls.from_spec(card.serving_spec(), card.monitoring_spec())
+
+    def with_monitoring(self, monitoring: MonitoringSpec) -> EventSchema:
+        """This contract with ``monitoring``'s fields known (and only read into groups). A
+        field cannot be both scored and monitored: training refuses it, and so does this."""
+        if monitoring == self.monitoring:
+            return self
+        scored = set(self.field_names) | set(IDENTITY_FIELDS) | set(self.free_text)
+        both = sorted(scored & set(monitoring.fields))
+        if both:
+            raise ValueError(f"model.json declares {both} both as application field(s) and as "
+                             "monitored attribute(s); a monitored characteristic is never used "
+                             "to score: retrain without it as a feature")
+        base = self.known - set(self.monitoring.fields)
+        return dataclasses.replace(self, known=base | frozenset(monitoring.fields), monitoring=monitoring)
 
     @property
     def field_names(self) -> tuple[str, ...]:
         return tuple(name for name, _check in self.checks)
+
+    @property
+    def monitored_fields(self) -> tuple[str, ...]:
+        return self.monitoring.fields
+
+    def field_roles(self) -> list[tuple[str, str]]:
+        """Every field of the contract with its role, in order: identity, application fields
+        (required or optional), free text, monitored ("monitored, not used for scoring"). For
+        whatever describes or prints the contract."""
+        required = set(self.required)
+        roles = [(name, ROLE_IDENTITY) for name in IDENTITY_FIELDS]
+        roles += [(name, ROLE_REQUIRED if name in required else ROLE_OPTIONAL)
+                  for name in self.field_names]
+        roles += [(name, ROLE_FREE_TEXT) for name in self.free_text]
+        roles += [(name, ROLE_MONITORED) for name in self.monitored_fields]
+        return roles
+
+
+class ModelCardLike(Protocol):
+    """What :meth:`EventSchema.from_card` reads of a model card (``onnx_models.card``)."""
+
+    def serving_spec(self) -> ServingSpec: ...
+
+    def monitoring_spec(self) -> MonitoringSpec: ...

@@ -3,13 +3,19 @@
 Base units, ``_total`` counters, histograms for latencies and distributions. Every label
 has a bounded set of values: decisions, rejection codes, dependency names, partitions,
 drift feature names, the live model version (old versions' series are removed on switch)
-and the challengers' versions (at most two at a time; a cleared one's series are removed).
+and the challengers' versions (at most two at a time; a cleared one's series are removed),
+and the fairness series' attributes and groups (the model card declares them, plus
+``unknown``; never an applicant's value; see :mod:`stream.fairness`).
 The feature store's own metrics live in ``features/metrics.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 PIPELINE_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SCORING_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -134,6 +140,38 @@ class WorkerMetrics:
             "1 while the challenger shadows, 0 while it is failed (refused or broken).",
             ["model_version"], registry=registry)
 
+        self.fairness_decisions = Counter(
+            "creditrisk_fairness_decisions_total",
+            "New champion decisions by monitored attribute, the applicant's group (declared "
+            "groups or unknown) and outcome.", ["attribute", "group", "decision"],
+            registry=registry)
+        self.fairness_group_decisions = Gauge(
+            "creditrisk_fairness_group_decisions",
+            "Champion decisions of the group in the window (1h, 24h), every declared group and "
+            "unknown; this worker process's share of the partitions.",
+            ["attribute", "group", "window"], registry=registry)
+        self.fairness_approval_rate = Gauge(
+            "creditrisk_fairness_approval_rate",
+            "Approval rate of the group in the window with its Wilson interval (bound: "
+            "estimate, low, high); only for groups judged (at least the minimum size, and "
+            "the reference too).", ["attribute", "group", "window", "bound"], registry=registry)
+        self.fairness_adverse_impact_ratio = Gauge(
+            "creditrisk_fairness_adverse_impact_ratio",
+            "Approval rate of the group over the reference group's in the window, with its "
+            "Katz interval (bound: estimate, low, high); only for judged groups other than "
+            "the reference. Below 0.8 at the high bound: adverse impact.",
+            ["attribute", "group", "window", "bound"], registry=registry)
+        self.fairness_parity_difference = Gauge(
+            "creditrisk_fairness_parity_difference",
+            "Approval rate of the group minus the reference group's in the window, with its "
+            "Newcombe interval (bound: estimate, low, high); only for judged groups other "
+            "than the reference.", ["attribute", "group", "window", "bound"],
+            registry=registry)
+        self.fairness_min_group_size = OptionalGauge(
+            "creditrisk_fairness_min_group_size",
+            "Decisions a group and its reference need in a window before they are judged (the "
+            "live model card's value); absent when the model monitors nothing.", registry)
+
     def forget_challenger(self, version: str) -> None:
         """Remove the gauges of a challenger that is no longer set."""
         for gauge in (self.challenger_psi, self.challenger_up):
@@ -146,3 +184,28 @@ class WorkerMetrics:
         """Exactly one model_info series: the version being served."""
         self.model_info.clear()
         self.model_info.labels(model_version=version, policy_version=policy_version).set(1)
+
+
+class OptionalGauge(Collector):
+    """A gauge without labels that is absent until set (a plain ``Gauge`` without labels is
+    exported at 0 from its creation): for a value that exists only in some configurations."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.value: float | None = None
+        registry.register(self)
+
+    def set(self, value: float) -> None:
+        self.value = float(value)
+
+    def unset(self) -> None:
+        self.value = None
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterable[Metric]:
+        if self.value is None:
+            return []
+        return [GaugeMetricFamily(self.name, self.documentation, value=self.value)]

@@ -16,6 +16,9 @@ cannot score at all stops the worker (:class:`ModelRuntimeBroken`), and so does 
 configuration. With challengers, the batch's one feature read covers every model's views, and
 the challengers run only once the champion's decisions are delivered. ``POST /score`` runs
 the same steps (:meth:`ScoringPipeline.score_many`) without storing, publishing or shadowing.
+The champion's new decisions are counted by monitored group (:mod:`stream.fairness`); the
+groups come from validation, under the live model card's monitoring spec, and never change a
+decision.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 
 from config.settings import Settings
+from fairness.spec import MonitoringConfigError, MonitoringSpec
 from onnx_models.card import ModelCard
 from stream.decisions import Decision
 from stream.event_schema import EventSchema
 from stream.failures import isolate, outage_dependency
+from stream.fairness import FairnessMonitor
 from stream.metrics import WorkerMetrics
-from stream.ports import DecisionKeeper, DriftObserver, FeatureReader, ModelSource
+from stream.ports import DecisionKeeper, DriftObserver, FeatureReader, ModelSource, ScoringModel
 from stream.shadow import ShadowCase, ShadowScorer
 from stream.stages import (
     Accepted,
@@ -95,6 +100,11 @@ class ScoringPipeline:
         self.shadow = shadow
         self.last_batch_completed_at: float | None = None  # time.time() of the last batch
         self._outage_logged_at: dict[str, float] = {}
+        self.fairness = FairnessMonitor(metrics)
+        # The event contract of the model last seen, monitored fields included: built once
+        # per model, not per event.
+        self._contract: tuple[ScoringModel, EventSchema] | None = None
+        self.event_schema(models.current)  # the live card's monitoring, from the start
 
     # -- the batch ------------------------------------------------------------------------
     async def process(self, events: Sequence[IncomingEvent]) -> BatchOutcome:
@@ -110,7 +120,7 @@ class ScoringPipeline:
                            read_spec=read_spec)
         items = [EventItem(event) for event in events]
 
-        accepted = self._validate(items, steps.model.event_schema)
+        accepted = self._validate(items, self.event_schema(steps.model))
         self.metrics.unknown_fields.inc(sum(len(app.application.unknown_fields) * len(app.items)
                                             for app in accepted))
         invalid = [item for item in items if item.dead_letter is not None]
@@ -144,6 +154,26 @@ class ScoringPipeline:
                 app = accepted.application
                 cases.append(ShadowCase(app, decision, steps.reads.get(app.application_id)))
         return cases
+
+    def event_schema(self, model: ScoringModel) -> EventSchema:
+        """``model``'s event contract with its card's monitored fields (built when the model
+        changes); the fairness monitor follows the new card's declaration."""
+        if self._contract is not None and self._contract[0] is model:
+            return self._contract[1]
+        monitoring = self._monitoring_spec(model)
+        schema = model.event_schema.with_monitoring(monitoring)
+        self._contract = (model, schema)
+        self.fairness.use(monitoring)
+        return schema
+
+    @staticmethod
+    def _monitoring_spec(model: ScoringModel) -> MonitoringSpec:
+        try:
+            return model.card.monitoring_spec()
+        except MonitoringConfigError as error:  # decisions go on; nothing is monitored
+            log.error("model %s: its monitoring declaration is unusable, no group is "
+                      "monitored: %s", model.version, error)
+            return MonitoringSpec()
 
     def _switch_model_if_promoted(self) -> None:
         """Hot reload at the batch boundary; drift is measured against the new reference."""
@@ -194,6 +224,8 @@ class ScoringPipeline:
         for item in saved:
             item.settle(item.decision)
         self._observe(saved)
+        self.fairness.observe((item.application.groups, item.decision.decision)
+                              for item in saved)
         return len(saved)
 
     async def _decide_new(self, steps: BatchSteps, applications: Sequence[Accepted],
@@ -251,7 +283,7 @@ class ScoringPipeline:
         on its own: a decision, or the dead letter of that body alone."""
         steps = BatchSteps(self.models.current, self.reader, self.store, record_velocity=False)
         items = [EventItem(IncomingEvent(payload, topic=None)) for payload in payloads]
-        accepted = self._validate(items, steps.model.event_schema)
+        accepted = self._validate(items, self.event_schema(steps.model))
         for item in await self._decide_new(steps, accepted):
             item.settle(item.decision)
         return [item.answer for item in items]

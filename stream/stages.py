@@ -216,7 +216,7 @@ class BatchSteps:
             features = item.features
             record = DecisionRecord(decision, dict(item.application.application),
                                     features.record, features.stale, features.velocity,
-                                    dict(features.age_seconds))
+                                    dict(features.age_seconds), dict(item.application.groups))
             decided.append(Decided(item.application, item.items, features, item.inputs,
                                    item.verdict, decision, record))
         return decided

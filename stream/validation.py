@@ -6,13 +6,18 @@ rejection with a reason code out; and the dead letter an event that cannot be de
 listed together); the order is: payload, identity fields, then the application fields in
 the order of the model's event fields (``EventSchema.checks``). Rejection details name the field and what
 is allowed, never the value sent (principle 8).
+
+The model's monitored fields (protected characteristics, :mod:`fairness.spec`) are read once
+here into the event's groups (``ValidApplication.groups``) and otherwise ignored: a missing
+or unusable value is the group ``unknown``, never a rejection, and the value itself is not
+kept.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from typing import Literal, NoReturn, TypedDict
@@ -64,6 +69,9 @@ class ValidApplication:
     application: dict[str, FieldValue]
     # Names of extra fields (ignored; at most MAX_UNKNOWN_FIELDS, each name truncated).
     unknown_fields: tuple[str, ...] = ()
+    # Monitored attribute name → the applicant's group ("unknown" when the value is missing
+    # or unusable); empty when the model monitors nothing. Only the group, never the value.
+    groups: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,8 +140,10 @@ def _validate_event(event: dict[str, object], schema: EventSchema) -> ValidAppli
     application = {name: check(event.get(name)) for name, check in schema.checks}
     for name in schema.free_text:
         check_free_text(name, event.get(name))
+    groups = (schema.monitoring.groups_of(event, submitted_at)
+              if schema.monitoring.attributes else {})
     return ValidApplication(application_id, customer_id, submitted_at, application,
-                            _unknown_fields(event, schema.known))
+                            _unknown_fields(event, schema.known), groups)
 
 
 def _readable_application_id(event: object) -> str | None:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -24,6 +24,7 @@ from redis.exceptions import (
 )
 
 from config.settings import Settings
+from fairness.spec import MonitoringSpec
 from features.online import FeatureRequest, OnlineBatch, OnlineFeatures
 from features.serving import LENDING_CLUB_SERVING, ServingSpec
 from features.store import FeatureStoreRefused, FeatureStoreUnavailable
@@ -60,8 +61,10 @@ class FakeEncoder:
 class FakeModel:
     """PD = loan amount / 100,000; decline above 0.3, approve below 0.1."""
 
-    def __init__(self, version: str = "v1", fail_on_amount: float | None = None) -> None:
+    def __init__(self, version: str = "v1", fail_on_amount: float | None = None,
+                 monitoring: MonitoringSpec | None = None) -> None:
         self.version = version
+        self.monitoring = monitoring or MonitoringSpec()
         self.policy_version = f"policy-{version}"
         self.feature_names = ["loan_amnt", "annual_inc"]
         self.encoder = FakeEncoder()
@@ -96,7 +99,16 @@ class FakeModel:
 
     @property
     def card(self) -> ModelCard:
-        raise AssertionError("only a drift monitor reads the card; these tests have none")
+        """Only its monitoring declaration is read (a drift monitor would read more)."""
+        return cast(ModelCard, FakeCard(self.monitoring))
+
+
+class FakeCard:
+    def __init__(self, monitoring: MonitoringSpec) -> None:
+        self.monitoring = monitoring
+
+    def monitoring_spec(self) -> MonitoringSpec:
+        return self.monitoring
 
 
 class FakeHolder:
