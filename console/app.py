@@ -19,7 +19,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from config.settings import Settings
-from console import challenger_view, login, metrics, review_views, views
+from console import challenger_view, fairness_view, login, metrics, review_views, views
 from console.data import ConsoleUnavailable, DataSource
 from review.users import User
 
@@ -67,8 +67,8 @@ def data_source() -> DataSource:
 
 def pages_for(user: User) -> tuple[str, ...]:
     """The pages a user's role opens (approving overrides is within Overrides); every role
-    reads the Challenger page."""
-    pages = (*views.VIEWS, challenger_view.PAGE)
+    reads the Challenger and Fairness pages."""
+    pages = (*views.VIEWS, challenger_view.PAGE, fairness_view.PAGE)
     return pages + REVIEW_PAGES if user.may("reviewer") else pages
 
 
@@ -107,6 +107,8 @@ def render(view: str, settings: Settings, user: User) -> None:
         review_views.render_overrides(settings, user)
     elif view == challenger_view.PAGE:
         challenger_view.render_challenger(challenger_view.challenger_source(settings))
+    elif view == fairness_view.PAGE:
+        fairness_view.render_fairness(fairness_view.fairness_source(settings))
     else:
         RENDERERS[view](data_source())
         if view == "Decision":

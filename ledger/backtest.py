@@ -21,7 +21,7 @@ always shows the same interval).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,6 +43,7 @@ _DECISIONS_SQL = """
 WITH portfolios (model_version, portfolio) AS (SELECT * FROM unnest(%s::text[], %s::text[]))
 SELECT d.model_version, d.probability_of_default, d.score, d.risk_grade, d.decision,
        date_trunc('month', d.submitted_at AT TIME ZONE 'UTC') AS month, o.loan_status, o.outcome
+       {extra}
 FROM decisions d JOIN portfolios p USING (model_version)
 LEFT JOIN LATERAL (
     SELECT loan_status, outcome FROM loan_outcomes
@@ -51,6 +52,9 @@ LEFT JOIN LATERAL (
 """
 _COLUMNS = ["model_version", "probability_of_default", "score", "risk_grade", "decision", "month",
             "loan_status", "outcome"]
+# Further decision columns a caller may ask for (the fairness back-test reads the groups and
+# when each decision was made).
+EXTRA_COLUMNS = ("decided_at", "monitoring_groups")
 
 
 class ModelCards(Protocol):
@@ -215,14 +219,21 @@ class VersionBacktest:
         return problems
 
 
-def load_decisions(connection: Ledger, cards: ModelCards) -> pd.DataFrame:
-    """Every ledger decision with its loan's outcome in the deciding model's portfolio
-    (``outcome`` None while servicing has reported none), classed by that model's card."""
-    versions = [str(row[0]) for row in
-                connection.execute("SELECT DISTINCT model_version FROM decisions").fetchall()]
+def load_decisions(connection: Ledger, cards: ModelCards, versions: Sequence[str] | None = None,
+                   extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Every ledger decision (of ``versions``, default all) with its loan's outcome in the
+    deciding model's portfolio (``outcome`` None while servicing has reported none), classed
+    by that model's card; ``extra`` adds columns of ``EXTRA_COLUMNS``."""
+    unknown = sorted(set(extra) - set(EXTRA_COLUMNS))
+    if unknown:
+        raise ValueError(f"load_decisions: {unknown} are not among {EXTRA_COLUMNS}")
+    if versions is None:
+        versions = [str(row[0]) for row in
+                    connection.execute("SELECT DISTINCT model_version FROM decisions").fetchall()]
     portfolios = [cards.portfolio(version) for version in versions]
-    rows = connection.execute(_DECISIONS_SQL, (versions, portfolios)).fetchall()
-    frame = pd.DataFrame(rows, columns=_COLUMNS)
+    query = _DECISIONS_SQL.format(extra="".join(f", d.{column}" for column in extra))
+    rows = connection.execute(query, (list(versions), portfolios)).fetchall()
+    frame = pd.DataFrame(rows, columns=[*_COLUMNS, *extra])
     frame["probability_of_default"] = frame["probability_of_default"].astype(float)
     for version, group in frame.groupby("model_version"):
         labels = cards.version_labels(str(version))

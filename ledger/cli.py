@@ -118,11 +118,22 @@ def monitor_command(
                                                 help="alarm above this expected calibration error"),
     min_matured: int = typer.Option(500, "--min-matured", min=1,
                                     help="judge a model version only with this many matured loans"),
+    fairness: bool = typer.Option(False, "--fairness",
+                                  help="instead: approval rate, adverse impact ratio and parity by "
+                                       "monitored group (last 24 h, all time) and, among matured "
+                                       "loans, bad rate, AUC, calibration and the "
+                                       "equal-opportunity gap by group (exit 2 on adverse impact)"),
 ) -> None:
     """Back-test every model version on what became of its own portfolio's loans, each figure
     with its 95 % confidence interval and count, and the bad rate of the overridden approvals
-    beside the model's own (exit 2 on drift)."""
+    beside the model's own (exit 2 on drift). With --fairness: the fair-lending back-test by
+    monitored group instead (exit 2 when a group's adverse impact ratio is below the model
+    card's threshold even at its upper confidence bound)."""
     import psycopg
+
+    if fairness:
+        fairness_report()
+        return
 
     from ledger.backtest import (
         approval_bad_rates,
@@ -145,5 +156,27 @@ def monitor_command(
                 for problem in r.drift_problems(auc_drop, calibration_threshold, min_matured)]
     for problem in problems:
         typer.secho(f"DRIFT {problem}", fg=typer.colors.RED, err=True)
+    if problems:
+        raise typer.Exit(code=2)
+
+
+def fairness_report() -> None:
+    """``creditrisk monitor --fairness``: figures by group label and count only, never an
+    application; a group under the card's minimum shows its count only."""
+    import psycopg
+
+    from ledger.fairness import adverse_impact_lines, fairness_lines, run_fairness
+
+    settings = get_settings()
+    try:
+        with psycopg.connect(settings.postgres_conninfo()) as connection:
+            results = run_fairness(connection, registry_cards(settings))
+    except psycopg.OperationalError as error:
+        fail(_postgres_unreachable(settings, error))
+    for line in fairness_lines(results):
+        typer.echo(line)
+    problems = adverse_impact_lines(results)
+    for problem in problems:
+        typer.secho(f"ADVERSE IMPACT {problem}", fg=typer.colors.RED, err=True)
     if problems:
         raise typer.Exit(code=2)

@@ -1,7 +1,8 @@
 """The one mapping between a decision and its ledger row, both ways.
 
 The writer turns a published decision and the worker's Redis record into a ``decisions``
-row (:func:`decision_row`); the console turns the row back into the worker's record
+row (:func:`decision_row`; the applicant's monitored groups come from the record, so a row
+without lineage has none); the console turns the row back into the worker's record
 (:func:`latest_record`). Both read the column list here, so a column added to the ledger is
 added in one place. Outcome rows (``loan_outcomes``) are keyed by portfolio and application;
 a challenger's shadow decision is a ``shadow_decisions`` row (:func:`shadow_row`).
@@ -25,6 +26,7 @@ DECISION_COLUMNS = (
     "score", "risk_grade", "reasons", "missing_features", "model_version", "policy_version",
     "submitted_at", "decided_at", "application", "features", "feature_age_seconds",
     "stale_features", "velocity", "lineage_complete", "source_topic", "source_partition", "source_offset",
+    "monitoring_groups",
 )
 # The decision's own fields and its lineage: what the console reads back as a record.
 RECORD_COLUMNS = (*DECISION_COLUMNS[:15], "stale_features", "velocity", "feature_age_seconds")
@@ -83,7 +85,14 @@ def decision_row(decision: Decision, record: DecisionRecord | None,
         as_json(record.velocity) if record else None,
         record is not None,
         source.topic, source.partition, source.offset,
+        monitoring_groups(record),
     )
+
+
+def monitoring_groups(record: DecisionRecord | None) -> str | None:
+    """The applicant's groups as jsonb text (attribute → group label; never the raw value);
+    None without the worker's record, whose groups are then not known."""
+    return None if record is None else as_json(dict(record.groups))
 
 
 def shadow_row(decision: ShadowDecision, source: Source) -> tuple[SqlValue, ...]:
