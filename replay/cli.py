@@ -36,7 +36,8 @@ def _kafka_failed(bootstrap: str, error: Exception) -> str:
 def produce_command(
     data: Path = typer.Option(..., "--data", help="Loan file of the live model's dataset (e.g. "
                               "loans.csv from `creditrisk data generate`): each row becomes an "
-                              "event with the fields the live model expects."),
+                              "event with the fields the live model expects, and its monitored "
+                              "fields (protected characteristics) when the file has them."),
     rate: float = typer.Option(100.0, "--rate", min=0, help="events per second (0 = as fast as possible)"),
     count: int = typer.Option(1000, "--count", min=1, help="events to send (fewer if the file ends)"),
     start: int = typer.Option(0, "--start", min=0, help="skip this many data rows first"),

@@ -6,7 +6,10 @@ file becomes one application event (DESIGN.md, "Application event"), keyed by it
 application id and sent at a steady rate. The file's dirt is kept: a row whose amount cannot
 be read is sent with the text it has, so the worker's validation and dead-letter path see
 what real upstream data looks like. Exact duplicate rows are sent twice, as a retrying
-upstream would.
+upstream would. The card's monitored fields (protected characteristics, e.g. Home Credit's
+CODE_GENDER and DAYS_BIRTH) ride on each event when the file has those columns, as an
+origination system would send them: the worker reads them into groups for fairness
+monitoring only.
 
 ``tail_decisions`` follows the decisions topic without a consumer group (it never moves any
 service's offsets) and prints one line per decision.
@@ -56,10 +59,13 @@ class EventLayout:
     # The portfolio the file's loans belong to (the card's dataset name): outcomes name it,
     # so the ledger keeps them apart from another portfolio's loans with the same ids.
     portfolio: str = ""
+    # The card's monitored fields: sent when the file has them, never required.
+    monitored_fields: tuple[str, ...] = ()
 
     @classmethod
     def from_card(cls, card: ModelCard) -> EventLayout:
-        return cls(card.serving_spec().event_fields, card.source_columns(), card.dataset.name)
+        return cls(card.serving_spec().event_fields, card.source_columns(), card.dataset.name,
+                   card.monitoring_spec().fields)
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -151,6 +157,10 @@ def application_event(row: LoanRow, layout: EventLayout,
         value = row.get(optional)
         if not is_missing(value):
             event[optional] = str(value)
+    for monitored in layout.monitored_fields:
+        if monitored in row:
+            value = row.get(monitored)
+            event[monitored] = None if is_missing(value) else _number_or_text(value)
     return event
 
 
