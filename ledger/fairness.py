@@ -237,7 +237,8 @@ def fairness_lines(results: Sequence[VersionFairness]) -> list[str]:
     lines: list[str] = []
     for result in results:
         portfolio = f" (portfolio {result.portfolio})" if result.portfolio else ""
-        head = f"model {result.model_version}{portfolio}: {result.decisions:,} decisions"
+        plural = "" if result.decisions == 1 else "s"
+        head = f"model {result.model_version}{portfolio}: {result.decisions:,} decision{plural}"
         if not result.monitored:
             lines.append(f"{head}; nothing monitored: {result.note}")
             continue
