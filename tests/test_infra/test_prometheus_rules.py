@@ -35,7 +35,7 @@ REQUIRED_ALERTS = {
     "NoDecisionsWhileEventsArrive", "DeadLetterRateHigh", "EndToEndLatencyP99High",
     "ConsumerLagGrowing", "ScoreDriftHigh", "FeatureDriftHigh", "FeatureStoreMissRateHigh",
     "FeatureStoreStaleRateHigh", "ModelNotLoaded", "ModelReloadFailing", "WorkerDown", "WorkerStalled",
-    "ChallengerFailing",
+    "ChallengerFailing", "FairLendingAdverseImpact",
 }
 SEVERITIES = {"critical", "warning"}
 TARGET_LABELS = {"job", "instance", "service", "le"}
