@@ -426,6 +426,86 @@ def _console(settings: Settings) -> None:
     typer.echo(f"   open http://127.0.0.1:{settings.console_port} to explain any decision above")
 
 
+def _fairness(settings: Settings) -> None:
+    """Adverse impact by group on the live model's decisions: the worker's own windows (its
+    /metrics gauges) and the ledger's fairness back-test over every decision and outcome."""
+    import psycopg
+
+    from ledger.cli import registry_cards
+    from ledger.fairness import run_fairness, summary_lines
+    from onnx_models.registry import Registry
+
+    live = Registry(settings.registry_dir).live_version()
+    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as connection:
+        results = run_fairness(connection, registry_cards(settings))
+    mine = next((result for result in results if result.model_version == live), None)
+    if mine is None:
+        typer.echo(f"   the ledger holds no decision of the live model {live} yet")
+        return
+    if not mine.monitored:
+        typer.echo(f"   model {live}: nothing monitored: {mine.note}")
+        return
+    typer.echo(f"   model {live}, groups judged with at least {mine.spec.min_group_size:,} "
+               f"decisions; AIR = a group's approval rate / the reference group's, flagged when "
+               f"even its 95 % upper bound is below {mine.spec.air_threshold:g} (four-fifths rule)")
+    typer.echo("   live, the worker's last 24 h (/metrics: creditrisk_fairness_adverse_impact_ratio):")
+    for line in worker_fairness_lines(settings, "24h"):
+        typer.echo(f"     {line}")
+    typer.echo("   the ledger, all decisions and matured loans (creditrisk monitor --fairness):")
+    for line in summary_lines(mine):
+        typer.echo(f"     {line}")
+    typer.echo(f"   plots: the console's Fairness page, http://127.0.0.1:{settings.console_port} "
+               "(sign in, then Fairness in the sidebar)")
+
+
+def worker_fairness_lines(settings: Settings, window: str) -> list[str]:
+    """The worker's fairness gauges of one window, one line per attribute: each group's AIR
+    with its interval (judged groups), else its count."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_port}/metrics",
+                                    timeout=5) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return [f"the worker's /metrics on port {settings.worker_port} does not answer"]
+    return fairness_gauge_lines(text, window)
+
+
+def fairness_gauge_lines(metrics_text: str, window: str) -> list[str]:
+    """Lines from a worker's /metrics text (see :func:`worker_fairness_lines`)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, dict[str, float]] = {}
+    ratios: dict[tuple[str, str], dict[str, float]] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("window") != window:
+                continue
+            if sample.name == "creditrisk_fairness_group_decisions":
+                counts.setdefault(labels["attribute"], {})[labels["group"]] = sample.value
+            elif sample.name == "creditrisk_fairness_adverse_impact_ratio":
+                ratios.setdefault((labels["attribute"], labels["group"]), {})[
+                    labels["bound"]] = sample.value
+    if not counts:
+        return ["no fairness series yet (the worker counts the new decisions it makes; "
+                "decisions reused from an earlier run are not counted again)"]
+    lines = []
+    for attribute, groups in counts.items():
+        parts = []
+        for group, decisions in groups.items():
+            ratio = ratios.get((attribute, group))
+            if ratio and {"estimate", "low", "high"} <= set(ratio):
+                parts.append(f"{group} AIR {ratio['estimate']:.2f} [{ratio['low']:.2f}, "
+                             f"{ratio['high']:.2f}] ({decisions:,.0f} decisions)")
+            else:
+                parts.append(f"{group} {decisions:,.0f} decisions")
+        lines.append(f"{attribute}: " + "; ".join(parts))
+    return lines
+
+
 def _replay_and_summarise(settings: Settings, dataset: DemoDataset) -> None:
     from replay.core import live_event_layout, replay_applications
 
@@ -509,7 +589,8 @@ def _show_where_to_look(settings: Settings, dataset: DemoDataset) -> None:
                "g0.expr=sum%20by%20(decision)%20(rate(creditrisk_decisions_total%5B1m%5D))")
     typer.echo("   Follow decisions: creditrisk decisions tail; more load: creditrisk produce "
                f"--data {dataset.loans} --rate 100 --count 5000 --start 2000")
-    typer.echo(f"   Console:          http://127.0.0.1:{settings.console_port}")
+    typer.echo(f"   Console:          http://127.0.0.1:{settings.console_port} (Fairness: "
+               "approval rate and adverse impact by group)")
     typer.echo("   Stop it all (worker and console included) with: creditrisk stack down")
 
 
@@ -549,6 +630,7 @@ def demo(
               settings)
         _step("Console users (named, with roles)", _users, settings)
         _step("Relationship-manager and underwriter console", _console, settings)
+        _step("Fair lending: adverse impact ratio by group", _fairness, settings)
         _step("Where to look", with_data(_show_where_to_look), settings)
     except stack.StackError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)

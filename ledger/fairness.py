@@ -273,3 +273,36 @@ def adverse_impact_lines(results: Sequence[VersionFairness]) -> list[str]:
     return [f"model {result.model_version}: {figure.attribute} {figure.group} ({window}): AIR "
             f"{_interval(figure.adverse_impact_ratio)} is below {result.spec.air_threshold:g} even "
             "at its upper bound" for result in results for window, figure in result.flagged()]
+
+
+def summary_lines(result: VersionFairness, window: str = "all time") -> list[str]:
+    """A few lines per attribute (the demo's): each judged group's AIR with its interval, the
+    groups too small to judge, and among matured loans the approved bad rate and the
+    equal-opportunity gap."""
+    if not result.monitored:
+        return [f"nothing monitored: {result.note}"]
+    spec, lines = result.spec, []
+    for attribute in result.attributes:
+        figures = next(w.figures for w in attribute.windows if w.window == window)
+        parts = []
+        for figure in figures:
+            if figure.group == UNKNOWN:
+                continue
+            if not figure.judged:
+                parts.append(f"{figure.group} fewer than {spec.min_group_size:,} decisions")
+            elif figure.is_reference:
+                parts.append(f"{figure.group} reference (approval rate "
+                             f"{_interval(figure.approval_rate, 2)})")
+            else:
+                flag = " ADVERSE IMPACT" if figure.adverse_impact_below(spec.air_threshold) else ""
+                parts.append(f"{figure.group} AIR {_interval(figure.adverse_impact_ratio, 2)}"
+                             f"{flag}")
+        lines.append(f"{attribute.attribute.title}, {window}: " + "; ".join(parts))
+        matured = [o for o in attribute.outcomes if o.judged and o.matured]
+        if matured:
+            lines.append("  matured loans: " + "; ".join(
+                f"{o.group} approved bad rate {_number(o.approved_bad_rate)}"
+                + ("" if o.figures.is_reference or o.equal_opportunity_gap is None
+                   else f", equal-opportunity gap {_number(o.equal_opportunity_gap, signed=True)}")
+                for o in matured))
+    return lines

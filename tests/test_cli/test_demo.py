@@ -68,3 +68,58 @@ def test_demo_offers_lending_club_by_default_and_home_credit() -> None:
     assert DEMO_DATASETS["home_credit"].loan_file == "application_train.csv"
     result = CliRunner().invoke(app, ["demo", "--dataset", "nope"])
     assert result.exit_code == 2 and "home_credit" in result.output
+
+
+def test_the_demo_reads_each_groups_air_from_the_workers_fairness_gauges() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from cli.demo import fairness_gauge_lines
+    from fairness.spec import MonitoredAttribute, MonitoringSpec
+    from stream.fairness import FairnessMonitor
+    from stream.metrics import WorkerMetrics
+
+    spec = MonitoringSpec((MonitoredAttribute("gender", "CODE_GENDER", "male", "Gender",
+                                              {"F": "female", "M": "male"}),), min_group_size=50)
+    registry = CollectorRegistry()
+    monitor = FairnessMonitor(WorkerMetrics(registry), spec, clock=lambda: 1_000_000.0)
+    # women approved 30 of 100, men 60 of 100; 7 applicants without the field; 20 "other"
+    decided = ([({"gender": "female"}, "approve")] * 30 + [({"gender": "female"}, "decline")] * 70
+               + [({"gender": "male"}, "approve")] * 60 + [({"gender": "male"}, "review")] * 40
+               + [({}, "approve")] * 7)
+    monitor.observe(decided)
+    monitor.publish()
+
+    (line,) = fairness_gauge_lines(generate_latest(registry).decode(), "24h")
+
+    assert line.startswith("gender: ")
+    parts = dict(part.split(" ", 1) for part in line.removeprefix("gender: ").split("; "))
+    assert parts["female"].startswith(f"AIR {0.3 / 0.6:.2f} [") and "(100 decisions)" in parts["female"]
+    assert parts["male"] == "100 decisions"  # the reference: no AIR of its own
+    assert parts["unknown"] == "7 decisions"
+    assert fairness_gauge_lines("", "24h")[0].startswith("no fairness series yet")
+
+
+def test_the_demo_summary_gives_air_by_group_and_names_small_groups_without_figures() -> None:
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import pandas as pd
+
+    from fairness.spec import MonitoredAttribute, MonitoringSpec
+    from ledger.fairness import VersionFairness, summary_lines, version_fairness
+
+    spec = MonitoringSpec((MonitoredAttribute("gender", "CODE_GENDER", "male", "Gender",
+                                              {"F": "female", "M": "male", "X": "other"}),),
+                          min_group_size=50)
+    gender = ["female"] * 100 + ["male"] * 100 + ["other"] * 10
+    approved = [i < 30 for i in range(100)] + [i < 60 for i in range(100)] + [True] * 10
+    frame = pd.DataFrame({"gender": gender, "approved": approved,
+                          "probability_of_default": 0.1, "bad": np.nan,
+                          "decided_at": datetime(2026, 1, 1, tzinfo=UTC)})
+    (line,) = summary_lines(version_fairness("v", "home_credit", spec, frame,
+                                             datetime(2026, 1, 1, 1, tzinfo=UTC)))
+    assert line.startswith("Gender, all time: female AIR 0.50 [")
+    assert "ADVERSE IMPACT" in line and "other fewer than 50 decisions" in line
+    assert "male reference (approval rate 0.60 [" in line
+    nothing = VersionFairness("lc", "lending_club", MonitoringSpec(), 3, note="no such field")
+    assert summary_lines(nothing) == ["nothing monitored: no such field"]
