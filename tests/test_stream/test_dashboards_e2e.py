@@ -2,7 +2,9 @@
 
 A worker scores replayed load (valid and malformed events, customers with fresh, stale and
 no bureau data, a promotion, a refused corrupt model, Redis stalling) while the stack's
-Prometheus scrapes it. Then every target of every dashboard is run against that Prometheus,
+Prometheus scrapes it. Its model card monitors two characteristics the events carry (a
+gender and an age band; some events carry neither), so the Fairness dashboard has groups to
+show. Then every target of every dashboard is run against that Prometheus,
 restricted to this worker with the dashboards' own ``$instance`` variable, and must return
 at least one finite value: a panel whose query returns nothing, or only NaN, shows nothing.
 """
@@ -35,14 +37,27 @@ from worker_harness import (  # tests/test_stream/worker_harness.py
 
 from features.materialize import materialize_bureau_features
 from features.store import sync_client
-from onnx_models.registry import Registry
+from onnx_models.registry import MODEL_CARD, Registry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "dashboards"
 SCRAPE_INTERVAL_S = 5.0
-# What Grafana would put in place of its variables for a short "last 5 minutes" view.
-GRAFANA_WINDOWS = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s"}
+# What Grafana would put in place of its variables for a short "last 5 minutes" view, and the
+# dashboards' own variables at their defaults (every monitored attribute, the 1 h window).
+GRAFANA_WINDOWS = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s",
+                   "$attribute": ".*", "$window": "1h"}
+# The Fairness dashboard's groups: characteristics the generated loans do not have, set on
+# each replayed event (fairness.spec; the card of the test's own registry copy declares them).
+MONITORING = {
+    "attributes": [
+        {"name": "gender", "field": "applicant_sex", "label": "Gender", "reference": "male",
+         "values": {"F": "female", "M": "male"}},
+        {"name": "age_band", "field": "applicant_age", "label": "Age band", "reference": "35-54",
+         "bands": [18, 35, 55]},
+    ],
+    "min_group_size": 50, "confidence": 0.95, "air_threshold": 0.8,
+}
 
 
 def bureau_with_gaps(bureau_csv: Path, target: Path) -> Path:
@@ -68,6 +83,24 @@ def stall_redis_writes(redis_url: str, seconds: float) -> None:
     client = redis.Redis.from_url(redis_url)
     client.execute_command("CLIENT", "PAUSE", int(seconds * 1000), "WRITE")
     client.close()
+
+
+def monitor_on_card(registry_dir: Path) -> None:
+    """The live version's card declares MONITORING (a card the test writes for itself)."""
+    version = Registry(registry_dir).live_version() or ""
+    path = registry_dir / version / MODEL_CARD
+    card = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(card | {"monitoring": MONITORING}), encoding="utf-8")
+
+
+def with_characteristics(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alternate genders, ages 20-69 (every band holds more than the minimum), and every 40th
+    event without either (group unknown)."""
+    for index, event in enumerate(events):
+        if index % 40 != 39:
+            event["applicant_sex"] = "F" if index % 2 else "M"
+            event["applicant_age"] = 20 + (index * 7) % 50
+    return events
 
 
 def malformed(events: list[dict[str, Any]], count: int, start: int) -> list[tuple[bytes | None, bytes]]:
@@ -134,12 +167,13 @@ def test_every_dashboard_panel_shows_data_from_a_real_worker(
 
     bureau = bureau_with_gaps(generated_data / "bureau.csv", tmp_path / "bureau.csv")
     materialize(private_redis.url, namespace, bureau)
+    monitor_on_card(registry_dir)
     worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
                            CREDITRISK_REDIS_URL=private_redis.url)
     instance = f"127.0.0.1:{worker.port}"
     target_file = Prometheus(live_stack).targets_dir / f"test-dashboards-{uuid.uuid4().hex[:8]}.json"
     bootstrap, topic = namespace.settings, namespace.topic_applications
-    events = valid_events(clean_frame, 2_600)
+    events = with_characteristics(valid_events(clean_frame, 2_600))
     first, second, third = events[:1_000], events[1_000:1_600], events[1_600:]
     decisions = TopicReader(bootstrap, namespace.topic_decisions)
     try:
