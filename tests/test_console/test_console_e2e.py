@@ -103,6 +103,7 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
     registry = tmp_path / "registry"
     shutil.copytree(home_credit_model.registered.path.parent, registry,
                     ignore=shutil.ignore_patterns("_report"))
+    _judge_groups_of(registry / home_credit_model.registered.path.name, FAIRNESS_MIN_GROUP)
     (view,) = home_credit_model.serving.views
     client = sync_client(namespace.settings, "materializer")
     try:
@@ -129,6 +130,19 @@ def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  
         yield worker, {key: Decision.from_dict(copies[0]) for key, copies in reader.by_key.items()}
         ledger.stop()
         worker.stop()
+
+
+FAIRNESS_MIN_GROUP = 50  # 300 replayed decisions: groups of 50 are judged, smaller ones named
+
+
+def _judge_groups_of(model_dir: Path, min_group_size: int) -> None:
+    """The card's monitoring minimum lowered so a few hundred decisions have groups to judge."""
+    import json
+
+    card_path = model_dir / "model.json"
+    card = json.loads(card_path.read_text())
+    card["monitoring"]["min_group_size"] = min_group_size
+    card_path.write_text(json.dumps(card))
 
 
 def _add_users(settings: Settings, *users: tuple[str, str]) -> None:
@@ -389,6 +403,16 @@ def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparis
     page.wait_for_text("% of all customers")
     page.wait_for_text("% of similar customers")
     page.screenshot("home-credit-compare")
+
+    # Fairness: approval rate and adverse impact ratio by gender and age band, groups only
+    page.click("Fairness")
+    page.wait_for_text("Gender (reference group: male)")
+    page.wait_for_text("Age band (reference group: 35-44)")
+    assert len(page.wait_for('[data-testid="stPlotlyChart"]', count=2)) >= 2
+    page.wait_for_text(f"at least {FAIRNESS_MIN_GROUP:,} decisions")
+    shown = browser.find_element("css selector", '[data-testid="stMain"]').text
+    assert not any(application in shown for application in decisions)  # never an applicant
+    page.screenshot("home-credit-fairness")
 
 
 # ---- the review queue and overrides ----------------------------------------------------------
