@@ -1,7 +1,12 @@
 """``run_training``: loan file → cleaned, labelled frame → features → cross-validated search
-(LightGBM with and without SMOTE, and the baseline scorecard) → final models refitted on
-every training row → calibration on out-of-fold predictions → evaluation → ONNX
-(parity-checked) → registry (+ report).
+(LightGBM with and without SMOTE, and the baseline scorecard) and the fixed reference
+LightGBM → final models refitted on every training row → calibration on out-of-fold
+predictions → evaluation → ONNX (parity-checked) → registry (+ report).
+
+When bad loans are few (``TrainingConfig.small_file``), the search takes its small-file
+form, there is no test split: every labelled row is cross-validated and fits the final
+model, and the test figures are the out-of-fold predictions (each fold calibrated on the
+others'), since a split of a few dozen bad loans would judge nothing.
 
 Each step is a function of its own module; this one only orders them and records what
 happened (timings, warnings) so the CLI and the report can show it.
@@ -42,9 +47,11 @@ from training.thresholds import CostThresholds, thresholds_from_costs
 from training.training_config import TrainingConfig
 from training.tuning import (
     Candidate,
+    CandidateScore,
     CrossValidator,
     SearchResult,
     cross_fitted_metrics,
+    cross_fitted_probabilities,
     run_search,
     smote_candidates,
 )
@@ -54,6 +61,15 @@ if TYPE_CHECKING:
 
 Log = Callable[[str], None]
 LABEL_COLUMN = "bad"
+OUT_OF_FOLD = "out_of_fold"
+TEST_FIGURES = {
+    OUT_OF_FOLD: "out-of-fold: few bad loans, so no test split was kept; every labelled row "
+                 "was cross-validated and fits the final model, and the test figures are the "
+                 "fold models' predictions on the rows each did not train on (calibrated on "
+                 "the other folds' rows)",
+    "holdout": "the held-out test set: loans that took no part in the search, the fit or the "
+               "calibration",
+}
 
 
 @dataclass
@@ -174,6 +190,26 @@ class BaselineSearch:
 
 
 @dataclass
+class ReferenceFigures:
+    """The fixed, regularised LightGBM fitted beside the search's choice on the same rows and
+    columns: its cross-validation on the search's folds (small files) and its test figures
+    (out-of-fold, or the held-out test set where it was fitted once on the training rows)."""
+
+    settings: JSONObject
+    trees: int
+    test: BinaryMetrics
+    test_figures: str
+    fitted_on_rows: int
+    cv: FoldSummary | None = None
+    cv_auc_se: float | None = None
+
+    def to_dict(self) -> JSONObject:
+        return {"settings": self.settings, "trees": self.trees, "test": self.test.to_dict(),
+                "test_figures": self.test_figures, "fitted_on_rows": self.fitted_on_rows,
+                "cv": self.cv.to_dict() if self.cv else None, "cv_auc_se": self.cv_auc_se}
+
+
+@dataclass
 class TrainingRun:
     """What the steps of one training run produce, in order."""
 
@@ -192,6 +228,11 @@ class TrainingRun:
     decisions: DecisionOutcomes | None = None
     thresholds: CostThresholds | None = None
     test_pd: np.ndarray | None = None
+    reference: ReferenceFigures | None = None
+    reference_score: CandidateScore | None = None
+    # Calibrated PDs of every fitted variant on the rows the test figures describe.
+    test_pds: dict[str, np.ndarray] = field(default_factory=dict)
+    test_raw: dict[str, np.ndarray] = field(default_factory=dict)  # before calibration
     onnx_bytes: bytes = b""
     parity: ParityResult | None = None
     warnings: list[AnalystWarning] = field(default_factory=list)
@@ -206,6 +247,21 @@ class TrainingRun:
     @property
     def exported(self) -> FittedVariant:
         return self.variants[self.exported_name]
+
+    @property
+    def test_figures(self) -> str:
+        """``out_of_fold`` (small files: no test split) or ``holdout``."""
+        return OUT_OF_FOLD if self.split.method == OUT_OF_FOLD else "holdout"
+
+    @property
+    def test_rows(self) -> pd.DataFrame:
+        """The frame rows (monitored columns included) the test figures and ``test_pd``
+        describe, in the same order: a report section by group is computed on these."""
+        return self.prepared.frame.iloc[self.split.test_positions]
+
+    @property
+    def test_population(self) -> str:
+        return TEST_FIGURES[self.test_figures]
 
     @property
     def train_matrix(self) -> np.ndarray:
@@ -253,14 +309,21 @@ def _search(run: TrainingRun, progress: bool, log: Log) -> None:
         f"over the folds peaks; {left:.0f}s of the {budget:.0f}s budget left) ...")
     plain = run_search(validator, [Candidate(trees) for trees in
                                    config.search.tree_candidates],
-                       time.monotonic() + left / 2, progress, log)
+                       time.monotonic() + left / 2, progress, log,
+                       switch_margin_se=config.search.switch_margin_se)
     run.searches["no_smote"] = plain
     candidates = smote_candidates(plain.best.candidate.trees, validator.bad_to_good, config)
     if candidates:
         log("Cross-validating SMOTE strengths (synthetic rows from each fold's training part "
-            "only) ...")
+            "only; the best costing at most one CV standard error against no resampling) ...")
         run.searches["smote"] = run_search(validator, candidates, started + budget,
-                                           progress, log)
+                                           progress, log, against=plain.best)
+    if run.test_figures == OUT_OF_FOLD:
+        reference = run.config.reference
+        log(f"Cross-validating the fixed reference LightGBM ({reference.max_rounds} trees, "
+            f"learning rate {reference.learning_rate:g}) on the same folds ...")
+        run.reference_score = validator.score_fixed(Candidate(reference.trees), reference,
+                                                    progress)
 
 
 def _search_baseline(run: TrainingRun, validator: CrossValidator,
@@ -309,6 +372,38 @@ def _fit_final_models(run: TrainingRun, progress: bool, log: Log) -> None:
             name, booster, fit_platt(best.out_of_fold, label), best.trees, len(label),
             len(fit_label) - len(label), best.candidate.to_dict())
     run.variants["baseline"] = _fit_baseline(run)
+    run.reference = _reference_figures(run)
+
+
+def _reference_figures(run: TrainingRun) -> ReferenceFigures:
+    """The fixed reference's figures. Small files: its out-of-fold predictions on the search's
+    folds. Otherwise one fit on the training rows (no cross-validation, which would cost as
+    much as a search candidate on a large file), judged uncalibrated on the test set (AUC and
+    KS do not depend on calibration)."""
+    reference, config = run.config.reference, run.config
+    settings: JSONObject = {"learning_rate": reference.learning_rate,
+                            "num_leaves": reference.trees.num_leaves,
+                            "min_child_samples": reference.trees.min_child_samples,
+                            "reg_lambda": reference.trees.reg_lambda,
+                            "feature_fraction": reference.feature_fraction,
+                            "bagging_fraction": reference.bagging_fraction,
+                            "early_stopping": False}
+    score, validator = run.reference_score, run.validator
+    if score is not None and validator is not None:
+        calibrated = cross_fitted_probabilities(score.out_of_fold, validator.label,
+                                                validator.fold_of_row)
+        return ReferenceFigures(
+            settings, score.trees,
+            evaluate_probabilities(validator.label, calibrated, config.calibration_bins),
+            OUT_OF_FOLD, len(validator.label),
+            cross_fitted_metrics(score.out_of_fold, validator.label, validator.fold_of_row,
+                                 config.calibration_bins), score.auc_se)
+    booster = train_booster(run.train_matrix, run.train_label,
+                            run.prepared.categorical_indices, reference, config.seed)
+    raw = np.asarray(booster.predict(run.test_matrix))
+    return ReferenceFigures(settings, reference.max_rounds,
+                            evaluate_probabilities(run.test_label, raw, config.calibration_bins),
+                            "holdout", len(run.train_label))
 
 
 def _fit_baseline(run: TrainingRun) -> FittedVariant:
@@ -334,19 +429,23 @@ def _evaluate(run: TrainingRun) -> None:
     config, validator = run.config, run.validator
     assert validator is not None, "the search runs before the evaluation"
     run.comparison = {}
+    out_of_fold = run.test_figures == OUT_OF_FOLD
     for name, variant in run.variants.items():
-        raw = variant.raw_probability(run.test_matrix)
+        if out_of_fold:  # the rows are the validator's, in the same order
+            raw = run.out_of_fold[name]
+            calibrated = cross_fitted_probabilities(raw, validator.label, validator.fold_of_row)
+        else:
+            raw = variant.raw_probability(run.test_matrix)
+            calibrated = apply_calibration(raw, variant.calibration)
+        run.test_pds[name], run.test_raw[name] = calibrated, raw
         run.comparison[name] = VariantComparison(
             variant,
             raw=evaluate_probabilities(run.test_label, raw, config.calibration_bins),
-            calibrated=evaluate_probabilities(
-                run.test_label, apply_calibration(raw, variant.calibration),
-                config.calibration_bins),
+            calibrated=evaluate_probabilities(run.test_label, calibrated,
+                                              config.calibration_bins),
             cv=cross_fitted_metrics(run.out_of_fold[name], validator.label,
                                     validator.fold_of_row, config.calibration_bins))
-    exported = run.exported
-    run.test_pd = apply_calibration(exported.raw_probability(run.test_matrix),
-                                    exported.calibration)
+    run.test_pd = run.test_pds[run.exported_name]
     thresholds = thresholds_from_costs(config.cost_bad_loan, config.cost_rejected_good,
                                        config.review_band_fraction)
     decisions = decision_outcomes(run.test_label, run.test_pd, thresholds)
@@ -381,11 +480,60 @@ def _warnings(run: TrainingRun, thresholds: CostThresholds,
                           config.leakage_alarm_auc)
     if alarm:
         found.insert(0, AnalystWarning("leakage_alarm", alarm))
+    found += _reference_warning(run, lightgbm_name)
     if "smote" not in run.searches:
         found.append(AnalystWarning("smote_not_applicable", (
             "the training rows are already at least as balanced as every SMOTE target "
             "tried; no SMOTE model was fitted and the plain LightGBM is served.")))
     return found
+
+
+def _reference_warning(run: TrainingRun, lightgbm_name: str) -> list[AnalystWarning]:
+    """``below_reference`` when the search's LightGBM ranks worse than the fixed reference by
+    more than the CV standard error of its mean AUC: on the same folds (small files) or on
+    the test set (otherwise, where the reference is fitted once)."""
+    reference, search = run.reference, run.searches.get(lightgbm_name)
+    if reference is None or search is None:
+        return []
+    chosen_se = search.best.auc_se
+    if reference.cv is not None:
+        ours, theirs, where = search.best.mean_auc, reference.cv.auc, "cross-validation AUC"
+    else:
+        ours = run.comparison[lightgbm_name].calibrated.auc
+        theirs, where = reference.test.auc, "test AUC"
+    if theirs - ours <= chosen_se:
+        return []
+    return [AnalystWarning("below_reference", (
+        f"the search's LightGBM ({where} {ours:.4f}) ranks below the fixed regularised "
+        f"reference LightGBM ({theirs:.4f}) by more than the CV standard error "
+        f"({chosen_se:.4f}): the search's choice is not to be trusted over the reference; "
+        "check the report's search table.")) ]
+
+
+def _out_of_fold_split(label: np.ndarray) -> TestSplit:
+    """Every labelled row trains and is judged out-of-fold."""
+    everything = np.arange(len(label))
+    return TestSplit(everything, everything, OUT_OF_FOLD)
+
+
+def _card_additions(run: TrainingRun, card: dict[str, Any]) -> None:
+    """What the card needs beyond :func:`training.model_card.build_model_card`: how the test
+    figures were obtained, the fixed reference, and the search's form."""
+    config = run.config
+    card["evaluation"] = {"test_figures": run.test_figures, "description": run.test_population,
+                          "rows": len(run.test_label), "bad_loans": int(run.test_label.sum())}
+    if run.reference is not None:
+        card["fixed_reference"] = run.reference.to_dict()
+    card["search"]["selection"] = (
+        "trees where the fold-mean validation AUC, smoothed over "
+        f"{config.lightgbm.smoothing_rounds} rounds, peaks (at least "
+        f"{config.lightgbm.min_trees}); tree settings: "
+        + run.searches["no_smote"].rule
+        + ("; SMOTE strength: " + run.searches["smote"].rule if "smote" in run.searches else ""))
+    card["search"]["small_file_search"] = config.small_file_search
+    card["search"]["cv_repeats"] = config.search.cv_repeats
+    card["search"]["learning_rate"] = config.lightgbm.learning_rate
+    card["search"]["feature_fraction"] = config.lightgbm.feature_fraction
 
 
 def train_from_frame(frame: pd.DataFrame, dataset_config: DatasetConfig, cleaning: JSONObject,
@@ -403,9 +551,18 @@ def train_from_frame(frame: pd.DataFrame, dataset_config: DatasetConfig, cleanin
     prepared = prepare_features(frame, dataset_config, config)
     log(f"Features: {len(prepared.encoder.feature_names_)} "
         f"({dataset_config.feature_set} feature set); leakage guard passed")
-    split = split_test(prepared.frame, prepared.label, dataset_config.date_column,
-                       config.test_fraction, config.seed)
-    log(f"Split: {split.describe()}")
+    bad_loans = int(prepared.label.sum())
+    config = config.for_bad_loans(bad_loans, bad_loans / max(len(prepared.label), 1))
+    if config.small_file_search:
+        split = _out_of_fold_split(prepared.label)
+        log(f"Few bad loans ({bad_loans:,}, fewer than {config.small_file.bad_loans_below:,}): "
+            f"the small-file search (learning rate {config.lightgbm.learning_rate:g}, "
+            f"{config.search.cv_repeats}× repeated {config.folds}-fold CV) on every labelled "
+            "row; no test split, the test figures are out-of-fold")
+    else:
+        split = split_test(prepared.frame, prepared.label, dataset_config.date_column,
+                           config.test_fraction, config.seed)
+        log(f"Split: {split.describe()}")
     run = TrainingRun(prepared, dataset_config, config, split, data_fingerprint(prepared.frame),
                       timings)
     watch.lap("features_and_split")
@@ -427,6 +584,7 @@ def train_from_frame(frame: pd.DataFrame, dataset_config: DatasetConfig, cleanin
     created_at = datetime.now(UTC).replace(microsecond=0)
     version = make_version(created_at, run.fingerprint)
     card = build_model_card(run, version, created_at, cleaning, labelling, data_path)
+    _card_additions(run, card)
     report_path = None
     if write_report_files:
         from training.report import write_report
@@ -435,8 +593,9 @@ def train_from_frame(frame: pd.DataFrame, dataset_config: DatasetConfig, cleanin
         log("Writing the report ...")
         report_path = write_report(
             Path(report_dir) if report_dir else Path.cwd() / "reports" / version, card,
-            full_frame=prepared.frame, test_label=run.test_label, test_pd=run.test_pd,
-            variants=run.variants, test_matrix=run.test_matrix, encoder=prepared.encoder)
+            full_frame=prepared.frame, test_label=run.test_label, test_pds=run.test_pds,
+            test_raw=run.test_raw[run.exported_name], variants=run.variants,
+            encoder=prepared.encoder)
         watch.lap("report")
 
     registry = Registry(registry_dir)

@@ -60,8 +60,12 @@ MODEL_LABELS = {"smote": "LightGBM + SMOTE", "no_smote": "LightGBM, no SMOTE",
 CV_NAMES = ("auc", "ks", "gini", "brier", "ece")
 
 
+REFERENCE_LABEL = "fixed reference LightGBM"
+
+
 def _side_by_side(card: Mapping[str, Any]) -> str:
-    """Each fitted model: CV (mean ± std) and test figures, the promoted one marked."""
+    """Each fitted model: CV (mean ± std) and test figures, the promoted one marked, and the
+    fixed reference LightGBM fitted on the same rows."""
     promoted = card["model"]["variant"]
     models = {**card["smote"]["variants"], "baseline": card["baseline"]}
     rows = []
@@ -71,8 +75,34 @@ def _side_by_side(card: Mapping[str, Any]) -> str:
                      f"{cv['auc']:.4f} ± {cv['auc_std']:.4f}", test["auc"], test["ks"],
                      test["brier"], test["ece"], test["mean_pd"], figures["trees"],
                      figures["fitted_on_rows"], figures["synthetic_rows"]])
+    reference = card.get("fixed_reference")
+    if reference:
+        cv, test = reference["cv"], reference["test"]
+        rows.append([REFERENCE_LABEL,
+                     f"{cv['auc']:.4f} ± {cv['auc_std']:.4f}" if cv else "not cross-validated",
+                     test["auc"], test["ks"], test["brier"], test["ece"], test["mean_pd"],
+                     reference["trees"], reference["fitted_on_rows"], 0])
     return html_table(["model", "CV AUC", "test AUC", "test KS", "test Brier", "test ECE",
                        "test mean PD", "trees", "fitted on rows", "SMOTE rows"], rows)
+
+
+def _evaluation_note(card: Mapping[str, Any]) -> str:
+    """How the test figures were obtained, and what the fixed reference is."""
+    evaluation = card.get("evaluation", {})
+    note = (f"Test figures: {evaluation.get('description', 'the held-out test set')} "
+            f"({evaluation.get('rows', card['split']['test_rows']):,} loans, "
+            f"{evaluation.get('bad_loans', '?')} bad).")
+    reference = card.get("fixed_reference")
+    if reference:
+        settings = reference["settings"]
+        note += (f" The {REFERENCE_LABEL} is fitted in every run on the same rows and columns"
+                 f" with fixed settings (learning rate {settings['learning_rate']:g}, "
+                 f"{settings['num_leaves']} leaves, at least {settings['min_child_samples']} "
+                 f"rows per leaf, {settings['feature_fraction']:.0%} of the columns per tree, "
+                 f"{reference['trees']} trees, no early stopping, no search)"
+                 + ("; its test figures are uncalibrated (one fit on the training rows, not "
+                    "cross-validated)." if reference["cv"] is None else "."))
+    return html.escape(note)
 
 
 def _search_table(card: Mapping[str, Any]) -> str:
@@ -83,11 +113,11 @@ def _search_table(card: Mapping[str, Any]) -> str:
             continue
         chosen = search[stage]["chosen"]
         for tried in search[stage]["tried"]:
-            smote = (f"{tried['smote_sampling_strategy']:.2f}, k={tried['smote_k_neighbors']}"
+            smote = (f"{tried['smote_sampling_strategy']:.3f}, k={tried['smote_k_neighbors']}"
                      if tried["smote_sampling_strategy"] is not None else "none")
             rows.append([MODEL_LABELS[stage], tried["num_leaves"], tried["min_child_samples"],
                          tried["reg_lambda"], smote, tried["trees"],
-                         f"{tried['cv_auc']:.4f} ± {tried['cv_auc_std']:.4f}",
+                         f"{tried['cv_auc']:.4f} ± {tried.get('cv_auc_se', 0.0):.4f}",
                          tried["seconds"], "chosen" if tried == chosen else ""])
         rows += [[MODEL_LABELS[stage], c["num_leaves"], c["min_child_samples"], c["reg_lambda"],
                   c["smote_sampling_strategy"] or "none", "", "", "", "skipped (time budget)"]
@@ -98,7 +128,7 @@ def _search_table(card: Mapping[str, Any]) -> str:
               "chosen" if t["regularization_C"] == baseline["chosen"]["regularization_C"]
               else ""] for t in baseline["tried"]]
     return html_table(["model", "leaves", "min rows per leaf", "L2", "SMOTE bad:good, k",
-                       "trees", "CV AUC", "seconds", ""], rows)
+                       "trees", "CV AUC ± s.e.", "seconds", ""], rows)
 
 
 def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
@@ -141,6 +171,8 @@ def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
                if card["model"]["synthetic_rows"] else "")
             + f"; {card['model']['cv_describes']}."),
         "side_by_side_table": _side_by_side(card),
+        "evaluation_note": _evaluation_note(card),
+        "search_rule": html.escape(card["search"].get("selection", "")),
         "search_table": _search_table(card),
         "search_seconds": f"{card['search'].get('seconds') or 0:.0f}",
         "search_budget": f"{card['search']['budget_seconds']:.0f}",
@@ -178,12 +210,14 @@ def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
 
 
 def write_report(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
-                 test_label: np.ndarray, test_pd: np.ndarray,
-                 variants: Mapping[str, FittedVariant], test_matrix: np.ndarray,
+                 test_label: np.ndarray, test_pds: Mapping[str, np.ndarray],
+                 test_raw: np.ndarray, variants: Mapping[str, FittedVariant],
                  encoder: FeatureEncoder) -> Path:
-    """Write ``folder/report.html`` and the PNGs; return the HTML path."""
+    """Write ``folder/report.html`` and the PNGs; return the HTML path. ``test_pds``: each
+    variant's calibrated PDs on the rows the test figures describe (held out, or
+    out-of-fold), ``test_raw`` the promoted one's before calibration."""
     folder = Path(folder)
-    plots = render_all(folder, card, full_frame, test_label, test_pd, variants, test_matrix,
+    plots = render_all(folder, card, full_frame, test_label, test_pds, test_raw, variants,
                        encoder)
     path = folder / "report.html"
     path.write_text(render_html(card, plots), encoding="utf-8")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import FeatureEncoder
-from onnx_models.policy import apply_calibration, score_points
+from onnx_models.policy import score_points
 from training.model import FittedVariant
 
 if TYPE_CHECKING:
@@ -162,20 +162,20 @@ def smote_comparison(variants: Mapping[str, Mapping[str, Mapping[str, float]]]) 
 
 
 def render_all(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
-               test_label: np.ndarray, test_pd: np.ndarray,
-               variants: Mapping[str, FittedVariant], test_matrix: np.ndarray,
-               encoder: FeatureEncoder) -> dict[str, Path]:
-    """Every plot the data allows, saved as ``folder/<name>.png``; name → path."""
+               test_label: np.ndarray, test_pds: Mapping[str, np.ndarray], raw: np.ndarray,
+               variants: Mapping[str, FittedVariant], encoder: FeatureEncoder
+               ) -> dict[str, Path]:
+    """Every plot the data allows, saved as ``folder/<name>.png``; name → path. The test
+    plots use ``test_pds`` (each variant's calibrated PDs on the test figures' rows) and
+    ``raw`` (the promoted model's before calibration)."""
     import matplotlib.pyplot as plt
 
     label = full_frame["bad"]
     engineered = encoder.transform_frame(full_frame)
     exported_name = card["model"]["variant"]
     exported = variants[exported_name]
-    raw = exported.raw_probability(test_matrix)
-    others = {name: apply_calibration(variant.raw_probability(test_matrix), variant.calibration)
-              for name, variant in variants.items()
-              if name != exported_name and variant is not exported}
+    test_pd = test_pds[exported_name]
+    others = {name: pd_values for name, pd_values in test_pds.items() if name != exported_name}
     plots: dict[str, Callable[[], Figure]] = {}
     if "loan_amnt" in full_frame:
         plots["loan_amount"] = lambda: histogram(full_frame["loan_amnt"],

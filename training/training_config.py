@@ -7,6 +7,7 @@ are copied into model.json; nothing that serves decisions reads them from code.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import TypedDict
 
@@ -72,6 +73,9 @@ class LightGBMSettings:
     early_stopping_rounds: int = 100
     min_rounds: int = 200
     smoothing_rounds: int = 9
+    # The fewest trees a cross-validated LightGBM keeps: a curve that peaks earlier is flat
+    # and noisy there (few bad loans), and a handful of trees ranks worse on new loans.
+    min_trees: int = 50
     # None: one thread below ``single_thread_below_rows`` training rows, else two. On small
     # data a second OpenMP thread gains little, and on a busy machine its spin-waits cost
     # 100× (measured: 105 s instead of 0.4 s for one 5-fold candidate on 2,300 rows).
@@ -99,6 +103,52 @@ class LightGBMSettings:
                 "cat_smooth": 20.0, "min_data_per_group": 100, "feature_pre_filter": False}
 
 
+def _reference_settings() -> LightGBMSettings:
+    return LightGBMSettings(learning_rate=0.02, trees=TreeSettings(15, 100, 0.0),
+                            feature_fraction=0.5, bagging_fraction=1.0, bagging_freq=0,
+                            max_rounds=300)
+
+
+@dataclass
+class SmallFileSettings:
+    """How the search changes when bad loans are few (fewer than ``bad_loans_below`` among
+    the labelled rows). The fold-mean AUC curve is then flat and noisy, and a test split
+    holds a few dozen bad loans: a lower learning rate, half the columns per tree, leaves
+    holding at least ``min_bad_loans_per_leaf`` bad loans on average, repeated folds, every
+    choice on cross-validated figures, and the final model fitted on every labelled row
+    (the test figures are then out-of-fold)."""
+
+    bad_loans_below: int = 1500
+    learning_rate: float = 0.02
+    feature_fraction: float = 0.5
+    bagging_fraction: float = 0.8
+    repeats: int = 3
+    min_bad_loans_per_leaf: float = 5.0
+    max_rounds: int = 1500
+    early_stopping_rounds: int = 200
+    min_rounds: int = 300
+    smoothing_rounds: int = 25
+    # Leaves, L2 and the smallest leaf before it is tied to the bad loans; the first is the
+    # fixed reference's shape, tried first and kept unless another beats it by more than
+    # ``switch_margin_se`` CV standard errors (a noisy maximum among a few candidates is
+    # optimistic).
+    tree_candidates: list[TreeSettings] = field(default_factory=lambda: [
+        TreeSettings(15, 100, 5.0), TreeSettings(7, 100, 5.0), TreeSettings(31, 200, 10.0)])
+    switch_margin_se: float = 0.5
+    # Light SMOTE targets first (multiples of the rows' own bad:good ratio), one neighbour
+    # count: the chosen one costs at most one CV standard error against no resampling.
+    smote_oversampling_factors: tuple[float, ...] = (1.1, 1.25, 1.5)
+    smote_k_neighbors: tuple[int, ...] = (5,)
+
+    def tree_candidates_for(self, bad_rate: float) -> list[TreeSettings]:
+        """The candidates with each leaf large enough to hold ``min_bad_loans_per_leaf`` bad
+        loans at this bad rate (at 5 % bad: 100 rows), duplicates dropped."""
+        rows_per_leaf = math.ceil(self.min_bad_loans_per_leaf / max(bad_rate, 1e-6))
+        tied = [replace(trees, min_child_samples=max(trees.min_child_samples, rows_per_leaf))
+                for trees in self.tree_candidates]
+        return list(dict.fromkeys(tied))
+
+
 @dataclass
 class SearchSettings:
     """What cross-validation may try, and for how long."""
@@ -117,6 +167,11 @@ class SearchSettings:
     # Scorecard (baseline) L2 strengths tried: scikit-learn's C, larger = weaker penalty.
     scorecard_regularization: tuple[float, ...] = (0.03, 0.3, 3.0)
     scorecard_max_bins: int = 10
+    # Repeats of the stratified folds (the small-file search sets its own).
+    cv_repeats: int = 1
+    # A later tree candidate replaces the first only if its CV AUC is higher by more than
+    # this many CV standard errors (0: the highest mean wins).
+    switch_margin_se: float = 0.0
 
 
 @dataclass
@@ -148,6 +203,12 @@ class TrainingConfig:
     smote: bool = True
     lightgbm: LightGBMSettings = field(default_factory=LightGBMSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
+    small_file: SmallFileSettings = field(default_factory=SmallFileSettings)
+    # The fixed, regularised LightGBM fitted in every run beside the search's choice
+    # (learning rate 0.02, 15 leaves, ≥100 rows per leaf, half the columns, 300 trees).
+    reference: LightGBMSettings = field(default_factory=_reference_settings)
+    # Set by :meth:`for_bad_loans`: the search runs in its small-file form.
+    small_file_search: bool = False
     warning_levels: WarningLevels = field(default_factory=WarningLevels)
     reference_annual_rate: float = 0.12
     min_category_count: int = 20
@@ -183,6 +244,29 @@ class TrainingConfig:
         if self.search.budget_seconds <= 0:
             raise ValueError(f"search.budget_seconds must be positive, got "
                              f"{self.search.budget_seconds}")
+
+    def for_bad_loans(self, bad_loans: int, bad_rate: float) -> TrainingConfig:
+        """This config as the search runs it on a file with ``bad_loans`` labelled bad loans:
+        unchanged from ``small_file.bad_loans_below`` on, else the small-file form (the
+        tree candidates and SMOTE targets keep their length limits, so a short search
+        stays short)."""
+        small = self.small_file
+        if bad_loans >= small.bad_loans_below or self.small_file_search:
+            return self
+        lightgbm = replace(self.lightgbm, learning_rate=small.learning_rate,
+                           feature_fraction=small.feature_fraction,
+                           bagging_fraction=small.bagging_fraction, bagging_freq=1,
+                           max_rounds=small.max_rounds,
+                           early_stopping_rounds=small.early_stopping_rounds,
+                           min_rounds=small.min_rounds, smoothing_rounds=small.smoothing_rounds)
+        search = self.search
+        trees = small.tree_candidates_for(bad_rate)[:len(search.tree_candidates)]
+        factors = small.smote_oversampling_factors[:len(search.smote_oversampling_factors)]
+        neighbours = small.smote_k_neighbors[:len(search.smote_k_neighbors)]
+        search = replace(search, tree_candidates=trees, smote_oversampling_factors=factors,
+                         smote_balanced=False, smote_k_neighbors=neighbours,
+                         cv_repeats=small.repeats, switch_margin_se=small.switch_margin_se)
+        return replace(self, lightgbm=lightgbm, search=search, small_file_search=True)
 
     @property
     def exported_variant(self) -> str:
