@@ -122,11 +122,14 @@ class SmallFileSettings:
     learning_rate: float = 0.02
     feature_fraction: float = 0.5
     bagging_fraction: float = 0.8
+    # Repeats of the folds, when the search budget is at least ``repeats_from_budget``
+    # seconds (a short search, as in quick trainings, runs one pass).
     repeats: int = 3
+    repeats_from_budget: float = 120.0
     min_bad_loans_per_leaf: float = 5.0
     max_rounds: int = 1500
-    early_stopping_rounds: int = 200
-    min_rounds: int = 300
+    early_stopping_rounds: int = 150
+    min_rounds: int = 200
     smoothing_rounds: int = 25
     # Leaves, L2 and the smallest leaf before it is tied to the bad loans; the first is the
     # fixed reference's shape, tried first and kept unless another beats it by more than
@@ -263,9 +266,10 @@ class TrainingConfig:
         trees = small.tree_candidates_for(bad_rate)[:len(search.tree_candidates)]
         factors = small.smote_oversampling_factors[:len(search.smote_oversampling_factors)]
         neighbours = small.smote_k_neighbors[:len(search.smote_k_neighbors)]
+        repeats = small.repeats if search.budget_seconds >= small.repeats_from_budget else 1
         search = replace(search, tree_candidates=trees, smote_oversampling_factors=factors,
                          smote_balanced=False, smote_k_neighbors=neighbours,
-                         cv_repeats=small.repeats, switch_margin_se=small.switch_margin_se)
+                         cv_repeats=repeats, switch_margin_se=small.switch_margin_se)
         return replace(self, lightgbm=lightgbm, search=search, small_file_search=True)
 
     @property

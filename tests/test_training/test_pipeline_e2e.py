@@ -71,7 +71,14 @@ def test_train_register_and_score_with_onnxruntime(loan_file: Path, tmp_path: Pa
     assert report is not None and report.is_file()
     html = report.read_text()
     assert "http://" not in html and "https://" not in html and "<script" not in html
-    assert "LightGBM and the baseline, side by side" in html
+    assert "The search's choice, the fixed reference and the baseline, side by side" in html
+    assert "fixed reference LightGBM" in html
+    # A 6,000-row file has a few hundred bad loans: no test split, out-of-fold test figures,
+    # and the report says so.
+    assert card["evaluation"]["test_figures"] == "out_of_fold"
+    assert "Test figures: out-of-fold" in html
+    assert card["model"]["fitted_on_rows"] == card["data_fingerprint"]["rows"]
+    assert card["fixed_reference"]["trees"] == 300 and card["fixed_reference"]["cv"]["folds"] == 3
     assert "baseline scorecard" in html and "LightGBM + SMOTE (promoted)" in html
     assert "skipped (time budget)" not in html  # every candidate of the search was tried
     for plot in ("roc", "ks", "calibration", "score_distribution", "feature_importance",
@@ -108,7 +115,9 @@ def test_generic_dataset_without_dates_trains_with_a_stratified_split(tmp_path: 
     import pandas as pd
 
     from training.pipeline import run_training
+    from training.training_config import SmallFileSettings
 
+    # A few hundred bad loans: the small-file search would keep no test split at all.
     rng = np.random.default_rng(5)
     rows = 3000
     turnover = rng.lognormal(11, 1, rows)
@@ -123,8 +132,9 @@ def test_generic_dataset_without_dates_trains_with_a_stratified_split(tmp_path: 
         '[target]\ncolumn = "status"\nbad_values = ["written_off"]\ngood_values = ["repaid"]\n'
         '[features]\nturnover = "numeric"\nsector = "categorical"\n')
 
+    config = quick_config(folds=3, small_file=SmallFileSettings(bad_loans_below=0))
     result = run_training(tmp_path / "book.csv", tmp_path / "book.toml",
-                          registry_dir=tmp_path / "registry", config=quick_config(folds=3),
+                          registry_dir=tmp_path / "registry", config=config,
                           report_dir=tmp_path / "report", progress=False,
                           log=lambda _message: None)
     card = result.card

@@ -156,6 +156,8 @@ def test_a_small_file_gets_the_small_file_search():
     quick_small = quick.for_bad_loans(300, 0.05).search
     assert len(quick_small.tree_candidates) == 1
     assert quick_small.smote_oversampling_factors == (1.1,)
+    short = TrainingConfig(search=SearchSettings(budget_seconds=30)).for_bad_loans(300, 0.05)
+    assert short.search.cv_repeats == 1  # a short search does not repeat its folds
 
 
 def test_repeated_folds_predict_every_row_out_of_fold_in_each_repeat():
