@@ -479,6 +479,7 @@ def fairness_gauge_lines(metrics_text: str, window: str) -> list[str]:
 
     counts: dict[str, dict[str, float]] = {}
     ratios: dict[tuple[str, str], dict[str, float]] = {}
+    rates: dict[tuple[str, str], dict[str, float]] = {}
     for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
             labels = sample.labels
@@ -486,8 +487,10 @@ def fairness_gauge_lines(metrics_text: str, window: str) -> list[str]:
                 continue
             if sample.name == "creditrisk_fairness_group_decisions":
                 counts.setdefault(labels["attribute"], {})[labels["group"]] = sample.value
-            elif sample.name == "creditrisk_fairness_adverse_impact_ratio":
-                ratios.setdefault((labels["attribute"], labels["group"]), {})[
+            elif sample.name in ("creditrisk_fairness_adverse_impact_ratio",
+                                 "creditrisk_fairness_approval_rate"):
+                found = ratios if "impact" in sample.name else rates
+                found.setdefault((labels["attribute"], labels["group"]), {})[
                     labels["bound"]] = sample.value
     if not counts:
         return ["no fairness series yet (the worker counts the new decisions it makes; "
@@ -496,10 +499,14 @@ def fairness_gauge_lines(metrics_text: str, window: str) -> list[str]:
     for attribute, groups in counts.items():
         parts = []
         for group, decisions in groups.items():
-            ratio = ratios.get((attribute, group))
+            ratio, rate = ratios.get((attribute, group)), rates.get((attribute, group))
             if ratio and {"estimate", "low", "high"} <= set(ratio):
                 parts.append(f"{group} AIR {ratio['estimate']:.2f} [{ratio['low']:.2f}, "
                              f"{ratio['high']:.2f}] ({decisions:,.0f} decisions)")
+            elif rate and {"estimate", "low", "high"} <= set(rate):  # judged, no AIR: reference
+                parts.append(f"{group} reference (approval rate {rate['estimate']:.2f} "
+                             f"[{rate['low']:.2f}, {rate['high']:.2f}], {decisions:,.0f} "
+                             "decisions)")
             else:
                 parts.append(f"{group} {decisions:,.0f} decisions")
         lines.append(f"{attribute}: " + "; ".join(parts))
