@@ -71,8 +71,20 @@ def format_summary(card: dict[str, Any]) -> str:
         lines.append(f"{mark} {MODEL_LABELS.get(name, name):<20} {cv_text}  | test AUC "
                      f"{test['auc']:.4f}  KS {test['ks']:.4f}  Brier {test['brier']:.4f}  "
                      f"ECE {test['ece']:.4f}  mean PD {test['mean_pd']:.4f}")
+    reference = card.get("fixed_reference")
+    if reference:
+        fold_figures = reference.get("cv")
+        cv_text = (f"CV AUC {fold_figures['auc']:.4f} ± {fold_figures['auc_std']:.4f}"
+                   if fold_figures else "CV AUC    n/a         ")
+        test = reference["test"]
+        lines.append(f"  {'fixed reference':<20} {cv_text}  | test AUC {test['auc']:.4f}  "
+                     f"KS {test['ks']:.4f}  ({reference['trees']} trees, learning rate "
+                     f"{reference['settings']['learning_rate']:g}, no search)")
+    evaluation = card.get("evaluation", {})
+    test_set = ("Out-of-fold test figures (few bad loans: every labelled row fitted the model)"
+                if evaluation.get("test_figures") == "out_of_fold" else "Test set")
     lines += ["  (* = promoted)",
-              f"Test set, promoted model (bad rate {metrics['test']['bad_rate']:.4f}):",
+              f"{test_set}, promoted model (bad rate {metrics['test']['bad_rate']:.4f}):",
               _metric_line("calibrated", metrics["test"]),
               _metric_line("before calibration", metrics.get("test_raw", metrics["test"]))]
     thresholds, decisions = card["thresholds"], metrics["decisions_at_thresholds"]
