@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 PAGE = "Fairness"
 SOURCE = "fairness_source"   # session key of the page's data source (a test may put its own)
 REFERENCE_COLOUR = "#9e9e9e"
+LINE_LABEL = {"annotation_position": "top left", "annotation_bgcolor": "rgba(255,255,255,0.85)"}
 
 EXPLANATION = """
 **What this page shows.** For each protected characteristic the model card names (never used
@@ -129,7 +130,7 @@ def approval_figure(figures: list[GroupFigures], title: str, threshold: float) -
     if reference is not None:
         figure.add_hline(y=threshold * reference.value, line_dash="dash", line_color=RISK_UP_COLOUR,
                          annotation_text=f"four fifths of the reference's rate "
-                                         f"({threshold * reference.value:.1%})")
+                                         f"({threshold * reference.value:.1%})", **LINE_LABEL)
     figure.update_layout(title=f"{title}: approval rate", yaxis_tickformat=".0%", height=340,
                          yaxis_range=[0, 1], margin={"l": 40, "r": 20, "t": 50, "b": 40})
     return figure
@@ -146,9 +147,9 @@ def impact_figure(figures: list[GroupFigures], title: str, threshold: float) -> 
                       for f in others],
         hovertemplate="%{x}: AIR %{y:.2f}<extra></extra>"))
     figure.add_hline(y=threshold, line_dash="dash", line_color=RISK_UP_COLOUR,
-                     annotation_text=f"four-fifths rule ({threshold:g})")
+                     annotation_text=f"four-fifths rule ({threshold:g})", **LINE_LABEL)
     figure.add_hline(y=1.0, line_dash="dot", line_color=REFERENCE_COLOUR,
-                     annotation_text="parity with the reference")
+                     annotation_text="parity with the reference", **LINE_LABEL)
     top = max([1.2, *(ratio.high for ratio in ratios)]) * 1.05
     figure.update_layout(title=f"{title}: adverse impact ratio", height=340, yaxis_range=[0, top],
                          margin={"l": 40, "r": 20, "t": 50, "b": 40})
