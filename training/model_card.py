@@ -88,6 +88,9 @@ def build_model_card(run: TrainingRun, version: str, created_at: datetime,
         "serving": dataset_config.serving_spec().to_card(),
         # Protected characteristics watched for adverse impact: monitored, never model inputs.
         "monitoring": dataset_config.monitoring.to_card(),
+        # Approval rate, adverse impact and parity, AUC and calibration by group on the rows
+        # the test figures come from.
+        "fairness": run.fairness,
         "calibration": run.exported.calibration,
         "thresholds": run.thresholds,
         "score_scale": dict(config.score_scale),

@@ -28,7 +28,7 @@ import pandas as pd
 
 from config.json_types import JSONObject
 from features.definitions import FeatureEncoder
-from onnx_models.policy import apply_calibration
+from onnx_models.policy import apply_calibration, decide
 from onnx_models.registry import MODEL_CARD, MODEL_ONNX, RegisteredModel, Registry, make_version
 from training.calibration import fit_platt
 from training.diagnostics import AnalystWarning, RunFigures, analyst_warnings
@@ -40,6 +40,7 @@ from training.evaluate import (
     evaluate_probabilities,
 )
 from training.export import ParityResult, booster_to_onnx, check_parity
+from training.fairness_report import fairness_on_rows
 from training.leakage import LeakagePolicy, check_features, leakage_alarm
 from training.model import FittedVariant, float32_safe_booster, train_booster
 from training.split import TestSplit, split_test
@@ -69,6 +70,13 @@ TEST_FIGURES = {
                  "the other folds' rows)",
     "holdout": "the held-out test set: loans that took no part in the search, the fit or the "
                "calibration",
+}
+# The same rows, as the fairness section names them ("<n> rows of ...").
+FAIRNESS_ROWS = {
+    OUT_OF_FOLD: "the labelled file, each scored by the fold model that did not train on it "
+                 "(few bad loans: no test split was kept)",
+    "holdout": "the held-out test set (loans that took no part in the search, the fit or the "
+               "calibration)",
 }
 
 
@@ -236,6 +244,8 @@ class TrainingRun:
     onnx_bytes: bytes = b""
     parity: ParityResult | None = None
     warnings: list[AnalystWarning] = field(default_factory=list)
+    # Approval rate, adverse impact, AUC and calibration by monitored group on test_rows.
+    fairness: JSONObject = field(default_factory=dict)
 
     @property
     def exported_name(self) -> str:
@@ -450,6 +460,10 @@ def _evaluate(run: TrainingRun) -> None:
                                        config.review_band_fraction)
     decisions = decision_outcomes(run.test_label, run.test_pd, thresholds)
     run.thresholds, run.decisions = thresholds, decisions
+    run.fairness = fairness_on_rows(
+        run.test_rows, run.test_pd, decide(run.test_pd, thresholds) == "approve",
+        run.test_label, run.dataset_config.monitoring, run.dataset_config.date_column,
+        population=FAIRNESS_ROWS[run.test_figures], calibration_bins=config.calibration_bins)
     run.warnings = _warnings(run, thresholds, decisions)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import FeatureEncoder
+from training.fairness_report import FAIRNESS_PLOT, fairness_section_html
 from training.model import FittedVariant
 from training.report_plots import render_all
 
@@ -205,6 +206,7 @@ def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
             [k, v] for k, v in card["training"]["timings_s"].items()]),
         "plots_eda": _figures(plots, EDA_PLOTS), "plots_model": _figures(plots, MODEL_PLOTS),
         "plots_model_comparison": _figures(plots, COMPARISON_PLOTS),
+        "fairness_section": fairness_section_html(card, _figures(plots, (FAIRNESS_PLOT,))),
     }
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from features.definitions import FeatureEncoder
 from onnx_models.policy import score_points
+from training.fairness_report import FAIRNESS_PLOT, approval_rate_by_group
 from training.model import FittedVariant
 
 if TYPE_CHECKING:
@@ -207,6 +208,8 @@ def render_all(folder: Path, card: Mapping[str, Any], full_frame: pd.DataFrame,
     plots["feature_importance"] = lambda: feature_importance(exported.booster,
                                                              encoder.feature_names_)
     plots["smote_comparison"] = lambda: smote_comparison(card["smote"]["variants"])
+    if card.get("fairness", {}).get("attributes"):
+        plots[FAIRNESS_PLOT] = lambda: approval_rate_by_group(card["fairness"])
 
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
