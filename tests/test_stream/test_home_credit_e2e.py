@@ -73,6 +73,16 @@ def test_home_credit_is_served_with_offline_probabilities_and_plain_reasons(
     registry = Registry(registry_dir)
     card = registry.load(registry.live_version() or "").card
     assert card.metrics.test.auc > 0.68
+    # Gender and age band are monitored, never used: on the card, not among the features, and
+    # the report's fairness section judged both on the test rows.
+    monitored = card.monitoring_spec()
+    assert [(a.name, a.field) for a in monitored.attributes] == [
+        ("gender", "CODE_GENDER"), ("age_band", "DAYS_BIRTH")]
+    assert not {"CODE_GENDER", "DAYS_BIRTH"} & set(card.feature_names)
+    fairness = registry.load(registry.live_version() or "").card.to_document()["fairness"]
+    assert fairness["monitored_not_used"] == "gender (CODE_GENDER), age band (DAYS_BIRTH)"
+    assert {a["name"] for a in fairness["attributes"]} == {"gender", "age_band"}
+    assert "Fairness (monitored, not used" in (tmp_path / "report" / "report.html").read_text()
 
     config = load_dataset_config("home_credit")
     (view,) = config.views
