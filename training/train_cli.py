@@ -215,6 +215,17 @@ def list_command(registry: Path | None = REGISTRY_OPTION) -> None:
                    f"{item.dataset:<14} {auc:>7} {ks:>7}  {role}".rstrip())
 
 
+def _monitored_line(card: dict[str, Any]) -> str:
+    """The protected characteristics the card watches (never features), or why none."""
+    from fairness.spec import MonitoringSpec
+    from training.fairness_report import monitored_not_used
+
+    spec = MonitoringSpec.from_table(card.get("monitoring"), "model.json")
+    if spec.attributes:
+        return f"Monitored, not used for scoring: {monitored_not_used(spec)}"
+    return "Monitored: nothing" + (f" ({spec.note})" if spec.note else "")
+
+
 @model_app.command("show")
 def show_command(version: str = typer.Argument(..., help="Version to show ('live' for the "
                                                          "live one)."),
@@ -243,6 +254,7 @@ def show_command(version: str = typer.Argument(..., help="Version to show ('live
                f"sha256 {card['data_fingerprint']['sha256'][:16]}…; split {card['split']['method']}")
     typer.echo(f"Features ({len(card['features'])}, {card['feature_set']} set): " +
                ", ".join(f["name"] for f in card["features"]))
+    typer.echo(_monitored_line(card))
     for line in format_warnings(card):
         typer.secho(line, fg=typer.colors.RED)
     calibration = card["calibration"]
