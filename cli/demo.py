@@ -182,6 +182,12 @@ def _write_replayed(card: ModelCard, dataset: DemoDataset) -> str:
                                "application_id"].astype(str))
         which = (f"loans issued from {split.test_from} on, after the live model's training "
                  "period (none of them trained it; its test set is loans of the same months)")
+    elif split.method == "out_of_fold":
+        # Few bad loans: the live model was fitted on every labelled row of the file.
+        unseen = set(load_clean_labelled(dataset.loans, config)[0]["application_id"].astype(str))
+        which = ("loans of the file, every one of which trained the live model (few bad loans: "
+                 "no test split was kept, its test figures are out-of-fold), so the demo's "
+                 "back-test on them is in-sample, not a test")
     else:
         unseen = _held_out_ids(card, load_clean_labelled(dataset.loans, config)[0],
                                config.date_column, split.test_rows)

@@ -178,6 +178,8 @@ def render_html(card: Mapping[str, Any], plots: Mapping[str, Path]) -> str:
         "search_seconds": f"{card['search'].get('seconds') or 0:.0f}",
         "search_budget": f"{card['search']['budget_seconds']:.0f}",
         "folds": str(cv["folds"]),
+        "cv_rows": ("every labelled row" if card.get("split", {}).get("method") == "out_of_fold"
+                    else "the training rows"),
         "metrics_table": html_table(metric_header, _metric_rows({"test": metrics["test"]})),
         "cv_table": html_table(["", "AUC", "KS", "Gini", "Brier", "ECE"], cv_rows),
         "dataset_choices": html.escape(
