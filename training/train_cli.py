@@ -50,6 +50,11 @@ def format_warnings(card: dict[str, Any]) -> list[str]:
     return [f"WARNING [{w['code']}] {w['message']}" for w in card.get("warnings", [])]
 
 
+def _cv_text(fold_figures: dict[str, Any] | None) -> str:
+    return (f"CV AUC {fold_figures['auc']:.4f} ± {fold_figures['auc_std']:.4f}"
+            if fold_figures else "CV AUC    n/a         ")
+
+
 def format_summary(card: dict[str, Any]) -> str:
     """The metrics block the CLI prints after training and for ``model show``."""
     metrics, cv = card["metrics"], card["metrics"]["cv"]
@@ -64,18 +69,14 @@ def format_summary(card: dict[str, Any]) -> str:
              f"{cv['folds']} folds) and test set, calibrated:"]
     for name, figures in _comparison(card).items():
         mark = "*" if name == promoted else " "
-        fold_figures = figures.get("cv")
-        cv_text = (f"CV AUC {fold_figures['auc']:.4f} ± {fold_figures['auc_std']:.4f}"
-                   if fold_figures else "CV AUC    n/a         ")
+        cv_text = _cv_text(figures.get("cv"))
         test = figures["calibrated"]
         lines.append(f"{mark} {MODEL_LABELS.get(name, name):<20} {cv_text}  | test AUC "
                      f"{test['auc']:.4f}  KS {test['ks']:.4f}  Brier {test['brier']:.4f}  "
                      f"ECE {test['ece']:.4f}  mean PD {test['mean_pd']:.4f}")
     reference = card.get("fixed_reference")
     if reference:
-        fold_figures = reference.get("cv")
-        cv_text = (f"CV AUC {fold_figures['auc']:.4f} ± {fold_figures['auc_std']:.4f}"
-                   if fold_figures else "CV AUC    n/a         ")
+        cv_text = _cv_text(reference.get("cv"))
         test = reference["test"]
         lines.append(f"  {'fixed reference':<20} {cv_text}  | test AUC {test['auc']:.4f}  "
                      f"KS {test['ks']:.4f}  ({reference['trees']} trees, learning rate "
