@@ -147,10 +147,10 @@ def test_signing_in_opens_the_console_and_signing_out_closes_it() -> None:
 
 
 @pytest.mark.parametrize(("user", "pages"), [
-    (VIEWER, [*VIEWS, "Challenger"]),
-    (REVIEWER, [*VIEWS, "Challenger", *REVIEW_PAGES]),
-    (APPROVER, [*VIEWS, "Challenger", *REVIEW_PAGES]),
-    (ADMIN, [*VIEWS, "Challenger", *REVIEW_PAGES]),
+    (VIEWER, [*VIEWS, "Challenger", "Fairness"]),
+    (REVIEWER, [*VIEWS, "Challenger", "Fairness", *REVIEW_PAGES]),
+    (APPROVER, [*VIEWS, "Challenger", "Fairness", *REVIEW_PAGES]),
+    (ADMIN, [*VIEWS, "Challenger", "Fairness", *REVIEW_PAGES]),
 ], ids=["viewer", "reviewer", "approver", "admin"])
 def test_each_role_sees_its_pages(user: User, pages: list[str]) -> None:
     app = sign_in_as(AppTest.from_file(APP, default_timeout=60), user)
