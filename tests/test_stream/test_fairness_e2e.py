@@ -94,9 +94,15 @@ def test_decisions_skewed_against_women_make_the_alert_condition_hold_and_balanc
             samples.clear()
             samples.update(worker.metrics())
 
-        # The gauges follow the windows every few seconds.
-        assert poll_until(scrape, lambda: _air(samples, "cohort", "b", "high") is not None, 20), \
-            worker.log_tail()
+        def every_decision_published() -> bool:
+            counted = sum(metric_sum(samples, "creditrisk_fairness_group_decisions",
+                                     attribute="gender", group=group, window="1h")
+                          for group in ("female", "male"))
+            return counted == EVENTS and _air(samples, "cohort", "b", "high") is not None
+
+        # The gauges follow the windows every few seconds (the last decisions' publish may
+        # come a few seconds after the decisions themselves).
+        assert poll_until(scrape, every_decision_published, 30), worker.log_tail()
     finally:
         worker.stop()
 
