@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,6 +30,7 @@ from infra.faults.harness import (
     PlannedMessage,
     Producing,
     Received,
+    SentMessage,
     application_events,
     count_outcomes,
     event_text,
@@ -95,6 +96,16 @@ class ScenarioResult:
     @property
     def ok(self) -> bool:
         return self.counts.ok and not self.failures
+
+
+class Phases:
+    """Messages sent in several rounds, read back as one run's sends."""
+
+    def __init__(self, *rounds: Producing) -> None:
+        self.rounds = rounds
+
+    def result(self) -> list[SentMessage]:
+        return [sent for producing in self.rounds for sent in producing.result()]
 
 
 class ScenarioRun:
@@ -165,9 +176,11 @@ class ScenarioRun:
         worker = self.worker(**env)
         return worker, self.produce()
 
-    def produce(self) -> Producing:
+    def produce(self, messages: Sequence[PlannedMessage] | None = None) -> Producing:
+        """Send the run's messages (or ``messages``) at the rig's rate, on a thread."""
         return Producing(self.settings, self.settings.topic_applications,
-                         self.messages, self.rig.rate_per_s).start()
+                         self.messages if messages is None else messages,
+                         self.rig.rate_per_s).start()
 
     def wait_share(self, share: float, timeout_s: float = 180.0) -> None:
         """Until decisions + dead letters reach ``share`` of the messages."""
@@ -175,7 +188,7 @@ class ScenarioRun:
         self.outputs.wait_for(lambda r: r.outputs >= target, timeout_s,
                               f"{target} decisions and dead letters")
 
-    def finish(self, producing: Producing, timeout_s: float = 300.0) -> ScenarioResult:
+    def finish(self, producing: Producing | Phases, timeout_s: float = 300.0) -> ScenarioResult:
         """Wait until every acknowledged message has an outcome (or the timeout), read late
         duplicates, count."""
         sent = producing.result()
@@ -351,7 +364,11 @@ def broken_model_promoted(rig: FaultRig) -> ScenarioResult:
                      rig.messages()) as run:
         registry = Registry(rig.settings.registry_dir)
         first = registry.live_version() or ""
-        worker, producing = run.start()
+        # The last third is sent only once the good version is promoted, so batches follow
+        # the promotion whatever the worker's lag (a promotion is taken at a batch boundary).
+        cut = len(run.messages) * 2 // 3
+        worker = run.worker()
+        before = run.produce(run.messages[:cut])
         run.wait_share(1 / 3)
         broken = f"20991231T000000Z-{rig.tag}"  # newer than any trained version
         shutil.copytree(registry.root / first, registry.root / broken)
@@ -361,10 +378,11 @@ def broken_model_promoted(rig: FaultRig) -> ScenarioResult:
                     "the broken model refused")
         refusals = metric_sum(worker.metrics(), "creditrisk_model_reloads_total",
                               outcome="failure")
-        run.wait_share(2 / 3)
         good = register_copy(registry, first, f"20991231T000001Z-{rig.tag}", approve_below=0.05)
+        before.result()
         registry.promote(good)
-        result = run.finish(producing)
+        after = run.produce(run.messages[cut:])
+        result = run.finish(Phases(before, after))
         versions = [d.value["model_version"] for d in run.outputs.decisions]
         result.notes["decisions_by_version"] = {v: versions.count(v) for v in dict.fromkeys(versions)}
         if broken in versions:
