@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,25 @@ MIN_SECRET_LENGTH = {"api_token": 16}
 # says what each may do).
 RedisRole = Literal["admin", "materializer", "worker", "ledger", "console"]
 
+StackProfile = Literal["single", "cluster"]
+
+# What the clustered local stack (`creditrisk stack up --cluster`) changes: its own folder and
+# ports, so it runs beside the single-node stack. Only settings left unset take these.
+CLUSTER_PROFILE: dict[str, object] = {
+    "stack_dir": REPO_ROOT / ".stack-cluster",
+    "kafka_bootstrap": "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096",
+    "kafka_controller_port": 19093,
+    "redis_url": "redis://127.0.0.1:17001/0",
+    "redis_cluster_nodes": ",".join(f"127.0.0.1:{port}" for port in range(17001, 17007)),
+    "feature_schema_version": "v2",
+    "postgres_port": 15433,
+    "prometheus_port": 19090,
+    "worker_port": 16066,
+    "ledger_port": 16067,
+    "console_metrics_port": 16068,
+    "console_port": 18501,
+}
+
 
 class Settings(BaseSettings):
     """All runtime configuration of the service, the tools and the local stack."""
@@ -29,6 +48,11 @@ class Settings(BaseSettings):
     # hide_input_in_errors: a refused secret must not be quoted back in the error message.
     model_config = SettingsConfigDict(env_prefix="CREDITRISK_", extra="ignore",
                                       hide_input_in_errors=True)
+
+    profile: StackProfile = Field("single", description=(
+        "which local stack the defaults point at: `single` (one broker, one Redis) or "
+        "`cluster` (three brokers, a six-node Redis Cluster; its own folder and ports, "
+        "see README); settings given explicitly always win"))
 
     # Kafka
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
@@ -58,6 +82,9 @@ class Settings(BaseSettings):
 
     # Redis feature store
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (rediss:// for TLS)")
+    redis_cluster_nodes: str = Field("", description=(
+        "host:port of Redis Cluster seed nodes, comma-separated (empty: redis_url is a single "
+        "Redis); the scheme, credentials and TLS of redis_url apply to every node"))
     redis_username: str | None = Field(None, description=(
         "Redis ACL user (unset: the process's role user of the local stack, see README)"))
     redis_password: SecretStr | None = Field(None, description=(
@@ -160,6 +187,36 @@ class Settings(BaseSettings):
     kafka_heap: str = Field("512m", description="max heap of the local Kafka broker")
     kafka_jars_dir: Path = Field(REPO_ROOT / ".stack" / "kafka-jars",
                                  description="cache of the Kafka jars fetched from Maven Central")
+
+    @model_validator(mode="after")
+    def _profile_defaults(self) -> Settings:
+        if self.profile == "cluster":
+            for name, value in CLUSTER_PROFILE.items():
+                if name not in self.model_fields_set:
+                    setattr(self, name, value)
+        if self.redis_cluster_nodes and self.feature_schema_version == "v1":
+            raise ValueError("CREDITRISK_FEATURE_SCHEMA_VERSION=v1 keys carry no hash tag, so a "
+                             "Redis Cluster refuses the feature read; use v2 with "
+                             "CREDITRISK_REDIS_CLUSTER_NODES")
+        return self
+
+    @property
+    def redis_cluster_seeds(self) -> list[tuple[str, int]]:
+        """(host, port) of the Redis Cluster seed nodes; empty for a single Redis."""
+        seeds = []
+        for node in filter(None, (part.strip() for part in self.redis_cluster_nodes.split(","))):
+            host, _, port = node.rpartition(":")
+            seeds.append((host or "127.0.0.1", int(port)))
+        return seeds
+
+    @property
+    def kafka_brokers(self) -> list[tuple[str, int]]:
+        """(host, port) of each bootstrap broker."""
+        brokers = []
+        for broker in filter(None, (part.strip() for part in self.kafka_bootstrap.split(","))):
+            host, _, port = broker.rpartition(":")
+            brokers.append((host, int(port)))
+        return brokers
 
     @field_validator("api_token")
     @classmethod
