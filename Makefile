@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps check test test-fast test-unit test-integration demo up down status bench clean
+.PHONY: install system-deps check test test-fast test-unit test-integration test-cluster demo up down status bench clean
 
 install: system-deps $(STAMP)
 
@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 # run three at a time: each test has its own topics, Redis key prefix, consumer groups,
 # database and ports, and most of their time is spent waiting on servers, not computing.
 UNIT_TESTS := -m "not integration and not e2e" -n auto --dist loadfile
-STACK_TESTS := -m "integration or e2e" -n 3 --dist load --durations=15
+STACK_TESTS := -m "(integration or e2e) and not cluster" -n 3 --dist load --durations=15
+CLUSTER_TESTS := -m "cluster" -n 2 --dist load --durations=10
 
 ## everything: lint and type checks, then the tests that need no server, then the integration
 ## and end-to-end tests (they start the stack themselves)
@@ -52,6 +53,11 @@ test-fast: install
 ## the whole gate (ruff and mypy), then every test that needs no server
 test-unit: install check
 	$(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS)
+
+## the tests on the clustered stack (three Kafka brokers, a six-node Redis Cluster; started,
+## or reused when running, beside the single-node stack)
+test-cluster: install
+	$(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 
 ## only the tests on the real stack (started, or reused when running)
 test-integration: install
