@@ -39,6 +39,9 @@ CLUSTER_PROFILE: dict[str, object] = {
     "ledger_port": 16067,
     "console_metrics_port": 16068,
     "console_port": 18501,
+    "kafka_replication_factor": 3,
+    "kafka_min_insync_replicas": 2,
+    "kafka_heap": "384m",
 }
 
 
@@ -79,6 +82,11 @@ class Settings(BaseSettings):
     topic_final_decisions: str = Field("loan-final-decisions", description=(
         "final decisions (the model's, or a reviewer's with who and why), from the ledger's outbox"))
     topic_partitions: int = Field(6, ge=1, description="partitions of the topics the stack creates")
+    kafka_replication_factor: int = Field(1, ge=1, description=(
+        "replicas of every topic the stack creates (the cluster profile: 3)"))
+    kafka_min_insync_replicas: int = Field(1, ge=1, description=(
+        "replicas that must have a message before an acks=all write succeeds (the cluster "
+        "profile: 2, so one broker may fail without losing an acknowledged event)"))
 
     # Redis feature store
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (rediss:// for TLS)")
@@ -217,6 +225,14 @@ class Settings(BaseSettings):
             host, _, port = broker.rpartition(":")
             brokers.append((host, int(port)))
         return brokers
+
+    @property
+    def kafka_controller_ports(self) -> list[int]:
+        """KRaft controller port of each local broker: ``kafka_controller_port`` for the first,
+        shifted by as much as each broker's port is from the first's (the cluster profile:
+        each broker's port + 1)."""
+        ports = [port for _, port in self.kafka_brokers]
+        return [self.kafka_controller_port + port - ports[0] for port in ports]
 
     @field_validator("api_token")
     @classmethod

@@ -19,7 +19,7 @@ from config.kafka_auth import KAFKA_ROLES, KafkaCredentialsMissing, kafka_python
 from config.settings import Settings
 
 if TYPE_CHECKING:
-    from kafka.admin import ACL, KafkaAdminClient
+    from kafka.admin import ACL, KafkaAdminClient, NewTopic
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,6 @@ def provision(settings: Settings, partitions: int | None = None) -> list[str]:
 
 def ensure_topics(settings: Settings, topics: dict[str, int]) -> list[str]:
     """Create the named topics with their partition counts; existing ones are kept."""
-    from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     with admin_client(settings) as admin:
@@ -151,8 +150,19 @@ def ensure_topics(settings: Settings, topics: dict[str, int]) -> list[str]:
         missing = [name for name in topics if name not in existing]
         for name in missing:
             with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(name, num_partitions=topics[name], replication_factor=1)])
+                admin.create_topics([_new_topic(settings, name, topics[name])])
     return [f"topic {name}: " + ("created" if name in missing else "exists") for name in topics]
+
+
+def _new_topic(settings: Settings, name: str, partitions: int) -> NewTopic:
+    """A topic with the configured replicas; with more than one, an acks=all write needs
+    ``kafka_min_insync_replicas`` of them."""
+    from kafka.admin import NewTopic
+
+    configs = ({"min.insync.replicas": str(settings.kafka_min_insync_replicas)}
+               if settings.kafka_replication_factor > 1 else {})
+    return NewTopic(name, num_partitions=partitions,
+                    replication_factor=settings.kafka_replication_factor, topic_configs=configs)
 
 
 def grant(settings: Settings, permissions: list[Grant]) -> None:

@@ -5,7 +5,9 @@ folder of its own, so the shared stack (used by everyone on the machine) is neve
 A private Kafka broker is :class:`infra.stack.services.Kafka` with other settings; a private
 Redis is a ``redis-server`` process run with the stack's ``redis.conf``, with ACL users of its
 own like the stack's Redis, or open (or protected as its extra arguments say) when a test
-needs a Redis without the stack's users.
+needs a Redis without the stack's users. The clustered ones (three Kafka nodes in one
+quorum, a Redis Cluster of primaries and replicas) are for the faults a cluster survives: a
+broker or a primary SIGKILLed.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from pathlib import Path
 from config.kafka_auth import KAFKA_ROLES, kafka_secret_name
 from config.settings import Settings
 from infra.stack.kafka_access import ensure_principals
-from infra.stack.services import INFRA_DIR, LOOPBACK, Kafka, Redis, process_alive, redis_answers
+from infra.stack.redis_cluster import RedisClusterNode, form_cluster, primary_serving, wait_until_ok
+from infra.stack.services import (
+    INFRA_DIR,
+    LOOPBACK,
+    Kafka,
+    Redis,
+    launch_together,
+    process_alive,
+    redis_answers,
+)
 
 START_TIMEOUT_S = 20.0
 
@@ -175,3 +186,166 @@ class PrivateRedis:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+def free_port_run(length: int) -> int:
+    """The first of ``length`` consecutive free loopback ports (a cluster's brokers and their
+    controllers take port, port + 1, ...)."""
+    for _ in range(50):
+        first = free_port()
+        if first + length < 65536 and all(_port_free(first + offset) for offset in range(length)):
+            return first
+    raise RuntimeError(f"found no {length} consecutive free loopback ports")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL a server's process group and wait until it is gone."""
+    os.killpg(pid, signal.SIGKILL)
+    while process_alive(pid):
+        time.sleep(0.05)
+
+
+class PrivateKafkaCluster:
+    """Kafka nodes of one's own forming one KRaft quorum (each a broker and a controller), on
+    free loopback ports, with the shared stack's principals, TLS and ACLs: topics get
+    ``brokers`` replicas with ``brokers - 1`` in sync. Nodes are named by their Kafka node id,
+    1 to ``brokers``, as :meth:`leader_of` returns them."""
+
+    def __init__(self, settings: Settings, workdir: Path, brokers: int = 3) -> None:
+        first = free_port_run(2 * brokers)  # broker i: first + 2i, its controller the next
+        jars = settings.kafka_jars_dir
+        if not (jars / ".pom-sha256").exists() and (settings.stack_dir / "kafka-jars").is_dir():
+            jars = settings.stack_dir / "kafka-jars"
+        self.settings = settings.model_copy(update={
+            "kafka_bootstrap": ",".join(f"{LOOPBACK}:{first + 2 * index}" for index in range(brokers)),
+            "kafka_controller_port": first + 1, "stack_dir": workdir, "kafka_jars_dir": jars,
+            "kafka_heap": "384m", "kafka_replication_factor": brokers,
+            "kafka_min_insync_replicas": max(1, brokers - 1)})
+        self.nodes = [Kafka(self.settings, node_id) for node_id in range(1, brokers + 1)]
+        workdir.mkdir(parents=True, exist_ok=True)
+        share_kafka_credentials(settings, workdir)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    def start(self) -> None:
+        """Start every node (together: the quorum needs most of them), then the principals."""
+        quiet = lambda line: None  # noqa: E731
+        launch_together(self.nodes, quiet)
+        for node in self.nodes:
+            node.start(quiet)
+        ensure_principals(self.settings)
+
+    def node(self, node_id: int) -> Kafka:
+        if not 1 <= node_id <= len(self.nodes):
+            raise ValueError(f"no Kafka node {node_id}: the nodes are 1 to {len(self.nodes)}")
+        return self.nodes[node_id - 1]
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL node ``node_id``: no controlled shutdown, its leaderships move at once."""
+        node = self.node(node_id)
+        pid = node.our_pid()
+        if pid is not None:
+            _kill_group(pid)
+            node.pid_path.unlink(missing_ok=True)
+
+    def start_broker(self, node_id: int) -> None:
+        """Start node ``node_id`` again and wait until the cluster counts it live."""
+        self.node(node_id).start(echo=lambda line: None)
+
+    def leader_of(self, topic: str, partition: int) -> int:
+        """The node id leading ``topic``'s ``partition`` now."""
+        from infra.stack.kafka_access import admin_client
+
+        with admin_client(self.settings) as admin:
+            for described in admin.describe_topics([topic]):
+                for found in described["partitions"]:
+                    if found["partition_index"] == partition:
+                        return int(found["leader_id"])
+        raise ValueError(f"Kafka does not know partition {partition} of topic {topic}")
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop(timeout_s=20)
+
+
+class PrivateRedisCluster:
+    """A Redis Cluster of one's own: ``primaries`` primaries with ``replicas`` replicas each,
+    ``redis-server`` processes on free loopback ports with the stack's redis.conf and
+    cluster.conf, their files in ``workdir``. ``users``: the stack's ACL users on every node
+    (passwords in ``workdir``; replicas log in to their primaries as admin), else open nodes.
+    :attr:`settings` point at it (``redis_cluster_nodes``, v2 feature keys)."""
+
+    def __init__(self, workdir: Path, *, settings: Settings | None = None, users: bool = True,
+                 primaries: int = 3, replicas: int = 1) -> None:
+        base = settings or Settings()
+        count = primaries * (1 + replicas)
+        ports = [free_port_run(1) for _ in range(count)]
+        bus_ports = [free_port_run(1) for _ in range(count)]
+        while len(set(ports + bus_ports)) < 2 * count:  # free_port may repeat a port
+            bus_ports = [free_port_run(1) for _ in range(count)]
+        self.workdir = workdir
+        self.replicas = replicas
+        self.settings = base.model_copy(update={
+            "redis_url": f"redis://{LOOPBACK}:{ports[0]}/0",
+            "redis_cluster_nodes": ",".join(f"{LOOPBACK}:{port}" for port in ports),
+            "feature_schema_version": "v2", "stack_dir": workdir})
+        self.nodes = [RedisClusterNode(self.settings, index + 1, bus_port=bus_ports[index],
+                                       users=users)
+                      for index in range(count)]
+        workdir.mkdir(parents=True, exist_ok=True)
+        if users:
+            share_kafka_credentials(base, workdir)
+
+    @property
+    def url(self) -> str:
+        return self.settings.redis_url
+
+    def start(self) -> None:
+        """Start every node and form the cluster; returns once every slot is served and every
+        replica copies its primary."""
+        for node in self.nodes:
+            node.start(echo=lambda line: None)
+        form_cluster(self.settings, self.nodes, replicas=self.replicas)
+
+    def primary_of(self, key: str | bytes) -> RedisClusterNode:
+        """The node that is the primary of ``key``'s slot now."""
+        from redis.crc import key_slot
+
+        return primary_serving(self.settings, self.nodes,
+                               key_slot(key.encode() if isinstance(key, str) else key))
+
+    def kill_primary_of(self, key: str | bytes) -> RedisClusterNode:
+        """SIGKILL the primary of ``key``'s slot (its replica takes over after the cluster's
+        node timeout, 3 s); return the node killed."""
+        node = self.primary_of(key)
+        self.kill(node)
+        return node
+
+    def kill(self, node: RedisClusterNode) -> None:
+        pid = node.our_pid()
+        if pid is not None:
+            _kill_group(pid)
+            node.pid_path.unlink(missing_ok=True)
+
+    def restart(self, node: RedisClusterNode) -> None:
+        """Start a killed node again: it rejoins (as the replica of whoever took its slots)."""
+        node.start(echo=lambda line: None)
+
+    def wait_until_ok(self, timeout_s: float = 30.0) -> None:
+        """Wait until every slot has a live primary again (a replica promoted)."""
+        wait_until_ok(self.settings, self.nodes, timeout_s)
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop(timeout_s=20)

@@ -32,8 +32,12 @@ VELOCITY = view_key_prefix(VELOCITY_VIEW, "*", "*") + "*"
 DECISIONS = decision_key("*", "*")
 RECENT_DECISIONS = "*decisions:recent"
 
-# Every client pings (redis-py's health check and the services' probes).
-_CONNECTION = ("+ping",)
+# Every client pings (redis-py's health check and the services' probes). A Redis Cluster
+# client also asks a node for the slot map (CLUSTER SLOTS, or SHARDS/NODES), the command
+# table to find a command's keys (COMMAND, COMMAND GETKEYS), follows a slot in migration
+# (ASKING) and may read from replicas (READONLY/READWRITE); a single Redis ignores these.
+_CONNECTION = ("+ping", "+cluster|slots", "+cluster|shards", "+cluster|nodes", "+cluster|info",
+               "+cluster|myid", "+command", "+asking", "+readonly", "+readwrite")
 _SCRIPTS = ("+script|load", "+evalsha")
 
 # What each role may do, after its user is reset to nothing: keys (~ read and write,

@@ -50,6 +50,7 @@ class ServiceStatus:
     answering: bool
     pid: int | None
     started_by_us: bool
+    detail: str = ""  # a node's place in its cluster (role, slots), when it has one
 
 
 class Service:
@@ -94,6 +95,10 @@ class Service:
         """The system user the server must run as (None: whoever runs the stack)."""
         return None
 
+    def detail(self) -> str:
+        """What ``stack status`` says of this server beside its address (a cluster node's role)."""
+        return ""
+
     # -- shared behaviour ---------------------------------------------------------------
     def our_pid(self) -> int | None:
         """The pid we started, if that process is still alive."""
@@ -108,7 +113,9 @@ class Service:
 
     def status(self) -> ServiceStatus:
         pid = self.our_pid()
-        return ServiceStatus(self.name, self.address, self.answering(), pid, pid is not None)
+        answering = self.answering()
+        return ServiceStatus(self.name, self.address, answering, pid, pid is not None,
+                             self.detail() if answering else "")
 
     def start(self, echo: Callable[[str], None]) -> str:
         """Start the service unless it already answers; return what was done."""
@@ -117,6 +124,13 @@ class Service:
                 return f"{self.name}: already answering at {self.address} (not started by this stack, reused)"
             note = self.reload_config()
             return f"{self.name}: already answering at {self.address} (ours{note})"
+        self.launch(echo)
+        self._wait_until_answering()
+        return f"{self.name}: answering at {self.address}"
+
+    def launch(self, echo: Callable[[str], None]) -> None:
+        """Start the process unless ours runs, without waiting for it to answer: the nodes of
+        a KRaft quorum answer only once a majority of them runs."""
         if self.our_pid() is None and _port_in_use(self.port):
             raise StackError(
                 f"{self.name}: port {self.port} is in use by another program that does not answer "
@@ -141,8 +155,6 @@ class Service:
                     user=self.run_as(),
                 )
             self.pid_path.write_text(str(process.pid))
-        self._wait_until_answering()
-        return f"{self.name}: answering at {self.address}"
 
     def _wait_until_answering(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -177,14 +189,33 @@ class Service:
 
 
 class Kafka(Service):
-    """A single-node Kafka broker in KRaft mode, run from Maven Central jars."""
+    """A Kafka node in KRaft mode (broker and controller in one process), run from Maven
+    Central jars: the one node of ``kafka_bootstrap``, or node ``node_id`` (1-based) of the
+    brokers it lists, which then form the controller quorum together."""
 
     name = "kafka"
     start_timeout_s = 90.0
 
+    def __init__(self, settings: Settings, node_id: int = 1) -> None:
+        self.node_id = node_id
+        self.clustered = len(settings.kafka_brokers) > 1
+        if self.clustered:
+            self.name = f"kafka-{node_id}"
+        super().__init__(settings)
+
     @property
     def port(self) -> int:
-        return self.settings.kafka_port
+        return self.settings.kafka_brokers[self.node_id - 1][1]
+
+    @property
+    def controller_port(self) -> int:
+        return self.settings.kafka_controller_ports[self.node_id - 1]
+
+    @property
+    def own_settings(self) -> Settings:
+        """The settings with this node alone as the bootstrap server (its probe)."""
+        host, port = self.settings.kafka_brokers[self.node_id - 1]
+        return self.settings.model_copy(update={"kafka_bootstrap": f"{host}:{port}"})
 
     @property
     def libs(self) -> Path:
@@ -195,7 +226,12 @@ class Kafka(Service):
     AUTH_STAMP = ".creditrisk-auth-v1"
 
     def answering(self) -> bool:
-        return kafka_answers(self.settings)
+        if not self.clustered:
+            return kafka_answers(self.settings)
+        return self.node_id in live_broker_ids(self.own_settings)
+
+    def detail(self) -> str:
+        return f"node {self.node_id}" + (", in the quorum" if self.clustered else "")
 
     def prepare(self) -> None:
         _require("java", "Install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless).")
@@ -233,9 +269,26 @@ class Kafka(Service):
     def _write_config(self) -> None:
         write_kafka_config(self.home / "server.properties", self.settings.stack_dir / "tls",
                            host=LOOPBACK, bind=LOOPBACK, port=self.port,
-                           controller_port=self.settings.kafka_controller_port,
+                           controller_port=self.controller_port,
                            log_dirs=self.home / "data", admin_password=self.admin_password,
-                           mechanism=self.settings.kafka_sasl_mechanism)
+                           mechanism=self.settings.kafka_sasl_mechanism, node_id=self.node_id,
+                           quorum_voters=self.quorum_voters(),
+                           replication_factor=self.settings.kafka_replication_factor,
+                           min_insync_replicas=self.settings.kafka_min_insync_replicas)
+
+    def quorum_voters(self) -> str:
+        """``controller.quorum.voters``: every node of the stack, ``id@host:controller-port``."""
+        return quorum_voters([(LOOPBACK, port) for port in self.settings.kafka_controller_ports])
+
+    def cluster_id(self) -> str:
+        """The KRaft cluster id every node is formatted with: one node's own, or for several
+        nodes one id kept in the stack folder, so a node formatted later joins the others."""
+        if not self.clustered:
+            return kafka_uuid()
+        path = self.settings.stack_dir / "kafka-cluster-id"
+        if not path.exists():
+            path.write_text(kafka_uuid() + "\n")
+        return path.read_text().strip()
 
     def _format_storage(self) -> None:
         data = self.home / "data"
@@ -245,7 +298,7 @@ class Kafka(Service):
             print(f"kafka: {data} was formatted for a broker without authentication; "
                   "reformatting it (its topics are dropped)", file=sys.stderr)
             shutil.rmtree(data)
-        cluster_id = self._java("kafka.tools.StorageTool", "random-uuid").strip().splitlines()[-1]
+        cluster_id = self.cluster_id()
         # The admin principal must exist before the broker starts: it is how the broker
         # authenticates to itself. The other roles are added through it after the start.
         # Its password goes through an argument file (mode 0600), never the command line.
@@ -278,12 +331,44 @@ class Kafka(Service):
         ]
 
 
+def kafka_uuid() -> str:
+    """A random id as Kafka writes one (``StorageTool random-uuid``: 16 bytes, URL-safe
+    base64 without padding, never starting with '-'), without starting a JVM for it."""
+    import base64
+    import uuid
+
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def launch_together(nodes: list[Kafka], echo: Callable[[str], None]) -> None:
+    """Prepare (format) and start the nodes of a quorum side by side, none waited for: each
+    answers only once most of them run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    waiting = [node for node in nodes if not node.answering()]
+    with ThreadPoolExecutor(max_workers=max(1, len(waiting))) as pool:
+        for future in [pool.submit(node.launch, echo) for node in waiting]:
+            future.result()
+
+
+def quorum_voters(controllers: list[tuple[str, int]]) -> str:
+    """``controller.quorum.voters`` for nodes 1..n at these controller addresses."""
+    return ",".join(f"{node_id}@{host}:{port}"
+                    for node_id, (host, port) in enumerate(controllers, start=1))
+
+
 def write_kafka_config(path: Path, tls_folder: Path, *, host: str, bind: str, port: int,
                        controller_port: int, log_dirs: Path, admin_password: str,
-                       mechanism: str = "SCRAM-SHA-512") -> None:
+                       mechanism: str = "SCRAM-SHA-512", node_id: int = 1,
+                       quorum_voters: str | None = None, replication_factor: int = 1,
+                       min_insync_replicas: int = 1) -> None:
     """Render infra/kafka/server.properties (and the broker's certificates, when missing) for
     a broker reached as ``host``: the local stack's, or docker-compose's (`stack kafka-config`).
-    The file holds the admin password, so only its owner may read it."""
+    ``quorum_voters`` unset: a quorum of this node alone. The file holds the admin password,
+    so only its owner may read it."""
     from infra.stack.tls import ensure_broker_tls
 
     if not mechanism.startswith("SCRAM-"):
@@ -293,6 +378,9 @@ def write_kafka_config(path: Path, tls_folder: Path, *, host: str, bind: str, po
     template = Template((INFRA_DIR / "kafka" / "server.properties").read_text())
     config = template.substitute(
         KAFKA_HOST=host, KAFKA_BIND=bind, KAFKA_PORT=port, KAFKA_CONTROLLER_PORT=controller_port,
+        KAFKA_NODE_ID=node_id,
+        KAFKA_QUORUM_VOTERS=quorum_voters or f"{node_id}@{host}:{controller_port}",
+        KAFKA_REPLICATION_FACTOR=replication_factor, KAFKA_MIN_ISR=min_insync_replicas,
         KAFKA_LOG_DIRS=log_dirs, KAFKA_ADMIN_PASSWORD=admin_password,
         KAFKA_SASL_MECHANISM=mechanism, KAFKA_SASL_MECHANISM_KEY=mechanism.lower(),
         KAFKA_TLS_KEYSTORE=tls.broker_keystore, KAFKA_TLS_CA=tls.ca_certificate,
@@ -332,7 +420,13 @@ class Redis(Service):
         passwords = {role: ensure_stack_secret(self.settings, f"redis-{role}") for role in ROLES}
         self.home.mkdir(parents=True, exist_ok=True)
         write_private(self.acl_path, acl_file(passwords))
-        self.settings.redis_acl_marker.write_text(f"{LOOPBACK}:{self.port}\n")
+        # A cluster's nodes share the users: the marker names the address clients start from.
+        self.settings.redis_acl_marker.parent.mkdir(parents=True, exist_ok=True)
+        self.settings.redis_acl_marker.write_text(f"{self.settings.redis_address}\n")
+
+    def lets_anyone_in(self) -> bool:
+        """True when this Redis answers a client that has not logged in."""
+        return redis_lets_anyone_in(self.settings)
 
     def start(self, echo: Callable[[str], None]) -> str:
         if self.our_pid() is not None and not self.answering() and _port_in_use(self.port):
@@ -340,7 +434,7 @@ class Redis(Service):
             with contextlib.suppress(StackError):
                 echo(f"{self.name}: running{self.reload_config()}")
         done = super().start(echo)
-        if redis_lets_anyone_in(self.settings):
+        if self.lets_anyone_in():
             raise StackError(
                 f"redis: the Redis at {self.address} answers a client that has not logged in: it "
                 "has no ACL users, so it is not this stack's and the feature store would be "
@@ -603,8 +697,23 @@ class Console(Service):
 
 
 def services(settings: Settings) -> list[Service]:
-    """The stack in start order."""
-    return [Kafka(settings), Redis(settings), Postgres(settings), Prometheus(settings)]
+    """The stack in start order: each Kafka node, each Redis node, PostgreSQL, Prometheus."""
+    return [*kafka_nodes(settings), *redis_nodes(settings), Postgres(settings),
+            Prometheus(settings)]
+
+
+def kafka_nodes(settings: Settings) -> list[Kafka]:
+    """One Kafka node per broker of ``kafka_bootstrap``."""
+    return [Kafka(settings, node_id) for node_id in range(1, len(settings.kafka_brokers) + 1)]
+
+
+def redis_nodes(settings: Settings) -> list[Redis]:
+    """The one Redis, or each node of the Redis Cluster ``redis_cluster_nodes`` lists."""
+    if not settings.redis_cluster_seeds:
+        return [Redis(settings)]
+    from infra.stack.redis_cluster import cluster_nodes_of
+
+    return list(cluster_nodes_of(settings))
 
 
 def application_services(settings: Settings) -> list[Service]:
@@ -616,8 +725,14 @@ def up(settings: Settings, echo: Callable[[str], None] = print) -> None:
     from infra.stack.kafka_access import ensure_principals
     from ledger.schema import migrate
 
+    if len(settings.kafka_brokers) > 1:  # a quorum answers once most of its nodes run
+        launch_together(kafka_nodes(settings), echo)
     for service in services(settings):
         echo(service.start(echo))
+    if settings.redis_cluster_seeds:
+        from infra.stack.redis_cluster import cluster_nodes_of, form_cluster
+
+        echo(form_cluster(settings, cluster_nodes_of(settings)))
     for line in ensure_principals(settings):
         echo(line)
     for line in create_topics(settings):
@@ -688,6 +803,25 @@ def kafka_answers(settings: Settings) -> bool:
         return True
     except (KafkaError, KafkaCredentialsMissing, OSError, ValueError):
         return False
+
+
+def live_broker_ids(settings: Settings) -> set[int]:
+    """Node ids of the brokers the cluster reached through ``kafka_bootstrap`` counts as live
+    (registered and not fenced); empty when it does not answer the admin principal."""
+    host, port = settings.kafka_brokers[0]
+    if not _port_in_use(port, host):
+        return set()
+    from kafka.errors import KafkaError
+
+    from config.kafka_auth import KafkaCredentialsMissing
+    from infra.stack.kafka_access import admin_client
+
+    try:
+        with admin_client(settings, timeout_ms=3000) as admin:
+            brokers = admin.describe_cluster()["brokers"]
+        return {int(broker["broker_id"]) for broker in brokers if not broker.get("is_fenced")}
+    except (KafkaError, KafkaCredentialsMissing, OSError, ValueError):
+        return set()
 
 
 def redis_answers(settings: Settings, role: RedisRole = "admin") -> bool:
