@@ -37,13 +37,19 @@ from console.records import (
     unreadable_record_text,
 )
 from features.normalize import utc_timestamp
-from features.store import REFUSED_ERRORS, as_text, refused
+from features.store import REFUSED_ERRORS, as_text, get_many_blocking, refused
 from ledger.backtest import VersionBacktest
 from ledger.cards import RegistryCards
 from ledger.rows import latest_record
 from onnx_models.card import CardFeature, ModelCard
 from onnx_models.policy import ScoreScale, score_points
-from stream.decisions import Decision, DecisionError, DecisionRecord
+from stream.decisions import (
+    Decision,
+    DecisionError,
+    DecisionRecord,
+    decision_key,
+    recent_decisions_key,
+)
 from stream.http_auth import bearer_header
 from stream.model_runtime import LoadedModel
 from stream.reasons import MAX_REASONS, ReasonBuilder
@@ -173,28 +179,29 @@ class RedisDataSource:
 
     # -- Redis ------------------------------------------------------------------------
     def _redis(self, call: Callable[[], T]) -> T:
-        from redis.exceptions import RedisError
+        from redis.exceptions import RedisClusterException, RedisError
 
         try:
             return call()
         except REFUSED_ERRORS as error:
             raise ConsoleUnavailable(f"{refused(error, self.client)}. Then reload this page.") from None
-        except RedisError:
+        except (RedisError, RedisClusterException):  # the latter: no cluster node answers
             raise ConsoleUnavailable(
                 f"Redis at {self.settings.redis_address} does not answer, so decisions "
                 "cannot be read. Start the stack with `creditrisk stack up` (or check "
                 "CREDITRISK_REDIS_URL), then reload this page.") from None
 
     def recent_records(self, limit: int = RECENT_LIMIT) -> Parsed[DecisionRecord]:
-        ids = self._redis(lambda: self.client.zrevrange(f"{self.prefix}decisions:recent",
+        ids = self._redis(lambda: self.client.zrevrange(recent_decisions_key(self.prefix),
                                                         0, limit - 1))
         return self._records([as_text(item) for item in ids if isinstance(item, bytes | str)])
 
     def _records(self, application_ids: list[str]) -> Parsed[DecisionRecord]:
         if not application_ids:
             return Parsed()
-        keys = [f"{self.prefix}decision:{app_id}" for app_id in application_ids]
-        raw = self._redis(lambda: self.client.mget(keys))
+        keys = [decision_key(self.prefix, app_id) for app_id in application_ids]
+        # one MGET on a single Redis; one per slot, pipelined to every node, on a cluster
+        raw = self._redis(lambda: get_many_blocking(self.client, keys))
         return parse_each((item for item in raw if item is not None), DecisionRecord.from_json,
                           "Redis")
 
@@ -202,7 +209,7 @@ class RedisDataSource:
         """The worker's record in Redis (90 days), else the application's latest decision in
         the ledger (kept as long as retention says); :class:`UnreadableRecord` when it is
         stored but neither copy parses."""
-        raw = self._redis(lambda: self.client.get(f"{self.prefix}decision:{application_id}"))
+        raw = self._redis(lambda: self.client.get(decision_key(self.prefix, application_id)))
         problem: DecisionError | None = None
         if raw is not None:
             try:

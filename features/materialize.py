@@ -7,7 +7,8 @@ A view of aggregations (e.g. Home Credit's ``bureau.csv``, many credits per appl
 computed by ``features.views.aggregate_view`` — the code training joins with — and written
 one entity per row. A row with any malformed value is counted with its reason and not
 written at all; a row older than what Redis holds is left alone (write-if-newer), so a
-re-run is idempotent.
+re-run is idempotent. Writes go in pipelines of ``batch_size`` rows; on a Redis Cluster each
+pipeline is split by the client into one round trip per node.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import redis
+from redis.exceptions import NoScriptError
 
 from features.normalize import PLACEHOLDER_TOKENS, parse_percent
-from features.store import TIMESTAMP_FORMAT, WRITE_IF_NEWER, encode_column, format_timestamp
+from features.store import TIMESTAMP_FORMAT, WRITE_IF_NEWER, SyncRedis, encode_column, format_timestamp
 from features.views import BUREAU_VIEW, FeatureView, aggregate_view, feature_key
 
 LC_MONTH_FORMAT = "%b-%Y"
@@ -64,7 +65,7 @@ class BureauRow:
 
 
 def materialize_bureau_features(
-    path: Path, client: redis.Redis, schema_version: str = "v1", key_prefix: str = "",
+    path: Path, client: SyncRedis, schema_version: str = "v1", key_prefix: str = "",
     batch_size: int = 2000, view: FeatureView = BUREAU_VIEW,
     on_progress: Callable[[int], None] | None = None, as_of: datetime | None = None,
 ) -> MaterializeReport:
@@ -87,7 +88,7 @@ def materialize_bureau_features(
 
 
 def materialize_view(
-    path: Path, client: redis.Redis, view: FeatureView, schema_version: str = "v1",
+    path: Path, client: SyncRedis, view: FeatureView, schema_version: str = "v1",
     key_prefix: str = "", batch_size: int = 2000,
     on_progress: Callable[[int], None] | None = None, as_of: datetime | None = None,
 ) -> MaterializeReport:
@@ -112,7 +113,7 @@ def materialize_view(
 
 
 def materialize_as_of_applications(
-    applications: pd.DataFrame, client: redis.Redis, view: FeatureView = BUREAU_VIEW,
+    applications: pd.DataFrame, client: SyncRedis, view: FeatureView = BUREAU_VIEW,
     date_column: str = "issue_d", entity_column: str = "customer_id", schema_version: str = "v1",
     key_prefix: str = "", batch_size: int = 2000,
 ) -> MaterializeReport:
@@ -148,7 +149,7 @@ def _event_times(table: pd.DataFrame, view: FeatureView, entities: pd.Index,
     return [format_timestamp(as_of or datetime.now(UTC))] * len(entities)
 
 
-def _write_rows(client: redis.Redis, view: FeatureView, rows: list[BureauRow],
+def _write_rows(client: SyncRedis, view: FeatureView, rows: list[BureauRow],
                 schema_version: str, key_prefix: str, batch_size: int, report: MaterializeReport,
                 on_progress: Callable[[int], None] | None) -> None:
     if not rows:
@@ -158,15 +159,28 @@ def _write_rows(client: redis.Redis, view: FeatureView, rows: list[BureauRow],
     for start in range(0, len(rows), max(batch_size, 1)):
         batch = rows[start:start + batch_size]
         written_ts = format_timestamp(datetime.now(UTC))
-        pipe = client.pipeline(transaction=False)
-        for row in batch:
-            key = feature_key(view, row.customer_id, schema_version, key_prefix)
-            pipe.evalsha(script_sha, 1, key, row.event_ts, written_ts, ttl_seconds, *row.pairs)
-        results = pipe.execute()
+        keys = [feature_key(view, row.customer_id, schema_version, key_prefix) for row in batch]
+        try:
+            results = _write_batch(client, script_sha, keys, batch, written_ts, ttl_seconds)
+        except NoScriptError:  # a restart or a failover lost the script: load it, write again
+            script_sha = client.script_load(WRITE_IF_NEWER)  # (write-if-newer: no harm)
+            results = _write_batch(client, script_sha, keys, batch, written_ts, ttl_seconds)
         report.written += sum(1 for result in results if result == 1)
         report.kept_newer += sum(1 for result in results if result == 0)
         if on_progress is not None:
             on_progress(len(batch))
+
+
+def _write_batch(client: SyncRedis, script_sha: str, keys: list[str], batch: list[BureauRow],
+                 written_ts: str, ttl_seconds: int) -> list[object]:
+    """One pipeline of write-if-newer calls (split by node on a cluster); 1 written, 0 kept."""
+    pipe = client.pipeline(transaction=False)
+    for key, row in zip(keys, batch, strict=True):
+        # execute_command: a cluster pipeline refuses evalsha() by name, not the command.
+        pipe.execute_command("EVALSHA", script_sha, 1, key, row.event_ts, written_ts, ttl_seconds,
+                             *row.pairs)
+    results: list[object] = pipe.execute()
+    return results
 
 
 def count_rows(path: Path) -> int:

@@ -1,7 +1,9 @@
 """The online reader: a batch of applications in, model-input records and freshness facts out.
 
 Every view the model's serving spec declares, for every customer in the batch, is read in one
-pipelined round trip (and the velocity windows are updated in the same trip). Values older
+pipelined round trip (and the velocity windows are updated in the same trip); on a Redis
+Cluster, one round trip to each node holding some of the batch's customers, sent concurrently
+(a customer's keys share a hash tag, so each customer's read runs on one node). Values older
 than their view's max age at the application's time are stale; stale, absent and unreadable
 values reach the model as NaN (the model was trained to handle missing values) and are
 listed per application.
@@ -17,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TypeVar
 
-import redis.asyncio
 from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -28,6 +29,7 @@ from features.store import (
     READ_CUSTOMER,
     REFUSED_ERRORS,
     UNAVAILABLE_ERRORS,
+    AsyncRedis,
     FeatureStoreRefused,
     FeatureStoreUnavailable,
     parse_timestamp,
@@ -37,7 +39,7 @@ from features.views import (
     VELOCITY_VIEW,
     VELOCITY_WINDOWS,
     FeatureView,
-    checked_entity_id,
+    entity_key_part,
     view_key_prefix,
 )
 
@@ -96,7 +98,7 @@ class OnlineBatch:
 class OnlineFeatureReader:
     """Reads and assembles features for micro-batches of applications."""
 
-    def __init__(self, client: redis.asyncio.Redis, schema_version: str = "v1", key_prefix: str = "",
+    def __init__(self, client: AsyncRedis, schema_version: str = "v1", key_prefix: str = "",
                  metrics: FeatureStoreMetrics | None = None) -> None:
         self.client = client
         self.schema_version = schema_version
@@ -116,7 +118,7 @@ class OnlineFeatureReader:
             replies = await self._round_trip(requests, serving.views, record_velocity)
         except REFUSED_ERRORS as error:
             raise self._refused(error) from None
-        except UNAVAILABLE_ERRORS as error:
+        except (*UNAVAILABLE_ERRORS, NoScriptError) as error:
             raise self._unavailable(error) from error
         elapsed = time.perf_counter() - started
         self.metrics.read_seconds.observe(elapsed)
@@ -134,6 +136,8 @@ class OnlineFeatureReader:
     def _unavailable(self, error: BaseException) -> FeatureStoreUnavailable:
         if isinstance(error, (RedisTimeoutError, TimeoutError)):
             kind, what = "timeout", "did not answer within the timeout"
+        elif isinstance(error, NoScriptError):  # lost again right after loading: a failover
+            kind, what = "connection", "lost the read script while failing over"
         else:
             kind, what = "connection", "could not be reached"
         self.metrics.errors.labels(kind=kind).inc()
@@ -143,8 +147,12 @@ class OnlineFeatureReader:
 
     async def _round_trip(self, requests: Sequence[FeatureRequest],
                           views: Sequence[FeatureView], record_velocity: bool,
-                          ) -> list[ScriptReply]:
-        """One pipelined round trip: one script call per application."""
+                          script_reloaded: bool = False) -> list[ScriptReply]:
+        """One pipelined round trip (per node, on a cluster): one script call per application.
+
+        The views' keys go as arguments, not KEYS (see READ_CUSTOMER); on a cluster they
+        share the velocity key's hash tag, so the node the client routes the call to by its
+        one KEY holds them too."""
         if self._script_sha is None:
             self._script_sha = await self.client.script_load(READ_CUSTOMER)
         widest = max(VELOCITY_WINDOWS.values()).total_seconds()
@@ -157,17 +165,20 @@ class OnlineFeatureReader:
         pipe = self.client.pipeline(transaction=False)
         for request in requests:
             now = request.submitted_at.timestamp()
-            customer = checked_entity_id(request.customer_id)
-            pipe.evalsha(self._script_sha, 1, velocity_prefix + customer,
+            customer = entity_key_part(request.customer_id, self.schema_version)
+            # execute_command: a cluster pipeline refuses evalsha() by name, not the command.
+            pipe.execute_command("EVALSHA", self._script_sha, 1, velocity_prefix + customer,
                          record, request.application_id, now, now - widest - 86400, ttl,
                          len(windows), *[now - window for window in windows],
                          *[key_prefix + customer for key_prefix in key_prefixes])
         try:
             replies: list[ScriptReply] = await pipe.execute()
             return replies
-        except NoScriptError:  # Redis restarted and lost its script cache
+        except NoScriptError:  # Redis restarted (or a replica took over) without our script
+            if script_reloaded:
+                raise
             self._script_sha = None
-            return await self._round_trip(requests, views, record_velocity)
+            return await self._round_trip(requests, views, record_velocity, script_reloaded=True)
 
     # -- assembling one application's record ---------------------------------------------
     def _assemble(self, request: FeatureRequest, reply: ScriptReply, serving: ServingSpec,

@@ -9,7 +9,7 @@ older than what Redis holds, and refreshes the TTL — atomically, in one Lua sc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
@@ -17,14 +17,18 @@ import numpy as np
 import pandas as pd
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.backoff import ExponentialBackoff
 from redis.connection import HiredisRespSerializer
 from redis.exceptions import (
+    AskError,
     AuthenticationError,
-    ClusterDownError,
+    ClusterError,
     NoPermissionError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -77,8 +81,11 @@ result[#result + 1] = counts
 return result
 """
 
-# A blocking client (offline jobs, the ledger writer) or the worker's asyncio client.
-RedisClient = redis.Redis | redis.asyncio.Redis
+# A blocking client (offline jobs, the ledger writer, the console) and the worker's asyncio
+# client: one Redis, or a Redis Cluster when CREDITRISK_REDIS_CLUSTER_NODES names its nodes.
+SyncRedis = redis.Redis | redis.cluster.RedisCluster
+AsyncRedis = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+RedisClient = SyncRedis | AsyncRedis
 # Errors that mean "Redis refused us": our credentials, or the rights of our ACL user.
 REFUSED_ERRORS = (AuthenticationError, NoPermissionError)
 # Errors that mean "Redis is down or too slow", as opposed to a bug in the request.
@@ -86,8 +93,14 @@ REFUSED_ERRORS = (AuthenticationError, NoPermissionError)
 # Redis answers, but cannot serve us for now: a replica after a failover (READONLY), memory
 # full (OOM: the read script writes the velocity key), a cluster slot moving or down. Waiting
 # ends them; dead-lettering would drain the stream into the dead-letter topic.
+# On a cluster: CLUSTERDOWN / MASTERDOWN and redirections that did not settle within the
+# client's retries (ClusterError: "TTL exhausted"; AskError, MovedError), and the cluster
+# client's own RedisClusterException, which it raises when no seed node answers, the nodes
+# disagree on the slots or a slot has no primary (SlotNotCoveredError) — all of them what a
+# primary's failover looks like from the client until its replica is promoted.
 UNAVAILABLE_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError,
-                      ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
+                      ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterError, AskError,
+                      RedisClusterException)
 
 
 class FeatureStoreUnavailable(RuntimeError):
@@ -121,7 +134,7 @@ def refusals_explained(client: RedisClient, on_refusal: Callable[[BaseException]
 
 def refused(error: BaseException, client: RedisClient) -> FeatureStoreRefused:
     """The clear error for a refusal (one of :data:`REFUSED_ERRORS`) of ``client``'s user."""
-    user = client.connection_pool.connection_kwargs.get("username") or "default"
+    user = client.get_connection_kwargs().get("username") or "default"
     if isinstance(error, NoPermissionError):
         what = (f"Redis refused a command of ACL user {user!r} (NOPERM: no rights on that "
                 "command or key). The user's rules are in infra/stack/redis_acl.py (the local stack "
@@ -175,6 +188,7 @@ def redis_login(settings: Settings, role: RedisRole) -> dict[str, str | None]:
 
 
 class _ConnectionOptions(TypedDict, total=False):
+    ssl: bool
     ssl_ca_certs: str
     username: str | None
     password: str | None
@@ -182,6 +196,10 @@ class _ConnectionOptions(TypedDict, total=False):
     socket_connect_timeout: float
     max_connections: int
     health_check_interval: int
+
+
+def _uses_tls(settings: Settings) -> bool:
+    return settings.redis_url.startswith("rediss://")
 
 
 def _connection_options(settings: Settings, role: RedisRole) -> _ConnectionOptions:
@@ -194,35 +212,91 @@ def _connection_options(settings: Settings, role: RedisRole) -> _ConnectionOptio
         "max_connections": settings.redis_pool_size,
         "health_check_interval": 30,
     }
-    if settings.redis_url.startswith("rediss://") and settings.redis_tls_ca_cert:
+    if _uses_tls(settings) and settings.redis_tls_ca_cert:
         options["ssl_ca_certs"] = str(settings.redis_tls_ca_cert)
     return options
 
 
-def sync_client(settings: Settings, role: RedisRole) -> redis.Redis:
+def _cluster_options(settings: Settings, role: RedisRole) -> _ConnectionOptions:
+    """The options of every node's connections: those of a single Redis, and what
+    ``redis_url`` says beyond its address (TLS by its scheme, credentials it holds win over
+    the settings', as they do for a single Redis's ``from_url``). ``max_connections`` is per
+    node."""
+    from urllib.parse import unquote, urlparse
+
+    options = _connection_options(settings, role)
+    url = urlparse(settings.redis_url)
+    if url.username:
+        options["username"] = unquote(url.username)
+    if url.password:
+        options["password"] = unquote(url.password)
+    if _uses_tls(settings):
+        options["ssl"] = True
+    return options
+
+
+def sync_client(settings: Settings, role: RedisRole) -> SyncRedis:
     """A blocking client for offline jobs (materialization), with bounded retries; it logs
-    in as ``role`` (see :meth:`Settings.redis_credentials`)."""
+    in as ``role`` (see :meth:`Settings.redis_credentials`). With
+    ``CREDITRISK_REDIS_CLUSTER_NODES`` set, a Redis Cluster client: it follows MOVED and ASK
+    itself and sends a pipeline to each node the pipeline's keys live on."""
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3)
+    if settings.redis_cluster_seeds:
+        return redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(host, port)
+                           for host, port in settings.redis_cluster_seeds],
+            retry=retry, **_cluster_options(settings, role))
     return redis.Redis.from_url(
-        settings.redis_url,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
+        settings.redis_url, retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         **_connection_options(settings, role),
     )
 
 
-def async_client(settings: Settings, role: RedisRole) -> redis.asyncio.Redis:
+def async_client(settings: Settings, role: RedisRole) -> AsyncRedis:
     """The worker's client: short timeouts, two retries with backoff, then a typed error;
-    commands packed in C (see :class:`_CPacking`)."""
+    commands packed in C on a single Redis (see :class:`_CPacking`). With
+    ``CREDITRISK_REDIS_CLUSTER_NODES`` set, a Redis Cluster client whose pipelines go to every
+    node concurrently (one round trip per node holding the batch's keys)."""
     from redis.asyncio.retry import Retry as AsyncRetry
 
-    tls = settings.redis_url.startswith("rediss://")
+    retry = AsyncRetry(ExponentialBackoff(cap=0.5, base=0.02), retries=2)
+    if settings.redis_cluster_seeds:
+        return redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(host, port)
+                           for host, port in settings.redis_cluster_seeds],
+            retry=retry, **_cluster_options(settings, role))
     return redis.asyncio.Redis.from_url(
-        settings.redis_url,
-        retry=AsyncRetry(ExponentialBackoff(cap=0.5, base=0.02), retries=2),
+        settings.redis_url, retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        connection_class=_CPackedTLSConnection if tls else _CPackedConnection,
+        connection_class=_CPackedTLSConnection if _uses_tls(settings) else _CPackedConnection,
         **_connection_options(settings, role),
     )
+
+
+def is_cluster(client: RedisClient) -> bool:
+    """Whether ``client`` talks to a Redis Cluster (multi-key commands must stay in a slot)."""
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
+
+
+async def get_many(client: AsyncRedis, keys: Sequence[str]) -> list[bytes | str | None]:
+    """The values of ``keys`` in their order (None where absent), in one round trip per node:
+    one MGET on a single Redis; on a cluster one MGET per slot, pipelined to every node
+    concurrently (a cluster refuses an MGET whose keys span slots)."""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        values: list[bytes | str | None] = await client.mget_nonatomic(list(keys))
+    else:
+        values = await client.mget(list(keys))
+    return values
+
+
+def get_many_blocking(client: SyncRedis, keys: Sequence[str]) -> list[bytes | str | None]:
+    """:func:`get_many` with a blocking client."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        values: list[bytes | str | None] = client.mget_nonatomic(list(keys))
+    else:
+        values = client.mget(list(keys))
+    return values
 
 
 class _CPacking:

@@ -6,7 +6,17 @@ table) and ``velocity`` (how many applications the customer made recently, kept 
 worker itself). Each view says its fields, their types, how old a value may be before it
 is stale (``max_age``) and how long Redis keeps it (``ttl``).
 
-Keys are explicit, versioned and readable: ``<prefix>fs:<schema_version>:<view>:<entity_id>``.
+Keys are explicit, versioned and readable. Two key schemas, chosen by
+``CREDITRISK_FEATURE_SCHEMA_VERSION``:
+
+- ``v1``: ``<prefix>fs:v1:<view>:<entity_id>``, for a single Redis;
+- ``v2``: ``<prefix>fs:v2:<view>:{<entity_id>}``: the entity is a Redis Cluster hash tag, so
+  every view of one customer lives in one slot and the worker's read script (which touches the
+  customer's bureau hash and velocity set together) runs on one node. It works on a single
+  Redis too.
+
+A store migrates from v1 to v2 by materializing v2 beside v1, switching the worker's setting,
+and letting the v1 keys expire (docs/runbook.md).
 """
 
 from __future__ import annotations
@@ -182,17 +192,39 @@ VELOCITY_VIEW = FeatureView(
 )
 
 
+# Key schemas the store knows; those listed in HASH_TAGGED_SCHEMAS put the entity in a hash tag.
+SCHEMA_VERSIONS: tuple[str, ...] = ("v1", "v2")
+HASH_TAGGED_SCHEMAS: frozenset[str] = frozenset({"v2"})
+
+
 def feature_key(view: FeatureView, entity_id: str, schema_version: str, prefix: str = "") -> str:
     """The Redis key of one entity's values in one view."""
-    return view_key_prefix(view, schema_version, prefix) + checked_entity_id(entity_id)
+    return view_key_prefix(view, schema_version, prefix) + entity_key_part(entity_id, schema_version)
 
 
 def view_key_prefix(view: FeatureView, schema_version: str, prefix: str = "") -> str:
-    """What every key of the view starts with; the entity id follows it."""
+    """What every key of the view starts with; :func:`entity_key_part` follows it."""
     return f"{prefix}fs:{schema_version}:{view.name}:"
 
 
+def entity_key_part(entity_id: str, schema_version: str) -> str:
+    """The entity's part of a feature key: the id itself (v1), or the id as a Redis Cluster
+    hash tag (v2), so that every key of the entity hashes to the same slot."""
+    checked = checked_entity_id(entity_id)
+    if schema_version not in SCHEMA_VERSIONS:
+        raise ValueError(f"feature schema version {schema_version!r} is unknown; set "
+                         f"CREDITRISK_FEATURE_SCHEMA_VERSION to one of {', '.join(SCHEMA_VERSIONS)}")
+    if schema_version not in HASH_TAGGED_SCHEMAS:
+        return checked
+    if _BRACES.search(checked):
+        # Redis hashes what lies between the first '{' and the next '}': a brace in the id
+        # would cut the tag short, or empty it (then each view's key hashes on its own).
+        raise ValueError("an entity id with '{' or '}' cannot be a hash tag of a v2 feature key")
+    return "{" + checked + "}"
+
+
 _NOT_IN_ENTITY_IDS = re.compile(r"[:\s]")
+_BRACES = re.compile(r"[{}]")
 
 
 def checked_entity_id(entity_id: str) -> str:

@@ -12,6 +12,11 @@ Redis keys (besides the feature store's), all with ``CREDITRISK_KEY_PREFIX`` in 
 - ``decisions:recent`` — sorted set of the latest application ids (trimmed), one command
   per batch.
 
+Both work on a single Redis and on a Redis Cluster with the same code: a batch's records span
+slots, so they are read with one MGET per slot, pipelined to every node at once
+(:func:`features.store.get_many`), and written in one pipeline the cluster client splits by
+node; the recent list is one key, so its commands stay in one slot.
+
 The decision ledger (PostgreSQL) is the book of record: every decision, searchable by
 customer and by any field, for as long as retention says.
 """
@@ -26,12 +31,10 @@ from datetime import datetime
 from typing import Literal, TypeVar
 
 import msgspec
-import redis
-import redis.asyncio
 
 from config.json_types import JSONValue
 from features.normalize import utc_timestamp
-from features.store import refusals_explained
+from features.store import AsyncRedis, SyncRedis, get_many, get_many_blocking, refusals_explained
 from stream.reasons import Reason
 
 DECISION_NAMESPACE = uuid.UUID("6f1c2a4e-8d3b-5e7f-9a10-c2d4e6f8a0b1")
@@ -180,14 +183,15 @@ class DecisionRecord:
 
 
 class DecisionStore:
-    """Decision records in Redis; one pipelined round trip per batch for each direction.
+    """Decision records in Redis; one pipelined round trip per batch (per node, on a cluster)
+    for each direction.
 
     A refusal of our credentials or rights raises :class:`FeatureStoreRefused` (a
     configuration to fix), never a plain Redis error that could pass for an outage or for a
     fault of the events. The worker's store has an asyncio client; the ledger writer reads
     records (:meth:`records`) with a blocking one."""
 
-    def __init__(self, client: redis.asyncio.Redis | redis.Redis, key_prefix: str = "") -> None:
+    def __init__(self, client: AsyncRedis | SyncRedis, key_prefix: str = "") -> None:
         self.client = client
         self.prefix = key_prefix
 
@@ -201,7 +205,7 @@ class DecisionStore:
             return {}
         client = self._async_client()
         with refusals_explained(client):
-            stored = await client.mget([self._key(app_id) for app_id in application_ids])
+            stored = await get_many(client, [self._key(app_id) for app_id in application_ids])
         found: dict[str, Decision] = {}
         for app_id, raw in zip(application_ids, stored, strict=True):
             decision = _stored_decision(raw)
@@ -217,7 +221,7 @@ class DecisionStore:
         for record in records:
             pipe.set(self._key(record.decision.application_id), record.to_json(),
                      ex=DECISION_TTL_S)
-        recent = f"{self.prefix}decisions:recent"
+        recent = recent_decisions_key(self.prefix)
         pipe.zadd(recent, {record.decision.application_id: record.decision.decided_timestamp
                            for record in records})
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
@@ -229,20 +233,27 @@ class DecisionStore:
         None where absent or unreadable. The ledger writer reads lineage this way."""
         if not application_ids:
             return []
-        if not isinstance(self.client, redis.Redis):
+        if not isinstance(self.client, SyncRedis):
             raise TypeError("DecisionStore.records needs a blocking Redis client")
         with refusals_explained(self.client):
-            raws = self.client.mget([self._key(app_id) for app_id in application_ids])
+            raws = get_many_blocking(self.client,
+                                     [self._key(app_id) for app_id in application_ids])
         return [_stored_record(raw) for raw in raws]
 
-    def _async_client(self) -> redis.asyncio.Redis:
-        if isinstance(self.client, redis.Redis):
+    def _async_client(self) -> AsyncRedis:
+        if isinstance(self.client, SyncRedis):
             raise TypeError("the worker's DecisionStore needs an asyncio Redis client")
         return self.client
 
 
 def decision_key(prefix: str, application_id: str) -> str:
+    """One application's record; no hash tag, so a cluster spreads the records over its nodes."""
     return f"{prefix}decision:{application_id}"
+
+
+def recent_decisions_key(prefix: str) -> str:
+    """The sorted set of the latest application ids (one key: one slot on a cluster)."""
+    return f"{prefix}decisions:recent"
 
 
 def _stored_record(raw: bytes | str | None) -> DecisionRecord | None:

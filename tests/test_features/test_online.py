@@ -22,8 +22,10 @@ class FakePipeline:
         self.hashes = hashes
         self.calls: list[str] = []
 
-    def evalsha(self, _sha: str, _keys: int, bureau_key: str, *_args: Any) -> None:
-        self.calls.append(bureau_key)
+    def execute_command(self, command: str, _sha: str, _keys: int, velocity_key: str,
+                        *_args: Any) -> None:
+        assert command == "EVALSHA"
+        self.calls.append(velocity_key)
 
     async def execute(self) -> list[Any]:
         replies = []

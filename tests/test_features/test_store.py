@@ -17,7 +17,8 @@ from features.views import BUREAU_VIEW, VELOCITY_VIEW, feature_key
 
 def test_keys_are_versioned_readable_and_prefixed() -> None:
     assert feature_key(BUREAU_VIEW, "cust-42", "v1") == "fs:v1:bureau:cust-42"
-    assert feature_key(VELOCITY_VIEW, "cust-42", "v2", prefix="t1:") == "t1:fs:v2:velocity:cust-42"
+    assert feature_key(VELOCITY_VIEW, "cust-42", "v1", prefix="t1:") == "t1:fs:v1:velocity:cust-42"
+    assert feature_key(VELOCITY_VIEW, "cust-42", "v2", prefix="t1:") == "t1:fs:v2:velocity:{cust-42}"
 
 
 @pytest.mark.parametrize("bad", ["", "a:b", "a b", "tab\there"])
