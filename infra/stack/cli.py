@@ -7,39 +7,56 @@ from pathlib import Path
 
 import typer
 
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from infra.stack import services as stack
 
 stack_app = typer.Typer(help="The local Kafka, Redis and Prometheus (no Docker needed).",
                         no_args_is_help=True)
 
+CLUSTER_OPTION = typer.Option(
+    False, "--cluster", help="the clustered stack: three Kafka brokers and a six-node Redis "
+    "Cluster, in .stack-cluster/ on ports of its own (the same as CREDITRISK_PROFILE=cluster)")
+
+
+def stack_settings(cluster: bool) -> Settings:
+    """The settings of the stack asked for: ``--cluster`` selects the cluster profile."""
+    return Settings(profile="cluster") if cluster else get_settings()
+
+
+def _flag(settings: Settings) -> str:
+    return " --cluster" if settings.profile == "cluster" else ""
+
 
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(cluster: bool = CLUSTER_OPTION) -> None:
     """Start every service that is not already answering, then create the topics."""
+    settings = stack_settings(cluster)
     try:
-        stack.up(get_settings(), echo=typer.echo)
+        stack.up(settings, echo=typer.echo)
     except stack.StackError as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
-    typer.echo("stack is up; `creditrisk stack status` shows it, `creditrisk stack down` stops it")
+    typer.echo(f"stack is up; `creditrisk stack status{_flag(settings)}` shows it, "
+               f"`creditrisk stack down{_flag(settings)}` stops it")
 
 
 @stack_app.command("down")
-def stack_down() -> None:
+def stack_down(cluster: bool = CLUSTER_OPTION) -> None:
     """Stop the services this stack started (others are left alone)."""
-    stack.down(get_settings(), echo=typer.echo)
+    stack.down(stack_settings(cluster), echo=typer.echo)
 
 
 @stack_app.command("status")
-def stack_status() -> None:
-    """Each service, its address, whether it answers and whether we started it."""
+def stack_status(cluster: bool = CLUSTER_OPTION) -> None:
+    """Each service (each Kafka broker and Redis node of a cluster, with its role), its
+    address, whether it answers and whether we started it."""
+    settings = stack_settings(cluster)
     all_answering = True
-    typer.echo(f"{'service':<12}{'address':<20}{'answering':<11}{'pid':<9}owner")
-    for row in stack.status(get_settings()):
+    typer.echo(f"{'service':<12}{'address':<20}{'answering':<11}{'pid':<9}{'owner':<12}role")
+    for row in stack.status(settings):
         all_answering &= row.answering
         _print_status(row)
-    for service in stack.application_services(get_settings()):
+    for service in stack.application_services(settings):
         row = service.status()
         if row.answering or row.started_by_us:
             _print_status(row)
@@ -49,7 +66,7 @@ def stack_status() -> None:
 def _print_status(row: stack.ServiceStatus) -> None:
     owner = "this stack" if row.started_by_us else "-"
     typer.echo(f"{row.name:<12}{row.address:<20}{'yes' if row.answering else 'no':<11}"
-               f"{row.pid or '-'!s:<9}{owner}")
+               f"{row.pid or '-'!s:<9}{owner:<12}{row.detail}".rstrip())
 
 
 @stack_app.command("topics")

@@ -231,7 +231,8 @@ class Kafka(Service):
         return self.node_id in live_broker_ids(self.own_settings)
 
     def detail(self) -> str:
-        return f"node {self.node_id}" + (", in the quorum" if self.clustered else "")
+        quorum = f" of {len(self.settings.kafka_brokers)}" if self.clustered else ""
+        return f"broker and controller, node {self.node_id}{quorum}"
 
     def prepare(self) -> None:
         _require("java", "Install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless).")
