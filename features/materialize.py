@@ -26,7 +26,15 @@ from redis.exceptions import NoScriptError
 
 from features.normalize import PLACEHOLDER_TOKENS, parse_percent
 from features.store import TIMESTAMP_FORMAT, WRITE_IF_NEWER, SyncRedis, encode_column, format_timestamp
-from features.views import BUREAU_VIEW, FeatureView, aggregate_view, feature_key
+from features.views import (
+    BUREAU_VIEW,
+    HASH_TAGGED_SCHEMAS,
+    VELOCITY_VIEW,
+    FeatureView,
+    aggregate_view,
+    feature_key,
+    view_key_prefix,
+)
 
 LC_MONTH_FORMAT = "%b-%Y"
 
@@ -287,3 +295,87 @@ def _absent(text: pd.Series) -> pd.Series:
 
 def _bad_entity_id(value: str) -> bool:
     return not value or ":" in value or any(c.isspace() for c in value)
+
+
+@dataclass
+class VelocityCopyReport:
+    customers: int = 0
+    applications: int = 0
+    # customer ids the target schema cannot hold (a brace in a v1 id: not a v2 hash tag)
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"velocity sets copied: {self.customers:,} customers, {self.applications:,} "
+                f"applications, {self.skipped:,} ids the target schema cannot hold, in "
+                f"{self.seconds:.1f}s")
+
+
+def copy_velocity(source: SyncRedis, target: SyncRedis, source_version: str, target_version: str,
+                  key_prefix: str = "", batch_size: int = 1000) -> VelocityCopyReport:
+    """Add every customer's recent applications of ``source_version``'s velocity view into
+    ``target_version``'s (on the same Redis or another one, e.g. a new Redis Cluster).
+
+    The worker writes the velocity view itself, so a key-schema migration cannot materialize
+    it from a file: without this copy, the counts of the new schema would start at zero and
+    undercount a customer's applications for up to a week. A union (ZADD) of application ids,
+    so it is idempotent and safe to run while a worker writes either schema: run it before
+    switching the worker, and again right after. A copied set keeps the longer of the two
+    remaining lifetimes."""
+    report = VelocityCopyReport()
+    started = time.perf_counter()
+    source_prefix = view_key_prefix(VELOCITY_VIEW, source_version, key_prefix)
+    batch: list[str] = []
+    for raw in source.scan_iter(match=f"{source_prefix}*", count=batch_size):
+        batch.append(raw.decode() if isinstance(raw, bytes) else str(raw))
+        if len(batch) >= batch_size:
+            _copy_velocity_batch(source, target, batch, source_version, target_version,
+                                 key_prefix, report)
+            batch = []
+    if batch:
+        _copy_velocity_batch(source, target, batch, source_version, target_version, key_prefix,
+                             report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _copy_velocity_batch(source: SyncRedis, target: SyncRedis, keys: list[str],
+                         source_version: str, target_version: str, key_prefix: str,
+                         report: VelocityCopyReport) -> None:
+    source_prefix = view_key_prefix(VELOCITY_VIEW, source_version, key_prefix)
+    tagged = source_version in HASH_TAGGED_SCHEMAS
+    pairs = [(key, _velocity_target(key[len(source_prefix):], tagged, target_version, key_prefix))
+             for key in keys]
+    report.skipped += sum(1 for _, target_key in pairs if target_key is None)
+    keys = [key for key, target_key in pairs if target_key is not None]
+    targets = [target_key for _, target_key in pairs if target_key is not None]
+    read = source.pipeline(transaction=False)
+    for key in keys:
+        read.zrange(key, 0, -1, withscores=True)
+        read.pttl(key)
+    replies = read.execute()
+    lifetimes = target.pipeline(transaction=False)
+    for key in targets:
+        lifetimes.pttl(key)
+    target_ttls = lifetimes.execute()
+    write = target.pipeline(transaction=False)
+    for index, key in enumerate(targets):
+        members, source_ttl = replies[2 * index], replies[2 * index + 1]
+        if not members or source_ttl <= 0:  # gone meanwhile, or no lifetime (not ours)
+            continue
+        write.zadd(key, dict(members))
+        write.pexpire(key, max(int(source_ttl), int(target_ttls[index])))
+        report.customers += 1
+        report.applications += len(members)
+    write.execute()
+
+
+def _velocity_target(entity_part: str, tagged: bool, target_version: str, key_prefix: str,
+                     ) -> str | None:
+    """The target key of a source key's entity part (``id``, or ``{id}`` when ``tagged``);
+    None when the target schema cannot hold that id."""
+    entity = entity_part[1:-1] if tagged else entity_part
+    try:
+        return feature_key(VELOCITY_VIEW, entity, target_version, key_prefix)
+    except ValueError:
+        return None

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from features.views import FeatureView
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 features_app = typer.Typer(help="The Redis feature store: materialize feature views.",
                            no_args_is_help=True)
@@ -30,10 +34,15 @@ def materialize(
     as_of: str = typer.Option("file", "--as-of",
                               help="when the values were true: 'file' (the file's own dates), "
                                    "'now', or an ISO-8601 UTC time"),
+    schema_version: str | None = typer.Option(
+        None, "--schema-version",
+        help="key schema to write (v1, or v2 for a Redis Cluster); default "
+             "CREDITRISK_FEATURE_SCHEMA_VERSION. Migrating: write v2 beside v1, then switch "
+             "the worker (docs/runbook.md)"),
 ) -> None:
     """Load a declared feature view into Redis (idempotent; older values never overwrite
     newer ones)."""
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
     from tqdm import tqdm
 
     from config.settings import get_settings
@@ -41,6 +50,7 @@ def materialize(
     from features.store import REFUSED_ERRORS, refused, sync_client
 
     settings = get_settings()
+    schema = _schema_for(settings, schema_version)
     moment = _as_of(as_of)
     view = _declared_view(dataset, view_name)
     if not data.is_file():
@@ -50,7 +60,7 @@ def materialize(
     try:
         with tqdm(total=count_rows(data), unit="rows", desc="materialize") as bar:
             report = materialize_view(
-                data, client, view, settings.feature_schema_version, settings.key_prefix,
+                data, client, view, schema, settings.key_prefix,
                 batch_size=batch_size, on_progress=bar.update, as_of=moment)
     except (ValueError, FileNotFoundError) as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
@@ -58,13 +68,69 @@ def materialize(
     except REFUSED_ERRORS as error:
         typer.secho(str(refused(error, client)), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
-    except RedisError as error:
+    except (RedisError, RedisClusterException) as error:
         typer.secho(f"Redis at {settings.redis_address} failed: {type(error).__name__}. "
                     "Is the stack up (`creditrisk stack up`)?", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
     finally:
         client.close()
     typer.echo(report.summary())
+
+
+@features_app.command("copy-velocity")
+def copy_velocity_command(
+    from_schema: str = typer.Option("v1", "--from", help="key schema the workers wrote so far"),
+    to_schema: str | None = typer.Option(None, "--to", help="key schema to add them to (default "
+                                         "CREDITRISK_FEATURE_SCHEMA_VERSION)"),
+    from_redis_url: str | None = typer.Option(
+        None, "--from-redis-url",
+        help="read from another single Redis (credentials in the URL, e.g. "
+             "redis://admin:PASSWORD@host:6379/0); default the configured Redis"),
+) -> None:
+    """Copy the customers' recent applications (the velocity view, which the worker writes
+    itself) from one key schema into another: run before switching the worker to the new
+    schema and again right after (idempotent; docs/runbook.md)."""
+    from redis.exceptions import RedisClusterException, RedisError
+
+    from config.settings import get_settings
+    from features.materialize import copy_velocity
+    from features.store import REFUSED_ERRORS, refused, sync_client
+
+    settings = get_settings()
+    target_schema = _schema_for(settings, to_schema)
+    target = sync_client(settings, "admin")  # SCAN and PTTL: an operator's job
+    source = target if from_redis_url is None else sync_client(
+        settings.model_copy(update={"redis_url": from_redis_url, "redis_cluster_nodes": ""}), "admin")
+    try:
+        report = copy_velocity(source, target, from_schema, target_schema, settings.key_prefix)
+    except REFUSED_ERRORS as error:
+        typer.secho(str(refused(error, target)), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    except (RedisError, RedisClusterException) as error:
+        typer.secho(f"Redis failed: {type(error).__name__}. Is the stack up (`creditrisk stack "
+                    "up`)?", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
+    finally:
+        source.close()
+        target.close()
+    typer.echo(report.summary())
+
+
+def _schema_for(settings: Settings, chosen: str | None) -> str:
+    """The key schema to write: ``chosen``, else the setting; a Redis Cluster needs one whose
+    keys carry a hash tag (the read script touches two keys of a customer)."""
+    from features.views import HASH_TAGGED_SCHEMAS, SCHEMA_VERSIONS
+
+    schema = chosen or settings.feature_schema_version
+    if schema not in SCHEMA_VERSIONS:
+        typer.secho(f"key schema {schema!r} is unknown; use one of {', '.join(SCHEMA_VERSIONS)}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    if settings.redis_cluster_seeds and schema not in HASH_TAGGED_SCHEMAS:
+        typer.secho(f"key schema {schema} carries no hash tag, so a Redis Cluster would refuse "
+                    "the feature read; write v2 keys to a cluster", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    return schema
 
 
 def _declared_view(dataset: str, name: str | None) -> FeatureView:
