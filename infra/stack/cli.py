@@ -90,6 +90,9 @@ def stack_kafka_config(
     out: Path = typer.Option(..., "--out", help="folder for server.properties and tls/"),
     host: str = typer.Option("kafka", "--host", help="the name clients reach the broker by"),
     data: Path = typer.Option(Path("/var/lib/kafka/data"), "--data", help="the broker's log dir"),
+    nodes: int = typer.Option(1, "--nodes", min=1, help="nodes of one KRaft quorum: with more "
+                              "than one, node i is reached as <host>-<i> and its config is "
+                              "node-<i>/server.properties (topics: 3 replicas, 2 in sync)"),
 ) -> None:
     """Write the broker config of infra/kafka/server.properties and its certificates for a
     broker the stack does not run, e.g. docker-compose's, with the admin password from
@@ -101,15 +104,55 @@ def stack_kafka_config(
         raise typer.Exit(code=1)
     settings = get_settings()
     out.mkdir(parents=True, exist_ok=True)
-    stack.write_kafka_config(out / "server.properties", out / "tls", host=host, bind="0.0.0.0",
-                             port=settings.kafka_port, controller_port=settings.kafka_controller_port,
-                             log_dirs=data, admin_password=password)
-    typer.echo(f"{out}: server.properties, tls/ca.pem, tls/broker.pem")
+    if nodes == 1:
+        stack.write_kafka_config(out / "server.properties", out / "tls", host=host,
+                                 bind="0.0.0.0", port=settings.kafka_port,
+                                 controller_port=settings.kafka_controller_port,
+                                 log_dirs=data, admin_password=password)
+        typer.echo(f"{out}: server.properties, tls/ca.pem, tls/broker.pem")
+        return
+    hosts = [f"{host}-{node_id}" for node_id in range(1, nodes + 1)]
+    voters = stack.quorum_voters([(name, settings.kafka_controller_port) for name in hosts])
+    for node_id, name in enumerate(hosts, start=1):
+        (out / f"node-{node_id}").mkdir(exist_ok=True)
+        stack.write_kafka_config(out / f"node-{node_id}" / "server.properties", out / "tls",
+                                 host=name, bind="0.0.0.0", port=settings.kafka_port,
+                                 controller_port=settings.kafka_controller_port, log_dirs=data,
+                                 admin_password=password, node_id=node_id, quorum_voters=voters,
+                                 replication_factor=min(3, nodes),
+                                 min_insync_replicas=min(2, nodes - 1))
+    if not (out / "cluster-id").exists():  # every node is formatted with the same id
+        (out / "cluster-id").write_text(stack.kafka_uuid() + "\n")
+    typer.echo(f"{out}: node-1..{nodes}/server.properties, cluster-id, tls/ca.pem, tls/broker.pem")
+
+
+@stack_app.command("redis-cluster")
+def stack_redis_cluster(
+    nodes: str = typer.Option(..., "--nodes", help="host:port of every node, primaries first "
+                              "(e.g. redis-node-1:6379,...,redis-node-6:6379)"),
+    replicas: int = typer.Option(1, "--replicas", min=0, help="replicas of each primary"),
+) -> None:
+    """Join running Redis nodes the stack does not run (docker-compose's cluster profile) into
+    one Redis Cluster, logged in as CREDITRISK_REDIS_USERNAME / _PASSWORD (the admin); a
+    formed cluster is left as it is. `stack up --cluster` forms its own."""
+    from infra.stack.redis_cluster import RedisClusterNode, form_cluster
+
+    settings = get_settings().model_copy(update={"redis_cluster_nodes": nodes})
+    members = [RedisClusterNode(settings, index)
+               for index in range(1, len(settings.redis_cluster_seeds) + 1)]
+    try:
+        typer.echo(form_cluster(settings, members, replicas=replicas, timeout_s=120))
+    except stack.StackError as error:
+        typer.secho(str(error), fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1) from None
 
 
 @stack_app.command("redis-acl")
 def stack_redis_acl(
     out: Path = typer.Option(..., "--out", help="the ACL file to write (mode 0600)"),
+    replication_conf: Path | None = typer.Option(
+        None, "--replication-conf", help="also write the login Redis Cluster replicas use "
+        "with their primaries (masteruser admin, masterauth; mode 0600), for `include`"),
 ) -> None:
     """Write the Redis ACL users (infra/stack/redis_acl.py) for a Redis the stack does not run, e.g.
     docker-compose's: each password from CREDITRISK_REDIS_<USER>_PASSWORD, only its hash
@@ -126,3 +169,7 @@ def stack_redis_acl(
         raise typer.Exit(code=1)
     write_private(out, acl_file(passwords))
     typer.echo(f"{out}: users {', '.join(('default (off)', *ROLES))}")
+    if replication_conf is not None:
+        write_private(replication_conf,
+                      f"masteruser admin\nmasterauth {passwords['admin']}\n")
+        typer.echo(f"{replication_conf}: replicas log in to their primaries as admin")

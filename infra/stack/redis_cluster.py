@@ -14,6 +14,7 @@ e.g. after a primary died and its replica was promoted.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -219,8 +220,9 @@ def form_cluster(settings: Settings, nodes: list[RedisClusterNode], replicas: in
                 client.execute_command("CLUSTER", "ADDSLOTSRANGE", start, end)
     first = nodes[0]
     with node_client(settings, first.host, first.port) as client:
-        for node in nodes[1:]:
-            client.execute_command("CLUSTER", "MEET", node.host, node.port, node.bus_port)
+        for node in nodes[1:]:  # MEET takes an IP address, not a name (docker-compose's)
+            client.execute_command("CLUSTER", "MEET", socket.gethostbyname(node.host),
+                                   node.port, node.bus_port)
     _wait_for(lambda: _all_met(settings, nodes), timeout_s, "every node to know the others")
     for offset, node in enumerate(nodes[primaries:]):
         primary = nodes[offset % primaries]

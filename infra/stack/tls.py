@@ -16,8 +16,9 @@ from pathlib import Path
 from infra.stack.private_files import write_private
 
 BROKER_COMMON_NAME = "creditrisk-broker"
-# Names the broker answers to: loopback for the local stack, the compose service name.
-BROKER_DNS_NAMES = ("localhost", "kafka")
+# Names the broker answers to: loopback for the local stack, the compose service names (one
+# broker, or the cluster profile's three; every node of a quorum shares the certificate).
+BROKER_DNS_NAMES = ("localhost", "kafka", "kafka-1", "kafka-2", "kafka-3")
 BROKER_IP_ADDRESSES = ("127.0.0.1", "::1")
 VALID_FOR = dt.timedelta(days=825)
 
