@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import redis.cluster
 from redis.exceptions import NoScriptError
 
 from features.normalize import PLACEHOLDER_TOKENS, parse_percent
@@ -186,9 +187,18 @@ def _write_batch(client: SyncRedis, script_sha: str, keys: list[str], batch: lis
     for key, row in zip(keys, batch, strict=True):
         # execute_command: a cluster pipeline refuses evalsha() by name, not the command.
         pipe.execute_command("EVALSHA", script_sha, 1, key, row.event_ts, written_ts, ttl_seconds,
-                             *row.pairs)
+                             *row.pairs, **_node_of(client, key))
     results: list[object] = pipe.execute()
     return results
+
+
+def _node_of(client: SyncRedis, key: str) -> dict[str, object]:
+    """On a cluster, the node of ``key``'s slot, named for the pipeline: without it the blocking
+    cluster pipeline asks a server for the keys of every EVALSHA (COMMAND GETKEYS), one round
+    trip per row, four times slower. A MOVED answer still sends the call where it belongs."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return {"target_nodes": client.get_node_from_key(key)}
+    return {}
 
 
 def count_rows(path: Path) -> int:

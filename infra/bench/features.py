@@ -1,4 +1,5 @@
-"""Feature-store benchmarks: materialization rate and online read latency on real Redis.
+"""Feature-store benchmarks: materialization rate and online read latency on real Redis, and
+the same batch reads on a single Redis beside a Redis Cluster (:func:`bench_cluster_reads`).
 
 Benchmarks print figures; they never pass or fail on a timing.
 """
@@ -24,7 +25,8 @@ from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineFeatureReader
 from features.serving import LENDING_CLUB_SERVING
-from features.store import async_client, sync_client
+from features.store import SyncRedis, async_client, is_cluster, sync_client
+from infra.stack.redis_keys import delete_keys
 
 BENCH_PREFIX = "bench:"
 APPLICATION = {"loan_amnt": 15000.0, "term": 36, "purpose": "credit_card", "annual_inc": 72000.0,
@@ -69,7 +71,7 @@ def bench_materialize(settings: Settings, customers: int, echo: Callable[[str], 
                  f"{report.rows_per_second:,.0f} rows/s (written {report.written:,})")
     client.close()
     admin = sync_client(settings, "admin")  # INFO is for the admin alone
-    used = admin.info("memory")["used_memory"]
+    used = _used_memory(admin)
     admin.close()
     echo(f"  Redis memory after load: {used / 2**20:,.0f} MiB ({used / customers:,.0f} bytes/customer)")
 
@@ -113,15 +115,79 @@ def bench_online_reads(settings: Settings, customers: int, echo: Callable[[str],
 
 def clear_bench_keys(settings: Settings) -> None:
     client = sync_client(settings, "admin")
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"{BENCH_PREFIX}*", count=10_000):
-        batch.append(key)
-        if len(batch) >= 10_000:
-            client.unlink(*batch)
-            batch = []
-    if batch:
-        client.unlink(*batch)
-    client.close()
+    try:
+        delete_keys(client, BENCH_PREFIX, batch=10_000)
+    finally:
+        client.close()
+
+
+def _used_memory(admin: SyncRedis) -> int:
+    """Bytes Redis uses for data: every primary's, on a cluster."""
+    if is_cluster(admin):
+        per_node = admin.info("memory", target_nodes="primaries")
+        return sum(int(info["used_memory"]) for info in per_node.values())
+    return int(admin.info("memory")["used_memory"])
+
+
+def bench_cluster_reads(customers: int, echo: Callable[[str], None], batch_size: int = 200,
+                        iterations: int = 300, workdir: Path | None = None) -> None:
+    """Batch reads of ``batch_size`` customers on a Redis of its own beside a Redis Cluster of
+    its own (three primaries, one replica each), key schema v2 and the stack's ACL users on
+    both, measured in alternating rounds so that the machine's load falls on both alike."""
+    from infra.stack.private import PrivateRedis, PrivateRedisCluster
+
+    with tempfile.TemporaryDirectory(dir=workdir) as folder:
+        root = Path(folder)
+        single = PrivateRedis(root / "single", users=True)
+        cluster = PrivateRedisCluster(root / "cluster", users=True)
+        single.start()
+        cluster.start()
+        try:
+            stores = {"single Redis": single.settings.model_copy(
+                          update={"feature_schema_version": "v2"}),
+                      "Redis Cluster": cluster.settings}
+            write_bureau_table(root / "bureau.csv", customers)
+            for name, settings in stores.items():
+                client = sync_client(settings, "materializer")
+                report = materialize_bureau_features(root / "bureau.csv", client, "v2",
+                                                     BENCH_PREFIX, batch_size=5000)
+                client.close()
+                echo(f"  {name}: materialized {report.rows_read:,} rows at "
+                     f"{report.rows_per_second:,.0f} rows/s")
+            timings: dict[str, list[float]] = {name: [] for name in stores}
+            for round_number in range(4):  # alternate, a quarter of the batches each time
+                for name, settings in stores.items():
+                    timings[name] += asyncio.run(_timed_batches(
+                        settings, customers, batch_size, iterations // 4, seed=round_number))
+            reference = statistics.median(timings["single Redis"])
+            for name, values in timings.items():
+                echo(f"  batch read of {batch_size} customers, {name:<13}: p50 {_ms(values, 50)} ms, "
+                     f"p99 {_ms(values, 99)} ms ({statistics.median(values) / reference:.2f}x "
+                     f"the single Redis's p50, {len(values)} batches)")
+        finally:
+            cluster.stop()
+            single.stop()
+
+
+async def _timed_batches(settings: Settings, customers: int, batch_size: int, iterations: int,
+                         seed: int) -> list[float]:
+    client = async_client(settings, "worker")
+    reader = OnlineFeatureReader(client, "v2", BENCH_PREFIX,
+                                 metrics=FeatureStoreMetrics(registry=_fresh_registry()))
+    rng = random.Random(seed)
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    timings = []
+    try:
+        for i in range(iterations + 10):
+            requests = [FeatureRequest(f"bench-{seed}-{i}-{j}", f"b{rng.randrange(customers)}",
+                                       now, APPLICATION) for j in range(batch_size)]
+            started = time.perf_counter()
+            await reader.read(requests, serving=LENDING_CLUB_SERVING, record_velocity=True)
+            if i >= 10:  # warm-up: connections to every node, the script loaded
+                timings.append(time.perf_counter() - started)
+    finally:
+        await client.aclose()
+    return timings
 
 
 def _bench_encoder() -> FeatureEncoder:

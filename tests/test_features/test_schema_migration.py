@@ -18,7 +18,7 @@ from config.settings import Settings
 from features.definitions import BUREAU_FIELDS
 from features.materialize import copy_velocity, materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
-from features.online import FeatureRequest, OnlineFeatures, OnlineFeatureReader
+from features.online import FeatureRequest, OnlineFeatureReader, OnlineFeatures
 from features.serving import LENDING_CLUB_SERVING
 from features.store import async_client, sync_client
 from features.views import VELOCITY_VIEW, feature_key
