@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 import faust
-import redis.asyncio
+from faust.app.base import BootStrategy
 from faust.types import TP, RecordMetadata
+from mode import Service, ServiceT
 from prometheus_client import REGISTRY, generate_latest
 
 from config.json_types import JSONObject, JSONValue
@@ -23,7 +26,7 @@ from config.kafka_auth import faust_broker_options
 from config.settings import Settings, get_settings
 from features.metrics import default_metrics as feature_store_metrics
 from features.online import OnlineFeatureReader
-from features.store import async_client
+from features.store import AsyncRedis, async_client
 from onnx_models.registry import Registry
 from stream.challenger_models import ChallengerModels
 from stream.decisions import Decision, DecisionStore
@@ -45,6 +48,7 @@ from stream.pipeline import IncomingEvent, ScoringPipeline
 from stream.request_batching import Overloaded, RequestBatcher
 from stream.shadow import ShadowScorer
 from stream.validation import DeadLetter
+from stream.warm_start import batch_sizes, warm_start_enabled, warm_up, warm_up_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ class ServiceState:
         self.models: ModelHolder | None = None  # the pipeline's, for /health
         self.challengers: ChallengerModels | None = None  # likewise
         self.requests: RequestBatcher[Decision | DeadLetter] | None = None
-        self.redis: redis.asyncio.Redis | None = None
+        self.redis: AsyncRedis | None = None
         self.processed: dict[TP, int] = {}  # the highest offset decided, per partition
         self._lock = asyncio.Lock()
 
@@ -94,7 +98,8 @@ class ServiceState:
             metrics.dead_letters.labels(reason=code)
         registry = Registry(settings.registry_dir)
         models = ModelHolder(registry,
-                             allow_event_contract_change=settings.allow_event_contract_change)
+                             allow_event_contract_change=settings.allow_event_contract_change,
+                             warm_batch_sizes=batch_sizes(settings.batch_max_events))
         model = models.current
         metrics.set_live_model(model.version, model.policy_version)
         models.on_event = _count_model_event  # from now on, loads are reloads
@@ -115,6 +120,85 @@ class ServiceState:
         return ScoringPipeline(settings, models, reader, DecisionStore(self.redis, settings.key_prefix),
                                publish, metrics, drift_monitor=DriftMonitor, shadow=shadow)
 
+    async def warm_up(self) -> None:
+        """Before the consumer subscribes: build the pipeline, load the challengers, then
+        warm Kafka, Redis and the model (:mod:`stream.warm_start`); /health says ``warming``
+        until this returns. Never raises: what cannot be warmed is reported, and a pipeline
+        that cannot be built fails in the agent as it would without a warm start."""
+        started = time.perf_counter()
+        try:
+            pipeline = await self.ready()
+        except Exception as error:  # noqa: BLE001 - the agent meets it again and reports it
+            self.liveness.warmed(time.perf_counter() - started,
+                                 [f"the pipeline could not be built ({type(error).__name__})"])
+            return
+        assert self.redis is not None and self.challengers is not None
+        self.challengers.refresh(pipeline.models.current)  # loaded now, not on the first batch
+        report = await warm_up(self.settings, _kafka_warmer(self.app), self._output_topics(),
+                               self.redis, warm_up_pipeline(self.settings, pipeline.models,
+                                                            self.redis, pipeline.store))
+        self.liveness.warmed(time.perf_counter() - started, report.problems)
+        log.info("%s; joining consumer group %s", report.line(), self.settings.worker_group)
+
+    def _output_topics(self) -> list[str]:
+        settings = self.settings
+        topics = [settings.topic_decisions, settings.topic_dead_letters]
+        if self.challengers is not None and self.challengers.shadowing:
+            topics.append(settings.topic_shadow_decisions)
+        return topics
+
+
+class WarmUpService(Service):
+    """Runs the warm start as a step of the worker's start-up: :class:`ScoringApp` places it
+    after the producer and the HTTP server and before the consumer."""
+
+    def __init__(self, warm_up: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._warm_up = warm_up
+
+    async def on_start(self) -> None:
+        await self._warm_up()
+
+
+class WarmUpBeforeJoining(BootStrategy):
+    """Faust starts an app's services one after the other (sensors, producer, web server,
+    consumer, agents, the topic conductor that subscribes, tables): the app's
+    ``warm_up_service``, if any, goes just before the consumer, so the worker is warm before
+    it subscribes and joins its consumer group, and /health already answers meanwhile."""
+
+    def kafka_consumer(self) -> Iterable[ServiceT]:
+        warm_up_service = getattr(self.app, "warm_up_service", None)
+        return [*([warm_up_service] if warm_up_service is not None else []),
+                *super().kafka_consumer()]
+
+
+class ScoringApp(faust.App):
+    """The worker's Faust app: a Faust app with a warm start before joining the group."""
+
+    BootStrategy = WarmUpBeforeJoining
+    warm_up_service: WarmUpService | None = None
+
+
+def _kafka_warmer(app: faust.App) -> Callable[[Sequence[str]], Awaitable[None]]:
+    """Fetch the metadata of ``topics`` with the app's producer (started by now) and connect
+    to their partition leaders, so the first decision's send waits for neither."""
+
+    async def warm_kafka(topics: Sequence[str]) -> None:
+        from aiokafka import TopicPartition
+
+        # Faust does not expose its aiokafka producer; the first send would find it the same way.
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        cluster = producer.client.cluster
+        leaders: set[int] = set()
+        for topic in topics:
+            for partition in await producer.partitions_for(topic):
+                leader = cluster.leader_for_partition(TopicPartition(topic, partition))
+                if leader is not None and leader >= 0:
+                    leaders.add(leader)
+        await asyncio.gather(*(producer.client.ready(leader) for leader in leaders))
+
+    return warm_kafka
+
 
 def _count_model_event(event: ModelEvent) -> None:
     metrics = worker_metrics()
@@ -125,7 +209,7 @@ def _count_model_event(event: ModelEvent) -> None:
         metrics.model_reloads.labels(outcome="failure").inc()
 
 
-def create_app(settings: Settings | None = None) -> faust.App:
+def create_app(settings: Settings | None = None) -> ScoringApp:
     """The worker's Faust app. :class:`CredentialRequired` when it would bind an address
     beyond loopback with no ``CREDITRISK_API_TOKEN``."""
     settings = settings or get_settings()
@@ -133,7 +217,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                                        "CREDITRISK_API_TOKEN", "worker's HTTP server (POST /score)")
     datadir = settings.stack_dir / "faust"
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = ScoringApp(
         settings.worker_group,
         **faust_broker_options(settings, "worker"),
         # The stack creates every topic, this group's leader topic included; the worker's
@@ -154,6 +238,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
     )
     state = ServiceState(app, settings)
     app.creditrisk_state = state  # type: ignore[attr-defined]  # our state, for the CLI and tests
+    if warm_start_enabled(settings):
+        state.liveness.warming()
+        app.warm_up_service = WarmUpService(state.warm_up)
     applications = app.topic(settings.topic_applications)
 
     @app.agent(applications, name="score-applications")

@@ -22,6 +22,9 @@ Two stall clocks, two purposes:
   out. Past the limit a client inside the worker is stuck, and the worker stops itself
   (:func:`stream.exits.stop_stalled_worker`).
 
+The warm start (:mod:`stream.warm_start`) reports here too: ``/health`` says ``warming`` (and is
+red, 503) from the worker's start until it is warm and about to join its consumer group.
+
 Outages are loud in the metric and in ``/health`` and quiet in the log: one line when a
 dependency goes down, one every ``still_down_every_s`` while it stays down, one when it
 recovers.
@@ -31,12 +34,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import Literal, Protocol
 
 DEPENDENCIES: tuple[str, ...] = ("redis", "kafka")
+# The warm start's states: "off" (not configured), "warming" (not yet joined the group),
+# "warm" (every part warmed), "cold" (some part could not be warmed; the worker serves anyway).
+WarmStartState = Literal["off", "warming", "warm", "cold"]
 # One part of the ``GET /health`` report: JSON values, ``ok`` among them.
 HealthPart = dict[str, str | int | float | bool | None]
 
@@ -87,6 +93,9 @@ class LivenessSnapshot:
     agent_running: bool
     agent_error: str | None               # why the agent last stopped, if it failed
     fatal_error: str | None               # why the worker is stopping, if it is
+    warm_start: WarmStartState = "off"
+    warm_start_seconds: float | None = None
+    warm_start_detail: str | None = None   # what stayed cold, if anything
 
     @property
     def assigned_partitions(self) -> int:
@@ -141,7 +150,17 @@ class LivenessSnapshot:
             stream["detail"] = self.stream_detail
         return {"kafka": {"ok": self.kafka_ok, "assigned_partitions": self.assigned_partitions},
                 "redis": {"ok": self.redis_ok},
-                "stream": stream}
+                "stream": stream,
+                "warm_start": self.warm_start_health()}
+
+    def warm_start_health(self) -> HealthPart:
+        """Red only while warming: a worker that could not warm a part still serves."""
+        part: HealthPart = {"ok": self.warm_start != "warming", "state": self.warm_start}
+        if self.warm_start_seconds is not None:
+            part["seconds"] = round(self.warm_start_seconds, 2)
+        if self.warm_start_detail is not None:
+            part["detail"] = self.warm_start_detail
+        return part
 
 
 class Liveness:
@@ -170,6 +189,9 @@ class Liveness:
         self.agent_error: str | None = None
         self.fatal_error: str | None = None
         self.exit_status: int | None = None  # of `creditrisk worker`, once it is stopping
+        self.warm_start: WarmStartState = "off"
+        self._warm_start_seconds: float | None = None
+        self._warm_start_detail: str | None = None
 
     # -- fed by the probe ------------------------------------------------------------------
 
@@ -206,6 +228,18 @@ class Liveness:
             return None
         return Stall(sum(self._lag.values()), stalled)
 
+    # -- fed by the warm start -------------------------------------------------------------
+
+    def warming(self) -> None:
+        """The worker warms up before joining its consumer group: /health is red meanwhile."""
+        self.warm_start = "warming"
+
+    def warmed(self, seconds: float, cold_parts: Sequence[str] = ()) -> None:
+        """The warm start is over (``cold_parts``: what could not be warmed, and why)."""
+        self.warm_start = "cold" if cold_parts else "warm"
+        self._warm_start_seconds = seconds
+        self._warm_start_detail = "; ".join(cold_parts) if cold_parts else None
+
     # -- fed by the agent ------------------------------------------------------------------
 
     def agent_started(self) -> None:
@@ -234,7 +268,9 @@ class Liveness:
             last_batch_completed_at=self._last_batch_completed_at,
             stalled_for=self._stalled_for(now), stall_after_s=self.stall_after_s,
             agent_running=self.agent_running, agent_error=self.agent_error,
-            fatal_error=self.fatal_error)
+            fatal_error=self.fatal_error, warm_start=self.warm_start,
+            warm_start_seconds=self._warm_start_seconds,
+            warm_start_detail=self._warm_start_detail)
 
     # -- inside ----------------------------------------------------------------------------
 

@@ -185,6 +185,14 @@ class LoadedModel:
                              f"{len(matrix)} rows; pass one flag per row")
         return matrix
 
+    def warm_up(self, batch_sizes: Sequence[int]) -> None:
+        """Score an all-missing batch of each size (without reasons: the self-check already
+        explained one row), so onnxruntime's first call at each size is paid here, not by the
+        first batch of events."""
+        for size in batch_sizes:
+            self.score(np.full((size, len(self.feature_names)), np.nan, dtype=np.float32),
+                       [True] * size, explain=False)
+
     def self_check(self) -> None:
         """Score one all-missing row through every path (reasons included) and check that
         model.txt explains model.onnx; :class:`ModelRejectedError` if not."""
@@ -243,13 +251,17 @@ class ModelHolder:
     ``refresh()`` is meant for every batch boundary: when live.json is unchanged it costs one
     ``stat``. A refused version is retried only when the pointer changes again or after
     ``retry_failed_after_seconds``, so a broken promotion costs one load, not one per batch.
+    A promoted version scores a synthetic batch of each of ``warm_batch_sizes`` before it
+    serves (:meth:`LoadedModel.warm_up`).
     """
 
     def __init__(self, registry: Registry, on_event: ModelEventCallback | None = None,
                  retry_failed_after_seconds: float = 60.0,
-                 allow_event_contract_change: bool = False) -> None:
+                 allow_event_contract_change: bool = False,
+                 warm_batch_sizes: Sequence[int] = ()) -> None:
         self.registry = registry
         self.allow_event_contract_change = allow_event_contract_change
+        self.warm_batch_sizes = tuple(warm_batch_sizes)
         self.on_event = on_event
         self.retry_failed_after_seconds = retry_failed_after_seconds
         self.reload_failures = 0
@@ -299,6 +311,7 @@ class ModelHolder:
                 return False
             model = load_serving_model(self.registry, wanted)
             self._check_same_event_contract(model)
+            model.warm_up(self.warm_batch_sizes)
         except Exception as error:  # noqa: BLE001 - any failure: keep serving what works
             self._failed_signature = signature
             self.reload_failures += 1

@@ -86,10 +86,11 @@ class BenchWorker:
 
 def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: str,
                  arguments: tuple[str, ...] = (), registry_dir: Path | None = None,
-                 ) -> BenchWorker:
+                 environment: Mapping[str, str] | None = None) -> BenchWorker:
     """`creditrisk worker ARGUMENTS` on the benchmark's topics (applications, decisions, dlq,
     and shadow when given), key prefix and consumer group (``bench-TAG``), serving
-    ``registry_dir`` (else the settings' registry), once its /health answers."""
+    ``registry_dir`` (else the settings' registry), with ``environment`` added, once its
+    /health is green (checked every 0.1 s: the fresh-start bench sends from that moment)."""
     port = free_port()
     # The worker's principal may not create topics: its group's leader topic is made here.
     ensure_leader_topic(settings, f"bench-{tag}")
@@ -98,7 +99,8 @@ def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: s
            "CREDITRISK_TOPIC_DEAD_LETTERS": topics["dlq"], "CREDITRISK_KEY_PREFIX": prefix,
            "CREDITRISK_WORKER_GROUP": f"bench-{tag}", "CREDITRISK_WORKER_PORT": str(port),
            **({"CREDITRISK_TOPIC_SHADOW_DECISIONS": topics["shadow"]} if "shadow" in topics else {}),
-           **({"CREDITRISK_REGISTRY_DIR": str(registry_dir)} if registry_dir else {})}
+           **({"CREDITRISK_REGISTRY_DIR": str(registry_dir)} if registry_dir else {}),
+           **(environment or {})}
     log = (settings.stack_dir / "logs" / "bench-worker.log").open("ab")
     worker = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", *arguments], env=env,
                               stdout=log, stderr=subprocess.STDOUT)
@@ -107,8 +109,8 @@ def start_worker(settings: Settings, topics: dict[str, str], tag: str, prefix: s
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
                 return BenchWorker(worker, port)
-        except OSError:
-            time.sleep(0.5)
+        except OSError:  # not answering yet, or 503 (warming, not yet assigned partitions)
+            time.sleep(0.1)
     worker.terminate()
     raise RuntimeError("the benchmark worker did not become healthy; see .stack/logs/bench-worker.log")
 

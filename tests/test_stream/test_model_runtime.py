@@ -334,3 +334,23 @@ def test_a_failing_event_callback_does_not_stop_a_reload(registry_dir):
     shutil.rmtree(registry.root / newer)  # a loaded model keeps serving from memory
     assert len(holder.current.score(np.full((1, len(holder.current.feature_names)), np.nan,
                                             dtype=np.float32), [False])) == 1
+
+
+def test_a_promoted_version_scores_a_synthetic_batch_of_each_size_before_it_serves(
+        registry_dir, monkeypatch):
+    registry = Registry(registry_dir)
+    holder = ModelHolder(registry, warm_batch_sizes=(1, 200))
+    warmed: list[tuple[str, tuple[int, ...]]] = []
+    real_warm_up = LoadedModel.warm_up
+
+    def recording_warm_up(model: LoadedModel, sizes: Any) -> None:
+        assert holder.current is not model  # not serving yet
+        warmed.append((model.version, tuple(sizes)))
+        real_warm_up(model, sizes)
+
+    monkeypatch.setattr(LoadedModel, "warm_up", recording_warm_up)
+    newer = f"{holder.version}-5"
+    registry.register(newer, _variant_files(registry, newer, lambda card: None))
+    registry.promote(newer)
+    assert holder.refresh() is True and holder.version == newer
+    assert warmed == [(newer, (1, 200))]

@@ -1,0 +1,214 @@
+"""Fresh-worker latency: what the first seconds of a newly started worker cost.
+
+For each rate, two freshly started workers in turn, one with the warm start off and one with
+it on (``CREDITRISK_WARM_START``), each on topics and a consumer group of its own. Events are
+sent at a steady rate from the moment the worker's ``/health`` turns green (a producer
+process forked beforehand, told to go then), and each decision is timed from its
+``submitted_at`` to the moment it is read back from the topic. Printed: p50 / p99 over the
+whole run and over the events submitted in the first ``FIRST_S`` seconds, for each worker,
+and the ratio off / on of the same run.
+
+``python -m infra.bench.fresh_start [--rates 200,1000] [--seconds 15] [--rounds 1]`` runs
+it alone against the local stack (which must be up); ``creditrisk bench --suite worker`` runs
+it after the worker suite's other figures. Prints figures, never fails on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from config.kafka_auth import kafka_python_options
+from config.settings import Settings, get_settings
+from infra.bench.worker import bureau_features, decoded_outputs, start_worker
+from infra.stack.kafka_access import ensure_topics, grant_prefix, retire_prefix
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
+
+    from kafka import KafkaConsumer
+
+    from replay.core import EventLayout
+
+RATES = (200, 1_000)
+RUN_S = 15.0     # events sent per worker: RUN_S × rate
+FIRST_S = 5.0    # the "first seconds" window, from the first send
+IDLE_AFTER_SENT_S = 10.0  # stop reading this long after the last send if events are missing
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FreshRun:
+    """One freshly started worker under a steady rate."""
+
+    rate: int
+    warm_start: bool
+    sent: int
+    ready_after_s: float          # process start → /health green
+    first_send_after_s: float     # /health green → the first event submitted
+    # (seconds from the first submitted event, submitted → read back) per decision
+    latencies: tuple[tuple[float, float], ...]
+
+    def percentiles(self, within_s: float | None = None) -> tuple[float, float]:
+        """p50 and p99 in ms, of every decision or of those submitted within ``within_s``."""
+        values = [latency for at, latency in self.latencies
+                  if within_s is None or at < within_s]
+        if not values:
+            return float("nan"), float("nan")
+        return (float(np.percentile(values, 50)) * 1000, float(np.percentile(values, 99)) * 1000)
+
+    def line(self) -> str:
+        whole, first = self.percentiles(), self.percentiles(FIRST_S)
+        state = "warm start on " if self.warm_start else "warm start off"
+        return (f"  {self.rate:>5,}/s {state}: {len(self.latencies):,}/{self.sent:,} decided; "
+                f"whole run p50 {whole[0]:,.0f} / p99 {whole[1]:,.0f} ms; first {FIRST_S:.0f} s "
+                f"p50 {first[0]:,.0f} / p99 {first[1]:,.0f} ms; max "
+                f"{max((lat for _, lat in self.latencies), default=0) * 1000:,.0f} ms "
+                f"(healthy {self.ready_after_s:.1f} s after start, first send "
+                f"{self.first_send_after_s * 1000:.0f} ms after healthy)")
+
+
+def bench_fresh_start(settings: Settings, data: Path, echo: Echo,
+                      rates: Sequence[int] = RATES, seconds: float = RUN_S,
+                      rounds: int = 1, registry_dir: Path | None = None) -> list[FreshRun]:
+    """Each rate, each round: a fresh worker with the warm start off, then one with it on
+    (the order alternates by round, so neither always meets a machine the other warmed),
+    serving the live model of ``registry_dir`` (else the settings' registry)."""
+    from replay.core import live_event_layout
+
+    registry = registry_dir or settings.registry_dir
+    layout = live_event_layout(registry)
+    echo(f"\n  fresh worker, steady rate from the moment /health is green, {seconds:.0f} s per "
+         f"worker (submitted_at → decision read back; first {FIRST_S:.0f} s = events submitted "
+         "then):")
+    runs: list[FreshRun] = []
+    start_row = 0
+    with bureau_features(settings, data) as prefix:
+        for round_ in range(rounds):
+            for rate in rates:
+                count = int(rate * seconds)
+                pair: dict[bool, FreshRun] = {}
+                order = (False, True) if round_ % 2 == 0 else (True, False)
+                for warm in order:
+                    pair[warm] = _fresh_run(settings, data, registry, layout, prefix, rate,
+                                            count, start_row, warm)
+                    start_row += count
+                    echo(pair[warm].line())
+                runs += pair.values()
+                echo(_ratio_line(pair[False], pair[True]))
+    return runs
+
+
+def _ratio_line(cold: FreshRun, warm: FreshRun) -> str:
+    (_, cold_p99), (_, warm_p99) = cold.percentiles(), warm.percentiles()
+    (_, cold_first), (_, warm_first) = cold.percentiles(FIRST_S), warm.percentiles(FIRST_S)
+    return (f"         off / on: whole-run p99 {cold_p99 / warm_p99:.2f}x, first {FIRST_S:.0f} s "
+            f"p99 {cold_first / warm_first:.2f}x")
+
+
+def _fresh_run(settings: Settings, data: Path, registry: Path, layout: EventLayout, prefix: str,
+               rate: int, count: int, start_row: int, warm_start: bool) -> FreshRun:
+    tag = f"fresh-{uuid.uuid4().hex[:8]}"
+    topics = {name: f"bench-{tag}-{name}" for name in ("applications", "decisions", "dlq")}
+    grant_prefix(settings, f"bench-{tag}")
+    ensure_topics(settings, dict.fromkeys(topics.values(), settings.topic_partitions))
+    go = multiprocessing.get_context("fork").Event()
+    # Forked before any Kafka client of this process exists; it sends once told to.
+    producer = multiprocessing.get_context("fork").Process(
+        target=_send_when_told, args=(go, settings, data, layout, topics["applications"], count,
+                                      rate, start_row), daemon=True)
+    producer.start()
+    reader = _reader(settings, [topics["decisions"], topics["dlq"]])
+    started = time.monotonic()
+    worker = start_worker(settings, topics, tag, prefix, registry_dir=registry,
+                          environment={"CREDITRISK_WARM_START": "true" if warm_start else "false"})
+    try:
+        ready_after = time.monotonic() - started
+        told_at = time.time()
+        go.set()
+        latencies = _read_back(reader, count, producer)
+    finally:
+        worker.stop()
+        reader.close()
+        producer.join(timeout=30)
+        retire_prefix(settings, f"bench-{tag}")
+    # The loan file repeats a few application ids: a repeat is answered with the decision
+    # stored the first time, submitted_at included, and is not timed.
+    fresh = [(submitted, latency) for submitted, latency in latencies if submitted >= told_at - 1]
+    first_sent = min((submitted for submitted, _ in fresh), default=told_at)
+    return FreshRun(rate, warm_start, count, ready_after, first_sent - told_at,
+                    tuple((submitted - first_sent, latency) for submitted, latency in fresh))
+
+
+def _reader(settings: Settings, topics: list[str]) -> KafkaConsumer:
+    """A reader of the output topics, assigned and positioned before the worker starts."""
+    from kafka import KafkaConsumer
+
+    reader = KafkaConsumer(*topics, group_id=None, **kafka_python_options(settings, "reader"),
+                           auto_offset_reset="earliest", enable_auto_commit=False)
+    deadline = time.monotonic() + 10
+    while not reader.assignment() and time.monotonic() < deadline:
+        reader.poll(timeout_ms=200)
+    return reader
+
+
+def _send_when_told(go: Event, settings: Settings, data: Path, layout: EventLayout, topic: str,
+                    count: int, rate: int, start_row: int) -> None:
+    from replay.core import replay_applications
+
+    go.wait()
+    replay_applications(data, settings, topic, count, rate, start=start_row, progress=False,
+                        layout=layout)
+
+
+def _read_back(reader: KafkaConsumer, count: int,
+               producer: multiprocessing.process.BaseProcess) -> list[tuple[float, float]]:
+    """(submitted_at, latency) of every decision, read until all ``count`` events are out or
+    the producer has been done for IDLE_AFTER_SENT_S."""
+    timed: list[tuple[float, float]] = []
+    seen = 0
+    sent_by: float | None = None
+    while seen < count:
+        if sent_by is None and not producer.is_alive():
+            sent_by = time.monotonic()
+        if sent_by is not None and time.monotonic() - sent_by > IDLE_AFTER_SENT_S:
+            break
+        arrived, decisions = decoded_outputs(reader.poll(timeout_ms=100))
+        now = time.time()
+        seen += arrived
+        for decision in decisions:
+            submitted = datetime.fromisoformat(str(decision["submitted_at"])).timestamp()
+            timed.append((submitted, now - submitted))
+    return timed
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default=",".join(map(str, RATES)),
+                        help="events/s, comma-separated (default %(default)s)")
+    parser.add_argument("--seconds", type=float, default=RUN_S,
+                        help="seconds of events per worker (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="off/on pairs per rate (default %(default)s)")
+    parser.add_argument("--data", type=Path, default=Path("data/demo/loans.csv"),
+                        help="loan file to replay; bureau.csv beside it is materialized")
+    parser.add_argument("--registry", type=Path, default=None,
+                        help="registry whose live model the workers serve (default: the "
+                             "settings' registry); its model must fit --data")
+    arguments = parser.parse_args(argv)
+    rates = [int(rate) for rate in arguments.rates.split(",") if rate.strip()]
+    bench_fresh_start(get_settings(), arguments.data, print, rates, arguments.seconds,
+                      arguments.rounds, arguments.registry)
+
+
+if __name__ == "__main__":
+    main()
