@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -604,7 +605,8 @@ def _show_where_to_look(settings: Settings, dataset: DemoDataset) -> None:
                f"--data {dataset.loans} --rate 100 --count 5000 --start 2000")
     typer.echo(f"   Console:          http://127.0.0.1:{settings.console_port} (Fairness: "
                "approval rate and adverse impact by group)")
-    typer.echo("   Stop it all (worker and console included) with: creditrisk stack down")
+    down = "creditrisk stack down" + (" --cluster" if settings.profile == "cluster" else "")
+    typer.echo(f"   Stop it all (worker and console included) with: {down}")
 
 
 def demo(
@@ -612,6 +614,9 @@ def demo(
                                 help="'generated': Lending Club-shaped data (the default); "
                                      "'home_credit': Home Credit-shaped application_train.csv "
                                      "and bureau.csv"),
+    cluster: bool = typer.Option(False, "--cluster", help="on the clustered stack (three Kafka "
+                                 "brokers, a six-node Redis Cluster; the same as "
+                                 "CREDITRISK_PROFILE=cluster)"),
 ) -> None:
     """Run the whole flow from nothing: stack, data, model, feature store, worker, replay,
     console."""
@@ -620,6 +625,9 @@ def demo(
         typer.secho(f"--dataset {dataset!r}: choose one of {', '.join(DEMO_DATASETS)}",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2)
+    if cluster:  # the worker, ledger writer and console it starts inherit the profile
+        os.environ["CREDITRISK_PROFILE"] = "cluster"
+        get_settings.cache_clear()
     settings = get_settings()
 
     def with_data(action: Callable[[Settings, DemoDataset], None]) -> Callable[[Settings], None]:
