@@ -37,7 +37,14 @@ from console.records import (
     unreadable_record_text,
 )
 from features.normalize import utc_timestamp
-from features.store import REFUSED_ERRORS, as_text, get_many_blocking, refused
+from features.store import (
+    REFUSED_ERRORS,
+    SyncRedis,
+    as_text,
+    get_many_blocking,
+    refusal_in,
+    refused_user,
+)
 from ledger.backtest import VersionBacktest
 from ledger.cards import RegistryCards
 from ledger.rows import latest_record
@@ -136,11 +143,11 @@ class RedisDataSource:
     """Decision records from Redis, the live card from the registry, scoring by the worker."""
 
     def __init__(self, settings: Settings) -> None:
-        from features.store import sync_client
-
         self.settings = settings
         self.prefix = settings.key_prefix
-        self.client = sync_client(settings, "console")
+        # A cluster client finds its nodes when it is made: made on first use, inside _redis,
+        # so that a Redis Cluster down or refusing us is a page's message, not a crash.
+        self._client: SyncRedis | None = None
         self.worker = worker_url(settings)
         self._cards: dict[str, ModelCard] = {}
         self._models: dict[str, LoadedModel] = {}
@@ -178,14 +185,26 @@ class RedisDataSource:
         return self._models[version]
 
     # -- Redis ------------------------------------------------------------------------
+    @property
+    def client(self) -> SyncRedis:
+        """The console's Redis client (its role's ACL user), made on first use."""
+        if self._client is None:
+            from features.store import sync_client
+
+            self._client = sync_client(self.settings, "console")
+        return self._client
+
     def _redis(self, call: Callable[[], T]) -> T:
         from redis.exceptions import RedisClusterException, RedisError
 
         try:
             return call()
-        except REFUSED_ERRORS as error:
-            raise ConsoleUnavailable(f"{refused(error, self.client)}. Then reload this page.") from None
-        except (RedisError, RedisClusterException):  # the latter: no cluster node answers
+        except (*REFUSED_ERRORS, RedisError, RedisClusterException) as error:
+            refusal = refusal_in(error)  # a cluster client's "cannot connect" may be a refusal
+            if refusal is not None:
+                user, _ = self.settings.redis_credentials("console")
+                raise ConsoleUnavailable(f"{refused_user(refusal, user)}. Then reload this "
+                                         "page.") from None
             raise ConsoleUnavailable(
                 f"Redis at {self.settings.redis_address} does not answer, so decisions "
                 "cannot be read. Start the stack with `creditrisk stack up` (or check "

@@ -33,6 +33,7 @@ from features.store import (
     FeatureStoreRefused,
     FeatureStoreUnavailable,
     parse_timestamp,
+    refusal_in,
     refused,
 )
 from features.views import (
@@ -119,6 +120,9 @@ class OnlineFeatureReader:
         except REFUSED_ERRORS as error:
             raise self._refused(error) from None
         except (*UNAVAILABLE_ERRORS, NoScriptError) as error:
+            refusal = refusal_in(error)  # a cluster client's "cannot connect" may be a refusal
+            if refusal is not None:
+                raise self._refused(refusal) from None
             raise self._unavailable(error) from error
         elapsed = time.perf_counter() - started
         self.metrics.read_seconds.observe(elapsed)

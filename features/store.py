@@ -122,19 +122,44 @@ class FeatureStoreRefused(RuntimeError):
 @contextlib.contextmanager
 def refusals_explained(client: RedisClient, on_refusal: Callable[[BaseException], None] | None = None,
                        ) -> Iterator[None]:
-    """Turn a refusal of ``client``'s user (one of :data:`REFUSED_ERRORS`) into the clear
-    :class:`FeatureStoreRefused`; ``on_refusal`` sees the original first (e.g. to count it)."""
+    """Turn a refusal of ``client``'s user (one of :data:`REFUSED_ERRORS`, or a cluster client's
+    error caused by one, see :func:`refusal_in`) into the clear :class:`FeatureStoreRefused`;
+    ``on_refusal`` sees the original first (e.g. to count it)."""
     try:
         yield
-    except REFUSED_ERRORS as error:
+    except (*REFUSED_ERRORS, RedisClusterException) as error:
+        refusal = refusal_in(error)
+        if refusal is None:
+            raise
         if on_refusal is not None:
-            on_refusal(error)
-        raise refused(error, client) from None
+            on_refusal(refusal)
+        raise refused(refusal, client) from None
+
+
+def refusal_in(error: BaseException) -> BaseException | None:
+    """The refusal (one of :data:`REFUSED_ERRORS`) that ``error`` is or was raised from, else
+    None. A cluster client meeting a refusal while it discovers the nodes (WRONGPASS at login,
+    NOPERM on CLUSTER SLOTS) raises "Redis Cluster cannot be connected" from it, which would
+    otherwise pass for an outage and be retried forever."""
+    seen: BaseException | None = error
+    for _ in range(5):  # a short chain: the cluster client wraps once or twice
+        if seen is None:
+            return None
+        if isinstance(seen, REFUSED_ERRORS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def refused(error: BaseException, client: RedisClient) -> FeatureStoreRefused:
     """The clear error for a refusal (one of :data:`REFUSED_ERRORS`) of ``client``'s user."""
-    user = client.get_connection_kwargs().get("username") or "default"
+    return refused_user(error, client.get_connection_kwargs().get("username"))
+
+
+def refused_user(error: BaseException, username: str | None) -> FeatureStoreRefused:
+    """The clear error for a refusal (one of :data:`REFUSED_ERRORS`) of ACL user ``username``
+    (None: the default user)."""
+    user = username or "default"
     if isinstance(error, NoPermissionError):
         what = (f"Redis refused a command of ACL user {user!r} (NOPERM: no rights on that "
                 "command or key). The user's rules are in infra/stack/redis_acl.py (the local stack "

@@ -47,7 +47,7 @@ def materialize(
 
     from config.settings import get_settings
     from features.materialize import count_rows, materialize_view
-    from features.store import REFUSED_ERRORS, refused, sync_client
+    from features.store import REFUSED_ERRORS, SyncRedis, refusal_in, refused_user, sync_client
 
     settings = get_settings()
     schema = _schema_for(settings, schema_version)
@@ -56,8 +56,9 @@ def materialize(
     if not data.is_file():
         typer.secho(f"no file at {data}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
-    client = sync_client(settings, "materializer")
+    client: SyncRedis | None = None
     try:
+        client = sync_client(settings, "materializer")  # a cluster client finds its nodes now
         with tqdm(total=count_rows(data), unit="rows", desc="materialize") as bar:
             report = materialize_view(
                 data, client, view, schema, settings.key_prefix,
@@ -65,15 +66,18 @@ def materialize(
     except (ValueError, FileNotFoundError) as error:
         typer.secho(str(error), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
-    except REFUSED_ERRORS as error:
-        typer.secho(str(refused(error, client)), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from None
-    except (RedisError, RedisClusterException) as error:
+    except (*REFUSED_ERRORS, RedisError, RedisClusterException) as error:
+        refusal = refusal_in(error)  # a cluster client's "cannot connect" may be a refusal
+        if refusal is not None:
+            user, _ = settings.redis_credentials("materializer")
+            typer.secho(str(refused_user(refusal, user)), fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=1) from None
         typer.secho(f"Redis at {settings.redis_address} failed: {type(error).__name__}. "
                     "Is the stack up (`creditrisk stack up`)?", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     typer.echo(report.summary())
 
 
@@ -94,25 +98,31 @@ def copy_velocity_command(
 
     from config.settings import get_settings
     from features.materialize import copy_velocity
-    from features.store import REFUSED_ERRORS, refused, sync_client
+    from features.store import REFUSED_ERRORS, SyncRedis, refusal_in, refused_user, sync_client
 
     settings = get_settings()
     target_schema = _schema_for(settings, to_schema)
-    target = sync_client(settings, "admin")  # SCAN and PTTL: an operator's job
-    source = target if from_redis_url is None else sync_client(
-        settings.model_copy(update={"redis_url": from_redis_url, "redis_cluster_nodes": ""}), "admin")
+    clients: list[SyncRedis] = []
     try:
+        target = sync_client(settings, "admin")  # SCAN and PTTL: an operator's job
+        clients.append(target)
+        source = target if from_redis_url is None else sync_client(
+            settings.model_copy(update={"redis_url": from_redis_url, "redis_cluster_nodes": ""}),
+            "admin")
+        if source is not target:
+            clients.append(source)
         report = copy_velocity(source, target, from_schema, target_schema, settings.key_prefix)
-    except REFUSED_ERRORS as error:
-        typer.secho(str(refused(error, target)), fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=1) from None
-    except (RedisError, RedisClusterException) as error:
+    except (*REFUSED_ERRORS, RedisError, RedisClusterException) as error:
+        refusal = refusal_in(error)
+        if refusal is not None:
+            typer.secho(str(refused_user(refusal, "admin")), fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=1) from None
         typer.secho(f"Redis failed: {type(error).__name__}. Is the stack up (`creditrisk stack "
                     "up`)?", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from None
     finally:
-        source.close()
-        target.close()
+        for client in clients:
+            client.close()
     typer.echo(report.summary())
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from redis.exceptions import RedisClusterException, RedisError
 
 from config.settings import Settings
@@ -23,7 +24,13 @@ from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineBatch, OnlineFeatureReader
 from features.serving import LENDING_CLUB_SERVING
-from features.store import FeatureStoreUnavailable, async_client, is_cluster, sync_client
+from features.store import (
+    FeatureStoreRefused,
+    FeatureStoreUnavailable,
+    async_client,
+    is_cluster,
+    sync_client,
+)
 from features.views import BUREAU_VIEW, VELOCITY_VIEW, feature_key
 from stream.decisions import Decision, DecisionRecord, DecisionStore, decision_id
 from stream.failures import outage_dependency
@@ -186,6 +193,40 @@ def test_decisions_are_stored_found_again_and_read_by_the_ledger_and_console(sto
     assert {record.decision.application_id for record in recent.items} >= set(ids)
     assert recent.unreadable == 0
     assert console.record(ids[7]) == records[7]
+
+
+def test_a_wrong_password_or_a_missing_right_is_a_refusal_not_an_outage(store: Store) -> None:
+    from console.data import ConsoleUnavailable, RedisDataSource
+
+    wrong = store.settings.model_copy(update={"redis_username": "worker",
+                                              "redis_password": SecretStr("not-the-password")})
+    with pytest.raises(FeatureStoreRefused, match="CREDITRISK_REDIS_PASSWORD") as error:
+        asyncio.run(read_batch(wrong, "wrong"))
+    assert "not-the-password" not in str(error.value)
+
+    async def look_up_decisions() -> None:
+        client = async_client(wrong, "worker")
+        try:
+            await DecisionStore(client, wrong.key_prefix).existing(["app-1"], "m1")
+        finally:
+            await client.aclose()
+
+    with pytest.raises(FeatureStoreRefused):
+        asyncio.run(look_up_decisions())
+    with pytest.raises(ConsoleUnavailable, match="refused the credentials"):
+        RedisDataSource(wrong).recent_records()
+
+    async def read_as_ledger() -> None:  # the ledger's user may not run the read script
+        client = async_client(store.settings, "ledger")
+        try:
+            reader = OnlineFeatureReader(client, "v2", store.settings.key_prefix,
+                                         metrics=FeatureStoreMetrics(CollectorRegistry()))
+            await reader.read(requests("nope")[:1], serving=LENDING_CLUB_SERVING)
+        finally:
+            await client.aclose()
+
+    with pytest.raises(FeatureStoreRefused, match="NOPERM"):
+        asyncio.run(read_as_ledger())
 
 
 @pytest.mark.parametrize("store", [pytest.param("cluster", marks=[pytest.mark.cluster,
