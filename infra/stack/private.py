@@ -274,6 +274,25 @@ class PrivateKafkaCluster:
                         return int(found["leader_id"])
         raise ValueError(f"Kafka does not know partition {partition} of topic {topic}")
 
+    def wait_for_leader(self, topic: str, partition: int, other_than: int | None = None,
+                        timeout_s: float = 60.0) -> int:
+        """The node id leading the partition once one other than ``other_than`` does (a
+        SIGKILLed leader keeps its leadership until the controller fences it, ~9 s)."""
+        from kafka.errors import KafkaError
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                leader = self.leader_of(topic, partition)
+            except (KafkaError, ValueError):
+                leader = -1
+            if leader >= 0 and leader != other_than:
+                return leader
+            time.sleep(0.5)
+        raise RuntimeError(f"no Kafka node other than {other_than} took the lead of {topic}/"
+                           f"{partition} within {timeout_s:.0f} s; see the nodes' logs in "
+                           f"{self.settings.stack_dir / 'logs'}")
+
     def stop(self) -> None:
         for node in reversed(self.nodes):
             node.stop(timeout_s=20)

@@ -244,11 +244,13 @@ def wait_until_ok(settings: Settings, nodes: list[RedisClusterNode], timeout_s: 
 
 def primary_serving(settings: Settings, nodes: list[RedisClusterNode], slot: int) -> RedisClusterNode:
     """The node that is the primary of ``slot`` now."""
-    for node in _running(nodes):
+    running = {_ip_address(node): node for node in _running(nodes)}
+    for node in running.values():
         for seen in cluster_nodes(settings, node.host, node.port):
-            if seen.role == "primary" and not seen.failed and seen.serves(slot):
-                return next(candidate for candidate in nodes if candidate.address == seen.address)
-    raise StackError(f"redis: no live primary serves slot {slot}")
+            if (seen.role == "primary" and not seen.failed and seen.serves(slot)
+                    and seen.address in running):
+                return running[seen.address]
+    raise StackError(f"redis: no running primary serves slot {slot}")
 
 
 def _running(nodes: list[RedisClusterNode]) -> list[RedisClusterNode]:
@@ -291,8 +293,10 @@ def _cluster_info(settings: Settings, node: RedisClusterNode) -> dict[str, str]:
 
 
 def _every_slot_served(settings: Settings, nodes: list[RedisClusterNode]) -> bool:
-    """Every running node says ok with all slots, and its view has a live primary per slot."""
+    """Every running node says ok with all slots, and in its view each slot's primary is a
+    node that runs (right after a primary dies the others still call it theirs)."""
     running = _running(nodes)
+    live = {_ip_address(node) for node in running}
     if not running:
         return False
     for node in running:
@@ -300,10 +304,15 @@ def _every_slot_served(settings: Settings, nodes: list[RedisClusterNode]) -> boo
         if info.get("cluster_state") != "ok" or info.get("cluster_slots_ok") != str(SLOTS):
             return False
         served = sum(seen.slot_count for seen in cluster_nodes(settings, node.host, node.port)
-                     if seen.role == "primary" and not seen.failed)
+                     if seen.role == "primary" and not seen.failed and seen.address in live)
         if served != SLOTS:
             return False
     return True
+
+
+def _ip_address(node: RedisClusterNode) -> str:
+    """``ip:port`` as ``CLUSTER NODES`` names the node (compose's nodes have host names)."""
+    return f"{socket.gethostbyname(node.host)}:{node.port}"
 
 
 def _formed(settings: Settings, nodes: list[RedisClusterNode]) -> bool:

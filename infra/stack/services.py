@@ -316,7 +316,9 @@ class Kafka(Service):
 
     def _java(self, main_class: str, *args: str) -> str:
         result = subprocess.run(
-            ["java", "-cp", f"{self.libs}/*", main_class, *args],
+            # A short-lived tool: the quick compiler and a small heap start it sooner.
+            ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
+             "-cp", f"{self.libs}/*", main_class, *args],
             capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
