@@ -45,8 +45,7 @@ from infra.stack.private import PrivateKafka, PrivateRedis
 from infra.stack.redis_keys import delete_keys
 
 if TYPE_CHECKING:
-    import redis
-
+    from features.store import SyncRedis
     from onnx_models.registry import Registry
 
 
@@ -357,32 +356,37 @@ def one_of_two_workers_killed(rig: FaultRig) -> ScenarioResult:
 
 def broken_model_promoted(rig: FaultRig) -> ScenarioResult:
     """A model whose ONNX file is corrupt is made live mid-stream (refused: the serving one
-    stays), then a good version is promoted (served from the next batch)."""
+    stays), then a good version is promoted (served from the next batch).
+
+    The events go in three rounds, each sent once the one before is decided: the serving
+    version decides the first; the corrupt version is live before the second is sent, so the
+    second's first batch meets it (a switch is taken at a batch boundary); the good version
+    is promoted before the third. However fast the worker drains, every switch has batches
+    after it."""
     from onnx_models.registry import LIVE_POINTER, Registry
 
     with ScenarioRun(rig, "broken-model (corrupt version live, then a good one)",
                      rig.messages()) as run:
         registry = Registry(rig.settings.registry_dir)
         first = registry.live_version() or ""
-        # The last third is sent only once the good version is promoted, so batches follow
-        # the promotion whatever the worker's lag (a promotion is taken at a batch boundary).
-        cut = len(run.messages) * 2 // 3
+        third = len(run.messages) // 3
         worker = run.worker()
-        before = run.produce(run.messages[:cut])
-        run.wait_share(1 / 3)
+        rounds = [run.produce(run.messages[:third])]
+        run.wait_share(third / len(run.messages))
         broken = f"20991231T000000Z-{rig.tag}"  # newer than any trained version
         shutil.copytree(registry.root / first, registry.root / broken)
         (registry.root / broken / "model.onnx").write_bytes(b"not an onnx model")
         (registry.root / LIVE_POINTER).write_text(json.dumps({"version": broken}))
+        rounds.append(run.produce(run.messages[third:2 * third]))
         _wait_until(lambda: bool(worker.health().get("model", {}).get("last_reload_error")), 60,
                     "the broken model refused")
         refusals = metric_sum(worker.metrics(), "creditrisk_model_reloads_total",
                               outcome="failure")
         good = register_copy(registry, first, f"20991231T000001Z-{rig.tag}", approve_below=0.05)
-        before.result()
+        run.wait_share(2 * third / len(run.messages))
         registry.promote(good)
-        after = run.produce(run.messages[cut:])
-        result = run.finish(Phases(before, after))
+        rounds.append(run.produce(run.messages[2 * third:]))
+        result = run.finish(Phases(*rounds))
         versions = [d.value["model_version"] for d in run.outputs.decisions]
         result.notes["decisions_by_version"] = {v: versions.count(v) for v in dict.fromkeys(versions)}
         if broken in versions:
@@ -592,7 +596,7 @@ def _running(server: _Server) -> Iterator[None]:
         server.stop()
 
 
-def _redis_client(settings: Settings) -> redis.Redis:
+def _redis_client(settings: Settings) -> SyncRedis:
     """The admin's client: the scenarios spoil stored values and clear their keys."""
     from features.store import sync_client
 
