@@ -47,6 +47,11 @@ def produce_command(
                                      "(CREDITRISK_TOPIC_OUTCOMES with --outcomes)"),
     outcomes: bool = typer.Option(False, "--outcomes", help="send what became of each loan (status "
                                   "and as-of date, as servicing would) instead of its application"),
+    repeat: bool = typer.Option(False, "--repeat", help="at the end of the file start again at its "
+                                "top, application ids suffixed -r2, -r3 ... (fresh applications "
+                                "of the same customers), until --count events are sent"),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="show a progress bar (off: nothing but the summary line)"),
 ) -> None:
     """Replay loan applications (or, with --outcomes, the loans' outcomes) from a file into Kafka."""
     from kafka.errors import KafkaError
@@ -63,13 +68,13 @@ def produce_command(
         if outcomes:
             summary = replay_outcomes(data, settings,
                                       topic or settings.topic_outcomes, count=count, start=start,
-                                      layout=layout)
+                                      layout=layout, progress=progress)
         else:
             summary = replay_applications(data, settings,
                                           topic or settings.topic_applications, count=count,
                                           rate=rate, start=start,
                                           submitted_at=cast(SubmittedAt, submitted_at),
-                                          layout=layout)
+                                          layout=layout, repeat=repeat, progress=progress)
     except (FileNotFoundError, ValueError, KafkaCredentialsMissing) as error:
         _fail(str(error))
     except KafkaError as error:

@@ -203,25 +203,58 @@ def _stream_rows(path: Path, start: int) -> Iterator[LoanRow]:
         yield from itertools.islice(csv.DictReader(handle), start, None)
 
 
+def repeated_loan_rows(path: Path, layout: EventLayout, start: int = 0) -> Iterator[LoanRow]:
+    """The file's rows from ``start`` on, then the whole file again and again, without end.
+    Pass n (from 2) suffixes each application id with ``-rN``: every event stays a fresh
+    application (a repeated id would meet its stored decision and skip the scoring), while
+    the customer, and so the customer's stored features, stay the same."""
+    id_column = layout.columns.id_column
+    checked = _checked_file(path, layout.required_columns)
+    yield from _stream_rows(checked, start)
+    for repeat in itertools.count(2):
+        passed = 0
+        for row in _stream_rows(checked, 0):
+            passed += 1
+            application_id = row.get(id_column)
+            yield {**row, id_column: f"{application_id}-r{repeat}"} if application_id else row
+        if passed == 0:
+            return  # a file without data rows repeats to nothing
+
+
 # ---------------------------------------------------------------- sending
 
+# A paced replay wakes at most this often and sends every event due by then: one wake per
+# event (1,000 a second at --rate 1000) cost more CPU than building and sending the events,
+# and each wake contended for the interpreter with the Kafka client's sending thread.
+PACE_TICK_S = 0.005
+
+
 class _SteadyPace:
-    """Event i is due at start + i / rate; sleep until it is due (0 = no limit).
+    """Event i is due at start + i / rate (0 = no limit). :meth:`due` sleeps until the next
+    event is due, but wakes at most once per tick, and says how many events are due by then.
 
     Scheduling against the start time (not the previous send) keeps the long-run rate exact
-    even though each sleep overshoots a little."""
+    even though each sleep overshoots a little; a producer that fell behind sends everything
+    that is due at once and is back on schedule."""
 
-    def __init__(self, events_per_second: float) -> None:
+    def __init__(self, events_per_second: float, tick_s: float = PACE_TICK_S) -> None:
         self.interval = 1.0 / events_per_second if events_per_second > 0 else 0.0
+        self.tick_s = tick_s
         self.started = time.perf_counter()
+        self.woke = self.started - tick_s
         self.count = 0
 
-    def wait(self) -> None:
-        if self.interval:
-            delay = self.started + self.count * self.interval - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-        self.count += 1
+    def due(self) -> int:
+        if not self.interval:
+            return 1
+        wake = max(self.started + self.count * self.interval, self.woke + self.tick_s)
+        delay = wake - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self.woke = time.perf_counter()
+        due = max(int((self.woke - self.started) / self.interval) + 1 - self.count, 1)
+        self.count += due
+        return due
 
 
 class _Acknowledgements:
@@ -253,19 +286,20 @@ def live_event_layout(registry_dir: Path) -> EventLayout:
 
 def replay_applications(data: Path, settings: Settings, topic: str, count: int, rate: float = 0.0,
                         start: int = 0, submitted_at: SubmittedAt = "now", *,
-                        layout: EventLayout,
+                        layout: EventLayout, repeat: bool = False,
                         progress: bool = True, producer_options: Mapping[str, object] | None = None
                         ) -> ReplaySummary:
     """Send ``count`` application events from the loan file ``data`` (rows ``start`` on) to
     ``topic`` at ``rate`` events/s (0 = as fast as possible). Stops early at the end of the
-    file. Returns once Kafka has acknowledged (or refused) every event."""
+    file, unless ``repeat`` (:func:`repeated_loan_rows`: the file again, with fresh
+    application ids). Returns once Kafka has acknowledged (or refused) every event."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}.")
     if rate < 0 or start < 0:
         raise ValueError(f"rate and start must not be negative (got rate={rate}, start={start}).")
     if submitted_at not in ("now", "original"):
         raise ValueError(f"submitted_at must be 'now' or 'original', got {submitted_at!r}.")
-    rows = read_loan_rows(Path(data), layout, start)
+    rows = (repeated_loan_rows if repeat else read_loan_rows)(Path(data), layout, start)
     # submitted_at is the moment of sending: the event is built after the pace's wait.
     return _send_rows(rows, lambda row: encode_event(application_event(row, layout, submitted_at)),
                       settings, topic, count, rate, progress, "application events",
@@ -282,10 +316,10 @@ def _send_rows(rows: Iterator[LoanRow],
     from tqdm import tqdm
 
     # Batches of up to 128 KiB (~400 events) cut kafka-python's per-send cost by about a
-    # third at full speed; a paced replay sends each event when it is due (no linger), as an
-    # upstream system submitting applications one by one would.
-    options = {"acks": "all", "linger_ms": 0 if rate > 0 else 5, "batch_size": 128 * 1024,
-               "compression_type": None} | dict(producer_options or {})
+    # third at full speed. A paced replay sends each event when it is due; the events due in
+    # one tick of the pace go in one request (linger of one tick), not one request each.
+    options = {"acks": "all", "linger_ms": int(PACE_TICK_S * 1000) if rate > 0 else 5,
+               "batch_size": 128 * 1024, "compression_type": None} | dict(producer_options or {})
     producer = KafkaProducer(**kafka_python_options(settings, "producer"), **options)
     acknowledgements = _Acknowledgements()
     try:
@@ -296,16 +330,20 @@ def _send_rows(rows: Iterator[LoanRow],
         started = time.perf_counter()
         with tqdm(total=count, unit=kind.rsplit(maxsplit=1)[-1], desc=f"produce → {topic}",
                   disable=not progress) as bar:
-            for handed_over, row in enumerate(rows, start=1):
-                pace.wait()
-                built = message(row)
-                if built is not None:
-                    future = producer.send(topic, key=built[0], value=built[1])
-                    future.add_callback(acknowledgements.on_sent)
-                    future.add_errback(acknowledgements.on_failed)
-                bar.update(1)
-                if handed_over >= count:
-                    break
+            handed_over = 0
+            while handed_over < count:
+                due = list(itertools.islice(rows, min(pace.due(), count - handed_over)))
+                for row in due:
+                    # Built when sent: an application's submitted_at is the moment it leaves.
+                    built = message(row)
+                    if built is not None:
+                        future = producer.send(topic, key=built[0], value=built[1])
+                        future.add_callback(acknowledgements.on_sent)
+                        future.add_errback(acknowledgements.on_failed)
+                handed_over += len(due)
+                bar.update(len(due))
+                if not due:
+                    break  # the file ended
         producer.flush()
     finally:
         producer.close()

@@ -10,13 +10,15 @@ import typer
 
 from config.settings import Settings
 
-SUITES = ("all", "feature-store", "worker", "throughput", "ledger", "training", "faults")
+SUITES = ("all", "feature-store", "worker", "throughput", "ledger", "training", "faults", "soak")
+SOAK_FIGURE = Path("reports") / "bench" / "soak.png"
 
 
 def bench(
     customers: int = typer.Option(1_000_000, min=1000, help="customers to materialize"),
     suite: str = typer.Option("all", help="which suite: all, feature-store, worker, throughput, "
-                                          "ledger, training or faults (not part of all)"),
+                                          "ledger, training, or faults or soak (neither part "
+                                          "of all)"),
     training_rows: str = typer.Option("8000,50000,200000,1000000",
                                       help="training suite: generated file sizes (rows)"),
     training_seeds: str = typer.Option("1,2,3,4,5",
@@ -30,6 +32,11 @@ def bench(
                                          help="throughput suite: applications of the scale-out runs"),
     fault_applications: int = typer.Option(3_000, min=100,
                                            help="faults suite: applications per scenario"),
+    soak_minutes: float = typer.Option(10.0, min=0.5, help="soak suite: how long the soak runs"),
+    soak_rate: int = typer.Option(0, min=0, help="soak suite: applications/s (0 = the highest "
+                                  "rate a short ramp finds the worker keeps up with)"),
+    soak_interval: float = typer.Option(60.0, min=5.0,
+                                        help="soak suite: seconds per printed interval"),
 ) -> None:
     """Run the benchmarks and print the figures (the local stack is started if a suite
     needs it; the training suite does not)."""
@@ -62,6 +69,8 @@ def bench(
         _bench_ledger(settings, ledger_rows)
     if suite == "faults":  # minutes of deliberate outages: only when asked for
         _bench_faults(settings, fault_applications)
+    if suite == "soak":  # ten minutes or more: only when asked for
+        _bench_soak(settings, soak_minutes, soak_rate or None, soak_interval)
     if suite in ("all", "training"):
         _bench_training(_integers(training_rows), _integers(training_seeds),
                         _integers(training_large_seeds))
@@ -130,6 +139,16 @@ def _bench_faults(settings: Settings, applications: int) -> None:
         return
     started = time.monotonic()
     faults_bench.bench_faults(settings, _demo_loans(), typer.echo, applications)
+    typer.echo(f"  ({time.monotonic() - started:.0f}s)")
+
+
+def _bench_soak(settings: Settings, minutes: float, rate: int | None, interval_s: float) -> None:
+    from infra.bench.soak import run_soak
+
+    typer.secho(f"\n== soak (one worker, a live producer, {minutes:g} minutes; per interval: sent, "
+                "decided, lag, latency, CPU and RSS of each process)", bold=True)
+    started = time.monotonic()
+    run_soak(settings, _demo_loans(), typer.echo, minutes, rate, interval_s, SOAK_FIGURE)
     typer.echo(f"  ({time.monotonic() - started:.0f}s)")
 
 
