@@ -761,8 +761,22 @@ def down(settings: Settings, echo: Callable[[str], None] = print) -> None:
     for service in application_services(settings):
         if service.our_pid() is not None:
             echo(service.stop())
+    quorum = kafka_nodes(settings) if len(settings.kafka_brokers) > 1 else []
     for service in reversed(services(settings)):
-        echo(service.stop())
+        if service.name not in {node.name for node in quorum}:
+            echo(service.stop())
+    if quorum:
+        stop_together(quorum, echo)
+
+
+def stop_together(nodes: list[Kafka], echo: Callable[[str], None]) -> None:
+    """Stop a quorum's nodes at the same moment: one by one, the last ones wait for a
+    controller majority that is already gone before their controlled shutdown gives up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        for done in pool.map(lambda node: node.stop(), nodes):
+            echo(done)
 
 
 def status(settings: Settings) -> Iterator[ServiceStatus]:
