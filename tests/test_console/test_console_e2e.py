@@ -59,39 +59,6 @@ NOTICE_ENVIRONMENT = {
 
 
 @pytest.fixture
-def decided(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
-            tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, Decision]]]:
-    """A worker that has decided 300 applications (records in Redis for the console), a ledger
-    writer that has kept them, and servicing's outcomes of those loans."""
-    import json
-
-    load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
-    with private_database(namespace.settings) as ledger_settings:
-        _add_users(ledger_settings, VIEWER)
-        worker = WorkerProcess(namespace, registry_dir, tmp_path / "worker.log",
-                               CREDITRISK_POSTGRES_DATABASE=ledger_settings.postgres_database,
-                               CREDITRISK_POSTGRES_PASSWORD=ledger_settings.postgres_password_file.read_text())
-        ledger = LedgerProcess(namespace, ledger_settings, registry_dir, tmp_path / "ledger.log")
-        worker.start()
-        ledger.start()
-        events = valid_events(clean_frame, 300)
-        produce(namespace.settings, namespace.topic_applications, keyed(events))
-        reader = TopicReader(namespace.settings, namespace.topic_decisions)
-        reader.wait_for(lambda r: len(r.by_key) >= 300, 120, "300 decisions")
-        reader.close()
-        statuses = dict(zip(clean_frame["application_id"].astype(str), clean_frame["loan_status"], strict=True))
-        outcomes = [(e["application_id"].encode(), json.dumps(
-            {"application_id": e["application_id"], "as_of": "2015-01-01",
-             "loan_status": str(statuses[e["application_id"].removeprefix("app-")])}).encode())
-            for e in events]
-        produce(namespace.settings, namespace.topic_outcomes, outcomes)
-        wait_for_rows(ledger_settings, 300, 60, "SELECT count(*) FROM loan_outcomes")
-        yield worker, {key: Decision.from_dict(copies[0]) for key, copies in reader.by_key.items()}
-        ledger.stop()
-        worker.stop()
-
-
-@pytest.fixture
 def decided_home_credit(namespace, home_credit_model, home_credit_files: Path,  # noqa: F811 - fixtures
                         tmp_path: Path) -> Iterator[tuple[WorkerProcess, dict[str, Decision]]]:
     """A worker serving the Home Credit model that has decided 300 replayed applications, its
@@ -187,12 +154,6 @@ def _start_console(worker: WorkerProcess, tmp_path: Path,
     yield url
     process.terminate()
     process.wait(timeout=20)
-
-
-@pytest.fixture
-def console_url(decided, tmp_path: Path) -> Iterator[str]:
-    worker, _ = decided
-    yield from _start_console(worker, tmp_path)
 
 
 @pytest.fixture
@@ -307,58 +268,6 @@ class Page:
             shutil.copy(path, DOCS_SCREENSHOTS / f"{name}.png")
 
 
-def test_a_relationship_manager_finds_a_decision_compares_the_customer_and_scores_a_form(
-        decided, console_url: str, browser: Any) -> None:
-    _, decisions = decided
-    decline = next(d for d in decisions.values() if d.decision == "decline")
-    page = Page(browser)
-
-    browser.get(console_url)
-    page.sign_in(*VIEWER_SIGN_IN)
-    page.wait_for_text(f"{len(decisions)} decisions in the ledger match the filters")
-    page.screenshot("find")
-    # The Find page's filters run in the ledger: this customer's decisions only.
-    theirs = sum(d.customer_id == decline.customer_id for d in decisions.values())
-    page.type_into("Customer ID", decline.customer_id, enter=True)
-    page.wait_for_text(f"{theirs} decision{'' if theirs == 1 else 's'} in the ledger match the filters")
-
-    page.type_into("Application ID or customer ID", decline.application_id)
-    page.click("Look up")
-    page.wait_for_text("Bad credit — decline")
-    page.wait_for_text("What pushed the risk up")
-    for reason in decline.reasons:
-        page.wait_for_text(reason.text)
-    page.wait_for('[data-testid="stPlotlyChart"]', count=2)
-    page.screenshot("decision")
-
-    page.click("Profile")
-    page.wait_for_text(decline.customer_id)
-    page.screenshot("profile")
-
-    page.click("Compare")
-    page.wait_for_text("Similar customers")
-    charts = page.wait_for('[data-testid="stPlotlyChart"]', count=6)
-    assert len(charts) >= 6
-    page.wait_for_text("% of all customers")
-    page.screenshot("compare")
-
-    page.click("New application")
-    page.type_into("Customer ID", decline.customer_id)
-    page.type_into("State", "CA")  # a free-text event field: the card lists no states
-    page.click("Score application")
-    page.wait_for_text("Result:", timeout_s=30)
-    body = browser.find_element("tag name", "body").text
-    assert any(outcome in body for outcome in ("Good credit — approve", "Bad credit — decline",
-                                               "Borderline — refer for review"))
-    page.screenshot("new-application")
-
-    page.click("Model performance")
-    page.wait_for_text("Realised AUC")
-    page.wait_for_text("matured", timeout_s=10)
-    assert len(page.wait_for('[data-testid="stPlotlyChart"]', count=4)) >= 4
-    page.screenshot("model-performance")
-
-
 def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparison(
         decided_home_credit, home_credit_console_url: str, browser: Any,
         home_credit_files: Path) -> None:  # noqa: F811 - the pytest fixture imported above
@@ -419,12 +328,14 @@ def test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparis
 
 @dataclass(frozen=True)
 class Casework:
-    """One worker, ledger writer and console on a private database, after 300 decisions."""
+    """One worker, ledger writer and console on a private database, after 300 decisions and
+    servicing's outcomes of those loans."""
 
     url: str
     metrics_url: str
     ledger: Settings
     console_log: Path
+    decisions: dict[str, Decision]  # by application id, as the worker published them
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         import psycopg
@@ -438,6 +349,11 @@ class Casework:
 @pytest.fixture
 def casework(namespace, registry_dir: Path, generated_data: Path, clean_frame: pd.DataFrame,
              tmp_path: Path) -> Iterator[Casework]:
+    """A worker that has decided 300 applications (records in Redis for the console), a ledger
+    writer that has kept them and servicing's outcomes of those loans, and the console; its
+    users are a viewer, a reviewer and an approver."""
+    import json
+
     load_fresh_bureau(namespace.settings, generated_data / "bureau.csv", tmp_path)
     with private_database(namespace.settings) as ledger_settings:
         _add_users(ledger_settings, VIEWER, ("rita", "reviewer"), ("alan", "approver"))
@@ -449,14 +365,25 @@ def casework(namespace, registry_dir: Path, generated_data: Path, clean_frame: p
                            **NOTICE_ENVIRONMENT})
         worker.start()
         ledger.start()
-        produce(namespace.settings, namespace.topic_applications,
-                keyed(valid_events(clean_frame, 300)))
+        events = valid_events(clean_frame, 300)
+        produce(namespace.settings, namespace.topic_applications, keyed(events))
+        reader = TopicReader(namespace.settings, namespace.topic_decisions)
+        reader.wait_for(lambda r: len(r.by_key) >= 300, 120, "300 decisions")
+        reader.close()
         wait_for_rows(ledger_settings, 300, 120)
+        statuses = dict(zip(clean_frame["application_id"].astype(str), clean_frame["loan_status"], strict=True))
+        outcomes = [(e["application_id"].encode(), json.dumps(
+            {"application_id": e["application_id"], "as_of": "2015-01-01",
+             "loan_status": str(statuses[e["application_id"].removeprefix("app-")])}).encode())
+            for e in events]
+        produce(namespace.settings, namespace.topic_outcomes, outcomes)
+        wait_for_rows(ledger_settings, 300, 60, "SELECT count(*) FROM loan_outcomes")
         metrics_port = free_port()
         console = _start_console(worker, tmp_path, metrics_port)
         url = next(console)
         yield Casework(url, f"http://127.0.0.1:{metrics_port}/metrics", ledger_settings,
-                       tmp_path / "console.log")
+                       tmp_path / "console.log",
+                       {key: Decision.from_dict(copies[0]) for key, copies in reader.by_key.items()})
         next(console, None)
         ledger.stop()
         worker.stop()
@@ -470,7 +397,70 @@ def _final_message(reader: TopicReader, application_id: str, revision: int) -> d
     return next(m for m in reader.by_key[application_id] if m["revision"] == revision)
 
 
-def test_a_reviewer_declines_the_oldest_item_and_an_override_takes_a_second_person(
+def test_a_relationship_manager_then_a_reviewer_and_an_approver_work_on_one_ledger(
+        namespace, casework: Casework, browser: Any) -> None:
+    """One worker, ledger writer and console serve both: the relationship manager's reading
+    (find, explain, compare, score a form, model performance), then the reviewer's and the
+    approver's casework, each signed in on a page of their own."""
+    _a_relationship_manager_finds_a_decision_compares_the_customer_and_scores_a_form(
+        casework, browser)
+    _a_reviewer_declines_the_oldest_item_and_an_override_takes_a_second_person(
+        namespace, casework, browser)
+
+
+def _a_relationship_manager_finds_a_decision_compares_the_customer_and_scores_a_form(
+        casework: Casework, browser: Any) -> None:
+    decisions = casework.decisions
+    decline = next(d for d in decisions.values() if d.decision == "decline")
+    page = Page(browser)
+
+    browser.get(casework.url)
+    page.sign_in(*VIEWER_SIGN_IN)
+    page.wait_for_text(f"{len(decisions)} decisions in the ledger match the filters")
+    page.screenshot("find")
+    # The Find page's filters run in the ledger: this customer's decisions only.
+    theirs = sum(d.customer_id == decline.customer_id for d in decisions.values())
+    page.type_into("Customer ID", decline.customer_id, enter=True)
+    page.wait_for_text(f"{theirs} decision{'' if theirs == 1 else 's'} in the ledger match the filters")
+
+    page.type_into("Application ID or customer ID", decline.application_id)
+    page.click("Look up")
+    page.wait_for_text("Bad credit — decline")
+    page.wait_for_text("What pushed the risk up")
+    for reason in decline.reasons:
+        page.wait_for_text(reason.text)
+    page.wait_for('[data-testid="stPlotlyChart"]', count=2)
+    page.screenshot("decision")
+
+    page.click("Profile")
+    page.wait_for_text(decline.customer_id)
+    page.screenshot("profile")
+
+    page.click("Compare")
+    page.wait_for_text("Similar customers")
+    charts = page.wait_for('[data-testid="stPlotlyChart"]', count=6)
+    assert len(charts) >= 6
+    page.wait_for_text("% of all customers")
+    page.screenshot("compare")
+
+    page.click("New application")
+    page.type_into("Customer ID", decline.customer_id)
+    page.type_into("State", "CA")  # a free-text event field: the card lists no states
+    page.click("Score application")
+    page.wait_for_text("Result:", timeout_s=30)
+    body = browser.find_element("tag name", "body").text
+    assert any(outcome in body for outcome in ("Good credit — approve", "Bad credit — decline",
+                                               "Borderline — refer for review"))
+    page.screenshot("new-application")
+
+    page.click("Model performance")
+    page.wait_for_text("Realised AUC")
+    page.wait_for_text("matured", timeout_s=10)
+    assert len(page.wait_for('[data-testid="stPlotlyChart"]', count=4)) >= 4
+    page.screenshot("model-performance")
+
+
+def _a_reviewer_declines_the_oldest_item_and_an_override_takes_a_second_person(
         namespace, casework: Casework, browser: Any) -> None:
     reviews = casework.one("SELECT count(*) FROM decisions WHERE decision = 'review'")
     oldest = casework.one("SELECT application_id FROM review_items "
@@ -559,7 +549,8 @@ def test_a_reviewer_declines_the_oldest_item_and_an_override_takes_a_second_pers
     with urllib.request.urlopen(casework.metrics_url, timeout=5) as response:
         exposed = response.read().decode()
     assert 'creditrisk_console_sign_ins_total{outcome="wrong"} 1.0' in exposed
-    assert 'creditrisk_console_sign_ins_total{outcome="signed_in"} 2.0' in exposed
+    # vera (the relationship manager), rita and alan
+    assert 'creditrisk_console_sign_ins_total{outcome="signed_in"} 3.0' in exposed
     assert 'creditrisk_console_review_actions_total{action="decide"} 1.0' in exposed
     assert 'creditrisk_console_review_refusals_total{action="override_approve"} 1.0' in exposed
     import psycopg
