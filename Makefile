@@ -24,20 +24,23 @@ $(STAMP): pyproject.toml
 # test file per worker so a file's shared fixtures are built once). Those on the real stack
 # run three at a time: each test has its own topics, Redis key prefix, consumer groups,
 # database and ports, and most of their time is spent waiting on servers, not computing.
+# They are handed out one at a time, longest first (tests/conftest.py, EXPECTED_SECONDS), so
+# no long test starts last on one worker while the others have finished.
 UNIT_TESTS := -m "not integration and not e2e" -n auto --dist loadfile
-STACK_TESTS := -m "(integration or e2e) and not cluster" -n 3 --dist load --durations=15
+STACK_TESTS := -m "(integration or e2e) and not cluster" -n 3 --dist load --maxschedchunk 1 --durations=15
 CLUSTER_TESTS := -m "cluster" -n 2 --dist load --durations=10
 
 ## everything: lint and type checks, then the tests that need no server, then the integration
 ## and end-to-end tests (they start the stack themselves)
-## (mypy runs beside the tests that need no server: it is single-threaded and slow)
+## (mypy, single-threaded and slow, runs at low priority beside the stack tests, which spend
+## most of their time waiting on servers; the tests that need no server have every core)
 test: install
 	$(BIN)/ruff check .
-	@types=$$(mktemp); $(BIN)/mypy > $$types 2>&1 & mypy_pid=$$!; \
-	  $(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS); unit=$$?; \
+	$(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS)
+	@types=$$(mktemp); nice -n 10 $(BIN)/mypy > $$types 2>&1 & mypy_pid=$$!; \
+	  $(BIN)/python -m pytest $(STACK_TESTS) $(PYTEST_ARGS); stack=$$?; \
 	  wait $$mypy_pid; typed=$$?; echo "mypy:"; cat $$types; rm -f $$types; \
-	  test $$unit -eq 0 && test $$typed -eq 0
-	$(BIN)/python -m pytest $(STACK_TESTS) $(PYTEST_ARGS)
+	  test $$stack -eq 0 && test $$typed -eq 0
 
 ## the code-health gate: ruff (lint, import order) and mypy (types), configured in pyproject.toml
 check: install

@@ -9,8 +9,11 @@ other's data.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import resource
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +47,104 @@ class StackNamespace:
     def topics(self) -> list[str]:
         return [self.topic_applications, self.topic_decisions, self.topic_dead_letters,
                 self.topic_outcomes, self.topic_final_decisions, self.topic_shadow_decisions]
+
+
+# -- the stack tier's order ------------------------------------------------------------------
+# pytest-xdist hands tests to its workers in collection order (`--dist load`; the Makefile's
+# `--maxschedchunk 1` keeps one test queued per worker). The longest stack tests therefore go
+# first: started last, one of them would keep a single worker busy while the others sit idle.
+# Seconds (setup and teardown included) from a stack-tier run with --durations on the 2-core
+# machine, loaded by other work; only their order matters. A test not listed is short and
+# keeps its place in its file's order after these. Refresh the figures when a test's length
+# changes by much (`make test` prints the longest under --durations).
+EXPECTED_SECONDS: dict[str, float] = {
+    "test_console_e2e.py::test_a_relationship_manager_then_a_reviewer_and_an_approver_work_on_one_ledger":
+        300,
+    "test_console_e2e.py::test_a_relationship_manager_reads_a_home_credit_decline_profile_and_comparison":
+        177,
+    "test_fault_suite_e2e.py::test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_fault[broker-restart]":
+        141,
+    "test_portfolios_e2e.py::test_each_model_is_back_tested_on_its_own_portfolios_loans": 140,
+    "test_fault_suite_e2e.py::test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_fault[stuck-client]":
+        127,
+    "test_backtest_e2e.py::test_realised_auc_of_matured_loans_matches_offline_evaluation": 108,
+    "test_challenger_e2e.py::test_a_challenger_shadows_every_decision_then_its_share_and_its_panels_show_it":
+        106,
+    "test_fault_suite_e2e.py::test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_fault[two-workers]":
+        99,
+    "test_stack_integration.py::test_a_second_stack_comes_up_twice_and_down_leaves_no_process": 91,
+    "test_fault_suite_e2e.py::test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_fault[broken-model]":
+        88,
+    "test_challenger_ledger.py::test_model_compare_prints_the_same_numbers_and_writes_the_report":
+        87,
+    "test_notices_integration.py::test_creditrisk_notices_render_writes_the_pdf_and_html_with_the_reasons":
+        86,
+    "test_ledger_integration.py::test_ledger_writer_killed_mid_stream_loses_nothing_and_replays_do_not_duplicate":
+        84,
+    "test_fault_suite_e2e.py::test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_fault[poison]":
+        79,
+    "test_home_credit_e2e.py::test_home_credit_is_served_with_offline_probabilities_and_plain_reasons":
+        78,
+    "test_dashboards_e2e.py::test_every_dashboard_panel_shows_data_from_a_real_worker": 77,
+    "test_worker_e2e.py::test_ten_thousand_events_end_as_exactly_one_decision_or_dead_letter": 66,
+    "test_ledger_dashboard_e2e.py::test_every_ledger_dashboard_panel_shows_data_from_a_real_ledger_writer":
+        63,
+    "test_fault_suite_e2e.py::test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_fault[redis-restart]":
+        60,
+    "test_fault_suite_e2e.py::test_every_application_ends_as_one_decision_or_one_dead_letter_through_the_fault[worker-sigkill]":
+        58,
+    "test_challenger_e2e.py::test_a_challenger_broken_while_shadowing_changes_no_champion_decision":
+        57,
+    "test_worker_processes_e2e.py::test_two_processes_in_one_group_split_six_partitions_and_decide_every_application_once":
+        50,
+    "test_generic_dataset_e2e.py::test_a_generic_config_model_is_served_with_offline_probabilities":
+        48,
+    "test_failure_policy_e2e.py::test_a_stalled_agent_turns_health_red_within_the_configured_time":
+        44,
+    "test_outbox_e2e.py::test_every_review_dashboard_panel_shows_data_from_a_real_ledger_writer":
+        42,
+    "test_fairness_e2e.py::test_decisions_skewed_against_women_make_the_alert_condition_hold_and_balanced_groups_do_not":
+        42,
+    "test_fairness_monitor.py::test_monitor_fairness_prints_the_figures_the_ledger_rows_give": 38,
+    "test_worker_auth_e2e.py::test_score_needs_the_token_and_the_token_is_never_written_anywhere":
+        38,
+}
+
+
+def _expected_seconds(item: pytest.Item) -> float:
+    return EXPECTED_SECONDS.get(item.nodeid.rsplit("/", 1)[-1], 0.0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest tests first (a stable sort: the others keep their order)."""
+    items.sort(key=lambda item: -_expected_seconds(item))
+
+
+# -- what each test costs (opt-in) -----------------------------------------------------------
+# CREDITRISK_TEST_CPU_LOG=<file>: one JSON line per test with its wall time and the CPU
+# seconds of the test process and of the processes it started and waited for (workers,
+# ledger writers, CLI runs; not servers left running), to see what a test spends, not only
+# how long it waited on a busy machine.
+def _cpu_seconds() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    log = os.environ.get("CREDITRISK_TEST_CPU_LOG")
+    if not log:
+        yield
+        return
+    started, (own, children) = time.monotonic(), _cpu_seconds()
+    yield
+    own_after, children_after = _cpu_seconds()
+    line = {"test": item.nodeid, "wall_s": round(time.monotonic() - started, 1),
+            "cpu_s": round(own_after - own, 1), "children_cpu_s": round(children_after - children, 1),
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "")}
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(json.dumps(line) + "\n")
 
 
 # With pytest-xdist, the worker that starts a server of the stack notes it here; the
