@@ -66,6 +66,14 @@ class FreshRun:
             return float("nan"), float("nan")
         return (float(np.percentile(values, 50)) * 1000, float(np.percentile(values, 99)) * 1000)
 
+    def by_second(self, seconds: int = int(FIRST_S)) -> str:
+        """The slowest decision of each of the first ``seconds`` seconds, in ms."""
+        slowest = []
+        for second in range(seconds):
+            values = [latency for at, latency in self.latencies if second <= at < second + 1]
+            slowest.append(f"{max(values) * 1000:,.0f}" if values else "–")
+        return " / ".join(slowest)
+
     def line(self) -> str:
         whole, first = self.percentiles(), self.percentiles(FIRST_S)
         state = "warm start on " if self.warm_start else "warm start off"
@@ -74,7 +82,9 @@ class FreshRun:
                 f"p50 {first[0]:,.0f} / p99 {first[1]:,.0f} ms; max "
                 f"{max((lat for _, lat in self.latencies), default=0) * 1000:,.0f} ms "
                 f"(healthy {self.ready_after_s:.1f} s after start, first send "
-                f"{self.first_send_after_s * 1000:.0f} ms after healthy)")
+                f"{self.first_send_after_s * 1000:.0f} ms after healthy)\n"
+                f"         slowest decision of each of the first {FIRST_S:.0f} seconds: "
+                f"{self.by_second()} ms")
 
 
 def bench_fresh_start(settings: Settings, data: Path, echo: Echo,
@@ -163,11 +173,29 @@ def _reader(settings: Settings, topics: list[str]) -> KafkaConsumer:
 
 def _send_when_told(go: Event, settings: Settings, data: Path, layout: EventLayout, topic: str,
                     count: int, rate: int, start_row: int) -> None:
-    from replay.core import replay_applications
+    """Everything a send needs is ready before ``go`` (rows read, producer connected, the
+    topic's metadata fetched), so the first event leaves the moment the worker is healthy;
+    event i is then sent when due (go + i / rate) with ``submitted_at`` = the moment sent."""
+    from itertools import islice
 
+    from kafka import KafkaProducer
+
+    from replay.core import application_event, encode_event, read_loan_rows
+
+    rows = list(islice(read_loan_rows(data, layout, start_row), count))
+    producer = KafkaProducer(**kafka_python_options(settings, "producer"), acks="all",
+                             linger_ms=0)
+    producer.partitions_for(topic)
     go.wait()
-    replay_applications(data, settings, topic, count, rate, start=start_row, progress=False,
-                        layout=layout)
+    started = time.perf_counter()
+    for index, row in enumerate(rows):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        key, value = encode_event(application_event(row, layout))
+        producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()
 
 
 def _read_back(reader: KafkaConsumer, count: int,

@@ -1,7 +1,9 @@
 """Worker benchmark: throughput and end-to-end latency of the real worker on the local stack.
 
 A worker process scores applications replayed from a loan file into topics of the
-benchmark's own; decisions are read back and timed. Prints figures, never fails on them.
+benchmark's own; decisions are read back and timed. Then freshly started workers, with the
+warm start off and on, under a steady rate from the moment they are healthy
+(:mod:`infra.bench.fresh_start`). Prints figures, never fails on them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,17 @@ from infra.stack.redis_keys import delete_keys
 
 def bench_worker(settings: Settings, data: Path, echo: Callable[[str], None],
                  runs: tuple[tuple[int, float], ...] = ((20_000, 0.0), (6_000, 300.0))) -> None:
-    """For each (events, rate): replay, wait for every decision, report rate and latency."""
+    """For each (events, rate): replay, wait for every decision, report rate and latency.
+    Then the latency of freshly started workers, warm start off and on
+    (:mod:`infra.bench.fresh_start`)."""
+    from infra.bench.fresh_start import bench_fresh_start
+
+    _bench_runs(settings, data, echo, runs)
+    bench_fresh_start(settings, data, echo)
+
+
+def _bench_runs(settings: Settings, data: Path, echo: Callable[[str], None],
+                runs: tuple[tuple[int, float], ...]) -> None:
     with bureau_features(settings, data) as prefix:
         start_row = 0
         for events, rate in runs:

@@ -142,6 +142,9 @@ def test_http_scores_one_application_reports_health_and_exposes_the_design_metri
     status, body = worker.http("GET", "/health")
     health = json.loads(body)
     assert status == 200 and health["kafka"]["ok"] and health["redis"]["ok"] and health["model"]["ok"]
+    assert health["warm_start"]["state"] == "warm", health["warm_start"]
+    # the warm start's synthetic batches left no trace an operator sees
+    assert metric_sum(worker.metrics(), "creditrisk_events_consumed_total") == 0
 
     produce(namespace.settings, namespace.topic_applications,
             keyed(valid_events(clean_frame, 400)))
@@ -153,4 +156,7 @@ def test_http_scores_one_application_reports_health_and_exposes_the_design_metri
     for name, kind in DESIGN_METRICS.items():
         assert types.get(name) == kind, f"{name}: {types.get(name)} instead of {kind}"
     assert 'creditrisk_drift_psi{feature="score"}' in text
+    samples = worker.metrics()
+    assert metric_sum(samples, "creditrisk_events_consumed_total") == 400
+    assert metric_sum(samples, "creditrisk_decisions_total") == 400
     assert event["application_id"] not in text  # ids never become label values
