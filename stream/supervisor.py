@@ -6,6 +6,11 @@ group, topics, key prefix) and its own HTTP port, ``base port + i``; Kafka split
 topic's partitions between them exactly as it does between workers on several machines, so
 more machines join the same group by running ``creditrisk worker`` with the same settings.
 
+Each child warms up before it joins the group (:mod:`stream.warm_start`: Kafka metadata and
+leaders, Redis connections, a synthetic batch of each size through the model), so neither a
+child of a fresh start nor one started again in a stalled child's place takes partitions
+cold; its ``/health`` says ``warming`` meanwhile.
+
 The supervisor starts, watches and stops: it forwards SIGTERM / SIGINT to every child and
 waits for them. A child that stopped itself because its stream stalled (exit status 75,
 ``stream.exits.EXIT_STALLED``) is started again in its place; when a child dies with
