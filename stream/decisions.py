@@ -23,6 +23,7 @@ customer and by any field, for as long as retention says.
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,8 @@ from datetime import datetime
 from typing import Literal, TypeVar
 
 import msgspec
+import redis.asyncio.client
+import redis.asyncio.cluster
 
 from config.json_types import JSONValue
 from features.normalize import utc_timestamp
@@ -42,6 +45,7 @@ DECISION_TTL_S = 90 * 86400
 RECENT_KEEP = 50_000
 
 DecisionOutcome = Literal["approve", "review", "decline"]
+log = logging.getLogger(__name__)
 
 
 def decision_id(application_id: str, model_version: str) -> str:
@@ -194,6 +198,7 @@ class DecisionStore:
     def __init__(self, client: AsyncRedis | SyncRedis, key_prefix: str = "") -> None:
         self.client = client
         self.prefix = key_prefix
+        self._wait_refused = False
 
     def _key(self, application_id: str) -> str:
         return decision_key(self.prefix, application_id)
@@ -217,7 +222,27 @@ class DecisionStore:
         if not records:
             return
         client = self._async_client()
+        with refusals_explained(client):
+            if isinstance(client, redis.asyncio.cluster.RedisCluster):
+                await self._save_on_cluster(client, records)
+                return
+            pipe = client.pipeline(transaction=False)
+            self._queue_writes(pipe, records)
+            await pipe.execute()
+
+    async def _save_on_cluster(self, client: redis.asyncio.cluster.RedisCluster,
+                               records: Sequence[DecisionRecord]) -> None:
+        """The writes, then a WAIT on each node written to (see :data:`REPLICA_WAIT_MS`)."""
         pipe = client.pipeline(transaction=False)
+        self._queue_writes(pipe, records)
+        keys = [self._key(record.decision.application_id) for record in records]
+        waits = await _wait_for_replicas(client, pipe, [*keys, recent_decisions_key(self.prefix)])
+        results = await pipe.execute(raise_on_error=False)
+        _raise_first_error(results[:len(results) - waits])
+        self._note_refused_waits(results[len(results) - waits:])
+
+    def _queue_writes(self, pipe: redis.asyncio.client.Pipeline | redis.asyncio.cluster.ClusterPipeline,
+                      records: Sequence[DecisionRecord]) -> None:
         for record in records:
             pipe.set(self._key(record.decision.application_id), record.to_json(),
                      ex=DECISION_TTL_S)
@@ -225,8 +250,16 @@ class DecisionStore:
         pipe.zadd(recent, {record.decision.application_id: record.decision.decided_timestamp
                            for record in records})
         pipe.zremrangebyrank(recent, 0, -RECENT_KEEP - 1)
-        with refusals_explained(client):
-            await pipe.execute()
+
+    def _note_refused_waits(self, results: Sequence[object]) -> None:
+        """A WAIT that fails (e.g. an ACL without ``+wait``) costs durability, not the
+        batch: logged once per store."""
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed and not self._wait_refused:
+            self._wait_refused = True
+            log.warning("Redis Cluster refused WAIT (%s): decision records are not confirmed "
+                        "on a replica before the batch is acknowledged; the worker's ACL user "
+                        "needs +wait (infra/stack/redis_acl.py)", type(failed[0]).__name__)
 
     def records(self, application_ids: Sequence[str]) -> list[DecisionRecord | None]:
         """The stored records of these applications in one round trip (a synchronous client);
@@ -244,6 +277,35 @@ class DecisionStore:
         if isinstance(self.client, SyncRedis):
             raise TypeError("the worker's DecisionStore needs an asyncio Redis client")
         return self.client
+
+
+# On a Redis Cluster a primary copies its writes to its replica after acknowledging them: a
+# primary killed in between loses the records, and an application replayed after the failover
+# would be decided again, with another decided_at. WAIT, sent on each node's connection right
+# after its writes, holds the batch until a replica has them; bounded, so that with no replica
+# up the batch goes on (its records then on the primary alone).
+REPLICA_WAIT_MS = 50
+
+
+async def _wait_for_replicas(client: redis.asyncio.cluster.RedisCluster,
+                             pipe: redis.asyncio.cluster.ClusterPipeline, keys: Sequence[str],
+                             ) -> int:
+    """Queue one WAIT per node holding ``keys`` at the end of ``pipe``; how many were queued."""
+    await client.initialize()  # the slot map (a no-op once known)
+    nodes = {}
+    for key in keys:
+        node = client.get_node_from_key(key)
+        if node is not None:
+            nodes[node.name] = node
+    for node in nodes.values():
+        pipe.execute_command("WAIT", 1, REPLICA_WAIT_MS, target_nodes=node)
+    return len(nodes)
+
+
+def _raise_first_error(results: Sequence[object]) -> None:
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def decision_key(prefix: str, application_id: str) -> str:

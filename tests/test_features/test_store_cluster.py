@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from redis.exceptions import RedisClusterException, RedisError
 
-from config.settings import Settings
+from config.settings import RedisRole, Settings
 from features.definitions import BUREAU_FIELDS
 from features.materialize import materialize_bureau_features
 from features.metrics import FeatureStoreMetrics
@@ -32,6 +32,7 @@ from features.store import (
     sync_client,
 )
 from features.views import BUREAU_VIEW, VELOCITY_VIEW, feature_key
+from infra.stack.redis_acl import PERMISSIONS
 from stream.decisions import Decision, DecisionRecord, DecisionStore, decision_id
 from stream.failures import outage_dependency
 
@@ -193,6 +194,47 @@ def test_decisions_are_stored_found_again_and_read_by_the_ledger_and_console(sto
     assert {record.decision.application_id for record in recent.items} >= set(ids)
     assert recent.unreadable == 0
     assert console.record(ids[7]) == records[7]
+
+
+def _save_and_find(store: Store, role: RedisRole, tag: str) -> dict[str, Decision]:
+    records = [_record(f"app-{tag}-{store.kind}-{i}", customer)
+               for i, customer in enumerate(CUSTOMERS[:30])]
+
+    async def go() -> dict[str, Decision]:
+        client = async_client(store.settings, role)
+        try:
+            decisions = DecisionStore(client, store.settings.key_prefix)
+            started = time.perf_counter()
+            await decisions.save(records)
+            assert time.perf_counter() - started < 1.0  # the replicas answer WAIT at once
+            return await decisions.existing([r.decision.application_id for r in records], "m1")
+        finally:
+            await client.aclose()
+
+    found = asyncio.run(go())
+    assert len(found) == len(records)
+    return found
+
+
+def _refused_waits(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "refused WAIT" in r.getMessage()]
+
+
+def test_records_are_confirmed_on_a_replica_before_the_batch_goes_on(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    _save_and_find(store, "admin", "wait")
+    assert not _refused_waits(caplog)
+
+
+@pytest.mark.xfail("+wait" not in PERMISSIONS["worker"], strict=True,
+                   reason="the worker's ACL user may not run WAIT (infra/stack/redis_acl.py)")
+@pytest.mark.parametrize("store", [pytest.param("cluster", marks=[pytest.mark.cluster,
+                                                                    pytest.mark.e2e])],
+                         indirect=True)
+def test_the_workers_user_may_confirm_records_on_a_replica(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    _save_and_find(store, "worker", "wait-worker")
+    assert not _refused_waits(caplog)
 
 
 def test_a_wrong_password_or_a_missing_right_is_a_refusal_not_an_outage(store: Store) -> None:
