@@ -16,6 +16,10 @@ import pytest
 
 from config.settings import Settings
 
+# As tests/conftest.py's live_stack notes them: the servers an xdist worker started, which the
+# run's controller stops at the end (conftest's pytest_sessionfinish, for this stack folder too).
+STARTED_BY_TESTS = "started-by-tests"
+
 
 @pytest.fixture(scope="session")
 def cluster_stack() -> Iterator[Settings]:
@@ -25,6 +29,7 @@ def cluster_stack() -> Iterator[Settings]:
 
     settings = Settings(profile="cluster")
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
+    in_worker = "PYTEST_XDIST_WORKER" in os.environ
     with (settings.stack_dir / "tests-up.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         started = [service for service in stack.services(settings)
@@ -33,7 +38,10 @@ def cluster_stack() -> Iterator[Settings]:
             stack.up(settings, echo=lambda line: None)
         except stack.StackError as error:
             pytest.fail(f"the clustered stack could not start: {error}")
+        if in_worker and started:  # for the controller of the run to stop at its end
+            with (settings.stack_dir / STARTED_BY_TESTS).open("a") as noted:
+                noted.writelines(f"{service.name}\n" for service in started)
     yield settings
-    if "PYTEST_XDIST_WORKER" not in os.environ:  # a worker's siblings may still use it
+    if not in_worker:  # a worker's siblings may still use it
         for service in reversed(started):
             service.stop()
