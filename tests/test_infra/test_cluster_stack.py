@@ -86,6 +86,10 @@ def test_compose_cluster_profile_runs_the_same_configs() -> None:
     assert worker["CREDITRISK_FEATURE_SCHEMA_VERSION"] == "v2"
     assert worker["CREDITRISK_REDIS_CLUSTER_NODES"].count("redis-node-") == 6
     assert all("profiles" not in services_[name] for name in ("kafka", "redis", "worker"))
+    targets = REPO_ROOT / "infra" / "prometheus" / "targets-cluster"
+    assert "./infra/prometheus/targets-cluster:/etc/prometheus/targets:ro" in cluster[
+        "prometheus-cluster"]["volumes"]
+    assert "worker-cluster:6066" in (targets / "worker.json").read_text()
 
 
 def test_every_redis_role_may_ask_for_the_slot_map() -> None:
