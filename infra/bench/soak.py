@@ -352,8 +352,16 @@ class SoakRig:
     registry_dir: Path
 
     def producer(self, rate: float, count: int, extra: Sequence[str] = ()) -> subprocess.Popen[str]:
-        return producer_process(self.data, self.topics["applications"], rate, count,
-                                self.registry_dir, extra)
+        """``creditrisk produce`` at ``rate``, returned once its first events are in Kafka
+        (a process's start and its Kafka login take seconds that are not the rate's)."""
+        topic = self.topics["applications"]
+        before = _applications_in(self.reader, topic)
+        process = producer_process(self.data, topic, rate, count, self.registry_dir, extra)
+        deadline = time.monotonic() + 60
+        while (process.poll() is None and time.monotonic() < deadline
+               and _applications_in(self.reader, topic) == before):
+            _read_for(self.reader, 0.2, _Window())
+        return process
 
     def warm_up(self, events: int = 1_000) -> None:
         """A fresh worker's first events pay for connections and first calls: not measured."""
@@ -416,7 +424,9 @@ def find_sustainable_rate(settings: Settings, data: Path, registry_dir: Path, ec
                 producer.terminate()
                 producer.wait()
             if not _kept_up(row, rate):
-                echo(f"  {rate:,}/s not kept up: the ramp stops here")
+                echo(f"  {rate:,}/s not kept up: the ramp stops here" if rate != rates[0] else
+                     f"  not even {rate:,}/s kept up (how busy is the machine?); the soak runs "
+                     "at it and shows where the time goes")
                 break
             sustained = rate
             rig.settle()
