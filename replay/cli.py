@@ -61,6 +61,9 @@ def produce_command(
     from replay.core import SubmittedAt, live_event_layout, replay_applications, replay_outcomes
 
     settings = get_settings()
+    if outcomes and repeat:
+        _fail("--repeat sends fresh applications; outcomes of loans that were never applied "
+              "for would mean nothing. Drop --repeat with --outcomes.")
     if not outcomes and submitted_at not in ("now", "original"):
         _fail(f"--submitted-at must be 'now' or 'original', not {submitted_at!r}.")
     try:
