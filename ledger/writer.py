@@ -47,8 +47,7 @@ from ledger.store import insert_decisions, parse_as_of, upsert_outcomes
 from stream.decisions import Decision, DecisionError, DecisionStore, ShadowDecision
 
 if TYPE_CHECKING:
-    from redis import Redis
-
+    from features.store import SyncRedis
     from ledger.store import Ledger
 
 log = logging.getLogger(__name__)
@@ -126,7 +125,7 @@ class LedgerWriter:
     """Writes batches of messages to the ledger (no Kafka here: the loop feeds it)."""
 
     def __init__(self, settings: Settings, cards: OutcomeCards, metrics: LedgerMetrics,
-                 redis_client: Redis) -> None:
+                 redis_client: SyncRedis) -> None:
         self.settings = settings
         self.cards = cards
         self.metrics = metrics

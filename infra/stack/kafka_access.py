@@ -165,12 +165,57 @@ def _new_topic(settings: Settings, name: str, partitions: int) -> NewTopic:
                     replication_factor=settings.kafka_replication_factor, topic_configs=configs)
 
 
-def grant(settings: Settings, permissions: list[Grant]) -> None:
-    """Create ACLs (already existing ones are kept: Kafka's ACLs are a set)."""
+def grant(settings: Settings, permissions: list[Grant], timeout_s: float = 15.0) -> None:
+    """Create ACLs (already existing ones are kept: Kafka's ACLs are a set) and return once
+    the broker enforces them.
+
+    The controller answers as soon as the ACLs are in the metadata log; a broker applies them
+    when it replays that log, a moment later. A client acting on the grant in that moment is
+    refused (TOPIC_AUTHORIZATION_FAILED), so the grant waits until the broker lists them."""
+    import time
+
+    wanted = [_acl(permission) for permission in permissions]
     with admin_client(settings) as admin:
-        result = admin.create_acls([_acl(permission) for permission in permissions])
-    if result.get("failed"):
-        raise RuntimeError(f"kafka: ACLs refused: {result['failed']}")
+        result = admin.create_acls(wanted)
+        if result.get("failed"):
+            raise RuntimeError(f"kafka: ACLs refused: {result['failed']}")
+        deadline = time.monotonic() + timeout_s
+        while missing := _acls_not_enforced(admin, wanted):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"kafka: {len(missing)} ACLs created but not enforced by the "
+                                   f"broker after {timeout_s:.0f} s (first: {missing[0]})")
+            time.sleep(0.1)
+
+
+def _acls_not_enforced(admin: KafkaAdminClient, wanted: list[ACL]) -> list[ACL]:
+    """The ACLs of ``wanted`` the broker does not list yet."""
+    present = {_acl_key(acl) for acl in _listed_acls(admin)}
+    return [acl for acl in wanted if _acl_key(acl) not in present]
+
+
+def _listed_acls(admin: KafkaAdminClient) -> list[ACL]:
+    """Every ACL the broker enforces."""
+    from kafka.admin import (
+        ACLFilter,
+        ACLOperation,
+        ACLPermissionType,
+        ACLResourcePatternType,
+        ResourcePatternFilter,
+        ResourceType,
+    )
+
+    everything = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                           permission_type=ACLPermissionType.ANY,
+                           resource_pattern=ResourcePatternFilter(ResourceType.ANY, None,
+                                                                  ACLResourcePatternType.ANY))
+    listed, _ = admin.describe_acls(everything)
+    return list(listed)
+
+
+def _acl_key(acl: ACL) -> tuple[object, ...]:
+    pattern = acl.resource_pattern
+    return (acl.principal, acl.host, acl.operation, acl.permission_type,
+            pattern.resource_type, pattern.resource_name, pattern.pattern_type)
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:
@@ -197,27 +242,15 @@ def grant_prefix(settings: Settings, prefix: str) -> None:
 def retire_prefix(settings: Settings, prefix: str) -> None:
     """Delete every topic, ACL and consumer group whose name starts with ``prefix`` (a test's
     or a benchmark's namespace: its topics, its workers' groups and their leader topics)."""
-    from kafka.admin import (
-        ACLFilter,
-        ACLOperation,
-        ACLPermissionType,
-        ACLResourcePatternType,
-        ResourcePatternFilter,
-        ResourceType,
-    )
+    from kafka.admin import ACLFilter
     from kafka.errors import KafkaError
 
     if not prefix:
         raise ValueError("refusing to retire every topic: the prefix is empty")
-    everything = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
-                           permission_type=ACLPermissionType.ANY,
-                           resource_pattern=ResourcePatternFilter(ResourceType.ANY, None,
-                                                                  ACLResourcePatternType.ANY))
     with admin_client(settings) as admin:
-        acls, _ = admin.describe_acls(everything)
         mine = [ACLFilter(acl.principal, acl.host, acl.operation, acl.permission_type,
                           acl.resource_pattern)
-                for acl in acls if acl.resource_pattern.resource_name.startswith(prefix)]
+                for acl in _listed_acls(admin) if acl.resource_pattern.resource_name.startswith(prefix)]
         if mine:
             admin.delete_acls(mine)
         topics = [name for name in admin.list_topics() if name.startswith(prefix)]
