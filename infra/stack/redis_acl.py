@@ -5,7 +5,8 @@ One user per role (:data:`config.settings.RedisRole`), each with the least it ne
 - ``admin``: everything (the stack itself, clean-up by tests and benchmarks);
 - ``materializer``: writes the feature views (the ``WRITE_IF_NEWER`` script);
 - ``worker``: reads every feature view, writes only the velocity view (the
-  ``READ_CUSTOMER`` script) and the decision records;
+  ``READ_CUSTOMER`` script) and the decision records, and may ``WAIT`` for a replica to
+  hold them (the decision store does on a Redis Cluster);
 - ``ledger`` and ``console``: read the decision records;
 - ``default`` (a client that does not log in): off, so it is refused (NOAUTH).
 
@@ -49,7 +50,8 @@ PERMISSIONS: dict[RedisRole, tuple[str, ...]] = {
     "worker": (f"%R~{FEATURE_VIEWS}", f"~{VELOCITY}", f"~{DECISIONS}", f"~{RECENT_DECISIONS}",
                *_CONNECTION, *_SCRIPTS,
                "+hgetall", "+zadd", "+zremrangebyscore", "+zcount", "+expire",  # READ_CUSTOMER
-               "+mget", "+set", "+zremrangebyrank"),  # decision records
+               "+mget", "+set", "+zremrangebyrank",  # decision records
+               "+wait"),  # on a Redis Cluster, a batch's records reach a replica first
     "ledger": (f"%R~{DECISIONS}", *_CONNECTION, "+mget"),
     "console": (f"%R~{DECISIONS}", f"%R~{RECENT_DECISIONS}", *_CONNECTION,
                 "+get", "+mget", "+zrevrange"),

@@ -32,7 +32,6 @@ from features.store import (
     sync_client,
 )
 from features.views import BUREAU_VIEW, VELOCITY_VIEW, feature_key
-from infra.stack.redis_acl import PERMISSIONS
 from stream.decisions import Decision, DecisionRecord, DecisionStore, decision_id
 from stream.failures import outage_dependency
 
@@ -226,8 +225,6 @@ def test_records_are_confirmed_on_a_replica_before_the_batch_goes_on(
     assert not _refused_waits(caplog)
 
 
-@pytest.mark.xfail("+wait" not in PERMISSIONS["worker"], strict=True,
-                   reason="the worker's ACL user may not run WAIT (infra/stack/redis_acl.py)")
 @pytest.mark.parametrize("store", [pytest.param("cluster", marks=[pytest.mark.cluster,
                                                                     pytest.mark.e2e])],
                          indirect=True)

@@ -63,6 +63,13 @@ def test_key_patterns_give_each_role_its_keys_whatever_the_prefix(prefix: str) -
     assert not _readable("ledger", bureau) and not _readable("console", bureau)
 
 
+def test_only_the_worker_may_wait_for_a_replica_to_hold_its_records() -> None:
+    """On a Redis Cluster the decision store WAITs after a batch's writes; a refused WAIT
+    costs the records' durability through a primary failover."""
+    assert "+wait" in PERMISSIONS["worker"]
+    assert not any("+wait" in PERMISSIONS[role] for role in ("materializer", "ledger", "console"))
+
+
 def test_the_stack_writes_the_acl_file_private_and_clients_pick_their_role(tmp_path: Path) -> None:
     settings = Settings(stack_dir=tmp_path / "stack", redis_url="redis://127.0.0.1:6390/0")
     assert settings.redis_credentials("worker") == (None, None)  # no stack Redis yet
