@@ -40,7 +40,13 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from features.store import REFUSED_ERRORS, UNAVAILABLE_ERRORS, FeatureStoreRefused, FeatureStoreUnavailable
+from features.store import (
+    REFUSED_ERRORS,
+    UNAVAILABLE_ERRORS,
+    FeatureStoreRefused,
+    FeatureStoreUnavailable,
+    refusal_in,
+)
 from stream.validation import REJECTION_CODES
 
 PROCESSING_ERROR = "processing_error"
@@ -71,8 +77,10 @@ def outage_dependency(error: BaseException) -> str | None:
 
 def broken_configuration(error: BaseException) -> bool:
     """Redis or Kafka refused our credentials or rights: the worker must stop, not retry the
-    batch and not dead-letter its events."""
-    return isinstance(error, BROKEN_CONFIGURATION_ERRORS)
+    batch and not dead-letter its events. A Redis Cluster client raises a refusal met while
+    it discovers the nodes (WRONGPASS at login, NOPERM on CLUSTER SLOTS) wrapped in an error
+    that otherwise reads as an outage, so the cause is looked for too (:func:`refusal_in`)."""
+    return isinstance(error, BROKEN_CONFIGURATION_ERRORS) or refusal_in(error) is not None
 
 
 def kafka_refusal_message(error: KafkaError) -> str:
