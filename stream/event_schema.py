@@ -104,12 +104,18 @@ def check_application_id(value: object) -> str:
 
 
 def check_customer_id(value: object) -> str:
-    """Like the application id, and usable in a feature-store key (no ':' or whitespace;
-    the rule of ``features.views.feature_key``)."""
+    """Like the application id, and usable in a feature-store key of every schema version
+    (the rules of ``features.views.feature_key``): no ':' or whitespace, and no '{' or '}',
+    whichever schema the worker reads, so an event valid today stays valid after a switch."""
     text = _check_id_text("customer_id", value)
     if ":" in text or " " in text:
         raise FieldProblem("bad_id", "customer_id contains ':' or whitespace, which a "
                                      "feature-store key cannot hold")
+    if "{" in text or "}" in text:
+        raise FieldProblem("bad_id", "customer_id contains '{' or '}': in feature keys of "
+                                     "schema v2 the customer id is the Redis Cluster hash tag "
+                                     "between braces, and a brace in it would move some of the "
+                                     "customer's keys to other slots")
     return text
 
 

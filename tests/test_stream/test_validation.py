@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from features import normalize
 from features.definitions import APPLICANT_FIELDS
 from features.serving import LENDING_CLUB_SERVING, EventField, ServingSpec
-from features.views import BUREAU_VIEW, feature_key
+from features.views import BUREAU_VIEW, SCHEMA_VERSIONS, feature_key
 from stream.event_schema import EventSchema
 from stream.validation import (
     DEFAULT_DEAD_LETTER_PAYLOAD_BYTES,
@@ -152,6 +152,12 @@ REJECTED: list[tuple[str, bytes | None, str, str | None]] = [
     ("customer id with colon", event_bytes(customer_id="CUST:98765"), "bad_id", "customer_id"),
     ("customer id with space", event_bytes(customer_id="CUST 98765"), "bad_id", "customer_id"),
     ("customer id with tab", event_bytes(customer_id="CUST\t98765"), "bad_id", "customer_id"),
+    ("customer id with an opening brace", event_bytes(customer_id="CUST{98765"), "bad_id",
+     "customer_id"),
+    ("customer id with a closing brace", event_bytes(customer_id="CUST-98765}"), "bad_id",
+     "customer_id"),
+    ("customer id as a hash tag", event_bytes(customer_id="{CUST-98765}"), "bad_id",
+     "customer_id"),
     ("empty application id", event_bytes(application_id=""), "bad_id", "application_id"),
     ("blank application id", event_bytes(application_id="   "), "bad_id", "application_id"),
     ("padded application id", event_bytes(application_id=" APP-1"), "bad_id", "application_id"),
@@ -168,6 +174,23 @@ def test_malformed_events_are_rejected_with_their_reason(payload, code, field) -
     assert result.error == code
     if field is not None:
         assert field in result.detail
+
+
+@pytest.mark.parametrize("customer_id", ["CUST{98765", "{CUST-98765}", "CUST-}{-1"])
+def test_a_customer_id_with_braces_is_refused_for_the_hash_tag_it_would_break(
+        customer_id: str) -> None:
+    """Schema v2 keys hold the customer id as a Redis Cluster hash tag: a brace in it would
+    move some of one customer's keys to other slots, and the feature read would be refused."""
+    result = validate_application(event_bytes(customer_id=customer_id))
+    assert isinstance(result, Rejection) and result.error == "bad_id"
+    assert "hash tag" in result.detail and "customer_id" in result.detail
+
+
+def test_an_ordinary_customer_id_is_a_feature_key_of_every_schema() -> None:
+    result = validate_application(event_bytes(customer_id="CUST-98765_a.b"))
+    assert isinstance(result, ValidApplication)
+    assert [feature_key(BUREAU_VIEW, result.customer_id, schema) for schema in SCHEMA_VERSIONS] \
+        == ["fs:v1:bureau:CUST-98765_a.b", "fs:v2:bureau:{CUST-98765_a.b}"]
 
 
 def test_every_rejection_code_is_produced_by_some_event() -> None:
@@ -378,7 +401,8 @@ def assert_well_formed(result: object) -> None:
     assert result.application["term"] in (36, 60)
     assert result.application["loan_amnt"] > 0 and result.application["annual_inc"] > 0
     assert result.submitted_at.utcoffset() == timedelta(0)
-    feature_key(BUREAU_VIEW, result.customer_id, "v1")  # usable as a feature-store key
+    for schema in SCHEMA_VERSIONS:  # usable as a feature-store key, whichever the schema
+        feature_key(BUREAU_VIEW, result.customer_id, schema)
 
 
 JSON_SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30))
@@ -421,7 +445,8 @@ def test_one_bad_field_is_rejected_by_name_or_accepted(field: str, value: Any) -
 def test_any_accepted_customer_id_is_a_valid_feature_key(customer_id: str) -> None:
     result = validate_application(event_bytes(customer_id=customer_id))
     if isinstance(result, ValidApplication):
-        feature_key(BUREAU_VIEW, result.customer_id, "v1")
+        for schema in SCHEMA_VERSIONS:
+            feature_key(BUREAU_VIEW, result.customer_id, schema)
         assert result.customer_id == customer_id
     else:
         assert result.error in ("bad_id", "not_json")
