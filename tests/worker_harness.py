@@ -128,7 +128,8 @@ def load_fresh_bureau(settings: Any, bureau_csv: Path, workdir: Path) -> None:
     client = sync_client(settings, "materializer")
     try:
         materialize_bureau_features(_fresh_bureau_file(bureau_csv, workdir / "fresh-bureau.csv"),
-                                    client, key_prefix=settings.key_prefix)
+                                    client, schema_version=settings.feature_schema_version,
+                                    key_prefix=settings.key_prefix)
     finally:
         client.close()
 

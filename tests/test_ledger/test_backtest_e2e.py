@@ -46,7 +46,9 @@ def _materialize_bureau_as_of_issue(settings: Settings, frame: pd.DataFrame) -> 
 
     client = sync_client(settings, "materializer")
     try:
-        report = materialize_as_of_applications(frame, client, key_prefix=settings.key_prefix)
+        report = materialize_as_of_applications(
+            frame, client, schema_version=settings.feature_schema_version,
+            key_prefix=settings.key_prefix)
     finally:
         client.close()
     assert report.written == frame["customer_id"].nunique(), report.summary()

@@ -72,8 +72,10 @@ def bureau_with_gaps(bureau_csv: Path, target: Path) -> Path:
 
 
 def materialize(redis_url: str, namespace: Any, bureau_csv: Path) -> None:
-    client = sync_client(namespace.settings.model_copy(update={"redis_url": redis_url}), "materializer")
-    materialize_bureau_features(bureau_csv, client, key_prefix=namespace.key_prefix)
+    settings = namespace.settings.model_copy(update={"redis_url": redis_url})
+    client = sync_client(settings, "materializer")
+    materialize_bureau_features(bureau_csv, client, schema_version=settings.feature_schema_version,
+                                key_prefix=namespace.key_prefix)
     client.close()
 
 
