@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     allow_event_contract_change: bool = Field(
         False, description="let a promoted model that expects other event fields replace the "
         "serving one (the producers switch with it)")
+    warm_start: bool = Field(True, description=(
+        "before it joins its consumer group, a worker connects to Kafka and Redis and scores "
+        "synthetic batches (/health says warming, 503, meanwhile); off only to measure what it "
+        "saves"))
     stall_after_s: float = Field(60.0, gt=0, description="/health turns red when events wait "
                                  "and no batch has completed for this long")
     stall_exit_after_s: float = Field(

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,7 +51,6 @@ from stream.ports import DecisionKeeper, FeatureReader, ModelSource
 
 log = logging.getLogger(__name__)
 
-WARM_START_VARIABLE = "CREDITRISK_WARM_START"
 REDIS_CONNECTIONS = 4     # the batch's reads and writes, the probe, POST /score: opened at once
 PART_TIMEOUT_S = 15.0     # each part; past it the worker joins with that part cold
 SYNTHETIC_CUSTOMER = "warm-start"  # never a real customer's id: nothing is stored under it
@@ -67,13 +65,9 @@ KafkaWarmer = Callable[[Sequence[str]], Awaitable[None]]
 
 
 def warm_start_enabled(settings: Settings) -> bool:
-    """``CREDITRISK_WARM_START`` (default on); off only to measure what it saves."""
-    configured = getattr(settings, "warm_start", None)
-    if isinstance(configured, bool):
-        return configured
-    # Until the settings declare the field: the same variable, read the way they read booleans.
-    text = os.environ.get(WARM_START_VARIABLE, "true").strip().casefold()
-    return text not in ("0", "false", "no", "off")
+    """``CREDITRISK_WARM_START`` (``settings.warm_start``, default on); off only to measure
+    what it saves."""
+    return settings.warm_start
 
 
 def batch_sizes(batch_max_events: int) -> tuple[int, ...]:
