@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TypeVar
 
+import redis.asyncio.cluster
 from redis.exceptions import AuthenticationError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -32,6 +33,7 @@ from features.store import (
     AsyncRedis,
     FeatureStoreRefused,
     FeatureStoreUnavailable,
+    as_text,
     parse_timestamp,
     refusal_in,
     refused,
@@ -47,6 +49,19 @@ from features.views import (
 # What the read script answers per application: each view's hash as a flat list of field,
 # value, ..., then the count of each velocity window.
 ScriptReply = list[list[bytes | str | int]]
+
+
+async def load_read_script(client: AsyncRedis) -> str:
+    """Load the read script (``SCRIPT LOAD``) wherever the reads will call it, and return its
+    SHA1: on a single Redis, that Redis; on a Redis Cluster, every primary, since each
+    customer's read runs on the primary of its slot (a primary that lacks the script answers
+    NOSCRIPT and costs the batch a reload and a second round trip)."""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        sha = await client.execute_command("SCRIPT LOAD", READ_CUSTOMER,
+                                           target_nodes=client.PRIMARIES)
+    else:
+        sha = await client.script_load(READ_CUSTOMER)
+    return as_text(sha)
 
 
 @dataclass(frozen=True)
@@ -158,7 +173,7 @@ class OnlineFeatureReader:
         share the velocity key's hash tag, so the node the client routes the call to by its
         one KEY holds them too."""
         if self._script_sha is None:
-            self._script_sha = await self.client.script_load(READ_CUSTOMER)
+            self._script_sha = await load_read_script(self.client)
         widest = max(VELOCITY_WINDOWS.values()).total_seconds()
         windows = [window.total_seconds() for window in VELOCITY_WINDOWS.values()]
         ttl = int(VELOCITY_VIEW.ttl.total_seconds())

@@ -9,8 +9,8 @@ consumer), in this order:
 
 1. **Kafka**: the metadata of every topic the worker writes, and a connection to each of
    their partition leaders (``warm_kafka``, given by the app);
-2. **Redis**: ``REDIS_CONNECTIONS`` connections of the pool opened at once and the read script
-   loaded;
+2. **Redis**: ``REDIS_CONNECTIONS`` connections of the pool opened at once (to every primary
+   of a Redis Cluster) and the read script loaded (on every primary);
 3. **the model**: synthetic application events, one batch of each size the pipeline will meet
    (1 and ``batch_max_events``), through the whole event path of a :class:`ScoringPipeline`
    built for the purpose (:func:`warm_up_pipeline`).
@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
+from redis.asyncio.cluster import RedisCluster
 
 from config.settings import Settings
 from features import normalize
 from features.metrics import FeatureStoreMetrics
-from features.online import FeatureRequest, OnlineBatch, OnlineFeatureReader
+from features.online import FeatureRequest, OnlineBatch, OnlineFeatureReader, load_read_script
 from features.serving import ServingSpec
-from features.store import READ_CUSTOMER, AsyncRedis
+from features.store import AsyncRedis
 from stream.decisions import Decision, DecisionRecord
 from stream.drift import DriftMonitor
 from stream.event_schema import EventSchema, FieldProblem
@@ -180,9 +181,17 @@ async def warm_up(settings: Settings, warm_kafka: KafkaWarmer, output_topics: Se
 
 async def warm_redis(redis: AsyncRedis, connections: int = REDIS_CONNECTIONS) -> None:
     """Open ``connections`` of the pool (each pays its TCP, TLS and ACL login now) and load
-    the read script."""
-    await asyncio.gather(*(redis.ping() for _ in range(connections)))
-    await redis.script_load(READ_CUSTOMER)
+    the read script. On a Redis Cluster, ``connections`` to every primary, where the batch's
+    reads and writes go (a plain PING would reach one node), and the script on each."""
+    await asyncio.gather(*(_ping_every_primary(redis) for _ in range(connections)))
+    await load_read_script(redis)
+
+
+async def _ping_every_primary(client: AsyncRedis) -> None:
+    if isinstance(client, RedisCluster):
+        await client.ping(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        await client.ping()
 
 
 async def _score_synthetic_batches(settings: Settings, pipeline: ScoringPipeline,

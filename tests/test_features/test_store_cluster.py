@@ -6,6 +6,7 @@ retry" until the replica takes over, then reads again — nothing an event could
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from config.settings import RedisRole, Settings
@@ -25,6 +27,7 @@ from features.metrics import FeatureStoreMetrics
 from features.online import FeatureRequest, OnlineBatch, OnlineFeatureReader
 from features.serving import LENDING_CLUB_SERVING
 from features.store import (
+    READ_CUSTOMER,
     FeatureStoreRefused,
     FeatureStoreUnavailable,
     async_client,
@@ -34,6 +37,7 @@ from features.store import (
 from features.views import BUREAU_VIEW, VELOCITY_VIEW, feature_key
 from stream.decisions import Decision, DecisionRecord, DecisionStore, decision_id
 from stream.failures import outage_dependency
+from stream.warm_start import warm_redis
 
 CUSTOMERS = [f"cust-{i:04d}" for i in range(200)]
 AS_OF = datetime.now(UTC) - timedelta(days=1)
@@ -266,6 +270,32 @@ def test_a_wrong_password_or_a_missing_right_is_a_refusal_not_an_outage(store: S
 
     with pytest.raises(FeatureStoreRefused, match="NOPERM"):
         asyncio.run(read_as_ledger())
+
+
+def test_the_warm_start_leaves_the_read_script_on_every_primary(store: Store) -> None:
+    """So that no customer's first read meets NOSCRIPT, whichever primary holds its slot."""
+    admin = sync_client(store.settings, "admin")
+    try:
+        admin.script_flush()  # every primary's script cache, as after a restart
+
+        async def warm() -> None:
+            client = async_client(store.settings, "worker")
+            try:
+                await warm_redis(client)
+            finally:
+                await client.aclose()
+
+        asyncio.run(warm())
+        sha = hashlib.sha1(READ_CUSTOMER.encode()).hexdigest()
+        primaries = admin.get_primaries() if isinstance(admin, RedisCluster) else [None]
+        found = [admin.execute_command("SCRIPT EXISTS", sha, **_on(node)) for node in primaries]
+        assert found == [[True]] * len(primaries), found
+    finally:
+        admin.close()
+
+
+def _on(node: object) -> dict[str, object]:
+    return {} if node is None else {"target_nodes": node}
 
 
 @pytest.mark.parametrize("store", [pytest.param("cluster", marks=[pytest.mark.cluster,
