@@ -182,10 +182,20 @@ def live_stack() -> Iterator[Settings]:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """The controller of an xdist run stops the servers its workers started."""
+    """The controller of an xdist run stops the servers its workers started: those of the
+    single-node stack (``live_stack``) and of the clustered one (``cluster_stack`` in
+    tests/cluster_harness.py notes them in its own stack folder the same way). A run without
+    xdist has nothing noted: each session fixture stops what it started itself."""
     if hasattr(session.config, "workerinput"):
         return
-    settings = Settings()
+    stopped_dirs: set[Path] = set()
+    for settings in (Settings(), Settings(profile="cluster")):
+        if settings.stack_dir not in stopped_dirs:  # one folder, one stack: never stopped twice
+            stopped_dirs.add(settings.stack_dir)
+            _stop_what_workers_started(settings)
+
+
+def _stop_what_workers_started(settings: Settings) -> None:
     noted = settings.stack_dir / STARTED_BY_TESTS
     if not noted.exists():
         return
