@@ -589,10 +589,8 @@ def _collect(decisions: KafkaConsumer, dead_letters: KafkaConsumer, expected: in
 
 
 def _show_where_to_look(settings: Settings, dataset: DemoDataset) -> None:
-    typer.echo(f"   Kafka bootstrap:  {settings.kafka_bootstrap} "
-               f"(topics {settings.topic_applications}, {settings.topic_decisions}, "
-               f"{settings.topic_dead_letters})")
-    typer.echo(f"   Redis:            {settings.redis_address} (ACL users: README, Redis users)")
+    for line in _stack_lines(settings):
+        typer.echo(line)
     typer.echo(f"   Ledger:           postgresql://{settings.postgres_user}@{settings.postgres_host}:"
                f"{settings.postgres_port}/{settings.postgres_database} (creditrisk monitor)")
     typer.echo(f"   Prometheus:       http://127.0.0.1:{settings.prometheus_port}")
@@ -607,6 +605,27 @@ def _show_where_to_look(settings: Settings, dataset: DemoDataset) -> None:
                "approval rate and adverse impact by group)")
     down = "creditrisk stack down" + (" --cluster" if settings.profile == "cluster" else "")
     typer.echo(f"   Stop it all (worker and console included) with: {down}")
+
+
+def _stack_lines(settings: Settings) -> list[str]:
+    """Which stack the demo ran on and where its Kafka and Redis are: every broker, and on
+    the clustered stack every Redis Cluster seed node (a client reaches the others through
+    them), never a password."""
+    topics = (f"topics {settings.topic_applications}, {settings.topic_decisions}, "
+              f"{settings.topic_dead_letters}")
+    brokers = ", ".join(f"{host}:{port}" for host, port in settings.kafka_brokers)
+    if not settings.redis_cluster_seeds:
+        return [f"   Kafka bootstrap:  {brokers} ({topics})",
+                f"   Redis:            {settings.redis_address} (ACL users: README, Redis users)"]
+    nodes = ", ".join(f"{host}:{port}" for host, port in settings.redis_cluster_seeds)
+    return [f"   Stack:            the clustered stack ({len(settings.kafka_brokers)} Kafka "
+            f"brokers, a Redis Cluster with {len(settings.redis_cluster_seeds)} seed nodes; folder "
+            f"{settings.stack_dir}; creditrisk stack status --cluster)",
+            f"   Kafka brokers:    {brokers} ({topics}; replication factor "
+            f"{settings.kafka_replication_factor}, min.insync.replicas "
+            f"{settings.kafka_min_insync_replicas})",
+            f"   Redis Cluster:    seeds {nodes} (key schema {settings.feature_schema_version}; "
+            "ACL users: README, Redis users)"]
 
 
 def demo(
