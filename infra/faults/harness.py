@@ -69,6 +69,7 @@ class Received:
 
     key: bytes | None
     value: JSONObject
+    published_ms: int | None = None  # the record's Kafka timestamp: when the worker sent it
 
 
 # -- what is sent -------------------------------------------------------------------------
@@ -164,6 +165,9 @@ class Producing:
         self.rate_per_s = rate_per_s
         self._placed: list[tuple[int | None, int | None]] = [(None, None)] * len(self.messages)
         self.handed_over = 0
+        # Wall-clock time each message was handed to the producer (0: not yet), to time how
+        # long an application waited for its outcome through a fault.
+        self.handed_at: list[float] = [0.0] * len(self.messages)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="fault-producer", daemon=True)
 
@@ -195,6 +199,7 @@ class Producing:
                         ahead = index / self.rate_per_s - (time.monotonic() - started)
                         if ahead > 0:
                             time.sleep(ahead)
+                    self.handed_at[index] = time.time()
                     future = producer.send(self.topic, key=message.key, value=message.value)
                     future.add_callback(self._placed_at, index)
                     self.handed_over = index + 1
@@ -252,7 +257,7 @@ class OutcomeReader:
             target = (self.decisions if self.topics[partition.topic] == DECISION
                       else self.dead_letters)
             for record in records:
-                target.append(Received(record.key, json.loads(record.value)))
+                target.append(Received(record.key, json.loads(record.value), record.timestamp))
                 if target is self.decisions and record.key:
                     self.decided_keys.add(record.key)
                 got += 1
@@ -402,15 +407,23 @@ def _note(counts: FaultCounts, problem: str, keep: int = 10) -> None:
 # -- the report ---------------------------------------------------------------------------
 TABLE_COLUMNS = ("scenario", "sent", "decided", "dead-lettered", "lost", "duplicates",
                  "non-identical", "seconds")
+RECOVERY_COLUMN = "recovery s"
 
 
-def fault_table(rows: Sequence[tuple[str, FaultCounts, float]]) -> list[str]:
-    """A Markdown table, one row per scenario (name, counts, seconds it took)."""
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |",
-             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(TABLE_COLUMNS))) + "|"]
-    for name, counts, seconds in rows:
+def fault_table(rows: Sequence[tuple[str, FaultCounts, float]],
+                recovery_s: Sequence[float | None] | None = None) -> list[str]:
+    """A Markdown table, one row per scenario (name, counts, seconds it took); with
+    ``recovery_s`` (one per row, None: not measured) a column of each fault's time to
+    recover (:mod:`infra.faults.recovery` defines it)."""
+    columns = [*TABLE_COLUMNS, *([RECOVERY_COLUMN] if recovery_s is not None else [])]
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
+    for index, (name, counts, seconds) in enumerate(rows):
         cells = [name, *(f"{value:,}" for value in (
             counts.sent, counts.decided, counts.dead_lettered, counts.lost, counts.duplicates,
             counts.non_identical)), f"{seconds:.0f}"]
+        if recovery_s is not None:
+            recovered = recovery_s[index]
+            cells.append("-" if recovered is None else f"{recovered:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines

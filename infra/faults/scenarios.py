@@ -91,6 +91,7 @@ class ScenarioResult:
     seconds: float
     notes: dict[str, object] = field(default_factory=dict)  # printed with the result
     failures: list[str] = field(default_factory=list)  # checks of the scenario that failed
+    recovery_s: float | None = None  # the fault's time to recover, where measured
 
     @property
     def ok(self) -> bool:
@@ -108,20 +109,30 @@ class Phases:
 
 
 class ScenarioRun:
-    """One scenario's topics, bureau data, workers and reader; cleaned up on exit."""
+    """One scenario's topics, bureau data, workers and reader; cleaned up on exit.
+
+    ``kafka``: the settings of a private Kafka (its brokers and their replication) to run on
+    instead of the rig's; ``redis``: those of a private Redis or Redis Cluster."""
 
     def __init__(self, rig: FaultRig, name: str, messages: list[PlannedMessage],
-                 kafka_bootstrap: str | None = None, redis: Settings | None = None) -> None:
+                 kafka_bootstrap: str | None = None, redis: Settings | None = None,
+                 kafka: Settings | None = None) -> None:
         slug = name.split(maxsplit=1)[0]
         self.rig = rig
         self.name = name
         self.messages = messages
         self.started = time.monotonic()
+        brokers = kafka or rig.settings
+        store = redis or rig.settings
         self.settings = rig.settings.model_copy(update={
-            "kafka_bootstrap": kafka_bootstrap or rig.settings.kafka_bootstrap,
+            "kafka_bootstrap": kafka_bootstrap or brokers.kafka_bootstrap,
+            "kafka_replication_factor": brokers.kafka_replication_factor,
+            "kafka_min_insync_replicas": brokers.kafka_min_insync_replicas,
             # A private Redis has ACL users of its own: its folder holds their passwords.
-            "redis_url": redis.redis_url if redis else rig.settings.redis_url,
-            "stack_dir": redis.stack_dir if redis else rig.settings.stack_dir,
+            "redis_url": store.redis_url,
+            "redis_cluster_nodes": store.redis_cluster_nodes,
+            "feature_schema_version": store.feature_schema_version,
+            "stack_dir": store.stack_dir,
             "topic_applications": f"faults-{rig.tag}-{slug}-applications",
             "topic_decisions": f"faults-{rig.tag}-{slug}-decisions",
             "topic_dead_letters": f"faults-{rig.tag}-{slug}-dlq",
@@ -262,7 +273,7 @@ def broker_restarted(rig: FaultRig, down_s: float = 10.0, max_log_lines: int = 5
     worker's log must stay short meanwhile: lines from the kill until every message is
     decided are counted (``notes['outage_log_lines']``)."""
     kafka = PrivateKafka(rig.settings, rig.workdir / "private-kafka")
-    with _running(kafka), ScenarioRun(
+    with running(kafka), ScenarioRun(
             rig, "broker-restart (private broker SIGKILLed, back after 10 s)", rig.messages(),
             kafka_bootstrap=kafka.bootstrap) as run:
         worker, producing = run.start()
@@ -297,16 +308,16 @@ def redis_restarted(rig: FaultRig) -> ScenarioResult:
     script cache gone again)."""
     redis_server = PrivateRedis(rig.workdir / "private-redis", settings=rig.settings,
                                 persistent=True)
-    with _running(redis_server), ScenarioRun(
+    with running(redis_server), ScenarioRun(
             rig, "redis-restart (script flush, then restart; data kept)", rig.messages(),
             redis=redis_server.settings) as run:
         worker, producing = run.start()
         run.wait_share(1 / 4)
         _redis_client(run.settings).script_flush()
         run.wait_share(1 / 2)
-        keys_before = _bureau_keys(run.settings)
+        keys_before = bureau_key_count(run.settings)
         redis_server.restart(down_s=2.0)
-        keys_after = _bureau_keys(run.settings)
+        keys_after = bureau_key_count(run.settings)
         result = run.finish(producing)
         retries = metric_sum(worker.metrics(), "creditrisk_batch_retries_total",
                              dependency="redis")
@@ -321,7 +332,7 @@ def redis_restarted(rig: FaultRig) -> ScenarioResult:
         return result
 
 
-def _bureau_keys(settings: Settings) -> int:
+def bureau_key_count(settings: Settings) -> int:
     from features.views import BUREAU_VIEW, view_key_prefix
 
     client = _redis_client(settings)
@@ -339,7 +350,7 @@ def one_of_two_workers_killed(rig: FaultRig) -> ScenarioResult:
                      rig.messages()) as run:
         survivor = run.worker("worker-a", **TEN_SECOND_SESSION)
         victim = run.worker("worker-b", **TEN_SECOND_SESSION)
-        _wait_until(lambda: all(w.health().get("kafka", {}).get("assigned_partitions", 0) > 0
+        wait_until(lambda: all(w.health().get("kafka", {}).get("assigned_partitions", 0) > 0
                                 for w in (survivor, victim)), 60, "both workers assigned")
         producing = run.produce()
         run.wait_share(1 / 3)
@@ -378,7 +389,7 @@ def broken_model_promoted(rig: FaultRig) -> ScenarioResult:
         (registry.root / broken / "model.onnx").write_bytes(b"not an onnx model")
         (registry.root / LIVE_POINTER).write_text(json.dumps({"version": broken}))
         rounds.append(run.produce(run.messages[third:2 * third]))
-        _wait_until(lambda: bool(worker.health().get("model", {}).get("last_reload_error")), 60,
+        wait_until(lambda: bool(worker.health().get("model", {}).get("last_reload_error")), 60,
                     "the broken model refused")
         refusals = metric_sum(worker.metrics(), "creditrisk_model_reloads_total",
                               outcome="failure")
@@ -587,7 +598,7 @@ class _Server(Protocol):
 
 
 @contextmanager
-def _running(server: _Server) -> Iterator[None]:
+def running(server: _Server) -> Iterator[None]:
     """A private server for the length of a scenario."""
     server.start()
     try:
@@ -611,7 +622,7 @@ def _delete_keys(settings: Settings) -> None:
         client.close()
 
 
-def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():

@@ -59,6 +59,11 @@ class FaultWorker:
                                                         os.environ.get("PYTHONPATH", "")])),
             **kafka_environment(settings, self.kafka_role),
             "CREDITRISK_REDIS_URL": settings.redis_url,
+            # a Redis Cluster's seeds and the key schema its slots need (none, v1: one Redis)
+            "CREDITRISK_REDIS_CLUSTER_NODES": settings.redis_cluster_nodes,
+            "CREDITRISK_FEATURE_SCHEMA_VERSION": settings.feature_schema_version,
+            "CREDITRISK_KAFKA_REPLICATION_FACTOR": str(settings.kafka_replication_factor),
+            "CREDITRISK_KAFKA_MIN_INSYNC_REPLICAS": str(settings.kafka_min_insync_replicas),
             "CREDITRISK_TOPIC_APPLICATIONS": settings.topic_applications,
             "CREDITRISK_TOPIC_DECISIONS": settings.topic_decisions,
             "CREDITRISK_TOPIC_DEAD_LETTERS": settings.topic_dead_letters,
