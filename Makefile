@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 # no long test starts last on one worker while the others have finished.
 UNIT_TESTS := -m "not integration and not e2e" -n auto --dist loadfile
 STACK_TESTS := -m "(integration or e2e) and not cluster" -n 3 --dist load --maxschedchunk 1 --durations=15
-CLUSTER_TESTS := -m "cluster" -n 2 --dist load --durations=10
+CLUSTER_TESTS := -m "cluster" -n 2 --dist load --maxschedchunk 1 --durations=10
 
 ## everything: lint and type checks, the tests that need no server and the integration and
 ## end-to-end tests (they start the stack themselves)
@@ -62,7 +62,8 @@ test-unit: install check
 	$(BIN)/python -m pytest $(UNIT_TESTS) $(PYTEST_ARGS)
 
 ## the tests on the clustered stack (three Kafka brokers, a six-node Redis Cluster; started,
-## or reused when running, beside the single-node stack)
+## or reused when running, beside the single-node stack), its fault scenarios included (a
+## broker, a Redis primary and a worker SIGKILLed; what they kill is a private cluster's)
 test-cluster: install
 	$(BIN)/python -m pytest $(CLUSTER_TESTS) $(PYTEST_ARGS)
 

@@ -43,5 +43,9 @@ def cluster_stack() -> Iterator[Settings]:
                 noted.writelines(f"{service.name}\n" for service in started)
     yield settings
     if not in_worker:  # a worker's siblings may still use it
-        for service in reversed(started):
-            service.stop()
+        # Under the lock: a session starting meanwhile waits until the stop is done, then
+        # starts the stack afresh, rather than finding nodes up that are being stopped.
+        with (settings.stack_dir / "tests-up.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for service in reversed(started):
+                service.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from cluster_harness import cluster_stack  # noqa: F401  # tests/cluster_harness.py: the fixture
-from fault_harness import explain, fault_rig  # tests/fault_harness.py
+from fault_harness import fault_rig  # tests/fault_harness.py
 from secrets_scan import files_with_secrets  # tests/secrets_scan.py
 
 from config.settings import Settings
@@ -31,7 +31,8 @@ APPLICATIONS = 1_200
 def _report(result: ScenarioResult) -> str:
     """The scenario's row with its time to recover, its notes and what went wrong."""
     row = fault_table([(result.name, result.counts, result.seconds)], [result.recovery_s])
-    return "\n".join([*row, explain(result)])
+    return "\n".join([*row, f"notes: {result.notes}", *result.counts.problems,
+                      *result.failures])
 
 
 @pytest.mark.parametrize("scenario", list(CLUSTER_SCENARIOS))
