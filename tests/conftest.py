@@ -196,16 +196,22 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _stop_what_workers_started(settings: Settings) -> None:
+    """Under the stack folder's start lock, as the session fixtures stop theirs: a session
+    starting meanwhile waits, then starts afresh what it needs."""
     noted = settings.stack_dir / STARTED_BY_TESTS
     if not noted.exists():
         return
     from infra.stack import services as stack
 
-    names = set(noted.read_text().split())
-    noted.unlink()
-    for service in reversed(stack.services(settings)):
-        if service.name in names:
-            service.stop()
+    with (settings.stack_dir / "tests-up.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not noted.exists():  # another controller stopped them meanwhile
+            return
+        names = set(noted.read_text().split())
+        noted.unlink()
+        for service in reversed(stack.services(settings)):
+            if service.name in names:
+                service.stop()
 
 
 @pytest.fixture
