@@ -160,10 +160,8 @@ def test_the_worker_warms_up_after_the_producer_and_web_server_and_before_the_co
         "ok": False, "state": "warming"}
 
 
-def test_without_the_warm_start_the_worker_joins_at_once(settings: Settings,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CREDITRISK_WARM_START", "false")
-    app = create_app(settings)
+def test_without_the_warm_start_the_worker_joins_at_once(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"warm_start": False}))
     assert app.warm_up_service is None
     assert app.creditrisk_state.liveness.snapshot().health()["warm_start"]["state"] == "off"  # type: ignore[attr-defined]
 
