@@ -68,3 +68,12 @@ def test_the_fault_table_shows_the_time_to_recover_when_measured() -> None:
     assert with_recovery[0].endswith("| seconds | recovery s |")
     assert with_recovery[2].endswith("| 12 | 4.2 |") and with_recovery[3].endswith("| 9 | - |")
     assert without[0].endswith("| seconds |") and without[2].endswith("| 12 |")
+
+
+def test_slow_first_batches_of_a_run_do_not_raise_the_bar() -> None:
+    messages, handed_at, decisions = _stream(outage_s=4.0)
+    slow_start = [_decision(number, handed_at[number] + 5.0) for number in range(20)]
+
+    recovery = measure_recovery(messages, handed_at, [*slow_start, *decisions[20:]], KILLED_AT)
+
+    assert recovery.bar_s == 1.0 and 4.0 < recovery.recovery_s < 4.3
