@@ -7,9 +7,10 @@ it sent it; at-least-once copies count from the earliest). Before the fault, del
 what this machine gives in normal running; an application is *held up* when its decision
 was published after the kill and it waited longer than ``max(floor_s, factor × the median
 delay before the kill)`` (the median, not a high percentile: the first events of a run wait
-for the workers' first batches, and that start-up must not raise the bar). The **time to recover** is from the kill to the publication of
-the last held-up application's decision: after it, applications are again decided in normal
-time. An outage shorter than that bar holds nothing up and recovers in 0 s.
+for the workers' first batches, and that start-up must not raise the bar). The **time to
+recover** is from the kill to the publication of the last held-up application's decision:
+after it, applications are again decided in normal time. An outage shorter than that bar
+holds nothing up and recovers in 0 s.
 
 The bar only decides which applications count as held up, hardly the figure: during an
 outage of ``D`` seconds the application sent ``t`` seconds after the kill waits about
