@@ -14,7 +14,7 @@ time to recover (:mod:`infra.faults.recovery`).
 The rig's settings are the clustered stack's (``profile="cluster"``). What a scenario kills
 is its own: a private Kafka cluster for the broker, a private Redis Cluster for the primary
 (:mod:`infra.stack.private`), stopped when the scenario ends, so the clustered stack other
-tests use keeps all its nodes. The workers are killed from the stack's own processes only.
+tests use keeps all its nodes; a killed worker is one of the scenario's own processes.
 """
 
 from __future__ import annotations
