@@ -1,9 +1,13 @@
 """The Faust app: the agent that feeds micro-batches to the pipeline, and the HTTP views.
 
-At-least-once: ``take_events`` acknowledges a batch only after the loop body returns, and
-the body returns only when every decision and dead letter of the batch is delivered (the
-pipeline waits out Redis and Kafka outages). A worker killed mid-batch leaves the batch
-unacknowledged, so it is processed again on restart and the stored decisions are reused.
+Batches grow with the backlog (:class:`stream.event_batches.BacklogBatches`: events are read
+while a batch is scored, and the next batch takes all that waits, up to ``batch_max_events``).
+
+At-least-once: the agent's stream acknowledges nothing by itself (``noack``); the agent
+acknowledges a batch's events only after the pipeline returns, and the pipeline returns only
+when every decision and dead letter of the batch is delivered (it waits out Redis and Kafka
+outages). A worker killed mid-batch leaves the batch, and the events read behind it,
+unacknowledged, so they are processed again on restart and the stored decisions are reused.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import faust
 from faust.app.base import BootStrategy
-from faust.types import TP, RecordMetadata
+from faust.types import TP, EventT, RecordMetadata
 from mode import Service, ServiceT
 from prometheus_client import REGISTRY, generate_latest
 
@@ -31,6 +35,7 @@ from onnx_models.registry import Registry
 from stream.challenger_models import ChallengerModels
 from stream.decisions import Decision, DecisionStore
 from stream.drift import DriftMonitor
+from stream.event_batches import BacklogBatches
 from stream.exits import stop_stalled_worker, stop_worker
 from stream.failures import DEAD_LETTER_CODES
 from stream.fairness import PUBLISH_EVERY_S as FAIRNESS_PUBLISH_EVERY_S
@@ -246,23 +251,24 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
     @app.agent(applications, name="score-applications")
     async def score_applications(stream: faust.StreamT) -> None:
         pipeline = await state.ready()
-        assert isinstance(stream, faust.Stream)  # the StreamT protocol omits take_events
+        assert isinstance(stream, faust.Stream)  # the StreamT protocol omits noack
         liveness = state.liveness
         liveness.agent_started()
+        manual = stream.noack()  # acknowledged below, batch by batch, once delivered
         try:
-            async for events in stream.take_events(settings.batch_max_events,
-                                                   within=settings.batch_within_s):
-                try:
-                    await pipeline.process([
-                        IncomingEvent(event.value, event.message.topic, event.message.partition,
-                                      event.message.offset, event.message.key)
-                        for event in events])
-                except Exception as error:  # noqa: BLE001 - neither an outage nor one event's
-                    stop_worker(liveness, error)
-                    return  # the batch stays unacknowledged
-                for event in events:
-                    tp = event.message.tp
-                    state.processed[tp] = max(state.processed.get(tp, -1), event.message.offset)
+            async with BacklogBatches(manual.events(), settings.batch_max_events,
+                                      settings.batch_within_s) as batches:
+                async for events in batches:
+                    try:
+                        await pipeline.process([
+                            IncomingEvent(event.value, event.message.topic,
+                                          event.message.partition, event.message.offset,
+                                          event.message.key)
+                            for event in events])
+                    except Exception as error:  # noqa: BLE001 - neither an outage nor one event's
+                        stop_worker(liveness, error)
+                        return  # the batch stays unacknowledged
+                    await _acknowledge(manual, events, state.processed)
         except asyncio.CancelledError:
             raise
         except BaseException as error:
@@ -287,6 +293,16 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
 
     _add_views(app, state)
     return app
+
+
+async def _acknowledge(stream: faust.StreamT, events: Sequence[EventT],
+                       processed: dict[TP, int]) -> None:
+    """Mark a delivered batch's events safe to commit, and note the highest offset decided
+    per partition (the lag the probe reports counts from it)."""
+    for event in events:
+        await stream.ack(event)
+        tp = event.message.tp
+        processed[tp] = max(processed.get(tp, -1), event.message.offset)
 
 
 async def _waiting_events(app: faust.App, state: ServiceState, topic: str) -> dict[int, int]:
