@@ -4,8 +4,11 @@ Faust's ``take_events(max, within)`` holds its feeder while a batch is scored, s
 batch only gathers what arrives in ``within`` after it: a few events, whatever the backlog,
 and a worker that fell behind stays behind (docs/benchmarks.md, "Soak"). Here a reader task
 keeps pulling events from the stream into a bounded queue *while* the batch is scored, and
-the next batch takes everything waiting, up to ``max_events``: under a backlog batches fill,
-and a lone event is scored after at most ``within_s``.
+the next batch takes everything waiting, up to ``max_events``; a lone event is scored after at
+most ``within_s``. When the broker holds more events than the queue (``backlog``), the batch
+waits up to ``backlog_within_s`` for them, until it is full: on a process short of CPU the
+reader and the scoring share it, and without that wait the batches stay small while events
+are only late, not absent.
 
 Nothing here acknowledges anything: the caller acknowledges a batch's events once its
 decisions and dead letters are delivered (at-least-once). The queue holds at most
@@ -17,24 +20,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Generic, TypeVar
 
 E = TypeVar("E")
+
+# How often a batch that waits for more events looks at the queue.
+GATHER_POLL_S = 0.001
 
 
 class BacklogBatches(Generic[E]):
     """Batches of ``source``'s items: each is every item waiting (at most ``max_events``),
     after a wait of at most ``within_s`` for more once the first has arrived. Use as
     ``async with BacklogBatches(...) as batches: async for batch in batches: ...``; the
-    iteration ends when ``source`` ends and raises what ``source`` raised."""
+    iteration ends when ``source`` ends and raises what ``source`` raised. ``backlog`` says
+    how many events are known to wait beyond those read (e.g. the consumer's highwater
+    minus its last read offset): while it is positive a batch that is not full waits up to
+    ``backlog_within_s`` for them."""
 
-    def __init__(self, source: AsyncIterable[E], max_events: int, within_s: float) -> None:
+    def __init__(self, source: AsyncIterable[E], max_events: int, within_s: float, *,
+                 backlog: Callable[[], int] | None = None, backlog_within_s: float = 0.0) -> None:
         if max_events < 1:
             raise ValueError(f"max_events must be at least 1, not {max_events}")
         self._source = source
         self.max_events = max_events
         self.within_s = max(within_s, 0.0)
+        self._backlog = backlog
+        self.backlog_within_s = max(backlog_within_s, 0.0)
         self._queue: asyncio.Queue[E] = asyncio.Queue(maxsize=max_events)
         self._reader: asyncio.Task[None] | None = None
 
@@ -69,9 +81,15 @@ class BacklogBatches(Generic[E]):
     async def __anext__(self) -> list[E]:
         batch = [await self._first()]
         self._drain_into(batch)
+        if len(batch) < self.max_events and self._backlog_waits():
+            await self._gather(batch, self.backlog_within_s, while_backlog=True)
         if len(batch) < self.max_events and self.within_s > 0:
-            await self._gather_for_within(batch)
+            await self._gather(batch, self.within_s)
         return batch
+
+    def _backlog_waits(self) -> bool:
+        return (self._backlog is not None and self.backlog_within_s > 0
+                and self._backlog() > 0)
 
     async def _first(self) -> E:
         """The next item, waiting as long as it takes; StopAsyncIteration once the source has
@@ -100,16 +118,18 @@ class BacklogBatches(Generic[E]):
         while len(batch) < self.max_events and not queue.empty():
             batch.append(queue.get_nowait())
 
-    async def _gather_for_within(self, batch: list[E]) -> None:
-        """Add what arrives within ``within_s`` of now, until the batch is full."""
+    async def _gather(self, batch: list[E], seconds: float, while_backlog: bool = False) -> None:
+        """Add what arrives within ``seconds`` of now, until the batch is full (or, with
+        ``while_backlog``, until no event is known to wait beyond those read). Looks every
+        GATHER_POLL_S rather than waking per event: the reader runs meanwhile, and a batch of
+        200 costs a few wake-ups, not 200."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.within_s
+        deadline = loop.time() + seconds
         while len(batch) < self.max_events:
             remaining = deadline - loop.time()
             if remaining <= 0 or self._reader is None or self._reader.done():
                 return
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
+            if while_backlog and not self._backlog_waits():
                 return
+            await asyncio.sleep(min(remaining, GATHER_POLL_S))
             self._drain_into(batch)

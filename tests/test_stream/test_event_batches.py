@@ -99,3 +99,40 @@ def test_closing_stops_reading() -> None:
 def test_most_events_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         BacklogBatches(_numbers(1), 0, 0.001)
+
+
+def test_events_known_to_wait_in_the_broker_fill_the_batch_before_it_is_scored() -> None:
+    # The reader is slow (one event per ms, as on a process short of CPU) and the broker is
+    # known to hold 100 more: the batch waits for them rather than leaving with a handful.
+    async def slow_batches(backlog_within_s: float) -> list[int]:
+        yielded = 0
+
+        async def trickle() -> AsyncIterator[int]:
+            nonlocal yielded
+            for number in range(100):
+                await asyncio.sleep(0.001)
+                yielded += 1
+                yield number
+
+        async with BacklogBatches(trickle(), 50, 0.002, backlog=lambda: 100 - yielded,
+                                  backlog_within_s=backlog_within_s) as batches:
+            return [len(batch) async for batch in batches]
+
+    assert asyncio.run(slow_batches(backlog_within_s=2.0))[:2] == [50, 50]
+    assert max(asyncio.run(slow_batches(backlog_within_s=0.0))) < 50
+
+
+def test_a_backlog_that_does_not_come_delays_a_batch_at_most_backlog_within() -> None:
+    async def stuck() -> float:
+        async def one_then_quiet() -> AsyncIterator[int]:
+            yield 1
+            await asyncio.sleep(10)
+            yield 2
+
+        async with BacklogBatches(one_then_quiet(), 200, 0.002, backlog=lambda: 1_000,
+                                  backlog_within_s=0.05) as batches:
+            started = time.perf_counter()
+            assert await anext(batches) == [1]
+            return time.perf_counter() - started
+
+    assert asyncio.run(stuck()) < 1.0
