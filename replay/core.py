@@ -318,7 +318,10 @@ def _send_rows(rows: Iterator[LoanRow],
     # Batches of up to 128 KiB (~400 events) cut kafka-python's per-send cost by about a
     # third at full speed. A paced replay sends each event when it is due; the events due in
     # one tick of the pace go in one request (linger of one tick), not one request each.
-    options = {"acks": "all", "linger_ms": int(PACE_TICK_S * 1000) if rate > 0 else 5,
+    # Idempotent with acks=all: a send retried after a lost acknowledgment is written once,
+    # and an option that would quietly turn idempotence off raises instead.
+    options = {"acks": "all", "enable_idempotence": True,
+               "linger_ms": int(PACE_TICK_S * 1000) if rate > 0 else 5,
                "batch_size": 128 * 1024, "compression_type": None} | dict(producer_options or {})
     producer = KafkaProducer(**kafka_python_options(settings, "producer"), **options)
     acknowledgements = _Acknowledgements()

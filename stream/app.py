@@ -29,7 +29,8 @@ from typing import Any
 
 import faust
 from faust.app.base import BootStrategy
-from faust.types import TP, EventT, RecordMetadata
+from faust.transport.drivers.aiokafka import Producer as AiokafkaProducer
+from faust.types import TP, EventT, ProducerT, RecordMetadata
 from mode import Service, ServiceT
 from prometheus_client import REGISTRY, generate_latest
 
@@ -189,11 +190,23 @@ class WarmUpBeforeJoining(BootStrategy):
                 *super().kafka_consumer()]
 
 
+class IdempotentProducer(AiokafkaProducer):
+    """Faust's aiokafka producer with ``acks=all`` and idempotence: a send retried after a
+    lost acknowledgment (a broker restart, a leader change) is written once, in order."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 class ScoringApp(faust.App):
-    """The worker's Faust app: a Faust app with a warm start before joining the group."""
+    """The worker's Faust app: a Faust app with a warm start before joining the group, whose
+    producer is idempotent with ``acks=all``."""
 
     BootStrategy = WarmUpBeforeJoining
     warm_up_service: WarmUpService | None = None
+
+    def _new_producer(self) -> ProducerT:
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
 
 def _kafka_warmer(app: faust.App) -> Callable[[Sequence[str]], Awaitable[None]]:

@@ -60,7 +60,8 @@ async def run_aiokafka_passthrough(settings: Settings, source: str, sink: str, g
 
     consumer = AIOKafkaConsumer(source, **aiokafka_options(settings, "worker"), group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(**aiokafka_options(settings, "worker"), acks="all")
+    producer = AIOKafkaProducer(**aiokafka_options(settings, "worker"), acks="all",
+                                enable_idempotence=True)
     await consumer.start()
     await producer.start()
     last_commit = time.monotonic()
@@ -95,7 +96,8 @@ def run_naive_loop(settings: Settings, source: str, sink: str, group: str,
     redis = sync_client(settings, "worker")  # reads the views as the worker does
     consumer = KafkaConsumer(source, **kafka_python_options(settings, "worker"), group_id=group,
                              auto_offset_reset="earliest")
-    producer = KafkaProducer(**kafka_python_options(settings, "worker"), acks="all")
+    producer = KafkaProducer(**kafka_python_options(settings, "worker"), acks="all",
+                             enable_idempotence=True)
     for handled, message in enumerate(consumer, start=1):
         try:
             event = json.loads(message.value)
