@@ -108,6 +108,13 @@ EXPECTED_SECONDS: dict[str, float] = {
     "test_fairness_monitor.py::test_monitor_fairness_prints_the_figures_the_ledger_rows_give": 38,
     "test_worker_auth_e2e.py::test_score_needs_the_token_and_the_token_is_never_written_anywhere":
         38,
+    # The cluster tier (make test-cluster): its own run, the same longest-first order.
+    "test_cluster_faults_e2e.py::test_every_application_ends_once_through_a_cluster_fault[cluster-broker-sigkill]":
+        100,
+    "test_cluster_faults_e2e.py::test_every_application_ends_once_through_a_cluster_fault[cluster-three-workers]":
+        60,
+    "test_cluster_faults_e2e.py::test_every_application_ends_once_through_a_cluster_fault[cluster-redis-primary-sigkill]":
+        55,
 }
 
 

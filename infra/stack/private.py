@@ -198,6 +198,19 @@ def free_port_run(length: int) -> int:
     raise RuntimeError(f"found no {length} consecutive free loopback ports")
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """``count`` different free loopback ports (the kernel may hand out one port twice when
+    each is asked for alone and released)."""
+    chosen: list[int] = []
+    for _ in range(50 * count):
+        port = free_port()
+        if port not in chosen:
+            chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise RuntimeError(f"found only {len(chosen)} of {count} different free loopback ports")
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -309,10 +322,8 @@ class PrivateRedisCluster:
                  primaries: int = 3, replicas: int = 1) -> None:
         base = settings or Settings()
         count = primaries * (1 + replicas)
-        ports = [free_port_run(1) for _ in range(count)]
-        bus_ports = [free_port_run(1) for _ in range(count)]
-        while len(set(ports + bus_ports)) < 2 * count:  # free_port may repeat a port
-            bus_ports = [free_port_run(1) for _ in range(count)]
+        chosen = distinct_free_ports(2 * count)
+        ports, bus_ports = chosen[:count], chosen[count:]
         self.workdir = workdir
         self.replicas = replicas
         self.settings = base.model_copy(update={

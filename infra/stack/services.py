@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -288,7 +289,16 @@ class Kafka(Service):
             return kafka_uuid()
         path = self.settings.stack_dir / "kafka-cluster-id"
         if not path.exists():
-            path.write_text(kafka_uuid() + "\n")
+            # Nodes are formatted side by side: a reader must never see the file half
+            # written, and the first writer's id wins.
+            draft = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
+            draft.write_text(kafka_uuid() + "\n")
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
         return path.read_text().strip()
 
     def _format_storage(self) -> None:
