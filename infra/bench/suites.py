@@ -42,9 +42,14 @@ def bench(
                                   "rate a short ramp finds the worker keeps up with)"),
     soak_interval: float = typer.Option(60.0, min=5.0,
                                         help="soak suite: seconds per printed interval"),
+    cluster: bool = typer.Option(False, "--cluster", help="on the clustered stack (three Kafka "
+                                 "brokers, a Redis Cluster; the faults suite runs the cluster "
+                                 "scenarios); the same as CREDITRISK_PROFILE=cluster"),
 ) -> None:
     """Run the benchmarks and print the figures (the local stack is started if a suite
     needs it; the training suite does not)."""
+    import os
+
     from config.settings import get_settings
     from infra.bench import features as feature_bench
     from infra.stack import services as stack
@@ -53,6 +58,9 @@ def bench(
         typer.secho(f"Error: unknown suite {suite!r}; use one of {', '.join(SUITES)}.",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1)
+    if cluster:  # the workers and tools the suites start inherit the profile
+        os.environ["CREDITRISK_PROFILE"] = "cluster"
+        get_settings.cache_clear()
     settings = get_settings()
     if suite != "training":
         stack.up(settings, echo=lambda line: None)
