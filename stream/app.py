@@ -1,7 +1,9 @@
 """The Faust app: the agent that feeds micro-batches to the pipeline, and the HTTP views.
 
 Batches grow with the backlog (:class:`stream.event_batches.BacklogBatches`: events are read
-while a batch is scored, and the next batch takes all that waits, up to ``batch_max_events``).
+while a batch is scored, and the next batch takes all that waits, up to ``batch_max_events``),
+and the consumer's fetch long-poll is FETCH_MAX_WAIT_MS, not Faust's fixed 1.5 s (with it, a
+live stream kept ~1.5 s of events standing in the broker: docs/benchmarks.md, "Soak").
 
 At-least-once: the agent's stream acknowledges nothing by itself (``noack``); the agent
 acknowledges a batch's events only after the pipeline returns, and the pipeline returns only
@@ -28,9 +30,13 @@ from functools import lru_cache
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer
 from faust.app.base import BootStrategy
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
 from faust.transport.drivers.aiokafka import Producer as AiokafkaProducer
-from faust.types import TP, EventT, ProducerT, RecordMetadata
+from faust.transport.drivers.aiokafka import Transport as AiokafkaTransport
+from faust.types import TP, ConsumerT, EventT, ProducerT, RecordMetadata
 from mode import Service, ServiceT
 from prometheus_client import REGISTRY, generate_latest
 
@@ -75,6 +81,8 @@ PROBE_TIMEOUT_S = 3.0
 # (stream.event_batches): long enough to read a full batch on a busy 2-core machine, and spent
 # only when those events are already late.
 BACKLOG_WITHIN_S = 0.05
+# How long the broker may hold a fetch that finds no new event (Faust fixes 1.5 s).
+FETCH_MAX_WAIT_MS = 100
 
 
 @lru_cache(maxsize=1)
@@ -190,6 +198,24 @@ class WarmUpBeforeJoining(BootStrategy):
                 *super().kafka_consumer()]
 
 
+class PromptFetchConsumerThread(AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread with a fetch long-poll of FETCH_MAX_WAIT_MS instead
+    of the 1.5 s Faust fixes."""
+
+    def _create_worker_consumer(self, transport: AiokafkaTransport) -> AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by AIOKafkaConsumer.start() when it builds its fetcher; Faust offers no setting.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
+class PromptFetchConsumer(AiokafkaConsumer):
+    """Faust's aiokafka consumer, built on :class:`PromptFetchConsumerThread`."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return PromptFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class IdempotentProducer(AiokafkaProducer):
     """Faust's aiokafka producer with ``acks=all`` and idempotence: a send retried after a
     lost acknowledgment (a broker restart, a leader change) is written once, in order."""
@@ -207,6 +233,12 @@ class ScoringApp(faust.App):
 
     def _new_producer(self) -> ProducerT:
         return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
+
+    def _new_consumer(self) -> ConsumerT:
+        return PromptFetchConsumer(self.transport, callback=self.topics.on_message,
+                                   on_partitions_revoked=self._on_partitions_revoked,
+                                   on_partitions_assigned=self._on_partitions_assigned,
+                                   beacon=self.beacon)
 
 
 def _kafka_warmer(app: faust.App) -> Callable[[Sequence[str]], Awaitable[None]]:
