@@ -40,18 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from config.kafka_auth import kafka_python_options
 from config.settings import Settings
 from infra.bench.throughput import (
     LADDER_STEP_S,
     WARM_UP_EVENTS,
-    WARM_UP_RATE,
     Drain,
     _drain_one,
     _fill,
     _ladder_step,
     _time_drain,
     _topics,
+    warmed_worker,
 )
 from infra.bench.worker import bureau_features, start_worker
 from infra.stack.kafka_access import grant_prefix, retire_prefix
@@ -305,32 +304,21 @@ def _latencies(settings: Settings, data: Path, tag: str, rate_seconds: float,
                echo: Echo) -> dict[str, float]:
     """One worker, warmed up as the throughput suite warms it, then each of LATENCY_RATES
     for ``rate_seconds`` (the same loan-file rows on both stacks)."""
-    from kafka import KafkaConsumer
-
     topics = {"applications": f"{tag}-lat-applications", "decisions": f"{tag}-lat-decisions",
               "dlq": f"{tag}-lat-dlq"}
     figures: dict[str, float] = {}
-    with _topics(settings, list(topics.values())), bureau_features(settings, data) as prefix:
-        worker = start_worker(settings, topics, f"{tag}-lat", prefix)
-        reader = KafkaConsumer(topics["decisions"], topics["dlq"], group_id=None,
-                               **kafka_python_options(settings, "reader"),
-                               auto_offset_reset="earliest", enable_auto_commit=False)
-        try:
-            _ladder_step(settings, data, topics["applications"], reader, WARM_UP_RATE,
-                         WARM_UP_EVENTS, 0, lambda _line: None)
-            start = WARM_UP_EVENTS
-            for rate in LATENCY_RATES:
-                count = int(rate * rate_seconds)
-                lines: list[str] = []
-                _ladder_step(settings, data, topics["applications"], reader, rate, count, start,
-                             lines.append)
-                for line in lines:
-                    echo(line)
-                figures[f"{rate}_p50"], figures[f"{rate}_p99"] = ladder_percentiles(lines[0])
-                start += count
-        finally:
-            reader.close()
-            worker.stop()
+    with _topics(settings, list(topics.values())), bureau_features(settings, data) as prefix, \
+            warmed_worker(settings, data, topics, f"{tag}-lat", prefix) as (_worker, reader):
+        start = WARM_UP_EVENTS
+        for rate in LATENCY_RATES:
+            count = int(rate * rate_seconds)
+            lines: list[str] = []
+            _ladder_step(settings, data, topics["applications"], reader, rate, count, start,
+                         lines.append)
+            for line in lines:
+                echo(line)
+            figures[f"{rate}_p50"], figures[f"{rate}_p99"] = ladder_percentiles(lines[0])
+            start += count
     return figures
 
 

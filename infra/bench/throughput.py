@@ -294,37 +294,46 @@ def _print_ratios(drains: dict[str, Drain], echo: Echo) -> None:
 # ---------------------------------------------------------------- 2. latency ladder
 
 def _latency_ladder(settings: Settings, data: Path, tag: str, prefix: str, echo: Echo) -> None:
-    from kafka import KafkaConsumer
-
     topics = {"applications": f"{tag}-applications", "decisions": f"{tag}-decisions",
               "dlq": f"{tag}-dlq"}
     rows_left = _data_rows(data)
     echo(f"\n  latency with a live producer (submitted_at → decision seen on the topic), "
          f"~{LADDER_STEP_S:.0f} s per rate, rows not repeated:")
-    with _topics(settings, list(topics.values())):
-        worker = start_worker(settings, topics, tag, prefix)
-        reader = KafkaConsumer(topics["decisions"], topics["dlq"], group_id=None,
-                               **kafka_python_options(settings, "reader"),
-                               auto_offset_reset="earliest", enable_auto_commit=False)
-        try:
-            # A warm worker is measured, as in production: the first events of a fresh
-            # process also pay for connections, topic metadata and first-call set-up.
-            _ladder_step(settings, data, topics["applications"], reader, WARM_UP_RATE,
-                         WARM_UP_EVENTS, 0, lambda _line: None)
-            start = WARM_UP_EVENTS
-            for rate in LADDER_RATES:
-                count = int(min(LADDER_STEP_S * rate, rows_left - start))
-                if count < rate:
-                    echo(f"  {rate:>5,}/s: not run, the loan file has too few rows left")
-                    break
-                if not _ladder_step(settings, data, topics["applications"], reader, rate, count,
-                                    start, echo):
-                    break
-                start += count
-            _http_load(settings, worker, data, echo)
-        finally:
-            reader.close()
-            worker.stop()
+    with _topics(settings, list(topics.values())), \
+            warmed_worker(settings, data, topics, tag, prefix) as (worker, reader):
+        start = WARM_UP_EVENTS
+        for rate in LADDER_RATES:
+            count = int(min(LADDER_STEP_S * rate, rows_left - start))
+            if count < rate:
+                echo(f"  {rate:>5,}/s: not run, the loan file has too few rows left")
+                break
+            if not _ladder_step(settings, data, topics["applications"], reader, rate, count,
+                                start, echo):
+                break
+            start += count
+        _http_load(settings, worker, data, echo)
+
+
+@contextmanager
+def warmed_worker(settings: Settings, data: Path, topics: dict[str, str], tag: str, prefix: str,
+                  registry_dir: Path | None = None) -> Iterator[tuple[BenchWorker, KafkaConsumer]]:
+    """A worker on ``topics`` and a reader of its decisions and dead letters, the worker warmed
+    up by the loan file's first WARM_UP_EVENTS rows at WARM_UP_RATE: a warm worker is measured,
+    as in production (a fresh process's first events also pay for connections, topic metadata
+    and first-call set-up). Measured steps start at row WARM_UP_EVENTS."""
+    from kafka import KafkaConsumer
+
+    worker = start_worker(settings, topics, tag, prefix, registry_dir=registry_dir)
+    reader = KafkaConsumer(topics["decisions"], topics["dlq"], group_id=None,
+                           **kafka_python_options(settings, "reader"),
+                           auto_offset_reset="earliest", enable_auto_commit=False)
+    try:
+        _ladder_step(settings, data, topics["applications"], reader, WARM_UP_RATE,
+                     WARM_UP_EVENTS, 0, lambda _line: None)
+        yield worker, reader
+    finally:
+        reader.close()
+        worker.stop()
 
 
 def _steady_with_challenger(settings: Settings, data: Path, tag: str, prefix: str,
@@ -341,28 +350,17 @@ def _steady_with_challenger(settings: Settings, data: Path, tag: str, prefix: st
 
 def _steady_run(settings: Settings, data: Path, tag: str, prefix: str,
                 registry_dir: Path | None, label: str, echo: Echo) -> None:
-    from kafka import KafkaConsumer
-
     topics = {"applications": f"{tag}-applications", "decisions": f"{tag}-decisions",
               "dlq": f"{tag}-dlq", "shadow": f"{tag}-shadow"}
-    with _topics(settings, list(topics.values())):
-        worker = start_worker(settings, topics, tag, prefix, registry_dir=registry_dir)
-        reader = KafkaConsumer(topics["decisions"], topics["dlq"], group_id=None,
-                               **kafka_python_options(settings, "reader"),
-                               auto_offset_reset="earliest", enable_auto_commit=False)
-        try:
-            _ladder_step(settings, data, topics["applications"], reader, WARM_UP_RATE,
-                         WARM_UP_EVENTS, 0, lambda _line: None)
-            _ladder_step(settings, data, topics["applications"], reader, STEADY_RATE,
-                         int(LADDER_STEP_S * STEADY_RATE), WARM_UP_EVENTS,
-                         lambda line: echo(f"{line} [{label}]" if "/s offered" in line else line))
-            if registry_dir is not None:
-                time.sleep(1.0)  # the last batch's shadow decisions follow its decisions
-                shadows = _messages_in(settings, [topics["shadow"]])
-                echo(f"         {shadows:,} shadow decisions published (warm-up included)")
-        finally:
-            reader.close()
-            worker.stop()
+    with _topics(settings, list(topics.values())), \
+            warmed_worker(settings, data, topics, tag, prefix, registry_dir) as (_worker, reader):
+        _ladder_step(settings, data, topics["applications"], reader, STEADY_RATE,
+                     int(LADDER_STEP_S * STEADY_RATE), WARM_UP_EVENTS,
+                     lambda line: echo(f"{line} [{label}]" if "/s offered" in line else line))
+        if registry_dir is not None:
+            time.sleep(1.0)  # the last batch's shadow decisions follow its decisions
+            shadows = _messages_in(settings, [topics["shadow"]])
+            echo(f"         {shadows:,} shadow decisions published (warm-up included)")
 
 
 def _ladder_step(settings: Settings, data: Path, topic: str, reader: KafkaConsumer, rate: int,
