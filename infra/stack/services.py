@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +30,7 @@ from string import Template
 from typing import TYPE_CHECKING
 
 from config.settings import REPO_ROOT, RedisRole, Settings
-from infra.stack.private_files import write_private
+from infra.stack.private_files import create_private_once, write_private
 
 if TYPE_CHECKING:
     import redis
@@ -287,19 +286,8 @@ class Kafka(Service):
         nodes one id kept in the stack folder, so a node formatted later joins the others."""
         if not self.clustered:
             return kafka_uuid()
-        path = self.settings.stack_dir / "kafka-cluster-id"
-        if not path.exists():
-            # Nodes are formatted side by side: a reader must never see the file half
-            # written, and the first writer's id wins.
-            draft = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}")
-            draft.write_text(kafka_uuid() + "\n")
-            try:
-                os.link(draft, path)
-            except FileExistsError:
-                pass
-            finally:
-                draft.unlink()
-        return path.read_text().strip()
+        # Nodes are formatted side by side: the first writer's id is every node's.
+        return create_private_once(self.settings.stack_dir / "kafka-cluster-id", kafka_uuid())
 
     def _format_storage(self) -> None:
         data = self.home / "data"
@@ -570,10 +558,8 @@ class Postgres(Service):
         if self.settings.postgres_password is not None:
             return self.settings.postgres_password.get_secret_value()
         path = self.settings.postgres_password_file
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_private(path, secrets.token_urlsafe(24))
-        return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return create_private_once(path, secrets.token_urlsafe(24))
 
     def command(self) -> list[str]:
         return [postgres_binary("postgres"), "-D", str(self.data_dir), "-p", str(self.port),
@@ -808,8 +794,9 @@ def ensure_stack_secret(settings: Settings, name: str) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
-        write_private(path, secrets.token_urlsafe(24))
-    return path.read_text().strip()
+    # The nodes of a quorum, formatted side by side, read the admin password at once: each
+    # must get the same one (a node formatted with another could not log in to the others).
+    return create_private_once(path, secrets.token_urlsafe(24))
 
 
 # -- probes -----------------------------------------------------------------------------
