@@ -68,7 +68,7 @@ from stream.pipeline import IncomingEvent, ScoringPipeline
 from stream.request_batching import Overloaded, RequestBatcher
 from stream.shadow import ShadowScorer
 from stream.validation import DeadLetter
-from stream.warm_start import batch_sizes, warm_start_enabled, warm_up, warm_up_pipeline
+from stream.warm_start import batch_sizes, warm_up, warm_up_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ def create_app(settings: Settings | None = None) -> ScoringApp:
     )
     state = ServiceState(app, settings)
     app.creditrisk_state = state  # type: ignore[attr-defined]  # our state, for the CLI and tests
-    if warm_start_enabled(settings):
+    if settings.warm_start:  # CREDITRISK_WARM_START, on unless measuring what it saves
         state.liveness.warming()
         app.warm_up_service = WarmUpService(state.warm_up)
     applications = app.topic(settings.topic_applications)

@@ -65,12 +65,6 @@ _CANDIDATE_VALUES: tuple[object, ...] = (
 KafkaWarmer = Callable[[Sequence[str]], Awaitable[None]]
 
 
-def warm_start_enabled(settings: Settings) -> bool:
-    """``CREDITRISK_WARM_START`` (``settings.warm_start``, default on); off only to measure
-    what it saves."""
-    return settings.warm_start
-
-
 def batch_sizes(batch_max_events: int) -> tuple[int, ...]:
     """The batch sizes the pipeline meets first: one event at a time under a light load, and
     full batches under a backlog."""

@@ -44,9 +44,6 @@ def leader_broker_killed(rig: FaultRig) -> ScenarioResult:
     topic is SIGKILLed a third of the way through. The worker and the producer follow the
     partitions to their new leaders; nothing acknowledged is lost (two replicas in sync)."""
     kafka = PrivateKafkaCluster(rig.settings, rig.workdir / "private-kafka-cluster")
-    # The quorum's id, written once before the nodes are formatted side by side (each would
-    # otherwise write the file when it finds none, and one may read it half written).
-    kafka.node(1).cluster_id()
     with running(kafka), ScenarioRun(
             rig, "cluster-broker-sigkill (the leading broker of 3 SIGKILLed)", rig.messages(),
             kafka=kafka.settings) as run:

@@ -6,25 +6,23 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings
-from stream.warm_start import warm_start_enabled
 
 
 def test_a_worker_warms_up_unless_told_not_to() -> None:
     assert Settings().warm_start is True
-    assert warm_start_enabled(Settings())
-    assert not warm_start_enabled(Settings(warm_start=False))
+    assert not Settings(warm_start=False).warm_start
 
 
 @pytest.mark.parametrize("text", ["false", "0", "off", "no", "FALSE"])
 def test_the_variable_turns_it_off(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDITRISK_WARM_START", text)
-    assert not warm_start_enabled(Settings())
+    assert not Settings().warm_start
 
 
 def test_the_settings_given_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     monkeypatch.setenv("CREDITRISK_WARM_START", "false")
-    assert warm_start_enabled(settings)  # one source: what the process was configured with
+    assert settings.warm_start  # one source: what the process was configured with
 
 
 def test_a_value_that_is_not_a_yes_or_no_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
