@@ -115,8 +115,7 @@ class ScenarioRun:
     instead of the rig's; ``redis``: those of a private Redis or Redis Cluster."""
 
     def __init__(self, rig: FaultRig, name: str, messages: list[PlannedMessage],
-                 kafka_bootstrap: str | None = None, redis: Settings | None = None,
-                 kafka: Settings | None = None) -> None:
+                 redis: Settings | None = None, kafka: Settings | None = None) -> None:
         slug = name.split(maxsplit=1)[0]
         self.rig = rig
         self.name = name
@@ -125,7 +124,7 @@ class ScenarioRun:
         brokers = kafka or rig.settings
         store = redis or rig.settings
         self.settings = rig.settings.model_copy(update={
-            "kafka_bootstrap": kafka_bootstrap or brokers.kafka_bootstrap,
+            "kafka_bootstrap": brokers.kafka_bootstrap,
             "kafka_replication_factor": brokers.kafka_replication_factor,
             "kafka_min_insync_replicas": brokers.kafka_min_insync_replicas,
             # A private Redis has ACL users of its own: its folder holds their passwords.
@@ -275,7 +274,7 @@ def broker_restarted(rig: FaultRig, down_s: float = 10.0, max_log_lines: int = 5
     kafka = PrivateKafka(rig.settings, rig.workdir / "private-kafka")
     with running(kafka), ScenarioRun(
             rig, "broker-restart (private broker SIGKILLed, back after 10 s)", rig.messages(),
-            kafka_bootstrap=kafka.bootstrap) as run:
+            kafka=kafka.settings) as run:
         worker, producing = run.start()
         run.wait_share(1 / 3)
         before = len(worker.log_lines())
