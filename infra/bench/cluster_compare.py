@@ -45,11 +45,11 @@ from infra.bench.throughput import (
     LADDER_STEP_S,
     WARM_UP_EVENTS,
     Drain,
-    _drain_one,
-    _fill,
-    _ladder_step,
-    _time_drain,
-    _topics,
+    bench_topics,
+    drain_one,
+    fill_topic,
+    ladder_step,
+    time_drain,
     warmed_worker,
 )
 from infra.bench.worker import bureau_features, start_worker
@@ -180,14 +180,14 @@ LADDER_FIGURES = re.compile(r"p50 ([\d,]+) ms, p99 ([\d,]+) ms")
 
 
 def ladder_percentiles(line: str) -> tuple[float, float]:
-    """p50 and p99 in ms from the line :func:`infra.bench.throughput._ladder_step` prints
+    """p50 and p99 in ms from the line :func:`infra.bench.throughput.ladder_step` prints
     (nan, nan when it saw no decision)."""
     if "no decisions" in line:
         return float("nan"), float("nan")
     found = LADDER_FIGURES.search(line)
     if found is None:
         raise ValueError(f"no 'p50 … ms, p99 … ms' in the latency line {line!r}: the format "
-                         "of infra.bench.throughput._ladder_step changed; update LADDER_FIGURES")
+                         "of infra.bench.throughput.ladder_step changed; update LADDER_FIGURES")
     return float(found[1].replace(",", "")), float(found[2].replace(",", ""))
 
 
@@ -261,14 +261,14 @@ def _drains(settings: Settings, data: Path, tag: str, events: int, processes: in
     in a consumer group of its own (and the workers each with features under a fresh
     prefix, so none reuses a decision another stored)."""
     source = f"{tag}-applications"
-    with _topics(settings, [source]):
-        filled = _fill(settings, data, source, events)
+    with bench_topics(settings, [source]):
+        filled = fill_topic(settings, data, source, events)
         echo(f"  filled: {filled.line()}")
-        faust = _drain_one(settings, "faust", "Faust pass-through (ceiling)", source,
+        faust = drain_one(settings, "faust", "Faust pass-through (ceiling)", source,
                            f"{tag}-faust", "", filled.sent)
         echo(faust.line())
         with bureau_features(settings, data) as prefix:
-            worker = _drain_one(settings, "worker", "scoring worker", source, f"{tag}-worker",
+            worker = drain_one(settings, "worker", "scoring worker", source, f"{tag}-worker",
                                 prefix, filled.sent)
         echo(worker.line())
         scaled = _drain_processes(settings, data, source, f"{tag}-p{processes}", processes,
@@ -291,10 +291,10 @@ def _drain_processes(settings: Settings, data: Path, source: str, tag: str, proc
     scale-out times it."""
     topics = {"applications": source, "decisions": f"{tag}-decisions", "dlq": f"{tag}-dlq"}
     outputs = [topics["decisions"], topics["dlq"]]
-    with _topics(settings, outputs), bureau_features(settings, data) as prefix:
+    with bench_topics(settings, outputs), bureau_features(settings, data) as prefix:
         worker = start_worker(settings, topics, tag, prefix, ("--processes", str(processes)))
         try:
-            return _time_drain(settings, f"{processes} worker processes", worker.process.pid,
+            return time_drain(settings, f"{processes} worker processes", worker.process.pid,
                                outputs, expected)
         finally:
             worker.stop()
@@ -307,13 +307,13 @@ def _latencies(settings: Settings, data: Path, tag: str, rate_seconds: float,
     topics = {"applications": f"{tag}-lat-applications", "decisions": f"{tag}-lat-decisions",
               "dlq": f"{tag}-lat-dlq"}
     figures: dict[str, float] = {}
-    with _topics(settings, list(topics.values())), bureau_features(settings, data) as prefix, \
+    with bench_topics(settings, list(topics.values())), bureau_features(settings, data) as prefix, \
             warmed_worker(settings, data, topics, f"{tag}-lat", prefix) as (_worker, reader):
         start = WARM_UP_EVENTS
         for rate in LATENCY_RATES:
             count = int(rate * rate_seconds)
             lines: list[str] = []
-            _ladder_step(settings, data, topics["applications"], reader, rate, count, start,
+            ladder_step(settings, data, topics["applications"], reader, rate, count, start,
                          lines.append)
             for line in lines:
                 echo(line)

@@ -131,8 +131,8 @@ def bench_throughput(settings: Settings, data: Path, echo: Echo, events: int = 3
 def _drain_rates(settings: Settings, data: Path, tag: str, prefix: str, events: int,
                  echo: Echo) -> dict[str, Drain]:
     source = f"{tag}-applications"
-    with _topics(settings, [source]):
-        filled = _fill(settings, data, source, events)
+    with bench_topics(settings, [source]):
+        filled = fill_topic(settings, data, source, events)
         echo(f"  filled: {filled.line()}")
         drains: dict[str, Drain] = {}
         for kind, name in (("faust", "Faust pass-through (ceiling)"),
@@ -143,13 +143,13 @@ def _drain_rates(settings: Settings, data: Path, tag: str, prefix: str, events: 
             # The naive loop is timed on the first events only: at its rate the whole topic
             # would take most of the suite's time, and a rate needs no more.
             expected = min(filled.sent, NAIVE_EVENTS) if kind == "naive" else filled.sent
-            drains[kind] = _drain_one(settings, kind, name, source, f"{tag}-{kind}", prefix,
+            drains[kind] = drain_one(settings, kind, name, source, f"{tag}-{kind}", prefix,
                                       expected)
             echo(drains[kind].line())
     return drains
 
 
-def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, prefix: str,
+def drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, prefix: str,
                expected: int) -> Drain:
     if kind in ("worker", "challenger"):
         topics = {"applications": source, "decisions": f"{tag}-decisions", "dlq": f"{tag}-dlq",
@@ -157,12 +157,12 @@ def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, 
         outputs = [topics["decisions"], topics["dlq"]]
         # The challenger run's champion is a copy of the live model under a version of its
         # own: it decides anew rather than answer with the worker run's stored decisions.
-        with _topics(settings, [*outputs, topics["shadow"]]), \
+        with bench_topics(settings, [*outputs, topics["shadow"]]), \
                 registry_with_challenger(settings) as (registry, _challenger):
             worker = start_worker(settings, topics, tag, prefix,
                                   registry_dir=registry if kind == "challenger" else None)
             try:
-                drain = _time_drain(settings, name, worker.process.pid, outputs, expected)
+                drain = time_drain(settings, name, worker.process.pid, outputs, expected)
                 if kind == "challenger":
                     shadows = _messages_in(settings, [topics["shadow"]])
                     drain = Drain(f"{drain.name} ({shadows:,} shadow decisions)", drain.outputs,
@@ -173,7 +173,7 @@ def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, 
     outputs = [f"{tag}-out"]
     group = f"bench-{tag}"
     ensure_leader_topic(settings, group)
-    with _topics(settings, outputs):
+    with bench_topics(settings, outputs):
         command = [sys.executable, "-m", "infra.bench.consumers", kind, "--input", source,
                    "--output", outputs[0], "--group", group, "--port", str(free_port()),
                    *(["--limit", str(expected)] if kind == "naive" else [])]
@@ -181,13 +181,13 @@ def _drain_one(settings: Settings, kind: str, name: str, source: str, tag: str, 
         with (settings.stack_dir / "logs" / "bench-consumers.log").open("ab") as log:
             process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            return _time_drain(settings, name, process.pid, outputs, expected)
+            return time_drain(settings, name, process.pid, outputs, expected)
         finally:
             process.terminate()
             process.wait(timeout=60)
 
 
-def _time_drain(settings: Settings, name: str, pid: int, topics: list[str], expected: int) -> Drain:
+def time_drain(settings: Settings, name: str, pid: int, topics: list[str], expected: int) -> Drain:
     """Wait until the output topics hold ``expected`` messages; time them by their record
     timestamps and charge the CPU of the process (and of the broker and Redis) from its first
     output to its last."""
@@ -299,7 +299,7 @@ def _latency_ladder(settings: Settings, data: Path, tag: str, prefix: str, echo:
     rows_left = _data_rows(data)
     echo(f"\n  latency with a live producer (submitted_at → decision seen on the topic), "
          f"~{LADDER_STEP_S:.0f} s per rate, rows not repeated:")
-    with _topics(settings, list(topics.values())), \
+    with bench_topics(settings, list(topics.values())), \
             warmed_worker(settings, data, topics, tag, prefix) as (worker, reader):
         start = WARM_UP_EVENTS
         for rate in LADDER_RATES:
@@ -307,7 +307,7 @@ def _latency_ladder(settings: Settings, data: Path, tag: str, prefix: str, echo:
             if count < rate:
                 echo(f"  {rate:>5,}/s: not run, the loan file has too few rows left")
                 break
-            if not _ladder_step(settings, data, topics["applications"], reader, rate, count,
+            if not ladder_step(settings, data, topics["applications"], reader, rate, count,
                                 start, echo):
                 break
             start += count
@@ -328,7 +328,7 @@ def warmed_worker(settings: Settings, data: Path, topics: dict[str, str], tag: s
                            **kafka_python_options(settings, "reader"),
                            auto_offset_reset="earliest", enable_auto_commit=False)
     try:
-        _ladder_step(settings, data, topics["applications"], reader, WARM_UP_RATE,
+        ladder_step(settings, data, topics["applications"], reader, WARM_UP_RATE,
                      WARM_UP_EVENTS, 0, lambda _line: None)
         yield worker, reader
     finally:
@@ -352,9 +352,9 @@ def _steady_run(settings: Settings, data: Path, tag: str, prefix: str,
                 registry_dir: Path | None, label: str, echo: Echo) -> None:
     topics = {"applications": f"{tag}-applications", "decisions": f"{tag}-decisions",
               "dlq": f"{tag}-dlq", "shadow": f"{tag}-shadow"}
-    with _topics(settings, list(topics.values())), \
+    with bench_topics(settings, list(topics.values())), \
             warmed_worker(settings, data, topics, tag, prefix, registry_dir) as (_worker, reader):
-        _ladder_step(settings, data, topics["applications"], reader, STEADY_RATE,
+        ladder_step(settings, data, topics["applications"], reader, STEADY_RATE,
                      int(LADDER_STEP_S * STEADY_RATE), WARM_UP_EVENTS,
                      lambda line: echo(f"{line} [{label}]" if "/s offered" in line else line))
         if registry_dir is not None:
@@ -363,7 +363,7 @@ def _steady_run(settings: Settings, data: Path, tag: str, prefix: str,
             echo(f"         {shadows:,} shadow decisions published (warm-up included)")
 
 
-def _ladder_step(settings: Settings, data: Path, topic: str, reader: KafkaConsumer, rate: int,
+def ladder_step(settings: Settings, data: Path, topic: str, reader: KafkaConsumer, rate: int,
                  count: int, start: int, echo: Echo) -> bool:
     """One rate: True when every event was decided within KEPT_UP_WITHIN_S of the last send."""
     producer = subprocess.Popen(
@@ -466,8 +466,8 @@ async def _post_all(url: str, bodies: Sequence[bytes], concurrency: int,
 def _scale_out(settings: Settings, data: Path, tag: str, events: int, echo: Echo) -> None:
     source = f"{tag}-applications"
     echo(f"\n  scale-out: {events:,} applications in a {PARTITIONS}-partition topic, one consumer group")
-    with _topics(settings, [source]):
-        filled = _fill(settings, data, source, events)
+    with bench_topics(settings, [source]):
+        filled = fill_topic(settings, data, source, events)
         runs: dict[int, tuple[Drain, dict[str, list[JSONObject]]]] = {}
         for processes in (1, 2):
             run_tag = f"{tag}-p{processes}"
@@ -477,11 +477,11 @@ def _scale_out(settings: Settings, data: Path, tag: str, events: int, echo: Echo
             outputs = [topics["decisions"], topics["dlq"]]
             # Features under a prefix per run: the second run must not reuse the first one's
             # stored decisions.
-            with _topics(settings, outputs), bureau_features(settings, data) as prefix:
+            with bench_topics(settings, outputs), bureau_features(settings, data) as prefix:
                 worker = start_worker(settings, topics, run_tag, prefix, arguments)
                 try:
                     name = f"{processes} worker process{'es' if processes > 1 else ''}"
-                    drain = _time_drain(settings, name, worker.process.pid, outputs, filled.sent)
+                    drain = time_drain(settings, name, worker.process.pid, outputs, filled.sent)
                 finally:
                     worker.stop()
                 runs[processes] = (drain, _decisions_by_key(settings, topics["decisions"]))
@@ -532,7 +532,7 @@ def _exactly_once_report(one: dict[str, list[JSONObject]],
 # ---------------------------------------------------------------- shared
 
 @contextmanager
-def _topics(settings: Settings, names: list[str]) -> Iterator[None]:
+def bench_topics(settings: Settings, names: list[str]) -> Iterator[None]:
     ensure_topics(settings, dict.fromkeys(names, PARTITIONS))
     try:
         yield
@@ -540,7 +540,7 @@ def _topics(settings: Settings, names: list[str]) -> Iterator[None]:
         delete_topics(settings, names)
 
 
-def _fill(settings: Settings, data: Path, topic: str, events: int) -> ReplaySummary:
+def fill_topic(settings: Settings, data: Path, topic: str, events: int) -> ReplaySummary:
     from replay.core import live_event_layout, replay_applications
 
     return replay_applications(data, settings, topic, events, progress=False,
