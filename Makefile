@@ -5,6 +5,12 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Python keeps compiled modules (__pycache__, and pytest's rewritten test modules) even where
+# the environment asks it not to: without them every process of a run (each test worker, each
+# worker, ledger writer and CLI a stack test starts) compiles pandas, scikit-learn and the
+# project again, about 7 s of CPU per process.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: install system-deps check test test-fast test-unit test-integration test-cluster demo up down status bench clean
 
 install: system-deps $(STAMP)
@@ -21,12 +27,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The two tiers of tests. Those that need no server run on every core (pytest-xdist, one
-# test file per worker so a file's shared fixtures are built once). Those on the real stack
+# test file per worker so a file's shared fixtures are built once), the longest files first
+# (tests/conftest.py, EXPECTED_FILE_SECONDS; not xdist's order by test count, which starts the
+# two files that train models last). Those on the real stack
 # run three at a time: each test has its own topics, Redis key prefix, consumer groups,
 # database and ports, and most of their time is spent waiting on servers, not computing.
 # They are handed out one at a time, longest first (tests/conftest.py, EXPECTED_SECONDS), so
 # no long test starts last on one worker while the others have finished.
-UNIT_TESTS := -m "not integration and not e2e" -n auto --dist loadfile
+UNIT_TESTS := -m "not integration and not e2e" -n auto --dist loadfile --no-loadscope-reorder
 STACK_TESTS := -m "(integration or e2e) and not cluster" -n 3 --dist load --maxschedchunk 1 --durations=15
 CLUSTER_TESTS := -m "cluster" -n 2 --dist load --maxschedchunk 1 --durations=10
 
