@@ -68,7 +68,7 @@ from stream.pipeline import IncomingEvent, ScoringPipeline
 from stream.request_batching import Overloaded, RequestBatcher
 from stream.shadow import ShadowScorer
 from stream.validation import DeadLetter
-from stream.warm_start import batch_sizes, warm_up, warm_up_pipeline
+from stream.warm_start import batch_sizes, freeze_long_lived, warm_up, warm_up_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class ServiceState:
                 self.requests = RequestBatcher(self.pipeline.score_many,
                                                self.settings.batch_max_events,
                                                self.settings.score_queue_max)
+                freeze_long_lived()
         return self.pipeline
 
     def _build(self) -> ScoringPipeline:
