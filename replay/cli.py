@@ -40,7 +40,9 @@ def produce_command(
                               "fields (protected characteristics) when the file has them."),
     rate: float = typer.Option(100.0, "--rate", min=0, help="events per second (0 = as fast as possible)"),
     count: int = typer.Option(1000, "--count", min=1, help="events to send (fewer if the file ends)"),
-    start: int = typer.Option(0, "--start", min=0, help="skip this many data rows first"),
+    start: int = typer.Option(
+        0, "--start", min=0, help="skip this many data rows first (with --repeat, rows of the "
+        "repeated file: a run started where another ended sends no application twice)"),
     submitted_at: str = typer.Option("now", "--submitted-at",
                                      help="'now' (UTC, at sending) or 'original' (the row's issue month)"),
     topic: str | None = typer.Option(None, "--topic", help="default: CREDITRISK_TOPIC_APPLICATIONS "

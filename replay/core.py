@@ -204,13 +204,19 @@ def _stream_rows(path: Path, start: int) -> Iterator[LoanRow]:
 
 
 def repeated_loan_rows(path: Path, layout: EventLayout, start: int = 0) -> Iterator[LoanRow]:
-    """The file's rows from ``start`` on, then the whole file again and again, without end.
+    """The file's rows, then the whole file again and again, without end, from row ``start``
+    of that endless stream on (a ``start`` past the file's end starts in a later pass).
     Pass n (from 2) suffixes each application id with ``-rN``: every event stays a fresh
     application (a repeated id would meet its stored decision and skip the scoring), while
-    the customer, and so the customer's stored features, stay the same."""
+    the customer, and so the customer's stored features, stay the same. Runs that each start
+    where the last one ended therefore never send the same application twice."""
+    yield from itertools.islice(_passes(path, layout), start, None)
+
+
+def _passes(path: Path, layout: EventLayout) -> Iterator[LoanRow]:
     id_column = layout.columns.id_column
     checked = _checked_file(path, layout.required_columns)
-    yield from _stream_rows(checked, start)
+    yield from _stream_rows(checked, 0)
     for repeat in itertools.count(2):
         passed = 0
         for row in _stream_rows(checked, 0):

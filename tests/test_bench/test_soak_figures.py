@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from infra.bench.soak import (
     ProcessSample,
     SoakInterval,
+    _read_for,
+    _Window,
     p99_growth,
     read_worker_figures,
     save_figure,
 )
+
+if TYPE_CHECKING:
+    from kafka import KafkaConsumer
 
 
 def interval(index: int, p99_ms: float, worker_mb: float = 280.0) -> SoakInterval:
@@ -64,3 +72,35 @@ def test_worker_figures_from_its_metrics_page() -> None:
     assert (figures.lag, figures.batches, figures.batch_events, figures.batch_seconds) == (
         7, 10.0, 250.0, 1.5)
     assert read_worker_figures("").lag is None  # no partitions assigned yet: unknown, not 0
+
+
+class _Record:
+    def __init__(self, decision: dict[str, str]) -> None:
+        self.value = json.dumps(decision).encode()
+
+
+class _Reader:
+    """Answers one poll with the given decisions, then nothing."""
+
+    def __init__(self, decisions: list[dict[str, str]]) -> None:
+        self.polls = [{"decisions-0": [_Record(decision) for decision in decisions]}]
+
+    def poll(self, timeout_ms: int) -> dict[str, list[_Record]]:
+        return self.polls.pop(0) if self.polls else {}
+
+
+def test_a_repeated_application_is_counted_but_not_timed_from_its_first_copy() -> None:
+    now = datetime.now(UTC)
+    first_copy = (now - timedelta(seconds=30)).isoformat()
+    decisions = [
+        {"application_id": "a-1", "submitted_at": (now - timedelta(seconds=0.02)).isoformat(),
+         "decided_at": now.isoformat()},
+        # The file sent a-2 30 s ago and again just now: its stored decision answers the resend.
+        {"application_id": "a-2", "submitted_at": first_copy, "decided_at": first_copy},
+        {"application_id": "a-2", "submitted_at": first_copy, "decided_at": first_copy},
+    ]
+    window, answered = _Window(), {"a-2"}  # a-2's first decision was read in an earlier window
+    _read_for(cast("KafkaConsumer", _Reader(decisions)), 0.3, window, answered)
+    assert window.outputs == 3 and window.repeats == 2
+    assert len(window.latencies) == 1 and window.latencies[0] < 5
+    assert answered == {"a-1", "a-2"}

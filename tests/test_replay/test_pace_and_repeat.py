@@ -64,6 +64,16 @@ def test_repeat_starts_again_with_fresh_application_ids_of_the_same_customers(
     assert customers[2:5] == customers[5:8]  # the same customers, so their stored features
 
 
+def test_runs_that_start_where_the_last_ended_never_send_an_application_twice(
+        three_loans: Path) -> None:
+    loan_a, loan_b, loan_c = (str(row["id"]) for row in replay.read_loan_rows(three_loans, LAYOUT))
+    first = list(itertools.islice(replay.repeated_loan_rows(three_loans, LAYOUT), 4))
+    second = list(itertools.islice(replay.repeated_loan_rows(three_loans, LAYOUT, start=4), 4))
+    assert [str(row["id"]) for row in first] == [loan_a, loan_b, loan_c, f"{loan_a}-r2"]
+    assert [str(row["id"]) for row in second] == [f"{loan_b}-r2", f"{loan_c}-r2",
+                                                  f"{loan_a}-r3", f"{loan_b}-r3"]
+
+
 def test_repeated_events_pass_the_workers_id_check(three_loans: Path) -> None:
     from stream.event_schema import check_application_id
 
