@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 Echo = Callable[[str], None]
 
-RAMP_RATES = (250, 500, 1_000, 1_500, 2_000, 3_000)
+RAMP_RATES = (250, 500, 750, 1_000, 1_250, 1_500, 2_000, 3_000)
 RAMP_STEP_S = 20.0
 # A ramp step is kept up when, at its end, the worker is this close behind the producer and
 # the step's p99 stayed below RAMP_P99_LIMIT_S.
