@@ -46,6 +46,7 @@ from infra.bench.throughput import (
     WARM_UP_EVENTS,
     Drain,
     bench_topics,
+    brokers_total,
     drain_one,
     fill_topic,
     ladder_step,
@@ -76,7 +77,7 @@ MEASURES: tuple[Measure, ...] = (
     Measure("worker", "drain: scoring worker, 1 process", "events/s"),
     Measure("worker_vs_faust", "worker / pass-through", "ratio"),
     Measure("worker_cpu", "worker CPU per 1,000 decisions", "CPU s"),
-    Measure("broker_cpu", "one broker's CPU per 1,000 decisions (cluster: kafka-1 of 3)", "CPU s"),
+    Measure("broker_cpu", "the brokers' CPU per 1,000 decisions (cluster: the three together)", "CPU s"),
     Measure("machine_busy", "machine busy while the worker drained (2 cores)", "share"),
     *(Measure(f"{rate}_{stat}", f"latency at {rate:,}/s, {stat}", "ms")
       for rate in LATENCY_RATES for stat in ("p50", "p99")),
@@ -280,7 +281,7 @@ def _drains(settings: Settings, data: Path, tag: str, events: int, processes: in
                "worker_vs_faust": worker.events_per_second / faust.events_per_second,
                "scale": scaled.events_per_second,
                "scale_vs_one": scaled.events_per_second / worker.events_per_second}
-    optional = {"worker_cpu": cpu.get("process"), "broker_cpu": cpu.get("Kafka broker"),
+    optional = {"worker_cpu": cpu.get("process"), "broker_cpu": brokers_total(cpu),
                 "machine_busy": worker.machine_busy, "scale_cpu": scaled_cpu.get("process")}
     return figures | {key: value for key, value in optional.items() if value is not None}
 

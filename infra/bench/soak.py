@@ -30,7 +30,7 @@ import numpy as np
 
 from config.kafka_auth import kafka_python_options
 from config.settings import Settings
-from infra.bench.throughput import cpu_seconds
+from infra.bench.throughput import cpu_seconds, stack_pids
 from infra.bench.worker import BenchWorker, bureau_features, decoded_outputs, start_worker
 from infra.stack.kafka_access import delete_topics, ensure_topics, grant_prefix, retire_prefix
 
@@ -192,14 +192,6 @@ class ProcessWatch:
             samples.append(ProcessSample(name, share, rss_mb(pid)))
         self._at = now
         return tuple(samples)
-
-
-def stack_pids(settings: Settings) -> dict[str, int]:
-    """The local stack's broker and Redis, when this machine runs them."""
-    from infra.stack.services import Kafka, Redis
-
-    found = {"broker": Kafka(settings).our_pid(), "redis": Redis(settings).our_pid()}
-    return {who: pid for who, pid in found.items() if pid is not None}
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,8 @@ class Drain:
     name: str
     outputs: int
     seconds: float                      # first to last output message
-    # CPU seconds per 1,000 outputs of the "process" (with its children), the "Kafka broker"
-    # and "Redis"
+    # CPU seconds per 1,000 outputs of the "process" (with its children) and of each broker
+    # and Redis node (named as stack_pids names them)
     cpu_per_thousand: dict[str, float]
     # Share of all the machine's cores busy (anyone's work) while it drained
     machine_busy: float | None = None
@@ -196,7 +196,7 @@ def time_drain(settings: Settings, name: str, pid: int, topics: list[str], expec
     consumer = KafkaConsumer(**kafka_python_options(settings, "reader"), group_id=None,
                              enable_auto_commit=False)
     partitions = [TopicPartition(topic, p) for topic in topics for p in range(PARTITIONS)]
-    pids = {"process": pid, **_stack_pids(settings)}
+    pids = {"process": pid, **stack_pids(settings)}
     try:
         first: tuple[int, dict[str, float], float, float] | None = None
         count, cpu, last_count, last_progress = 0, dict.fromkeys(pids, 0.0), 0, time.monotonic()
@@ -233,12 +233,25 @@ def _messages_in(settings: Settings, topics: list[str]) -> int:
         consumer.close()
 
 
-def _stack_pids(settings: Settings) -> dict[str, int]:
-    """The local stack's broker and Redis, when this machine runs them."""
-    from infra.stack.services import Kafka, Redis
+def stack_pids(settings: Settings) -> dict[str, int]:
+    """Every broker and Redis node of the local stack, when this machine runs them, by name:
+    ``broker`` and ``redis`` on the single-node stack, ``broker 1`` … and ``redis 1`` … on
+    the clustered one."""
+    from infra.stack.services import kafka_nodes, redis_nodes
 
-    found = {"Kafka broker": Kafka(settings).our_pid(), "Redis": Redis(settings).our_pid()}
-    return {who: pid for who, pid in found.items() if pid is not None}
+    found: dict[str, int] = {}
+    for kind, nodes in (("broker", kafka_nodes(settings)), ("redis", redis_nodes(settings))):
+        for index, node in enumerate(nodes, start=1):
+            pid = node.our_pid()
+            if pid is not None:
+                found[kind if len(nodes) == 1 else f"{kind} {index}"] = pid
+    return found
+
+
+def brokers_total(per_process: dict[str, float]) -> float | None:
+    """The sum of every broker's figure in ``per_process`` (keyed as :func:`stack_pids`)."""
+    brokers = [value for name, value in per_process.items() if name.startswith("broker")]
+    return sum(brokers) if brokers else None
 
 
 def _first_and_last_timestamps(consumer: KafkaConsumer, partitions: list[TopicPartition],
