@@ -9,7 +9,9 @@ else (mutual TLS). A deployment brings its own PKI and points the same settings 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,24 +37,51 @@ class BrokerTls:
 
 
 def ensure_broker_tls(folder: Path) -> BrokerTls:
-    """The CA and broker certificate under ``folder``: made when missing or expiring."""
+    """The CA and broker certificate under ``folder``: made when missing or expiring.
+
+    The nodes of a quorum are prepared side by side and each asks for them: they are made
+    once, under a lock, and each file appears whole (written aside, then renamed), so every
+    node gets the same CA and certificate. (Two CAs made at once left one node trusting a CA
+    the others' certificates were not signed by: its quorum connections failed the TLS
+    handshake and it exited during start-up.)"""
     files = BrokerTls(folder / "ca.pem", folder / "broker.pem")
-    (folder / "ca-key.pem").unlink(missing_ok=True)  # kept by older versions: no longer
-    if files.ca_certificate.exists() and files.broker_keystore.exists() and not _expiring(files):
+    if _usable(files):
         return files
+    folder.mkdir(parents=True, exist_ok=True)  # ca.pem is public; the keys are owner-only
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _usable(files):  # else another node made them while this one waited
+            _make(files)
+    return files
+
+
+def _usable(files: BrokerTls) -> bool:
+    return (files.ca_certificate.exists() and files.broker_keystore.exists()
+            and not _expiring(files))
+
+
+def _make(files: BrokerTls) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    folder.mkdir(parents=True, exist_ok=True)  # ca.pem is public; the keys are owner-only
+    (files.ca_certificate.parent / "ca-key.pem").unlink(missing_ok=True)  # older versions kept it
     ca_key, ca_certificate = _certificate_authority()
     broker_key, broker_certificate = _broker_certificate(ca_key, ca_certificate)
     pem = serialization.Encoding.PEM
     # The CA's key signs the broker's certificate and is dropped: kept, it could make another
     # certificate the controller listener would take for the broker. A renewal makes a new CA.
-    files.ca_certificate.write_bytes(ca_certificate.public_bytes(pem))
-    write_private(files.broker_keystore, broker_key.private_bytes(
+    _replace_whole(files.ca_certificate, ca_certificate.public_bytes(pem), private=False)
+    _replace_whole(files.broker_keystore, broker_key.private_bytes(
         pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         + broker_certificate.public_bytes(pem) + ca_certificate.public_bytes(pem))
-    return files
+
+
+def _replace_whole(path: Path, content: bytes, private: bool = True) -> None:
+    draft = path.with_name(f".{path.name}.draft")
+    if private:
+        write_private(draft, content)
+    else:
+        draft.write_bytes(content)
+    os.replace(draft, path)
 
 
 def _expiring(files: BrokerTls) -> bool:

@@ -102,3 +102,25 @@ def test_prometheus_config_points_at_local_targets(tmp_path: Path) -> None:
     settings_lines = [line for line in config.splitlines() if not line.lstrip().startswith("#")]
     assert not any("/etc/prometheus" in line for line in settings_lines)
     assert "127.0.0.1:26066" in (prometheus.targets_dir / "worker.json").read_text()
+
+
+def test_nodes_prepared_side_by_side_get_one_ca_and_a_certificate_it_signed(tmp_path: Path) -> None:
+    # The three nodes of a quorum ask for the certificates at once (the clustered stack's
+    # start): one CA must come out, or a node trusts a CA the others' certificates lack.
+    import threading
+
+    from infra.stack.tls import ensure_broker_tls
+
+    folder, start = tmp_path / "tls", threading.Barrier(3)
+    def node() -> None:
+        start.wait()
+        ensure_broker_tls(folder)
+    threads = [threading.Thread(target=node) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ca = (folder / "ca.pem").read_bytes()
+    keystore = (folder / "broker.pem").read_bytes()
+    assert keystore.endswith(ca)  # the CA the broker presents is the one every client trusts
+    assert keystore.count(b"BEGIN CERTIFICATE") == 2 and ca.count(b"BEGIN CERTIFICATE") == 1
