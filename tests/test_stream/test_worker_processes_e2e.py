@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +53,10 @@ def test_two_processes_in_one_group_split_six_partitions_and_decide_every_applic
         # Prometheus is told about the second process (the first port is the stack's own).
         document = json.loads((targets / TARGETS_FILE).read_text())
         assert document[0]["targets"] == [f"127.0.0.1:{worker.port + 1}"]
+        # The second child joins a group the first already formed: the events are sent once
+        # the rebalance has settled, so each process has partitions to score them on (sent
+        # earlier, the first can decide them all before the second is assigned any).
+        _wait_until_both_hold_partitions(worker, second)
         assert produce(settings, applications, keyed(events)) == 3_000
 
         decisions = TopicReader(settings, namespace.topic_decisions)
@@ -62,8 +67,7 @@ def test_two_processes_in_one_group_split_six_partitions_and_decide_every_applic
         decisions.close()
 
         # Both processes took partitions and scored: the group split the topic between them.
-        partitions = [json.loads(process.http("GET", "/health")[1])["kafka"]["assigned_partitions"]
-                      for process in (worker, second)]
+        partitions = [_assigned_partitions(process) for process in (worker, second)]
         # Three input partitions each (one of them also holds Faust's one-partition leader topic).
         assert min(partitions) >= 3
         assert sum(partitions) <= PARTITIONS + 1
@@ -76,3 +80,19 @@ def test_two_processes_in_one_group_split_six_partitions_and_decide_every_applic
         delete_topics(settings, [applications])
     assert worker.process is None
     assert not (targets / TARGETS_FILE).exists()  # the supervisor removed its targets on exit
+
+
+def _assigned_partitions(process: WorkerProcess) -> int:
+    return int(json.loads(process.http("GET", "/health")[1])["kafka"]["assigned_partitions"])
+
+
+def _wait_until_both_hold_partitions(*processes: WorkerProcess, timeout_s: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if min(_assigned_partitions(process) for process in processes) >= 3:
+                return
+        except (KeyError, ValueError):  # a process not answering yet, or still warming
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the two processes did not both hold partitions within {timeout_s:.0f} s")
