@@ -6,6 +6,7 @@ from a real ledger writer scraped by the stack's Prometheus."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -121,12 +122,16 @@ def test_every_final_decision_is_published_once_with_its_stored_content_through_
         reader = RawTopicReader(namespace.settings, namespace.topic_final_decisions)
         try:
             first.start()
-            produce(namespace.settings, namespace.topic_decisions,
-                    [(d.application_id.encode(), d.to_json()) for d in decisions], 600, "worker")
-            # Killed while it publishes: some final decisions are out, others wait.
+            # The model's decisions arrive while the writer publishes (over 2.5 s, sent beside
+            # the test): it is killed mid-stream, some final decisions out, others waiting.
+            sender = threading.Thread(target=produce, args=(
+                namespace.settings, namespace.topic_decisions,
+                [(d.application_id.encode(), d.to_json()) for d in decisions], 600, "worker"))
+            sender.start()
             _wait(lambda: ledger_count(settings, PUBLISHED) >= 100, 60, "the first publications")
             first.kill()
             published_before_kill = ledger_count(settings, PUBLISHED)
+            sender.join()
 
             second = _ledger(namespace, settings, tmp_path, "ledger-2")
             second.start()
