@@ -50,13 +50,15 @@ def test_events_arriving_while_a_batch_is_scored_make_the_next_batch() -> None:
     assert sorted(len(batch) for batch in seen)[len(seen) // 2] >= 8
 
 
+async def one_then_quiet() -> AsyncIterator[int]:
+    """One event, then nothing for 10 s."""
+    yield 1
+    await asyncio.sleep(10)
+    yield 2
+
+
 def test_a_lone_event_waits_at_most_within() -> None:
     async def lone() -> float:
-        async def one_then_quiet() -> AsyncIterator[int]:
-            yield 1
-            await asyncio.sleep(10)
-            yield 2
-
         async with BacklogBatches(one_then_quiet(), 200, 0.05) as batches:
             started = time.perf_counter()
             batch = await anext(batches)
@@ -124,11 +126,6 @@ def test_events_known_to_wait_in_the_broker_fill_the_batch_before_it_is_scored()
 
 def test_a_backlog_that_does_not_come_delays_a_batch_at_most_backlog_within() -> None:
     async def stuck() -> float:
-        async def one_then_quiet() -> AsyncIterator[int]:
-            yield 1
-            await asyncio.sleep(10)
-            yield 2
-
         async with BacklogBatches(one_then_quiet(), 200, 0.002, backlog=lambda: 1_000,
                                   backlog_within_s=0.05) as batches:
             started = time.perf_counter()
