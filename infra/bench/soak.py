@@ -379,8 +379,9 @@ class SoakRig:
             self.read(0.2)
         return process
 
-    def read(self, seconds: float, window: _Window | None = None) -> None:
-        _read_for(self.reader, seconds, window or _Window(), self.answered)
+    def read(self, seconds: float) -> None:
+        """Read outputs untimed (between steps), noting the applications answered."""
+        _read_for(self.reader, seconds, _Window(), self.answered)
 
     def intervals(self, settings: Settings, producer: subprocess.Popen[str], intervals: int,
                   interval_s: float, echo: Echo, stop_with_producer: bool = False,

@@ -45,6 +45,7 @@ def ensure_broker_tls(folder: Path) -> BrokerTls:
     the others' certificates were not signed by: its quorum connections failed the TLS
     handshake and it exited during start-up.)"""
     files = BrokerTls(folder / "ca.pem", folder / "broker.pem")
+    (folder / "ca-key.pem").unlink(missing_ok=True)  # kept by older versions: no longer
     if _usable(files):
         return files
     folder.mkdir(parents=True, exist_ok=True)  # ca.pem is public; the keys are owner-only
@@ -63,7 +64,6 @@ def _usable(files: BrokerTls) -> bool:
 def _make(files: BrokerTls) -> None:
     from cryptography.hazmat.primitives import serialization
 
-    (files.ca_certificate.parent / "ca-key.pem").unlink(missing_ok=True)  # older versions kept it
     ca_key, ca_certificate = _certificate_authority()
     broker_key, broker_certificate = _broker_certificate(ca_key, ca_certificate)
     pem = serialization.Encoding.PEM
